@@ -1,0 +1,25 @@
+/**
+ * The simulator started on demand inside the library's own process, on an ephemeral
+ * loopback port, the first time a `sim/...` model is used. `SWITCHBOARD_SIM_URL` points
+ * the library at a simulator running elsewhere (`switchboard sim`) instead.
+ */
+import type { Env } from '../providers/resolve.js';
+import { SIM_PROVIDERS } from './profiles.js';
+import { startSimulator, type RunningSimulator } from './server.js';
+
+let embedded: Promise<RunningSimulator> | undefined;
+
+/** The base URL under which a simulated provider is served. */
+export function simulatorProviderURL(origin: string, provider: string, protocol: 'openai' | 'anthropic' | 'gemini'): string {
+  const base = `${origin.replace(/\/+$/, '')}/${provider}`;
+  return protocol === 'openai' ? `${base}/v1` : base;
+}
+
+export async function simulatorBaseURL(provider: string, env: Env): Promise<string> {
+  const protocol = SIM_PROVIDERS[provider]?.protocol ?? 'openai';
+  const external = env.SWITCHBOARD_SIM_URL;
+  if (external) return simulatorProviderURL(external, provider, protocol);
+  embedded ??= startSimulator({ port: 0, unref: true });
+  const sim = await embedded;
+  return simulatorProviderURL(sim.url, provider, protocol);
+}

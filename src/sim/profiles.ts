@@ -1,0 +1,39 @@
+/**
+ * The simulator's models and providers: each provider with its own time to first token,
+ * output speed and price, so routing and cost have something real to work with.
+ */
+
+export interface SimProviderProfile {
+  /** Wire protocol this simulated provider speaks. */
+  protocol: 'openai' | 'anthropic' | 'gemini';
+  /** Median time to first token, milliseconds (before time scaling). */
+  ttftMs: number;
+  /** Output tokens per second. */
+  tokensPerSecond: number;
+  /** US dollars per million input and output tokens. */
+  inputPrice: number;
+  outputPrice: number;
+  /** Share of requests that fail (500, 429 with Retry-After, or a stream cut midway). */
+  failRate?: number;
+}
+
+export interface SimModelProfile {
+  /** Providers serving this model. */
+  providers: string[];
+  contextLength: number;
+  /** Typical reply length in words. */
+  replyWords: number;
+}
+
+export const SIM_PROVIDERS: Record<string, SimProviderProfile> = {
+  'sim-fast': { protocol: 'openai', ttftMs: 120, tokensPerSecond: 220, inputPrice: 0.6, outputPrice: 2.4 },
+  'sim-cheap': { protocol: 'openai', ttftMs: 600, tokensPerSecond: 45, inputPrice: 0.1, outputPrice: 0.3 },
+  'sim-flaky': { protocol: 'openai', ttftMs: 250, tokensPerSecond: 120, inputPrice: 0.3, outputPrice: 1.2, failRate: 0.3 },
+};
+
+export const SIM_MODELS: Record<string, SimModelProfile> = {
+  llama: { providers: ['sim-fast', 'sim-cheap', 'sim-flaky'], contextLength: 131072, replyWords: 60 },
+  mini: { providers: ['sim-fast', 'sim-cheap'], contextLength: 32768, replyWords: 30 },
+};
+
+export const SIM_DEFAULT_PROVIDER = 'sim-fast';

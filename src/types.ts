@@ -1,0 +1,166 @@
+/**
+ * The canonical vocabulary every layer speaks.
+ *
+ * History is plain JSON in the OpenAI Chat Completions message shape: users print it,
+ * store it and send it elsewhere. Protocol modules translate it to and from their wire
+ * formats; nothing provider-specific lives here.
+ */
+
+export type Role = 'system' | 'user' | 'assistant' | 'tool';
+
+export interface TextPart {
+  type: 'text';
+  text: string;
+}
+export interface ImagePart {
+  type: 'image_url';
+  /** `url` is an http(s) URL or a `data:` URI. */
+  image_url: { url: string; detail?: 'auto' | 'low' | 'high' };
+}
+export interface FilePart {
+  type: 'file';
+  /** `file_data` is a `data:` URI (base64) or an http(s) URL. */
+  file: { filename?: string; file_data: string };
+}
+export interface AudioPart {
+  type: 'input_audio';
+  /** `data` is base64 without a `data:` prefix; `format` as OpenAI names it (`wav`, `mp3`, ...). */
+  input_audio: { data: string; format: string };
+}
+export type ContentPart = TextPart | ImagePart | FilePart | AudioPart;
+
+export interface ToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+export interface SystemMessage {
+  role: 'system';
+  content: string;
+}
+export interface UserMessage {
+  role: 'user';
+  content: string | ContentPart[];
+}
+export interface AssistantMessage {
+  role: 'assistant';
+  content: string | null;
+  tool_calls?: ToolCall[];
+}
+export interface ToolMessage {
+  role: 'tool';
+  tool_call_id: string;
+  content: string;
+}
+export type Message = SystemMessage | UserMessage | AssistantMessage | ToolMessage;
+
+/**
+ * Token counts for one turn or summed over turns. The same meaning for every provider:
+ * `promptTokens` counts every input token (cached and cache-written included) and
+ * `completionTokens` every output token (reasoning included); the breakdowns sit beside them.
+ */
+export interface TokenUsage {
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+  /** Input tokens read from the provider's prompt cache (part of promptTokens). */
+  cachedTokens?: number;
+  /** Input tokens written to the provider's prompt cache (part of promptTokens). */
+  cacheWriteTokens?: number;
+  /** Output tokens spent on reasoning (part of completionTokens). */
+  reasoningTokens?: number;
+}
+
+/** Token counts plus cost in US dollars; `cost` is null only when no price is known. */
+export interface Usage extends TokenUsage {
+  cost: number | null;
+}
+
+export type FinishReason =
+  | 'stop'
+  | 'length'
+  | 'tool-calls'
+  | 'content-filter'
+  | 'error'
+  | 'other';
+
+/** Events a protocol module yields while reading one response. */
+export type ProtocolEvent =
+  | { type: 'start'; model?: string; provider?: string; id?: string }
+  | { type: 'text-delta'; text: string }
+  | { type: 'reasoning-delta'; text: string; signature?: string }
+  | {
+      type: 'tool-call-delta';
+      index: number;
+      id?: string;
+      name?: string;
+      argumentsDelta: string;
+    }
+  | { type: 'usage'; usage: TokenUsage; cost?: number; raw?: unknown }
+  | { type: 'finish'; reason: FinishReason; rawReason?: string }
+  | { type: 'annotations'; annotations: unknown[] };
+
+/** Request parameters passed through to the provider. */
+export interface RequestParams {
+  temperature?: number;
+  topP?: number;
+  maxTokens?: number;
+  stop?: string | string[];
+  seed?: number;
+  /** OpenAI's `response_format` (`{ type: 'json_object' }` or `{ type: 'json_schema', json_schema }`). */
+  responseFormat?: Record<string, unknown>;
+  tools?: ToolDefinition[];
+  toolChoice?: 'auto' | 'none' | 'required' | { name: string };
+  /** Reasoning effort or budget, translated to each provider's own form. */
+  reasoning?: { effort?: 'low' | 'medium' | 'high'; maxTokens?: number };
+  /** Provider-specific body fields, merged into the wire request last. */
+  extraBody?: Record<string, unknown>;
+}
+
+/** A tool as the wire sees it: a name, a description and a JSON Schema for its input. */
+export interface ToolDefinition {
+  name: string;
+  description?: string;
+  parameters: Record<string, unknown>;
+}
+
+/** Everything a protocol needs to build one wire request. */
+export interface CanonicalRequest {
+  /** The provider's own model id. */
+  model: string;
+  messages: Message[];
+  params: RequestParams;
+  stream: boolean;
+}
+
+/** What answered a turn and how it went: per-turn metadata kept beside the history. */
+export interface TurnResult {
+  /** The model string the caller asked for (the key in multi-model results). */
+  model: string;
+  /** The provider's own model id that answered (as the provider reported it, when it did). */
+  resolvedModel: string;
+  /** The provider that answered (for OpenRouter, the upstream host it chose when reported). */
+  provider: string;
+  text: string;
+  message: AssistantMessage;
+  reasoning?: string;
+  finishReason: FinishReason;
+  rawFinishReason?: string;
+  usage: Usage;
+  /** Milliseconds from sending the request to the first content token. */
+  ttftMs: number | null;
+  /** Milliseconds from sending the request to the end of the reply. */
+  latencyMs: number;
+  /** Output tokens per second after the first token. */
+  tokensPerSecond: number | null;
+  startedAt: string;
+  annotations?: unknown[];
+}
+
+/** Events of `chat.stream()` and `call.stream()`, tagged with the model string they belong to. */
+export type StreamEvent =
+  | { type: 'text-delta'; model: string; text: string }
+  | { type: 'reasoning-delta'; model: string; text: string }
+  | { type: 'finish'; model: string; result: TurnResult }
+  | { type: 'error'; model: string; error: Error };
