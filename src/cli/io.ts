@@ -1,0 +1,40 @@
+/**
+ * What a command reads and writes, injectable so commands are tested by calling them.
+ * `process.exit` appears only in bin.ts.
+ */
+import type { Env } from '../providers/resolve.js';
+
+export interface OutStream {
+  write(chunk: string): unknown;
+  isTTY?: boolean | undefined;
+  columns?: number | undefined;
+}
+
+export interface CliIO {
+  stdout: OutStream;
+  stderr: OutStream;
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean | undefined };
+  env: Env;
+  cwd: string;
+}
+
+/** A user's mistake: printed as one line with a hint, no stack trace. Bugs keep their stack. */
+export class CLIError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 2) {
+    super(message);
+    this.name = 'CLIError';
+    this.exitCode = exitCode;
+  }
+}
+
+export function processIO(): CliIO {
+  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, cwd: process.cwd() };
+}
+
+/** Colours only for a terminal, and never when NO_COLOR is set. */
+export function useColor(stream: OutStream, env: Env): boolean {
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
+  if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0') return true;
+  return stream.isTTY === true;
+}

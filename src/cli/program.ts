@@ -1,0 +1,20 @@
+/**
+ * The `switchboard` command line: one file per command, each registering itself on the
+ * commander program with the injected IO.
+ */
+import { Command } from 'commander';
+import { VERSION } from '../version.js';
+import type { CliIO } from './io.js';
+
+export function createProgram(io: CliIO): Command {
+  const program = new Command('switchboard')
+    .description('Every large language model behind one interface: chat, compare, stream, and pay for models sensibly.')
+    .version(VERSION, '-v, --version')
+    .showHelpAfterError('(run "switchboard --help" for usage)')
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    })
+    .exitOverride();
+  return program;
+}
