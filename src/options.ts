@@ -1,0 +1,62 @@
+/** Options shared by Call and Chat, and their translation into what a turn needs. */
+import { defaultRegistry, type ProviderRegistry } from './providers/registry.js';
+import type { Env } from './providers/resolve.js';
+import type { TurnOptions } from './turn.js';
+import type { RequestParams } from './types.js';
+
+export interface ClientOptions extends RequestParams {
+  /** API key for the provider (otherwise read from its environment variable). */
+  apiKey?: string;
+  /** An OpenAI-compatible endpoint to send every model string to, as-is. */
+  baseURL?: string;
+  /** Extra HTTP headers for every request. */
+  headers?: Record<string, string>;
+  /** Milliseconds one request may take before it fails with a TimeoutError. */
+  timeout?: number;
+  /** Aborts every request made with these options. */
+  signal?: AbortSignal;
+  /** Providers to resolve model strings against (defaults to the built-in registry). */
+  registry?: ProviderRegistry;
+  /** Environment to read keys and base URLs from (defaults to process.env). */
+  env?: Env;
+}
+
+/** Per-request options for `send`, `stream` and `run`. */
+export interface RequestOptions extends RequestParams {
+  signal?: AbortSignal;
+  timeout?: number;
+}
+
+const CLIENT_ONLY = new Set(['apiKey', 'baseURL', 'headers', 'timeout', 'signal', 'registry', 'env', 'system']);
+
+/** The request parameters among a bag of options. */
+export function pickParams(options: object): RequestParams {
+  const params: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (!CLIENT_ONLY.has(key) && value !== undefined) params[key] = value;
+  }
+  return params as RequestParams;
+}
+
+/** Combine client options and one request's options into a turn's options. */
+export function turnOptions(client: ClientOptions, request: RequestOptions = {}, signal?: AbortSignal): TurnOptions {
+  const params = { ...pickParams(client), ...pickParams(request) };
+  return {
+    registry: client.registry ?? defaultRegistry,
+    env: client.env ?? process.env,
+    baseURL: client.baseURL,
+    apiKey: client.apiKey,
+    headers: client.headers,
+    params,
+    timeoutMs: request.timeout ?? client.timeout,
+    signal: signal ?? request.signal ?? client.signal,
+  };
+}
+
+/** An AbortSignal that fires when any of the given ones does. */
+export function anySignal(signals: (AbortSignal | undefined)[]): AbortSignal | undefined {
+  const present = signals.filter((s): s is AbortSignal => s !== undefined);
+  if (present.length === 0) return undefined;
+  if (present.length === 1) return present[0];
+  return AbortSignal.any(present);
+}

@@ -1,0 +1,162 @@
+/**
+ * One model's turn: route the request, read its events, and build the turn's result
+ * (message, usage, cost, timings). Yields batches of stream events; the last batch holds
+ * the `finish` event. Throws a typed error when the turn fails; the caller commits nothing then.
+ */
+import { sendRequest } from './protocols/transport.js';
+import { getProtocol } from './protocols/index.js';
+import type { Deployment } from './providers/resolve.js';
+import { route, type RouteOptions } from './routing/router.js';
+import type {
+  AssistantMessage,
+  FinishReason,
+  Message,
+  RequestParams,
+  StreamEvent,
+  TokenUsage,
+  ToolCall,
+  TurnResult,
+} from './types.js';
+import { withCost } from './usage.js';
+
+export interface TurnOptions extends RouteOptions {
+  params: RequestParams;
+  /** Milliseconds one request may take. */
+  timeoutMs?: number | undefined;
+  /** Cost from catalog prices when the provider reports none; null when no price is known. */
+  priceCost?: ((deployment: Deployment, usage: TokenUsage) => number | null) | undefined;
+}
+
+interface PartialToolCall {
+  id: string;
+  name: string;
+  args: string;
+}
+
+/** Collects one attempt's events into a turn result. */
+class TurnAccumulator {
+  text = '';
+  reasoning = '';
+  toolCalls = new Map<number, PartialToolCall>();
+  usage: TokenUsage | undefined;
+  reportedCost: number | undefined;
+  finish: FinishReason | undefined;
+  rawFinish: string | undefined;
+  resolvedModel: string | undefined;
+  reportedProvider: string | undefined;
+  annotations: unknown[] = [];
+}
+
+export async function* runTurn(
+  modelString: string,
+  messages: Message[],
+  options: TurnOptions,
+): AsyncGenerator<StreamEvent[], void, undefined> {
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  let firstTokenAt: number | undefined;
+  let acc = new TurnAccumulator();
+  let deployment: Deployment | undefined;
+  const protocolOf = (name: Parameters<typeof getProtocol>[0]) => getProtocol(name);
+
+  const items = route(modelString, options, (dep, endpoint, signal) =>
+    sendRequest(protocolOf(endpoint.protocol), endpoint, { model: dep.providerModel, messages, params: mergeExtraBody(options.params, dep), stream: true }, {
+      signal,
+      timeoutMs: options.timeoutMs,
+    }),
+  );
+
+  for await (const item of items) {
+    if (item.kind === 'attempt') {
+      deployment = item.deployment;
+      acc = new TurnAccumulator();
+      continue;
+    }
+    const out: StreamEvent[] = [];
+    for (const event of item.events) {
+      switch (event.type) {
+        case 'text-delta':
+          firstTokenAt ??= performance.now();
+          acc.text += event.text;
+          out.push({ type: 'text-delta', model: modelString, text: event.text });
+          break;
+        case 'reasoning-delta':
+          firstTokenAt ??= performance.now();
+          acc.reasoning += event.text;
+          out.push({ type: 'reasoning-delta', model: modelString, text: event.text });
+          break;
+        case 'tool-call-delta': {
+          firstTokenAt ??= performance.now();
+          let call = acc.toolCalls.get(event.index);
+          if (!call) {
+            call = { id: event.id ?? '', name: event.name ?? '', args: '' };
+            acc.toolCalls.set(event.index, call);
+          }
+          if (event.id) call.id = event.id;
+          if (event.name) call.name = event.name;
+          call.args += event.argumentsDelta;
+          break;
+        }
+        case 'usage':
+          acc.usage = event.usage;
+          if (event.cost !== undefined) acc.reportedCost = event.cost;
+          break;
+        case 'finish':
+          acc.finish = event.reason;
+          acc.rawFinish = event.rawReason;
+          break;
+        case 'start':
+          if (event.model) acc.resolvedModel = event.model;
+          if (event.provider) acc.reportedProvider = event.provider;
+          break;
+        case 'annotations':
+          acc.annotations.push(...event.annotations);
+          break;
+      }
+    }
+    if (out.length > 0) yield out;
+  }
+
+  if (!deployment) throw new Error('router produced no attempt');
+  const ended = performance.now();
+  const toolCalls: ToolCall[] = [...acc.toolCalls.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([i, c]) => ({ id: c.id || `call_${i}`, type: 'function', function: { name: c.name, arguments: c.args } }));
+  const message: AssistantMessage = { role: 'assistant', content: toolCalls.length > 0 && acc.text === '' ? null : acc.text };
+  if (toolCalls.length > 0) message.tool_calls = toolCalls;
+  const tokens: TokenUsage = acc.usage ?? { promptTokens: 0, completionTokens: 0, totalTokens: 0 };
+  const cost = acc.reportedCost ?? (acc.usage && options.priceCost ? options.priceCost(deployment, tokens) : null);
+  const generating = firstTokenAt === undefined ? 0 : (ended - firstTokenAt) / 1000;
+  const result: TurnResult = {
+    model: modelString,
+    resolvedModel: acc.resolvedModel ?? deployment.providerModel,
+    provider: providerLabel(deployment.provider, acc.reportedProvider),
+    text: acc.text,
+    message,
+    finishReason: acc.finish ?? (toolCalls.length > 0 ? 'tool-calls' : 'stop'),
+    usage: withCost(tokens, cost),
+    ttftMs: firstTokenAt === undefined ? null : round(firstTokenAt - started),
+    latencyMs: round(ended - started),
+    tokensPerSecond: generating > 0 && tokens.completionTokens > 0 ? round(tokens.completionTokens / generating) : null,
+    startedAt,
+  };
+  if (acc.rawFinish !== undefined) result.rawFinishReason = acc.rawFinish;
+  if (acc.reasoning) result.reasoning = acc.reasoning;
+  if (acc.annotations.length > 0) result.annotations = acc.annotations;
+  yield [{ type: 'finish', model: modelString, result }];
+}
+
+/** OpenRouter reports the upstream host it chose; show both (`openrouter/Groq`). */
+function providerLabel(provider: string, reported: string | undefined): string {
+  if (!reported || reported === provider) return provider;
+  return `${provider}/${reported}`;
+}
+
+function mergeExtraBody(params: RequestParams, deployment: Deployment): RequestParams {
+  if (!deployment.extraBody) return params;
+  return { ...params, extraBody: { ...deployment.extraBody, ...params.extraBody } };
+}
+
+function round(n: number): number {
+  return Math.round(n * 10) / 10;
+}

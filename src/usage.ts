@@ -1,0 +1,33 @@
+/** Usage arithmetic: zeros, sums. Kept pure so Chat never mutates a usage it handed out. */
+import type { TokenUsage, Usage } from './types.js';
+
+export function zeroUsage(): Usage {
+  return { promptTokens: 0, completionTokens: 0, totalTokens: 0, cost: 0 };
+}
+
+const BREAKDOWNS = ['cachedTokens', 'cacheWriteTokens', 'reasoningTokens'] as const;
+
+/**
+ * The sum of two usages. Cost is the sum of the known costs, and null when nothing priced
+ * has been added: a conversation on a model with no known price reports null, not 0.
+ */
+export function addUsage(a: Usage, b: Usage): Usage {
+  const aEmpty = a.totalTokens === 0 && a.cost === 0;
+  let cost: number | null;
+  if (b.cost === null) cost = aEmpty ? null : a.cost;
+  else cost = (a.cost ?? 0) + b.cost;
+  const out: Usage = {
+    promptTokens: a.promptTokens + b.promptTokens,
+    completionTokens: a.completionTokens + b.completionTokens,
+    totalTokens: a.totalTokens + b.totalTokens,
+    cost,
+  };
+  for (const key of BREAKDOWNS) {
+    if (a[key] !== undefined || b[key] !== undefined) out[key] = (a[key] ?? 0) + (b[key] ?? 0);
+  }
+  return out;
+}
+
+export function withCost(tokens: TokenUsage, cost: number | null): Usage {
+  return { ...tokens, cost };
+}
