@@ -152,7 +152,11 @@ export async function* sendRequest(
         try {
           chunk = await body.read();
         } catch (err) {
-          throw failure(err);
+          if (timedOut || userSignal?.aborted) throw failure(err);
+          throw new ProtocolError(
+            `The connection to ${endpoint.provider} closed in the middle of the stream; the partial reply was discarded.`,
+            { url: safeURL(wire.url), isRetryable: true, cause: err },
+          );
         }
         if (chunk.done) break;
         parser.feed(decoder.decode(chunk.value, { stream: true }));
