@@ -196,7 +196,7 @@ describe('toJSON and fromJSON', () => {
     expect(restored.history).toEqual(chat.history);
     expect(restored.usage).toEqual(chat.usage);
     await restored.send('again');
-    expect(restored.history['acme/one']).toHaveLength(5);
+    expect((restored.history as Record<string, unknown[]>)['acme/one']).toHaveLength(5);
   });
 
   it('refuses malformed histories with a message naming the problem', () => {
