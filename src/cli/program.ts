@@ -4,7 +4,10 @@
  */
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
+import { registerAsk } from './ask.js';
+import { registerChat } from './chat.js';
 import type { CliIO } from './io.js';
+import { registerSim } from './sim.js';
 
 export function createProgram(io: CliIO): Command {
   const program = new Command('switchboard')
@@ -16,5 +19,8 @@ export function createProgram(io: CliIO): Command {
       writeErr: (s) => io.stderr.write(s),
     })
     .exitOverride();
+  registerAsk(program, io);
+  registerChat(program, io);
+  registerSim(program, io);
   return program;
 }

@@ -1,0 +1,123 @@
+/**
+ * `switchboard ask`: one prompt, one or several models. Streams the reply of a single
+ * model; with several, prints each reply, labelled, as it completes. `--json` prints one
+ * object per model per line.
+ */
+import type { Command } from 'commander';
+import { Call } from '../call.js';
+import type { StreamEvent, TurnResult } from '../types.js';
+import { chooseModels, collect } from './defaults.js';
+import { CLIError, type CliIO } from './io.js';
+
+interface AskFlags {
+  model: string[];
+  system?: string;
+  json?: boolean;
+  temperature?: string;
+  maxTokens?: string;
+  timeout?: string;
+}
+
+export async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  let text = '';
+  stream.setEncoding?.('utf8');
+  for await (const chunk of stream) text += typeof chunk === 'string' ? chunk : (chunk as Buffer).toString('utf8');
+  return text;
+}
+
+export function parseNumber(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new CLIError(`${flag} takes a number; got "${value}".`);
+  return n;
+}
+
+/** The line `ask --json` prints for one model. */
+export function jsonLine(model: string, result: TurnResult | undefined, error?: Error): string {
+  if (!result) return JSON.stringify({ model, provider: null, text: null, usage: null, cost: null, ttftMs: null, latencyMs: null, error: error?.message ?? 'failed' });
+  const { usage } = result;
+  return JSON.stringify({
+    model,
+    provider: result.provider,
+    resolvedModel: result.resolvedModel,
+    text: result.text,
+    usage: {
+      promptTokens: usage.promptTokens,
+      completionTokens: usage.completionTokens,
+      totalTokens: usage.totalTokens,
+      ...(usage.cachedTokens === undefined ? {} : { cachedTokens: usage.cachedTokens }),
+      ...(usage.cacheWriteTokens === undefined ? {} : { cacheWriteTokens: usage.cacheWriteTokens }),
+      ...(usage.reasoningTokens === undefined ? {} : { reasoningTokens: usage.reasoningTokens }),
+    },
+    cost: usage.cost,
+    ttftMs: result.ttftMs,
+    latencyMs: result.latencyMs,
+    tokensPerSecond: result.tokensPerSecond,
+    finishReason: result.finishReason,
+  });
+}
+
+export function registerAsk(program: Command, io: CliIO): void {
+  program
+    .command('ask')
+    .description('Ask one or several models once; the prompt comes from the arguments or standard input.')
+    .argument('[prompt...]', 'the prompt (read from standard input when absent)')
+    .option('-m, --model <model>', 'model to ask (repeat to ask several at once)', collect, [])
+    .option('-s, --system <text>', 'system prompt')
+    .option('--json', 'print one JSON object per model per line')
+    .option('-t, --temperature <n>', 'sampling temperature')
+    .option('--max-tokens <n>', 'cap on output tokens')
+    .option('--timeout <ms>', 'milliseconds a request may take')
+    .action(async (words: string[], flags: AskFlags) => {
+      let prompt = words.join(' ');
+      if (prompt === '') {
+        if (io.stdin.isTTY) throw new CLIError('Give a prompt: switchboard ask "your question", or pipe it in.');
+        prompt = (await readAll(io.stdin)).trim();
+      }
+      if (prompt === '') throw new CLIError('The prompt is empty.');
+      const models = chooseModels(flags.model, io);
+      const options = {
+        env: io.env,
+        ...(flags.system === undefined ? {} : { system: flags.system }),
+        ...(flags.temperature === undefined ? {} : { temperature: parseNumber(flags.temperature, '--temperature') }),
+        ...(flags.maxTokens === undefined ? {} : { maxTokens: parseNumber(flags.maxTokens, '--max-tokens') }),
+        ...(flags.timeout === undefined ? {} : { timeout: parseNumber(flags.timeout, '--timeout') }),
+      };
+      const call = new Call(models, options);
+      const failed = await printAnswers(call.stream(prompt), models, Boolean(flags.json), io);
+      if (failed > 0) process.exitCode = 1;
+    });
+}
+
+/**
+ * Print a call's events: one model streams as it comes; several print labelled blocks as
+ * each completes; `json` prints one line per model. Returns how many models failed.
+ */
+async function printAnswers(events: AsyncIterable<StreamEvent>, models: string[], json: boolean, io: CliIO): Promise<number> {
+  const streaming = models.length === 1 && !json;
+  let failed = 0;
+  const report = (model: string, error: Error): void => {
+    failed++;
+    if (json) io.stdout.write(`${jsonLine(model, undefined, error)}\n`);
+    else io.stderr.write(`switchboard: ${models.length > 1 ? `${model}: ` : ''}${error.message}\n`);
+  };
+  try {
+    for await (const event of events) {
+      if (event.type === 'text-delta') {
+        if (streaming) io.stdout.write(event.text);
+      } else if (event.type === 'finish') {
+        if (json) io.stdout.write(`${jsonLine(event.model, event.result)}\n`);
+        else if (streaming) io.stdout.write('\n');
+        else io.stdout.write(`── ${event.model} (${event.result.provider}) ──\n${event.result.text}\n\n`);
+      } else if (event.type === 'error') {
+        report(event.model, event.error);
+      }
+    }
+  } catch (err) {
+    // With one model its failure is thrown rather than sent as an event.
+    if (!(err instanceof Error) || models.length > 1) throw err;
+    if (streaming) io.stdout.write('\n');
+    report(models[0] as string, err);
+  }
+  return failed;
+}
