@@ -22,21 +22,27 @@ export interface ReplyContext {
 export const MAX_REQUESTED_TOKENS = 100_000;
 
 const STOPWORDS = new Set(
-  ('about above after again also because been before being below between both could does doing during each from ' +
+  ('the and for are but not you all any can had her was one our out day get has him his how man new now old see two ' +
+    'way who did its let put say she too use why yes may own got any off few big lot end try ask yet per via ' +
+    'about above after again also because been before being below between both could does doing during each from ' +
     'further have having here hers herself himself into itself just more most myself once only other ought ourselves ' +
     'over same should some such than that their theirs them themselves then there these they this those through under ' +
     'until very were what when where which while whom with would your yours yourself yourselves please tell explain ' +
     'know want like think make give need thanks thank really maybe something anything things thing going good well ' +
-    'hello there okay sure much many every into onto upon shall will can\'t don\'t isn\'t it\'s i\'m you\'re write').split(' '),
+    'hello okay sure much many every onto upon shall will write called named lately today always never ' +
+    'tips list steps ideas options ways code function script program implement snippet python typescript ' +
+    "javascript rust bash shell can't don't isn't it's i'm you're").split(' '),
 );
 
-/** Words that carry the topic: longer than three letters, not a stopword, first mention order. */
+/** Words that carry the topic, as written (proper nouns keep their capital), first mention order. */
 export function keywords(text: string): string[] {
-  const seen = new Set<string>();
-  for (const word of text.toLowerCase().match(/[a-z][a-z'-]{3,}/g) ?? []) {
-    if (!STOPWORDS.has(word)) seen.add(word);
+  const seen = new Map<string, string>();
+  for (const word of text.match(/[A-Za-z][A-Za-z'-]{2,}/g) ?? []) {
+    const lower = word.toLowerCase();
+    // A capitalised word mid-text is a name; otherwise compare and show in lower case.
+    if (!STOPWORDS.has(lower) && !seen.has(lower)) seen.set(lower, /^[A-Z][a-z]/.test(word) && text.indexOf(word) > 0 ? word : lower);
   }
-  return [...seen];
+  return [...seen.values()];
 }
 
 function capitalize(text: string): string {
@@ -202,7 +208,7 @@ function identifier(word: string): string {
 }
 
 function codeBlock(prompt: string, words: string[]): string {
-  const name = identifier(words.find((w) => !/^(code|function|script|program|implement|python|typescript|javascript|rust)$/.test(w)) ?? 'items');
+  const name = identifier(words[0]?.toLowerCase() ?? 'items');
   if (/typescript|\bts\b/i.test(prompt)) {
     return `\`\`\`ts\nexport function ${name}Summary(values: number[]): number {\n  return values.reduce((sum, v) => sum + v, 0);\n}\n\`\`\``;
   }
