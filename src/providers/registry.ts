@@ -41,6 +41,8 @@ export const BUILTIN_PROVIDERS: ProviderConfig[] = [
   { name: 'sim-fast', protocol: 'openai', baseURL: '', keyEnv: [], simulated: true, compat: { reasoningFormat: 'openrouter' } },
   { name: 'sim-cheap', protocol: 'openai', baseURL: '', keyEnv: [], simulated: true, compat: { reasoningFormat: 'openrouter' } },
   { name: 'sim-flaky', protocol: 'openai', baseURL: '', keyEnv: [], simulated: true, compat: { reasoningFormat: 'openrouter' } },
+  { name: 'sim-anthropic', protocol: 'anthropic', baseURL: '', keyEnv: [], simulated: true },
+  { name: 'sim-gemini', protocol: 'gemini', baseURL: '', keyEnv: [], simulated: true },
 ];
 
 /** `OPENROUTER_BASE_URL` for `openrouter`, `LLAMA_CPP_BASE_URL` for `llama.cpp`. */

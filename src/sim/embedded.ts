@@ -6,14 +6,11 @@
 import type { Env } from '../providers/resolve.js';
 import { SIM_PROVIDERS } from './profiles.js';
 import { startSimulator, type RunningSimulator } from './server.js';
+import { simulatorProviderURL } from './urls.js';
+
+export { simulatorProviderURL };
 
 let embedded: Promise<RunningSimulator> | undefined;
-
-/** The base URL under which a simulated provider is served. */
-export function simulatorProviderURL(origin: string, provider: string, protocol: 'openai' | 'anthropic' | 'gemini'): string {
-  const base = `${origin.replace(/\/+$/, '')}/${provider}`;
-  return protocol === 'openai' ? `${base}/v1` : base;
-}
 
 export async function simulatorBaseURL(provider: string, env: Env): Promise<string> {
   const protocol = SIM_PROVIDERS[provider]?.protocol ?? 'openai';

@@ -29,11 +29,13 @@ export const SIM_PROVIDERS: Record<string, SimProviderProfile> = {
   'sim-fast': { protocol: 'openai', ttftMs: 120, tokensPerSecond: 220, inputPrice: 0.6, outputPrice: 2.4 },
   'sim-cheap': { protocol: 'openai', ttftMs: 600, tokensPerSecond: 45, inputPrice: 0.1, outputPrice: 0.3 },
   'sim-flaky': { protocol: 'openai', ttftMs: 250, tokensPerSecond: 120, inputPrice: 0.3, outputPrice: 1.2, failRate: 0.3 },
+  'sim-anthropic': { protocol: 'anthropic', ttftMs: 400, tokensPerSecond: 80, inputPrice: 1, outputPrice: 5 },
+  'sim-gemini': { protocol: 'gemini', ttftMs: 300, tokensPerSecond: 160, inputPrice: 0.3, outputPrice: 2.5 },
 };
 
 export const SIM_MODELS: Record<string, SimModelProfile> = {
-  llama: { providers: ['sim-fast', 'sim-cheap', 'sim-flaky'], contextLength: 131072, replyWords: 60 },
-  mini: { providers: ['sim-fast', 'sim-cheap'], contextLength: 32768, replyWords: 30 },
+  llama: { providers: ['sim-fast', 'sim-cheap', 'sim-flaky', 'sim-anthropic', 'sim-gemini'], contextLength: 131072, replyWords: 60 },
+  mini: { providers: ['sim-fast', 'sim-cheap', 'sim-gemini'], contextLength: 32768, replyWords: 30 },
 };
 
 export const SIM_DEFAULT_PROVIDER = 'sim-fast';
