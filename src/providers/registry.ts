@@ -21,6 +21,13 @@ export interface ProviderConfig {
   local?: boolean;
   /** Served by the built-in simulator; its base URL is filled in when the simulator starts. */
   simulated?: boolean;
+  /** A key is sent when one of `keyEnv` is set, but none is required (local servers started with a key). */
+  keyOptional?: boolean;
+  /**
+   * OpenRouter's name for this host (`provider.order` slugs), when OpenRouter routes to it:
+   * `model@groq` without a Groq key but with an OpenRouter key goes through OpenRouter pinned to it.
+   */
+  openrouterSlug?: string;
 }
 
 /** OpenRouter's attribution headers: they name the app in OpenRouter's rankings. */
@@ -28,6 +35,12 @@ export const OPENROUTER_HEADERS = {
   'HTTP-Referer': 'https://github.com/switchboard-llm/switchboard',
   'X-Title': 'switchboard',
 };
+
+/** A keyless server on the user's machine speaking the OpenAI protocol. */
+function localServer(name: string, baseURL: string): ProviderConfig {
+  const keyVar = `${name.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_API_KEY`;
+  return { name, protocol: 'openai', baseURL, keyEnv: [keyVar], keyOptional: true, local: true, compat: { reasoningFormat: 'none' } };
+}
 
 export const BUILTIN_PROVIDERS: ProviderConfig[] = [
   {
@@ -38,6 +51,36 @@ export const BUILTIN_PROVIDERS: ProviderConfig[] = [
     headers: OPENROUTER_HEADERS,
     compat: { usageAccounting: true, reasoningFormat: 'openrouter' },
   },
+  {
+    name: 'openai',
+    protocol: 'openai',
+    baseURL: 'https://api.openai.com/v1',
+    keyEnv: ['OPENAI_API_KEY'],
+    compat: { maxTokensField: 'max_completion_tokens', reasoningFormat: 'openai' },
+    openrouterSlug: 'openai',
+  },
+  { name: 'anthropic', protocol: 'anthropic', baseURL: 'https://api.anthropic.com', keyEnv: ['ANTHROPIC_API_KEY'], openrouterSlug: 'anthropic' },
+  {
+    name: 'google',
+    protocol: 'gemini',
+    baseURL: 'https://generativelanguage.googleapis.com',
+    keyEnv: ['GEMINI_API_KEY', 'GOOGLE_API_KEY'],
+    baseURLEnv: ['GEMINI_BASE_URL', 'GOOGLE_BASE_URL'],
+    openrouterSlug: 'google-ai-studio',
+  },
+  { name: 'groq', protocol: 'openai', baseURL: 'https://api.groq.com/openai/v1', keyEnv: ['GROQ_API_KEY'], compat: { reasoningFormat: 'openai' }, openrouterSlug: 'groq' },
+  { name: 'together', protocol: 'openai', baseURL: 'https://api.together.xyz/v1', keyEnv: ['TOGETHER_API_KEY'], compat: { reasoningFormat: 'openai' }, openrouterSlug: 'together' },
+  { name: 'fireworks', protocol: 'openai', baseURL: 'https://api.fireworks.ai/inference/v1', keyEnv: ['FIREWORKS_API_KEY'], compat: { reasoningFormat: 'openai' }, openrouterSlug: 'fireworks' },
+  { name: 'deepseek', protocol: 'openai', baseURL: 'https://api.deepseek.com', keyEnv: ['DEEPSEEK_API_KEY'], compat: { reasoningFormat: 'none' }, openrouterSlug: 'deepseek' },
+  // Mistral puts usage in the last chunk on its own and does not document stream_options.
+  { name: 'mistral', protocol: 'openai', baseURL: 'https://api.mistral.ai/v1', keyEnv: ['MISTRAL_API_KEY'], compat: { streamUsage: false, reasoningFormat: 'none' }, openrouterSlug: 'mistral' },
+  { name: 'xai', protocol: 'openai', baseURL: 'https://api.x.ai/v1', keyEnv: ['XAI_API_KEY'], compat: { reasoningFormat: 'openai' }, openrouterSlug: 'xai' },
+  { name: 'cerebras', protocol: 'openai', baseURL: 'https://api.cerebras.ai/v1', keyEnv: ['CEREBRAS_API_KEY'], compat: { reasoningFormat: 'openai' }, openrouterSlug: 'cerebras' },
+  { name: 'deepinfra', protocol: 'openai', baseURL: 'https://api.deepinfra.com/v1/openai', keyEnv: ['DEEPINFRA_API_KEY', 'DEEPINFRA_TOKEN'], compat: { reasoningFormat: 'openai' }, openrouterSlug: 'deepinfra' },
+  localServer('ollama', 'http://localhost:11434/v1'),
+  localServer('lmstudio', 'http://localhost:1234/v1'),
+  localServer('vllm', 'http://localhost:8000/v1'),
+  localServer('llama.cpp', 'http://localhost:8080/v1'),
   { name: 'sim-fast', protocol: 'openai', baseURL: '', keyEnv: [], simulated: true, compat: { reasoningFormat: 'openrouter' } },
   { name: 'sim-cheap', protocol: 'openai', baseURL: '', keyEnv: [], simulated: true, compat: { reasoningFormat: 'openrouter' } },
   { name: 'sim-flaky', protocol: 'openai', baseURL: '', keyEnv: [], simulated: true, compat: { reasoningFormat: 'openrouter' } },

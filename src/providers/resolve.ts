@@ -1,12 +1,13 @@
 /**
  * Model strings to deployments (a model at a provider) and deployments to endpoints
  * (URL, key, headers). The routing grammar (modes, thresholds, fallbacks) builds on this.
+ * The rules are written out in docs/model-strings.md.
  */
-import { MissingKeyError, ModelStringError, registerSecret } from '../errors.js';
+import { MissingKeyError, ModelStringError, UnknownProviderError, registerSecret } from '../errors.js';
 import type { Endpoint } from '../protocols/protocol.js';
 import { simulatorBaseURL } from '../sim/embedded.js';
 import { SIM_DEFAULT_PROVIDER, SIM_MODELS } from '../sim/profiles.js';
-import { defaultBaseURLEnv, type ProviderRegistry } from './registry.js';
+import { defaultBaseURLEnv, type ProviderConfig, type ProviderRegistry } from './registry.js';
 
 /** One model at one provider: what a single attempt talks to. */
 export interface Deployment {
@@ -18,6 +19,8 @@ export interface Deployment {
   providerModel: string;
   /** Body fields this deployment needs (OpenRouter provider pinning, say). */
   extraBody?: Record<string, unknown>;
+  /** Through OpenRouter and pinned to one of its hosts: that host's OpenRouter slug. */
+  openrouterHost?: string;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -33,11 +36,65 @@ export interface ResolveContext {
 
 /** Name of the provider used when the caller gives an explicit `baseURL`. */
 export const CUSTOM_PROVIDER = 'custom';
+export const OPENROUTER = 'openrouter';
+
+/**
+ * OpenRouter vendor prefixes whose models their maker also serves directly, and how an
+ * OpenRouter model id becomes the maker's own id.
+ */
+export const VENDOR_PROVIDERS: Record<string, { provider: string }> = {
+  openai: { provider: 'openai' },
+  anthropic: { provider: 'anthropic' },
+  google: { provider: 'google' },
+  mistralai: { provider: 'mistral' },
+  'x-ai': { provider: 'xai' },
+  deepseek: { provider: 'deepseek' },
+};
+
+/** Provider-specific spelling of model ids that OpenRouter writes differently. */
+const NATIVE_MODEL_ID: Record<string, (id: string) => string> = {
+  // OpenRouter writes versions with dots (claude-sonnet-4.5); Anthropic with hyphens (claude-sonnet-4-5).
+  anthropic: (id) => id.replace(/(\d)\.(\d)/g, '$1-$2'),
+};
 
 function checkSyntax(input: string): void {
   if (input.trim() === '') throw new ModelStringError(input, 'it is empty; expected e.g. "openai/gpt-4o-mini" or "sim/llama".');
   const ws = input.search(/\s/);
   if (ws >= 0) throw new ModelStringError(input, 'model strings contain no spaces.', ws);
+}
+
+function firstSet(env: Env, names: string[]): string | undefined {
+  return names.map((n) => env[n]).find((v) => v !== undefined && v !== '');
+}
+
+/** Whether the environment holds a key for a provider (keyless providers always do). */
+export function hasKey(config: ProviderConfig, env: Env): boolean {
+  return config.keyEnv.length === 0 || config.keyOptional === true || firstSet(env, config.keyEnv) !== undefined;
+}
+
+function hasOpenRouterKey(ctx: ResolveContext): boolean {
+  return ctx.registry.has(OPENROUTER) && firstSet(ctx.env, ctx.registry.get(OPENROUTER).keyEnv) !== undefined;
+}
+
+/** `vendor/model` at `provider` to the provider's own id: the vendor prefix goes when it names that provider. */
+function nativeModelId(model: string, provider: string): string {
+  const slash = model.indexOf('/');
+  let id = model;
+  if (slash > 0) {
+    const prefix = model.slice(0, slash);
+    if (prefix === provider || VENDOR_PROVIDERS[prefix]?.provider === provider) id = model.slice(slash + 1);
+  }
+  return NATIVE_MODEL_ID[provider]?.(id) ?? id;
+}
+
+/** Through OpenRouter, pinned to one host with no fallback to others. */
+function viaOpenRouter(model: string, host?: string): Deployment {
+  const deployment: Deployment = { model, provider: OPENROUTER, providerModel: model };
+  if (host !== undefined) {
+    deployment.openrouterHost = host;
+    deployment.extraBody = { provider: { order: [host], allow_fallbacks: false } };
+  }
+  return deployment;
 }
 
 /** Resolve one model string (`vendor/model`, `model@provider`, `sim/llama@sim-cheap`) to a deployment. */
@@ -60,19 +117,53 @@ export function resolveModel(input: string, ctx: ResolveContext): Deployment {
     return { model, provider, providerModel: name };
   }
 
-  if (pinned !== undefined) {
-    ctx.registry.get(pinned);
-    return { model, provider: pinned, providerModel: model };
-  }
+  if (pinned !== undefined) return resolvePinned(input, model, pinned, ctx);
   if (ctx.baseURL) return { model, provider: CUSTOM_PROVIDER, providerModel: model };
-  if (!/^[^/]+\/[^/]+/.test(model)) {
+
+  const slash = model.indexOf('/');
+  if (slash <= 0 || slash === model.length - 1) {
     throw new ModelStringError(
       input,
-      'expected "vendor/model" as OpenRouter names it (e.g. "openai/gpt-4o-mini"), "model@provider", or "sim/llama" for the offline simulator.',
-      0,
+      'expected "vendor/model" as OpenRouter names it (e.g. "openai/gpt-4o-mini"), "model@provider" (e.g. "llama-3.3-70b-versatile@groq"), "ollama/llama3.2" for a local server, or "sim/llama" for the offline simulator.',
+      slash <= 0 ? 0 : slash + 1,
     );
   }
-  return { model, provider: 'openrouter', providerModel: model };
+  const prefix = model.slice(0, slash);
+  if (prefix === OPENROUTER) return viaOpenRouter(model);
+  const vendor = VENDOR_PROVIDERS[prefix];
+  if (vendor) {
+    // A model whose maker serves it: direct when the user holds the maker's key and no OpenRouter key.
+    const direct = ctx.registry.has(vendor.provider) ? ctx.registry.get(vendor.provider) : undefined;
+    if (direct && hasKey(direct, ctx.env) && !hasOpenRouterKey(ctx)) {
+      return { model, provider: direct.name, providerModel: nativeModelId(model, direct.name) };
+    }
+    return viaOpenRouter(model);
+  }
+  if (ctx.registry.has(prefix) && !ctx.registry.get(prefix).simulated) {
+    // `ollama/llama3.2`, `groq/llama-3.3-70b-versatile`: the prefix names a provider of ours.
+    return { model, provider: prefix, providerModel: model.slice(slash + 1) };
+  }
+  return viaOpenRouter(model);
+}
+
+function resolvePinned(input: string, model: string, pinned: string, ctx: ResolveContext): Deployment {
+  if (pinned === OPENROUTER) return viaOpenRouter(model);
+  if (pinned.startsWith(`${OPENROUTER}/`)) {
+    const host = pinned.slice(OPENROUTER.length + 1);
+    if (host === '') throw new ModelStringError(input, 'the OpenRouter host after "openrouter/" is missing (e.g. "@openrouter/groq").', input.length);
+    return viaOpenRouter(model, host);
+  }
+  if (ctx.registry.has(pinned)) {
+    const config = ctx.registry.get(pinned);
+    // No key for the host itself, but an OpenRouter key: ask OpenRouter for that host.
+    if (!hasKey(config, ctx.env) && ctx.apiKey === undefined && config.openrouterSlug && model.includes('/') && hasOpenRouterKey(ctx)) {
+      return viaOpenRouter(model, config.openrouterSlug);
+    }
+    return { model, provider: pinned, providerModel: nativeModelId(model, pinned) };
+  }
+  // A host we do not know directly (`@novita`): OpenRouter knows many more.
+  if (hasOpenRouterKey(ctx)) return viaOpenRouter(model, pinned);
+  throw new UnknownProviderError(pinned, ctx.registry.names());
 }
 
 /** The endpoint (URL, key, headers) for a deployment's provider. */
@@ -86,13 +177,15 @@ export async function endpointFor(deployment: Deployment, ctx: ResolveContext): 
   }
   const config = ctx.registry.get(deployment.provider);
   const envNames = config.baseURLEnv ?? [defaultBaseURLEnv(config.name)];
-  const fromEnv = envNames.map((n) => ctx.env[n]).find((v) => v !== undefined && v !== '');
+  const fromEnv = firstSet(ctx.env, envNames);
   let baseURL = ctx.baseURL ?? fromEnv ?? config.baseURL;
   if (config.simulated && !ctx.baseURL && !fromEnv) baseURL = await simulatorBaseURL(config.name, ctx.env);
   let apiKey = ctx.apiKey;
   if (apiKey === undefined && config.keyEnv.length > 0) {
-    apiKey = config.keyEnv.map((n) => ctx.env[n]).find((v) => v !== undefined && v !== '');
-    if (apiKey === undefined) throw new MissingKeyError(config.name, config.keyEnv[0] ?? `${config.name.toUpperCase()}_API_KEY`);
+    apiKey = firstSet(ctx.env, config.keyEnv);
+    if (apiKey === undefined && !config.keyOptional) {
+      throw new MissingKeyError(config.name, config.keyEnv[0] ?? `${config.name.toUpperCase()}_API_KEY`);
+    }
   }
   registerSecret(apiKey);
   const endpoint: Endpoint = {

@@ -1,0 +1,68 @@
+/**
+ * Small helpers the Anthropic and Gemini protocols share for media parts: reading `data:`
+ * URIs and guessing a media type from a URL's extension.
+ */
+import { InvalidHistoryError, InvalidInputError } from '../errors.js';
+
+export interface DataURI {
+  mediaType: string;
+  /** Base64 payload. */
+  data: string;
+}
+
+/** Split a base64 `data:` URI; `undefined` when the string is not a data URI. */
+export function parseDataURI(uri: string): DataURI | undefined {
+  if (!uri.startsWith('data:')) return undefined;
+  const comma = uri.indexOf(',');
+  if (comma < 0) throw new InvalidInputError(`A data: URI has no comma separating its header from its data: ${uri.slice(0, 40)}...`);
+  const header = uri.slice(5, comma);
+  const parts = header.split(';');
+  if (!parts.includes('base64')) {
+    throw new InvalidInputError(`Only base64 data: URIs are supported (got "data:${header}").`);
+  }
+  return { mediaType: parts[0] || 'application/octet-stream', data: uri.slice(comma + 1) };
+}
+
+const EXTENSION_TYPES: Record<string, string> = {
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  gif: 'image/gif',
+  webp: 'image/webp',
+  heic: 'image/heic',
+  pdf: 'application/pdf',
+  txt: 'text/plain',
+  mp3: 'audio/mp3',
+  wav: 'audio/wav',
+  mp4: 'video/mp4',
+};
+
+/** The media type a URL's file extension suggests, or `fallback`. */
+export function mediaTypeFromURL(url: string, fallback: string): string {
+  let path = url;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    // not an absolute URL: use it as a path
+  }
+  const ext = /\.([a-z0-9]+)$/i.exec(path)?.[1]?.toLowerCase();
+  return (ext && EXTENSION_TYPES[ext]) ?? fallback;
+}
+
+/** Parse tool-call arguments (a JSON object in a string) for protocols that want an object. */
+export function parseToolArguments(args: string, toolName: string): Record<string, unknown> {
+  if (args.trim() === '') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(args);
+  } catch {
+    throw new InvalidHistoryError(`The arguments of the tool call to "${toolName}" in the history are not valid JSON: ${args.slice(0, 120)}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new InvalidHistoryError(`The arguments of the tool call to "${toolName}" in the history must be a JSON object.`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Numbers of reasoning tokens each effort level asks for, where a protocol wants a budget. */
+export const EFFORT_BUDGETS = { low: 1024, medium: 4096, high: 16384 } as const;

@@ -1,0 +1,120 @@
+/**
+ * Custom providers from a config file: `switchboard.config.json` in the working directory,
+ * else `$SWITCHBOARD_HOME/config.json`. The shape:
+ *
+ * ```json
+ * { "providers": [
+ *   { "name": "my-vllm", "protocol": "openai", "baseURL": "http://gpu-box:8000/v1", "keyEnv": "MY_VLLM_KEY" }
+ * ] }
+ * ```
+ * `keyEnv` is a variable name or a list of them, and may be left out for keyless servers;
+ * `headers` (string values) is optional. A provider named like a built-in one replaces it.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError } from '../errors.js';
+import type { ProtocolName } from '../protocols/protocol.js';
+import type { Env } from './resolve.js';
+import { BUILTIN_PROVIDERS, ProviderRegistry, type ProviderConfig } from './registry.js';
+
+export const CONFIG_FILE = 'switchboard.config.json';
+
+export interface SwitchboardConfig {
+  /** The file the configuration came from. */
+  path: string;
+  providers: ProviderConfig[];
+}
+
+const PROTOCOLS: ProtocolName[] = ['openai', 'anthropic', 'gemini'];
+const PROVIDER_KEYS = new Set(['name', 'protocol', 'baseURL', 'keyEnv', 'headers']);
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function readIfPresent(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw new ConfigError(`Could not read ${path}: ${(err as Error).message}`);
+  }
+}
+
+/** Validate parsed JSON as a configuration; errors name the file and the field. */
+export function parseConfig(json: unknown, path: string): SwitchboardConfig {
+  const fail = (where: string, message: string): never => {
+    throw new ConfigError(`${path}: ${where} ${message}`);
+  };
+  if (!isRecord(json)) return fail('the file', 'must hold a JSON object like { "providers": [...] }.');
+  for (const key of Object.keys(json)) {
+    if (key !== 'providers') fail(`"${key}"`, 'is not a known setting (expected "providers").');
+  }
+  const list = json.providers ?? [];
+  if (!Array.isArray(list)) return fail('"providers"', 'must be an array.');
+  const seen = new Set<string>();
+  const providers = list.map((entry: unknown, i): ProviderConfig => {
+    const at = `providers[${i}]`;
+    if (!isRecord(entry)) return fail(at, 'must be an object with name, protocol, baseURL and keyEnv.');
+    for (const key of Object.keys(entry)) {
+      if (!PROVIDER_KEYS.has(key)) fail(`${at}.${key}`, `is not a known field (expected ${[...PROVIDER_KEYS].join(', ')}).`);
+    }
+    const { name, protocol, baseURL, keyEnv, headers } = entry;
+    if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
+      return fail(`${at}.name`, `must be a name of letters, digits, ".", "_" or "-" (no "/" or "@"); got ${JSON.stringify(name)}.`);
+    }
+    const where = `${at} ("${name}")`;
+    if (seen.has(name)) fail(where, 'is defined twice.');
+    seen.add(name);
+    if (typeof protocol !== 'string' || !PROTOCOLS.includes(protocol as ProtocolName)) {
+      fail(`${where}.protocol`, `must be one of ${PROTOCOLS.join(', ')}; got ${JSON.stringify(protocol)}.`);
+    }
+    if (typeof baseURL !== 'string' || !/^https?:\/\/[^/]/.test(baseURL)) {
+      fail(`${where}.baseURL`, `must be an http(s) URL; got ${JSON.stringify(baseURL)}.`);
+    }
+    let keys: string[] = [];
+    if (typeof keyEnv === 'string') keys = [keyEnv];
+    else if (Array.isArray(keyEnv) && keyEnv.every((k) => typeof k === 'string')) keys = keyEnv as string[];
+    else if (keyEnv !== undefined) fail(`${where}.keyEnv`, 'must be an environment variable name or a list of them.');
+    for (const key of keys) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+        fail(`${where}.keyEnv`, `must name environment variables (like MY_HOST_API_KEY), not hold a key; got a value of ${key.length} characters.`);
+      }
+    }
+    const config: ProviderConfig = { name, protocol: protocol as ProtocolName, baseURL: (baseURL as string).replace(/\/+$/, ''), keyEnv: keys };
+    if (headers !== undefined) {
+      if (!isRecord(headers) || !Object.values(headers).every((v) => typeof v === 'string')) {
+        fail(`${where}.headers`, 'must be an object of string values.');
+      }
+      config.headers = headers as Record<string, string>;
+    }
+    return config;
+  });
+  return { path, providers };
+}
+
+/** The configuration in effect for a working directory, or undefined when there is no file. */
+export function loadConfig(cwd: string, env: Env): SwitchboardConfig | undefined {
+  const candidates = [join(cwd, CONFIG_FILE)];
+  if (env.SWITCHBOARD_HOME) candidates.push(join(env.SWITCHBOARD_HOME, 'config.json'));
+  for (const path of candidates) {
+    const text = readIfPresent(path);
+    if (text === undefined) continue;
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError(`${path} is not valid JSON: ${(err as Error).message}`);
+    }
+    return parseConfig(json, path);
+  }
+  return undefined;
+}
+
+/** The built-in providers plus the ones the configuration file adds. */
+export function createRegistry(cwd: string, env: Env): ProviderRegistry {
+  const registry = new ProviderRegistry(BUILTIN_PROVIDERS);
+  for (const provider of loadConfig(cwd, env)?.providers ?? []) registry.register(provider);
+  return registry;
+}
