@@ -152,7 +152,8 @@ for (const p of genai) {
   const provider = GENAI_PROVIDERS[p.id];
   if (!provider) continue;
   for (const m of p.models) {
-    if (m.deprecated) continue;
+    // Deprecated entries, and fine-tune price rules (`ft:gpt-4o-...`) that are prefixes, not models.
+    if (m.deprecated || /^ft:|-$|\.ft-/.test(m.id)) continue;
     const aliases = [];
     collectEquals(m.match, aliases);
     const current = currentPrices(m.prices);

@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
 import type { CliIO } from './io.js';
+import { registerModels } from './models.js';
 
 export function createProgram(io: CliIO): Command {
   const program = new Command('switchboard')
@@ -16,5 +17,6 @@ export function createProgram(io: CliIO): Command {
       writeErr: (s) => io.stderr.write(s),
     })
     .exitOverride();
+  registerModels(program, io);
   return program;
 }
