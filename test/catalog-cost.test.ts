@@ -83,7 +83,7 @@ describe('computeCost with published prices, canonical usage', () => {
 
   it('gives the decimal figure exactly where float multiplication would not', () => {
     const p: Pricing = { input: 0.1, output: 0.3 };
-    // 3 * 0.1e-6 in floats is 3.0000000000000004e-7; 3 tokens at $0.10/M is exactly 0.0000003
+    // 3 * 0.1 / 1e6 in floats is 3.0000000000000004e-7; 3 tokens at $0.10/M is exactly 0.0000003
     expect(computeCost({ promptTokens: 3, completionTokens: 0, totalTokens: 3 }, p)).toBe(0.0000003);
     // 10,000 in and out at 0.1 + 0.3: 1,000 + 3,000 millionths
     expect(computeCost({ promptTokens: 10_000, completionTokens: 10_000, totalTokens: 20_000 }, p)).toBe(0.004);
