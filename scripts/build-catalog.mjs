@@ -48,7 +48,6 @@ const VENDOR_OF = {
   openai: 'openai', anthropic: 'anthropic', google: 'google', deepseek: 'deepseek', mistral: 'mistralai',
   xai: 'x-ai', perplexity: 'perplexity', moonshotai: 'moonshotai',
 };
-/** Order in which a model's reference price is chosen: its own vendor first, then OpenRouter. */
 
 // ---------- prices ----------
 
