@@ -7,6 +7,7 @@ import { VERSION } from '../version.js';
 import { registerAsk } from './ask.js';
 import { registerChat } from './chat.js';
 import type { CliIO } from './io.js';
+import { registerModels } from './models.js';
 import { registerSim } from './sim.js';
 
 export function createProgram(io: CliIO): Command {
@@ -21,6 +22,7 @@ export function createProgram(io: CliIO): Command {
     .exitOverride();
   registerAsk(program, io);
   registerChat(program, io);
+  registerModels(program, io);
   registerSim(program, io);
   return program;
 }

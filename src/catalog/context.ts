@@ -1,0 +1,146 @@
+/**
+ * Does a conversation fit a model's context window? Token counts are estimates with the
+ * o200k_base encoding (GPT-4o and later) from `gpt-tokenizer`, loaded on first use only
+ * (it takes a few hundred milliseconds). Other vendors' tokenizers differ by some percent:
+ * keep a margin in `reserveOutput`.
+ */
+import { createRequire } from 'node:module';
+import { SwitchboardError } from '../errors.js';
+import type { ContentPart, Message } from '../types.js';
+
+/** The conversation needs more tokens than the model's context holds. */
+export class ContextLengthError extends SwitchboardError {
+  /** Estimated tokens of the messages plus the reserve for the reply. */
+  readonly requiredTokens: number;
+  readonly contextLength: number;
+  constructor(requiredTokens: number, contextLength: number, detail = '') {
+    super(
+      'context_length',
+      `The conversation needs about ${requiredTokens} tokens (with the reply's reserve) but the model's context holds ${contextLength}${detail}.`,
+    );
+    this.requiredTokens = requiredTokens;
+    this.contextLength = contextLength;
+  }
+}
+
+/** Per-message framing in the chat format (OpenAI's published counting recipe). */
+const TOKENS_PER_MESSAGE = 3;
+/** Every reply is primed with `<|start|>assistant<|message|>`. */
+const REPLY_PRIMING = 3;
+/** An image: OpenAI's figure for a 1024x1024 picture at high detail; low detail is 85. */
+const IMAGE_TOKENS = 765;
+const LOW_DETAIL_IMAGE_TOKENS = 85;
+
+type CountTokens = (text: string) => number;
+let counter: CountTokens | undefined;
+
+function countTokens(text: string): number {
+  if (text === '') return 0;
+  if (!counter) {
+    const require = createRequire(import.meta.url);
+    const mod = require('gpt-tokenizer/encoding/o200k_base') as { countTokens: CountTokens };
+    counter = mod.countTokens;
+  }
+  return counter(text);
+}
+
+function partTokens(part: ContentPart): number {
+  switch (part.type) {
+    case 'text':
+      return countTokens(part.text);
+    case 'image_url':
+      return part.image_url.detail === 'low' ? LOW_DETAIL_IMAGE_TOKENS : IMAGE_TOKENS;
+    case 'file':
+      // Unknown until the provider extracts it: count the encoded bytes' worth, a rough upper bound.
+      return Math.ceil(part.file.file_data.length / 4);
+    case 'input_audio':
+      return Math.ceil(part.input_audio.data.length / 4);
+  }
+}
+
+/** Estimated tokens of one message, framing included. */
+export function messageTokens(message: Message): number {
+  let n = TOKENS_PER_MESSAGE + countTokens(message.role);
+  switch (message.role) {
+    case 'system':
+    case 'tool':
+      n += countTokens(message.content);
+      break;
+    case 'user':
+      n += typeof message.content === 'string' ? countTokens(message.content) : message.content.reduce((s, p) => s + partTokens(p), 0);
+      break;
+    case 'assistant':
+      n += countTokens(message.content ?? '');
+      for (const call of message.tool_calls ?? []) n += countTokens(call.function.name) + countTokens(call.function.arguments) + TOKENS_PER_MESSAGE;
+      break;
+  }
+  return n;
+}
+
+/** Estimated prompt tokens of a conversation (messages plus the reply's priming). */
+export function estimateTokens(messages: readonly Message[]): number {
+  let n = REPLY_PRIMING;
+  for (const m of messages) n += messageTokens(m);
+  return n;
+}
+
+export interface FitOptions {
+  /** Drop the oldest turns until it fits, instead of throwing. */
+  dropOldest?: boolean;
+}
+
+/**
+ * Turns that are dropped whole: a user message with the replies, tool calls and tool results
+ * that follow it, so a tool call never loses its result and no reply loses its question.
+ * System messages stand alone (and are never dropped).
+ */
+function turnGroups(messages: readonly Message[]): number[][] {
+  const groups: number[][] = [];
+  let open: number[] | undefined;
+  messages.forEach((m, i) => {
+    if (m.role === 'system') {
+      groups.push([i]);
+      open = undefined;
+    } else if (m.role === 'user' || !open) {
+      open = [i];
+      groups.push(open);
+    } else {
+      open.push(i);
+    }
+  });
+  return groups;
+}
+
+/**
+ * The messages, checked against `contextLength` with `reserveOutput` tokens kept for the reply.
+ * Without `dropOldest`, throws ContextLengthError when they do not fit. With it, drops the
+ * oldest non-system turns (see turnGroups) until they fit; the latest turn is never dropped, and if even that does not fit, ContextLengthError.
+ */
+export function fitToContext(
+  messages: readonly Message[],
+  contextLength: number,
+  reserveOutput = 0,
+  options: FitOptions = {},
+): Message[] {
+  const budget = contextLength - reserveOutput;
+  const sizes = messages.map(messageTokens);
+  let total = REPLY_PRIMING + sizes.reduce((a, b) => a + b, 0);
+  if (total <= budget) return [...messages];
+  if (!options.dropOldest) throw new ContextLengthError(total + reserveOutput, contextLength);
+
+  const groups = turnGroups(messages);
+  const dropped = new Set<number>();
+  const lastIndex = messages.length - 1;
+  for (const group of groups) {
+    if (total <= budget) break;
+    const head = messages[group[0] as number] as Message;
+    if (head.role === 'system') continue;
+    if (group.includes(lastIndex)) break;
+    for (const i of group) {
+      dropped.add(i);
+      total -= sizes[i] as number;
+    }
+  }
+  if (total > budget) throw new ContextLengthError(total + reserveOutput, contextLength, ' even after dropping older turns');
+  return messages.filter((_, i) => !dropped.has(i));
+}

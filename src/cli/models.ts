@@ -1,0 +1,145 @@
+/**
+ * `switchboard models [QUERY]`: the catalog as a table or JSON lines, filtered and sorted.
+ * The catalog modules are imported when the command runs, never at start-up.
+ */
+import type { Command } from 'commander';
+import type { CatalogModel, Pricing } from '../catalog/catalog.js';
+import type { ProviderSource } from '../catalog/refresh.js';
+import { CLIError, type CliIO } from './io.js';
+
+interface ModelsOptions {
+  provider?: string;
+  sort: string;
+  json?: boolean;
+  refresh?: boolean;
+}
+
+const SORTS = ['name', 'price', 'context'] as const;
+
+/** `0.6` -> `0.60`, `0.075` -> `0.075`, `3` -> `3.00`; unknown -> `-`. */
+export function formatPrice(value: number | undefined): string {
+  if (value === undefined) return '-';
+  const fixed = Number(value.toPrecision(12)).toString();
+  if (fixed.includes('e')) return value.toFixed(8).replace(/0+$/, '');
+  const [whole, frac = ''] = fixed.split('.');
+  return `${whole}.${frac.padEnd(2, '0')}`;
+}
+
+function formatContext(n: number | undefined): string {
+  return n === undefined ? '-' : n.toLocaleString('en-US');
+}
+
+function matches(m: CatalogModel, query: string): boolean {
+  const q = query.toLowerCase();
+  if (m.id.toLowerCase().includes(q) || m.name.toLowerCase().includes(q)) return true;
+  return (m.aliases ?? []).some((a) => a.toLowerCase().includes(q)) || m.providers.some((p) => p.model.toLowerCase().includes(q));
+}
+
+/** The pricing shown for a row: the provider's own when filtering by provider. */
+function rowPricing(m: CatalogModel, provider: string | undefined): Pricing | undefined {
+  if (provider === undefined) return m.pricing;
+  const at = m.providers.find((p) => p.provider === provider);
+  return at?.pricing ?? m.pricing;
+}
+
+function compare(sort: string, provider: string | undefined): (a: CatalogModel, b: CatalogModel) => number {
+  const byId = (a: CatalogModel, b: CatalogModel): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  if (sort === 'price') {
+    const key = (m: CatalogModel): number => {
+      const p = rowPricing(m, provider);
+      return p?.input === undefined || p.output === undefined ? Infinity : p.input + p.output;
+    };
+    return (a, b) => key(a) - key(b) || byId(a, b);
+  }
+  if (sort === 'context') return (a, b) => (b.contextLength ?? -1) - (a.contextLength ?? -1) || byId(a, b);
+  return byId;
+}
+
+function jsonLine(m: CatalogModel, provider: string | undefined): string {
+  const p = rowPricing(m, provider) ?? {};
+  const pricing: Record<string, unknown> = {
+    input: p.input ?? null,
+    output: p.output ?? null,
+    cacheRead: p.cacheRead ?? null,
+    cacheWrite: p.cacheWrite ?? null,
+  };
+  for (const key of ['reasoning', 'request', 'image', 'audio', 'tiers'] as const) if (p[key] !== undefined) pricing[key] = p[key];
+  return JSON.stringify({
+    id: m.id,
+    name: m.name,
+    providers: m.providers,
+    pricing,
+    contextLength: m.contextLength ?? null,
+    maxOutput: m.maxOutput ?? null,
+    modalities: m.modalities ?? null,
+    capabilities: m.capabilities ?? null,
+  });
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
+  const right = new Set([2, 3, 4]);
+  return rows
+    .map((r) => r.map((cell, c) => (right.has(c) ? cell.padStart(widths[c] ?? 0) : cell.padEnd(widths[c] ?? 0))).join('  ').trimEnd())
+    .join('\n');
+}
+
+/** Providers whose own model lists a refresh reads: local servers, and hosts the user has a key for. */
+async function providerSources(io: CliIO): Promise<ProviderSource[]> {
+  const { defaultRegistry, defaultBaseURLEnv } = await import('../providers/registry.js');
+  const out: ProviderSource[] = [];
+  for (const config of defaultRegistry.all()) {
+    if (config.simulated || config.name === 'openrouter' || config.protocol !== 'openai') continue;
+    const envNames = config.baseURLEnv ?? [defaultBaseURLEnv(config.name)];
+    const baseURL = envNames.map((n) => io.env[n]).find((v) => v !== undefined && v !== '') ?? config.baseURL;
+    const apiKey = config.keyEnv.map((n) => io.env[n]).find((v) => v !== undefined && v !== '');
+    if (!baseURL || (!config.local && apiKey === undefined)) continue;
+    out.push({ provider: config.name, baseURL, apiKey, headers: config.headers });
+  }
+  return out;
+}
+
+export function registerModels(program: Command, io: CliIO): void {
+  program
+    .command('models')
+    .description('List models with their providers, prices ($ per million tokens) and context length.')
+    .argument('[query]', 'only models whose id, name or provider id contains this')
+    .option('-p, --provider <name>', 'only models this provider serves (prices shown are its own)')
+    .option('-s, --sort <key>', `sort by ${SORTS.join(', ')}`, 'name')
+    .option('--json', 'one JSON object per line')
+    .option('--refresh', "fetch OpenRouter's live list (and local/keyed providers' lists) now")
+    .action(async (query: string | undefined, opts: ModelsOptions) => {
+      if (!(SORTS as readonly string[]).includes(opts.sort)) {
+        throw new CLIError(`--sort takes ${SORTS.join(', ')}; got "${opts.sort}".`);
+      }
+      const { listModels } = await import('../catalog/refresh.js');
+      const result = await listModels({
+        refresh: opts.refresh === true,
+        env: io.env,
+        providers: opts.refresh ? await providerSources(io) : [],
+      });
+      if (result.warning) io.stderr.write(`switchboard: warning: ${result.warning}\n`);
+      let models = [...result.models];
+      if (query) models = models.filter((m) => matches(m, query));
+      const provider = opts.provider;
+      if (provider !== undefined) models = models.filter((m) => m.providers.some((p) => p.provider === provider));
+      models.sort(compare(opts.sort, provider));
+
+      if (opts.json) {
+        io.stdout.write(models.map((m) => `${jsonLine(m, provider)}\n`).join(''));
+        return;
+      }
+      if (models.length === 0) {
+        io.stderr.write(`No model matches${query ? ` "${query}"` : ''}${provider ? ` at ${provider}` : ''}.\n`);
+        return;
+      }
+      const rows = [['MODEL', 'PROVIDERS', 'INPUT $/M', 'OUTPUT $/M', 'CONTEXT']];
+      for (const m of models) {
+        const p = rowPricing(m, provider);
+        rows.push([m.id, m.providers.map((x) => x.provider).join(','), formatPrice(p?.input), formatPrice(p?.output), formatContext(m.contextLength)]);
+      }
+      io.stdout.write(`${table(rows)}\n`);
+      const from = result.source === 'snapshot' ? `snapshot of ${result.catalog.generatedAt.slice(0, 10)}` : `${result.source} list of ${result.fetchedAt ?? ''}`;
+      io.stderr.write(`${models.length} model${models.length === 1 ? '' : 's'} (${from})\n`);
+    });
+}
