@@ -1,5 +1,7 @@
 /** Options shared by Call and Chat, and their translation into what a turn needs. */
-import { defaultRegistry, type ProviderRegistry } from './providers/registry.js';
+import { createRegistry } from './providers/config.js';
+import { loadEnv } from './providers/env.js';
+import type { ProviderRegistry } from './providers/registry.js';
 import type { Env } from './providers/resolve.js';
 import type { TurnOptions } from './turn.js';
 import type { RequestParams } from './types.js';
@@ -17,17 +19,20 @@ export interface ClientOptions extends RequestParams {
   signal?: AbortSignal;
   /** Providers to resolve model strings against (defaults to the built-in registry). */
   registry?: ProviderRegistry;
-  /** Environment to read keys and base URLs from (defaults to process.env). */
+  /** Environment to read keys and base URLs from (defaults to process.env plus `.env`). */
   env?: Env;
+  /** A prompt too long for the model's context: refuse it (default) or drop the oldest turns from what is sent. */
+  fitContext?: 'error' | 'drop-oldest';
 }
 
 /** Per-request options for `send`, `stream` and `run`. */
 export interface RequestOptions extends RequestParams {
   signal?: AbortSignal;
   timeout?: number;
+  fitContext?: 'error' | 'drop-oldest';
 }
 
-const CLIENT_ONLY = new Set(['apiKey', 'baseURL', 'headers', 'timeout', 'signal', 'registry', 'env', 'system']);
+const CLIENT_ONLY = new Set(['apiKey', 'baseURL', 'headers', 'timeout', 'signal', 'registry', 'env', 'system', 'fitContext']);
 
 /** The request parameters among a bag of options. */
 export function pickParams(options: object): RequestParams {
@@ -42,8 +47,9 @@ export function pickParams(options: object): RequestParams {
 export function turnOptions(client: ClientOptions, request: RequestOptions = {}, signal?: AbortSignal): TurnOptions {
   const params = { ...pickParams(client), ...pickParams(request) };
   return {
-    registry: client.registry ?? defaultRegistry,
-    env: client.env ?? process.env,
+    registry: client.registry ?? processRegistry(),
+    env: client.env ?? processEnv(),
+    fitContext: request.fitContext ?? client.fitContext,
     baseURL: client.baseURL,
     apiKey: client.apiKey,
     headers: client.headers,
@@ -59,4 +65,21 @@ export function anySignal(signals: (AbortSignal | undefined)[]): AbortSignal | u
   if (present.length === 0) return undefined;
   if (present.length === 1) return present[0];
   return AbortSignal.any(present);
+}
+
+let envLoaded = false;
+/** process.env, with `.env` from the working directory read into it once (set variables win). */
+export function processEnv(): Env {
+  if (!envLoaded) {
+    envLoaded = true;
+    loadEnv(process.cwd(), process.env);
+  }
+  return process.env;
+}
+
+let registry: ProviderRegistry | undefined;
+/** The built-in providers plus those of the configuration file, read once per process. */
+export function processRegistry(): ProviderRegistry {
+  registry ??= createRegistry(process.cwd(), processEnv());
+  return registry;
 }

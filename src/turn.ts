@@ -3,9 +3,12 @@
  * (message, usage, cost, timings). Yields batches of stream events; the last batch holds
  * the `finish` event. Throws a typed error when the turn fails; the caller commits nothing then.
  */
+import { fitToContext, tokenUpperBound } from './catalog/context.js';
+import { defaultCatalog } from './catalog/catalog.js';
+import { costFor } from './catalog/cost.js';
 import { sendRequest } from './protocols/transport.js';
 import { getProtocol } from './protocols/index.js';
-import type { Deployment } from './providers/resolve.js';
+import { CUSTOM_PROVIDER, type Deployment } from './providers/resolve.js';
 import { route, type RouteOptions } from './routing/router.js';
 import type {
   AssistantMessage,
@@ -25,6 +28,27 @@ export interface TurnOptions extends RouteOptions {
   timeoutMs?: number | undefined;
   /** Cost from catalog prices when the provider reports none; null when no price is known. */
   priceCost?: ((deployment: Deployment, usage: TokenUsage) => number | null) | undefined;
+  /**
+   * A prompt too long for the model's context (as the catalog knows it): `error` refuses it
+   * with both numbers; `drop-oldest` sends it without its oldest turns (the history keeps them).
+   */
+  fitContext?: 'error' | 'drop-oldest' | undefined;
+}
+
+/** Catalog price times tokens; free on local servers; unknown (null) on a custom endpoint. */
+function catalogCost(options: TurnOptions, deployment: Deployment, usage: TokenUsage): number | null {
+  if (deployment.provider === CUSTOM_PROVIDER) return null;
+  if (options.registry.has(deployment.provider) && options.registry.get(deployment.provider).local) return 0;
+  return costFor(usage, deployment.model, deployment.provider);
+}
+
+/** The messages to send to a deployment, checked against its context length when the catalog knows it. */
+function messagesFor(deployment: Deployment, messages: Message[], options: TurnOptions): Message[] {
+  const contextLength = defaultCatalog().get(deployment.model)?.contextLength;
+  if (contextLength === undefined) return messages;
+  const reserve = options.params.maxTokens ?? 0;
+  if (tokenUpperBound(messages) + reserve <= contextLength) return messages;
+  return fitToContext(messages, contextLength, reserve, { dropOldest: options.fitContext === 'drop-oldest' });
 }
 
 interface PartialToolCall {
@@ -60,10 +84,12 @@ export async function* runTurn(
   const protocolOf = (name: Parameters<typeof getProtocol>[0]) => getProtocol(name);
 
   const items = route(modelString, options, (dep, endpoint, signal) =>
-    sendRequest(protocolOf(endpoint.protocol), endpoint, { model: dep.providerModel, messages, params: mergeExtraBody(options.params, dep), stream: true }, {
-      signal,
-      timeoutMs: options.timeoutMs,
-    }),
+    sendRequest(
+      protocolOf(endpoint.protocol),
+      endpoint,
+      { model: dep.providerModel, messages: messagesFor(dep, messages, options), params: mergeExtraBody(options.params, dep), stream: true },
+      { signal, timeoutMs: options.timeoutMs },
+    ),
   );
 
   for await (const item of items) {
@@ -125,7 +151,8 @@ export async function* runTurn(
   const message: AssistantMessage = { role: 'assistant', content: toolCalls.length > 0 && acc.text === '' ? null : acc.text };
   if (toolCalls.length > 0) message.tool_calls = toolCalls;
   const tokens: TokenUsage = acc.usage ?? { promptTokens: 0, completionTokens: 0, totalTokens: 0 };
-  const cost = acc.reportedCost ?? (acc.usage && options.priceCost ? options.priceCost(deployment, tokens) : null);
+  const price = options.priceCost ?? ((dep: Deployment, usage: TokenUsage) => catalogCost(options, dep, usage));
+  const cost = acc.reportedCost ?? (acc.usage ? price(deployment, tokens) : null);
   const generating = firstTokenAt === undefined ? 0 : (ended - firstTokenAt) / 1000;
   const result: TurnResult = {
     model: modelString,

@@ -144,3 +144,17 @@ export function fitToContext(
   if (total > budget) throw new ContextLengthError(total + reserveOutput, contextLength, ' even after dropping older turns');
   return messages.filter((_, i) => !dropped.has(i));
 }
+
+/**
+ * A cheap upper bound on the prompt's tokens, without the tokenizer: a byte-level BPE token
+ * covers at least one byte, so the UTF-8 size of the serialised messages (which also counts
+ * the JSON framing, more than the per-message overhead) bounds the text; images count at
+ * their fixed figure. Used to skip the tokenizer for the common prompt that plainly fits.
+ */
+export function tokenUpperBound(messages: readonly Message[]): number {
+  let images = 0;
+  for (const m of messages) {
+    if (m.role === 'user' && Array.isArray(m.content)) images += m.content.filter((p) => p.type === 'image_url').length;
+  }
+  return REPLY_PRIMING + Buffer.byteLength(JSON.stringify(messages)) + images * IMAGE_TOKENS;
+}

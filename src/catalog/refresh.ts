@@ -19,6 +19,8 @@ export interface ProviderSource {
   baseURL: string;
   apiKey?: string | undefined;
   headers?: Record<string, string> | undefined;
+  /** A local server that may simply not be running: a refused connection is no warning. */
+  local?: boolean | undefined;
 }
 
 export interface ListModelsOptions {
@@ -235,12 +237,17 @@ async function fetchLive(opts: ListModelsOptions, now: number): Promise<{ live: 
         const ids = dataArray(await getJSON(purl, headers, timeoutMs), purl).map((m) => String(m.id));
         return { provider: src.provider, ids };
       } catch (err) {
-        warnings.push(`could not list ${src.provider}'s models: ${errorText(err)}`);
+        if (!(src.local && isRefused(err))) warnings.push(`could not list ${src.provider}'s models: ${errorText(err)}`);
         return { provider: src.provider, ids: [] };
       }
     }),
   );
   return { live: { fetchedAt: new Date(now).toISOString(), openrouterBaseURL: baseURL, openrouter, providers }, warnings };
+}
+
+function isRefused(err: unknown): boolean {
+  const cause = err instanceof Error ? err.cause : undefined;
+  return (cause as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED';
 }
 
 function errorText(err: unknown): string {

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { Call } from '../call.js';
 import type { StreamEvent, TurnResult } from '../types.js';
 import { chooseModels, collect } from './defaults.js';
-import { CLIError, type CliIO } from './io.js';
+import { CLIError, commandContext, type CliIO } from './io.js';
 
 interface AskFlags {
   model: string[];
@@ -75,9 +75,11 @@ export function registerAsk(program: Command, io: CliIO): void {
         prompt = (await readAll(io.stdin)).trim();
       }
       if (prompt === '') throw new CLIError('The prompt is empty.');
+      const { env, registry } = await commandContext(io);
       const models = chooseModels(flags.model, io);
       const options = {
-        env: io.env,
+        env,
+        registry,
         ...(flags.system === undefined ? {} : { system: flags.system }),
         ...(flags.temperature === undefined ? {} : { temperature: parseNumber(flags.temperature, '--temperature') }),
         ...(flags.maxTokens === undefined ? {} : { maxTokens: parseNumber(flags.maxTokens, '--max-tokens') }),

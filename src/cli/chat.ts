@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { Chat } from '../chat.js';
 import { chooseModels, collect } from './defaults.js';
-import type { CliIO } from './io.js';
+import { commandContext, type CliIO } from './io.js';
 
 export function registerChat(program: Command, io: CliIO): void {
   program
@@ -17,8 +17,9 @@ export function registerChat(program: Command, io: CliIO): void {
     .option('--show-cost', 'print the cost of each turn')
     .option('--show-provider', 'print the provider that answered')
     .action(async (flags: { model: string[]; system?: string; showCost?: boolean; showProvider?: boolean }) => {
+      const { env, registry } = await commandContext(io);
       const models = chooseModels(flags.model, io);
-      const chat = new Chat(models, { env: io.env, ...(flags.system === undefined ? {} : { system: flags.system }) });
+      const chat = new Chat(models, { env, registry, ...(flags.system === undefined ? {} : { system: flags.system }) });
       const interactive = io.stdin.isTTY === true;
       const rl = createInterface({ input: io.stdin, terminal: false });
       if (interactive) io.stdout.write("Let's have a chat. (Enter `pause` to pause and `quit` to exit)\n> ");

@@ -38,3 +38,15 @@ export function useColor(stream: OutStream, env: Env): boolean {
   if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0') return true;
   return stream.isTTY === true;
 }
+
+/**
+ * The environment and providers a command works with: the given environment with `.env`
+ * from the working directory read in (set variables win), and the built-in providers plus
+ * those of the configuration file.
+ */
+export async function commandContext(io: CliIO): Promise<{ env: Env; registry: import('../providers/registry.js').ProviderRegistry }> {
+  const { loadEnv } = await import('../providers/env.js');
+  const { createRegistry } = await import('../providers/config.js');
+  loadEnv(io.cwd, io.env);
+  return { env: io.env, registry: createRegistry(io.cwd, io.env) };
+}

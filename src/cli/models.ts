@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import type { CatalogModel, Pricing } from '../catalog/catalog.js';
 import type { ProviderSource } from '../catalog/refresh.js';
-import { CLIError, type CliIO } from './io.js';
+import { CLIError, commandContext, type CliIO } from './io.js';
 
 interface ModelsOptions {
   provider?: string;
@@ -86,15 +86,16 @@ function table(rows: string[][]): string {
 
 /** Providers whose own model lists a refresh reads: local servers, and hosts the user has a key for. */
 async function providerSources(io: CliIO): Promise<ProviderSource[]> {
-  const { defaultRegistry, defaultBaseURLEnv } = await import('../providers/registry.js');
+  const { defaultBaseURLEnv } = await import('../providers/registry.js');
+  const { registry } = await commandContext(io);
   const out: ProviderSource[] = [];
-  for (const config of defaultRegistry.all()) {
+  for (const config of registry.all()) {
     if (config.simulated || config.name === 'openrouter' || config.protocol !== 'openai') continue;
     const envNames = config.baseURLEnv ?? [defaultBaseURLEnv(config.name)];
     const baseURL = envNames.map((n) => io.env[n]).find((v) => v !== undefined && v !== '') ?? config.baseURL;
     const apiKey = config.keyEnv.map((n) => io.env[n]).find((v) => v !== undefined && v !== '');
     if (!baseURL || (!config.local && apiKey === undefined)) continue;
-    out.push({ provider: config.name, baseURL, apiKey, headers: config.headers });
+    out.push({ provider: config.name, baseURL, apiKey, headers: config.headers, local: config.local });
   }
   return out;
 }
