@@ -100,9 +100,12 @@ export function computeStats(deployment: string, samples: readonly MetricSample[
   if (samples.length === 0) return undefined;
   const o = { ...DEFAULTS, ...options };
   const recent = samples.slice(-o.window);
+  // Ages count from the newest sample, so figures stay defined however old the data is;
+  // how stale the whole set is shows in `lastAt` (the policy re-checks stale deployments).
+  const newest = recent.reduce((m, s) => Math.max(m, s.at), Number.NEGATIVE_INFINITY);
   const weights = recent.map((s, i) => {
     const newer = recent.length - 1 - i;
-    const age = Math.max(0, now - s.at);
+    const age = Math.max(0, Math.min(now, newest) - s.at);
     return 0.5 ** (newer / o.sampleHalfLife) * 0.5 ** (age / o.timeHalfLifeMs);
   });
   const pick = (get: (s: MetricSample) => number | undefined) => {

@@ -85,8 +85,8 @@ export class SQLiteMetricsStore implements MetricsStore {
       const window = options.window ?? 40;
       const rows = this.#db
         .prepare(
-          `SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY deployment ORDER BY at DESC, rowid DESC) AS n FROM samples)
-           WHERE n <= ? ORDER BY at ASC, rowid ASC`,
+          `SELECT * FROM (SELECT *, rowid AS rid, ROW_NUMBER() OVER (PARTITION BY deployment ORDER BY at DESC, rowid DESC) AS n FROM samples)
+           WHERE n <= ? ORDER BY at ASC, rid ASC`,
         )
         .all(window) as Row[];
       for (const r of rows) {
