@@ -1,6 +1,7 @@
 /** Options shared by Call and Chat, and their translation into what a turn needs. */
 import { defaultRegistry, type ProviderRegistry } from './providers/registry.js';
 import type { Env } from './providers/resolve.js';
+import type { RoutingOptions } from './routing/router.js';
 import type { TurnOptions } from './turn.js';
 import type { RequestParams } from './types.js';
 
@@ -19,6 +20,8 @@ export interface ClientOptions extends RequestParams {
   registry?: ProviderRegistry;
   /** Environment to read keys and base URLs from (defaults to process.env). */
   env?: Env;
+  /** Routing: metrics store, policy, retries, breakers, deadline (see docs/routing.md). */
+  routing?: RoutingOptions;
 }
 
 /** Per-request options for `send`, `stream` and `run`. */
@@ -27,7 +30,7 @@ export interface RequestOptions extends RequestParams {
   timeout?: number;
 }
 
-const CLIENT_ONLY = new Set(['apiKey', 'baseURL', 'headers', 'timeout', 'signal', 'registry', 'env', 'system']);
+const CLIENT_ONLY = new Set(['apiKey', 'baseURL', 'headers', 'timeout', 'signal', 'registry', 'env', 'system', 'routing']);
 
 /** The request parameters among a bag of options. */
 export function pickParams(options: object): RequestParams {
@@ -42,6 +45,7 @@ export function pickParams(options: object): RequestParams {
 export function turnOptions(client: ClientOptions, request: RequestOptions = {}, signal?: AbortSignal): TurnOptions {
   const params = { ...pickParams(client), ...pickParams(request) };
   return {
+    ...client.routing,
     registry: client.registry ?? defaultRegistry,
     env: client.env ?? process.env,
     baseURL: client.baseURL,

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AbortError, AuthenticationError, BadRequestError, RateLimitError, SwitchboardError } from '../src/errors.js';
+import { Call } from '../src/call.js';
 import { ProviderRegistry } from '../src/providers/registry.js';
 import type { CandidateSource } from '../src/routing/candidates.js';
 import { MemoryMetricsStore } from '../src/routing/metrics.js';
@@ -300,6 +301,15 @@ describe('router end to end (local OpenAI-format servers)', () => {
       ignore: ['deepinfra'],
     });
     expect(result.provider).toBe('openrouter/Groq');
+  });
+
+  it('Call passes routing options through and falls back', async () => {
+    const { registry, names } = providers({ a: [{ status: 502 }], b: [OK('via ', 'b')] });
+    const metrics = new MemoryMetricsStore();
+    const call = new Call(`m@${names.a}->${names.b}`, { registry, env: {}, routing: { metrics, breakers: new CircuitBreakers() } });
+    expect(await call.run('hi')).toBe('via b');
+    expect(metrics.snapshot(`m@${names.a}`)?.errorsByCode).toEqual({ server: 1 });
+    expect(metrics.snapshot(`m@${names.b}`)?.successes).toBe(1);
   });
 
   it('checkModelString validates providers and the grammar', () => {

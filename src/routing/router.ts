@@ -62,6 +62,9 @@ export interface RouteOptions extends ResolveContext {
   attemptTimeoutMs?: number | undefined;
 }
 
+/** The routing knobs a Chat or Call passes through (`new Chat(model, { routing: {...} })`). */
+export type RoutingOptions = Omit<RouteOptions, keyof ResolveContext | 'signal'>;
+
 interface Planned extends RankCandidate {
   deployment: Deployment;
 }
