@@ -47,6 +47,8 @@ export interface DeploymentStats {
   latencyMs?: Percentiles;
   /** Unix ms of the newest sample. */
   lastAt: number;
+  /** The newest sample itself (a re-check that came back much better shows here first). */
+  latest: MetricSample;
 }
 
 export interface MetricsStore {
@@ -137,6 +139,7 @@ export function computeStats(deployment: string, samples: readonly MetricSample[
     errorRate: allWeight > 0 ? failWeight / allWeight : 0,
     errorsByCode,
     lastAt: recent.reduce((m, s) => Math.max(m, s.at), 0),
+    latest: recent[recent.length - 1] as MetricSample,
   };
   const ttft = pick((s) => s.ttftMs);
   const itl = pick((s) => s.itlMs);

@@ -42,11 +42,11 @@ export interface Ranking<T> {
 export interface PolicyOptions {
   /** Random source in [0, 1) (default Math.random). */
   random?: () => number;
-  /** Share of decisions in measured modes that try another passing candidate (default 0.03). */
+  /** Share of decisions in measured modes that try another passing candidate (default 0.01). */
   epsilon?: number;
   /** Attempts before a candidate counts as measured (default 2). */
   minSamples?: number;
-  /** Decisions after which a candidate not tried is tried again (default 40). */
+  /** Decisions after which a candidate not tried is tried again (default 30). */
   recheckEvery?: number;
   /** Decisions after which a candidate rejected by a measured threshold is probed again (default 100). */
   recheckRejectedEvery?: number;
@@ -132,9 +132,9 @@ export class RoutingPolicy {
 
   constructor(options: PolicyOptions = {}) {
     this.#random = options.random ?? Math.random;
-    this.#epsilon = options.epsilon ?? 0.03;
+    this.#epsilon = options.epsilon ?? 0.01;
     this.#minSamples = options.minSamples ?? 2;
-    this.#recheckEvery = options.recheckEvery ?? 40;
+    this.#recheckEvery = options.recheckEvery ?? 30;
     this.#recheckRejectedEvery = options.recheckRejectedEvery ?? 100;
     this.#staleAfterMs = options.staleAfterMs ?? 10 * 60_000;
   }
@@ -177,6 +177,17 @@ export class RoutingPolicy {
     return metric === 'tps' ? -v * success : v / success;
   }
 
+  /** The score of a candidate's newest sample alone (measured modes). */
+  latestScore(c: RankCandidate, mode: Mode): number {
+    const latest = c.stats?.latest;
+    const metric = MODE_METRIC[mode];
+    if (!latest) return Number.POSITIVE_INFINITY;
+    const v =
+      metric === 'tps' ? latest.tokensPerSecond : metric === 'ttft' ? latest.ttftMs : metric === 'itl' ? latest.itlMs : metric === 'latency' ? latest.latencyMs : undefined;
+    if (v === undefined) return Number.POSITIVE_INFINITY;
+    return metric === 'tps' ? -v : v;
+  }
+
   /** Order the candidates for one request under `routeKey` (the endpoint's model string). */
   rank<T extends RankCandidate>(routeKey: string, mode: Mode | null, constraints: Constraint[], candidates: T[], now = Date.now()): Ranking<T> {
     const state = this.#state(routeKey);
@@ -204,13 +215,17 @@ export class RoutingPolicy {
       const bestPrice = best ? metricValue(best, MODE_METRIC[mode]) : undefined;
       const gap = (c: T) => state.decisions - (state.lastTried.get(c.key) ?? state.decisions);
       const stale = (c: T) => c.stats !== undefined && now - c.stats.lastAt > this.#staleAfterMs;
+      // A candidate whose newest sample beats the best's figure is tried again at once, so a
+      // provider that got faster wins within a few requests instead of a few re-checks.
+      const bestScore = scored[0]?.s ?? Number.POSITIVE_INFINITY;
+      const promising = (c: T) => measuredMode && c.stats?.latest.ok === true && this.latestScore(c, mode) < bestScore;
       // Rejected by a measured figure: probe now and then, in price modes only when cheaper.
       const probeable = rejected
         .filter((r) => !r.reason.startsWith('not among') && r.reason !== 'in skip_providers')
         .map((r) => r.candidate)
         .filter((c) => measuredMode || bestPrice === undefined || (metricValue(c, MODE_METRIC[mode]) ?? Infinity) < bestPrice);
       const due = [
-        ...ordered.slice(1).filter((c) => measuredMode && (gap(c) >= this.#recheckEvery || stale(c))),
+        ...ordered.slice(1).filter((c) => measuredMode && (gap(c) >= this.#recheckEvery || stale(c) || (promising(c) && gap(c) >= 1))),
         ...probeable.filter((c) => gap(c) >= this.#recheckRejectedEvery || stale(c)),
       ].sort((a, b) => gap(b) - gap(a));
       const recheck = due[0];
