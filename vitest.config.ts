@@ -5,6 +5,6 @@ export default defineConfig({
     include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
-    env: { SWITCHBOARD_SIM_TIME_SCALE: '0', NO_COLOR: '1' },
+    env: { SWITCHBOARD_SIM_TIME_SCALE: '0', NO_COLOR: '1', SWITCHBOARD_METRICS: 'memory' },
   },
 });

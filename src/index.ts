@@ -9,4 +9,23 @@ export type * from './types.js';
 export { ProviderRegistry, defaultRegistry, type ProviderConfig } from './providers/registry.js';
 export { startSimulator, type RunningSimulator, type SimulatorOptions } from './sim/server.js';
 export { validateHistory } from './history.js';
+export {
+  parseModelString,
+  printModelString,
+  MODES,
+  METRICS,
+  type ModelStringAST,
+  type EndpointNode,
+  type Constraint,
+  type Target,
+  type Mode,
+  type Metric,
+} from './routing/grammar.js';
+export { setRoutingDefaults, defaultMetricsStore, type RoutingOptions } from './routing/router.js';
+export { RoutingPolicy, seededRandom, type PolicyOptions } from './routing/policy.js';
+export { CircuitBreakers, type RetryOptions, type BreakerOptions } from './routing/retry.js';
+export { MemoryMetricsStore, type MetricsStore, type MetricSample, type DeploymentStats, type Percentiles } from './routing/metrics.js';
+export { SQLiteMetricsStore, openMetricsStore, type SQLiteMetricsOptions } from './store/sqlite-metrics.js';
+export { setCatalogCandidates, type Candidate, type CandidateSource } from './routing/candidates.js';
+export { NoDeploymentError, type UnavailableCandidate } from './routing/no-deployment-error.js';
 export { VERSION } from './version.js';

@@ -3,6 +3,9 @@ import { createRegistry } from './providers/config.js';
 import { loadEnv } from './providers/env.js';
 import type { ProviderRegistry } from './providers/registry.js';
 import type { Env } from './providers/resolve.js';
+import { catalogCandidates } from './catalog/candidates.js';
+import { setCatalogCandidates } from './routing/candidates.js';
+import type { RoutingOptions } from './routing/router.js';
 import type { TurnOptions } from './turn.js';
 import type { RequestParams } from './types.js';
 
@@ -23,6 +26,8 @@ export interface ClientOptions extends RequestParams {
   env?: Env;
   /** A prompt too long for the model's context: refuse it (default) or drop the oldest turns from what is sent. */
   fitContext?: 'error' | 'drop-oldest';
+  /** Routing: metrics store, policy, retries, breakers, deadline (see the README's routing section). */
+  routing?: RoutingOptions;
 }
 
 /** Per-request options for `send`, `stream` and `run`. */
@@ -32,7 +37,7 @@ export interface RequestOptions extends RequestParams {
   fitContext?: 'error' | 'drop-oldest';
 }
 
-const CLIENT_ONLY = new Set(['apiKey', 'baseURL', 'headers', 'timeout', 'signal', 'registry', 'env', 'system', 'fitContext']);
+const CLIENT_ONLY = new Set(['apiKey', 'baseURL', 'headers', 'timeout', 'signal', 'registry', 'env', 'system', 'fitContext', 'routing']);
 
 /** The request parameters among a bag of options. */
 export function pickParams(options: object): RequestParams {
@@ -47,6 +52,7 @@ export function pickParams(options: object): RequestParams {
 export function turnOptions(client: ClientOptions, request: RequestOptions = {}, signal?: AbortSignal): TurnOptions {
   const params = { ...pickParams(client), ...pickParams(request) };
   return {
+    ...client.routing,
     registry: client.registry ?? processRegistry(),
     env: client.env ?? processEnv(),
     fitContext: request.fitContext ?? client.fitContext,
@@ -83,3 +89,6 @@ export function processRegistry(): ProviderRegistry {
   registry ??= createRegistry(process.cwd(), processEnv());
   return registry;
 }
+
+// Modes (`@lowest-cost`, ...) on catalog models choose among the providers the user can reach.
+setCatalogCandidates((model) => catalogCandidates(model, processRegistry(), processEnv()));

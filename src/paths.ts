@@ -9,7 +9,7 @@ import type { Env } from './providers/resolve.js';
  * `$SWITCHBOARD_HOME` when set; else `$XDG_DATA_HOME/switchboard` when XDG_DATA_HOME is set;
  * else `~/.switchboard`.
  */
-export function switchboardHome(env: Env): string {
+export function switchboardHome(env: Env = process.env): string {
   const explicit = env.SWITCHBOARD_HOME;
   if (explicit !== undefined && explicit !== '') return explicit;
   const xdg = env.XDG_DATA_HOME;

@@ -251,9 +251,10 @@ describe('errors', () => {
   });
 
   it('timeout and abort are typed', async () => {
-    await expect(new Chat('acme/slow', { ...opts, timeout: 100 }).send('x')).rejects.toBeInstanceOf(TimeoutError);
+    // Two deployments: the retried timeouts cool the first one down (its circuit breaker opens).
+    await expect(new Chat('acme/slow-timeout', { ...opts, timeout: 100 }).send('x')).rejects.toBeInstanceOf(TimeoutError);
     const controller = new AbortController();
-    const p = new Chat('acme/slow', opts).send('x', { signal: controller.signal });
+    const p = new Chat('acme/slow-abort', opts).send('x', { signal: controller.signal });
     setTimeout(() => controller.abort(), 50);
     await expect(p).rejects.toBeInstanceOf(AbortError);
   });

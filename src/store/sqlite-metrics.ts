@@ -1,0 +1,159 @@
+/**
+ * Metrics kept in SQLite (`$SWITCHBOARD_HOME/metrics.db`), so routing remembers what it
+ * measured across runs. Reads come from an in-memory mirror loaded at open; writes go
+ * through one prepared INSERT in WAL mode. Opening fails soft: a locked or corrupt file
+ * gives an in-memory store and one warning.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import Database from 'better-sqlite3';
+import { switchboardHome } from '../paths.js';
+import {
+  MemoryMetricsStore,
+  type DeploymentStats,
+  type MetricSample,
+  type MetricsStore,
+  type StatsOptions,
+} from '../routing/metrics.js';
+
+export interface SQLiteMetricsOptions extends StatsOptions {
+  /** File path (default `$SWITCHBOARD_HOME/metrics.db`). */
+  path?: string;
+  env?: Record<string, string | undefined>;
+  now?: () => number;
+  /** Receives the one warning when the file cannot be used (default console.warn). */
+  warn?: (message: string) => void;
+  /** Samples older than this are dropped at open (default 7 days). */
+  retentionMs?: number;
+}
+
+interface Row {
+  deployment: string;
+  at: number;
+  ok: number;
+  error_code: string | null;
+  ttft_ms: number | null;
+  itl_ms: number | null;
+  tps: number | null;
+  latency_ms: number | null;
+  output_tokens: number | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS samples (
+  deployment TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  ok INTEGER NOT NULL,
+  error_code TEXT,
+  ttft_ms REAL,
+  itl_ms REAL,
+  tps REAL,
+  latency_ms REAL,
+  output_tokens INTEGER
+);
+CREATE INDEX IF NOT EXISTS samples_by_deployment ON samples (deployment, at);
+`;
+
+const orNull = (v: number | string | undefined): number | string | null => (v === undefined ? null : v);
+const orUndef = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
+
+export class SQLiteMetricsStore implements MetricsStore {
+  readonly path: string;
+  readonly #db: Database.Database;
+  readonly #memory: MemoryMetricsStore;
+  readonly #insert: Database.Statement;
+  readonly #warn: (message: string) => void;
+  #broken = false;
+
+  /** Opens (or creates) the database; throws when it cannot. Use `openMetricsStore` to fail soft. */
+  constructor(options: SQLiteMetricsOptions = {}) {
+    this.path = options.path ?? join(switchboardHome(options.env), 'metrics.db');
+    this.#warn = options.warn ?? ((m) => console.warn(m));
+    const memOptions: StatsOptions & { now?: () => number } = { ...options };
+    this.#memory = new MemoryMetricsStore(memOptions);
+    mkdirSync(dirname(this.path), { recursive: true });
+    this.#db = new Database(this.path, { timeout: 250 });
+    try {
+      this.#db.pragma('journal_mode = WAL');
+      this.#db.pragma('synchronous = NORMAL');
+      this.#db.exec(SCHEMA);
+      const now = (options.now ?? Date.now)();
+      this.#db.prepare('DELETE FROM samples WHERE at < ?').run(now - (options.retentionMs ?? 7 * 86_400_000));
+      this.#insert = this.#db.prepare(
+        'INSERT INTO samples (deployment, at, ok, error_code, ttft_ms, itl_ms, tps, latency_ms, output_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      );
+      const window = options.window ?? 40;
+      const rows = this.#db
+        .prepare(
+          `SELECT * FROM (SELECT *, rowid AS rid, ROW_NUMBER() OVER (PARTITION BY deployment ORDER BY at DESC, rowid DESC) AS n FROM samples)
+           WHERE n <= ? ORDER BY at ASC, rid ASC`,
+        )
+        .all(window) as Row[];
+      for (const r of rows) {
+        this.#memory.record(r.deployment, {
+          at: r.at,
+          ok: r.ok === 1,
+          errorCode: orUndef(r.error_code),
+          ttftMs: orUndef(r.ttft_ms),
+          itlMs: orUndef(r.itl_ms),
+          tokensPerSecond: orUndef(r.tps),
+          latencyMs: orUndef(r.latency_ms),
+          outputTokens: orUndef(r.output_tokens),
+        });
+      }
+    } catch (err) {
+      this.#db.close();
+      throw err;
+    }
+  }
+
+  record(deployment: string, sample: MetricSample): void {
+    this.#memory.record(deployment, sample);
+    if (this.#broken) return;
+    try {
+      this.#insert.run(
+        deployment,
+        Math.round(sample.at),
+        sample.ok ? 1 : 0,
+        orNull(sample.errorCode),
+        orNull(sample.ttftMs),
+        orNull(sample.itlMs),
+        orNull(sample.tokensPerSecond),
+        orNull(sample.latencyMs),
+        orNull(sample.outputTokens),
+      );
+    } catch (err) {
+      this.#broken = true;
+      this.#warn(`switchboard: cannot write routing metrics to ${this.path} (${(err as Error).message}); keeping them in memory.`);
+    }
+  }
+
+  snapshot(deployment: string, now?: number): DeploymentStats | undefined {
+    return this.#memory.snapshot(deployment, now);
+  }
+
+  deployments(): string[] {
+    return this.#memory.deployments();
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close();
+  }
+}
+
+/**
+ * The metrics store at `path` (default `$SWITCHBOARD_HOME/metrics.db`), or an in-memory one
+ * with one warning when the file is locked, corrupt or not writable.
+ */
+export function openMetricsStore(options: SQLiteMetricsOptions = {}): MetricsStore {
+  try {
+    return new SQLiteMetricsStore(options);
+  } catch (err) {
+    const path = options.path ?? join(switchboardHome(options.env), 'metrics.db');
+    (options.warn ?? ((m: string) => console.warn(m)))(
+      `switchboard: cannot open routing metrics at ${path} (${(err as Error).message}); keeping them in memory for this run.`,
+    );
+    const memOptions: StatsOptions & { now?: () => number } = { ...options };
+    return new MemoryMetricsStore(memOptions);
+  }
+}

@@ -1,0 +1,170 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseModelString, type Constraint } from '../src/routing/grammar.js';
+import { MemoryMetricsStore, computeStats, weightedPercentile, type MetricSample } from '../src/routing/metrics.js';
+import { RoutingPolicy, seededRandom, type RankCandidate } from '../src/routing/policy.js';
+import { openMetricsStore, SQLiteMetricsStore } from '../src/store/sqlite-metrics.js';
+
+const T0 = 1_700_000_000_000;
+const ok = (tps: number, ttft = 100, at = T0): MetricSample => ({ at, ok: true, tokensPerSecond: tps, ttftMs: ttft, latencyMs: 1000, itlMs: 1000 / tps });
+
+function constraintsOf(s: string): Constraint[] {
+  return parseModelString(s).endpoints[0]?.constraints ?? [];
+}
+
+describe('metrics', () => {
+  it('weighted percentiles', () => {
+    const vs = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((value) => ({ value, weight: 1 }));
+    expect(weightedPercentile(vs, 0.5)).toBe(5);
+    expect(weightedPercentile(vs, 0.9)).toBe(9);
+    expect(weightedPercentile([{ value: 1, weight: 1 }, { value: 100, weight: 3 }], 0.5)).toBe(100);
+  });
+
+  it('p50 and p90 over recent samples; one outlier moves nothing, a new regime moves p50 in a few samples', () => {
+    const samples = [...Array.from({ length: 20 }, () => ok(200)), ok(20)];
+    const s = computeStats('m@p', samples, T0);
+    expect(s?.tokensPerSecond?.p50).toBe(200);
+    expect(s?.attempts).toBe(21);
+    const changed = [...Array.from({ length: 20 }, () => ok(200)), ok(50), ok(50), ok(50), ok(50), ok(50)];
+    expect(computeStats('m@p', changed, T0)?.tokensPerSecond?.p50).toBe(50);
+  });
+
+  it('counts errors by code and a weighted error rate', () => {
+    const store = new MemoryMetricsStore({ now: () => T0 });
+    store.record('m@p', ok(100));
+    store.record('m@p', { at: T0, ok: false, errorCode: 'rate_limit' });
+    store.record('m@p', { at: T0, ok: false, errorCode: 'server' });
+    store.record('m@p', { at: T0, ok: false, errorCode: 'server' });
+    const s = store.snapshot('m@p');
+    expect(s?.errorsByCode).toEqual({ rate_limit: 1, server: 2 });
+    expect(s?.failures).toBe(3);
+    expect(s?.successes).toBe(1);
+    expect(s?.errorRate).toBeGreaterThan(0.75);
+    expect(store.snapshot('other@p')).toBeUndefined();
+  });
+
+  const dir = mkdtempSync(join(tmpdir(), 'switchboard-metrics-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('SQLite keeps samples across two store instances', () => {
+    const path = join(dir, 'metrics.db');
+    const first = new SQLiteMetricsStore({ path, now: () => T0 });
+    for (const tps of [100, 110, 120]) first.record('sim/llama@sim-fast', ok(tps));
+    first.record('sim/llama@sim-flaky', { at: T0, ok: false, errorCode: 'server', latencyMs: 12 });
+    first.close();
+    const second = new SQLiteMetricsStore({ path, now: () => T0 });
+    expect(second.deployments().sort()).toEqual(['sim/llama@sim-fast', 'sim/llama@sim-flaky']);
+    expect(second.snapshot('sim/llama@sim-fast')?.tokensPerSecond?.count).toBe(3);
+    expect([110, 120]).toContain(second.snapshot('sim/llama@sim-fast')?.tokensPerSecond?.p50);
+    expect(second.snapshot('sim/llama@sim-flaky')?.errorsByCode).toEqual({ server: 1 });
+    second.close();
+  });
+
+  it('SWITCHBOARD_HOME decides where the database lives', () => {
+    const home = join(dir, 'home');
+    const store = openMetricsStore({ env: { SWITCHBOARD_HOME: home } });
+    expect(store).toBeInstanceOf(SQLiteMetricsStore);
+    expect((store as SQLiteMetricsStore).path).toBe(join(home, 'metrics.db'));
+    store.close?.();
+  });
+
+  it('a corrupt file fails soft: memory store and one warning', () => {
+    const path = join(dir, 'corrupt.db');
+    writeFileSync(path, 'this is not a database, just some text long enough to be read as a header'.repeat(20));
+    const warnings: string[] = [];
+    const store = openMetricsStore({ path, warn: (m) => warnings.push(m) });
+    expect(store).toBeInstanceOf(MemoryMetricsStore);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(path);
+    store.record('a@b', ok(10));
+    expect(store.snapshot('a@b')?.tokensPerSecond?.p50).toBe(10);
+  });
+});
+
+/** A little world: true speeds per provider; the policy only sees what it measured. */
+function simulate(policy: RoutingPolicy, routeKey: string, mode: Parameters<RoutingPolicy['rank']>[1], constraints: Constraint[], world: Record<string, { tps: number; input: number; output: number }>, calls: number) {
+  const store = new MemoryMetricsStore({ now: () => T0 });
+  const chosen: string[] = [];
+  for (let n = 0; n < calls; n++) {
+    const candidates: RankCandidate[] = Object.entries(world).map(([provider, w]) => ({
+      key: `m@${provider}`,
+      provider,
+      inputPrice: w.input,
+      outputPrice: w.output,
+      stats: store.snapshot(`m@${provider}`, T0),
+    }));
+    const { ordered } = policy.rank(routeKey, mode, constraints, candidates, T0);
+    const pick = ordered[0];
+    if (!pick) throw new Error('nothing chosen');
+    chosen.push(pick.provider);
+    store.record(pick.key, ok(world[pick.provider]!.tps));
+  }
+  return chosen;
+}
+
+describe('policy', () => {
+  const world = {
+    fast: { tps: 220, input: 0.6, output: 2.4 },
+    cheap: { tps: 45, input: 0.1, output: 0.3 },
+    mid: { tps: 120, input: 0.3, output: 1.2 },
+  };
+
+  it('settles on the fastest under highest-tks-per-sec, exploring unmeasured ones first', () => {
+    const chosen = simulate(new RoutingPolicy({ random: seededRandom(7) }), 'm@tps', 'highest-tks-per-sec', [], world, 200);
+    expect(new Set(chosen.slice(0, 6))).toEqual(new Set(['fast', 'cheap', 'mid']));
+    const fastShare = chosen.slice(6).filter((p) => p === 'fast').length / (chosen.length - 6);
+    expect(fastShare).toBeGreaterThan(0.85);
+    expect(fastShare).toBeLessThan(1); // re-checks happen
+  });
+
+  it('is deterministic for a seed', () => {
+    const a = simulate(new RoutingPolicy({ random: seededRandom(42) }), 'm@tps', 'highest-tks-per-sec', [], world, 120);
+    const b = simulate(new RoutingPolicy({ random: seededRandom(42) }), 'm@tps', 'highest-tks-per-sec', [], world, 120);
+    expect(a).toEqual(b);
+  });
+
+  it('picks the cheapest that meets a tps threshold under lowest-cost', () => {
+    const chosen = simulate(new RoutingPolicy({ random: seededRandom(1) }), 'm@c', 'lowest-cost', constraintsOf('m@c|tps>=100'), world, 200);
+    expect(chosen.slice(0, 2)).toEqual(['cheap', 'cheap']); // unmeasured: optimistic
+    const midShare = chosen.slice(2).filter((p) => p === 'mid').length / (chosen.length - 2);
+    expect(midShare).toBeGreaterThanOrEqual(0.98);
+    expect(chosen).not.toContain('fast');
+  });
+
+  it('re-checks a deployment that fell behind and switches when it got faster', () => {
+    const policy = new RoutingPolicy({ random: seededRandom(3), epsilon: 0 });
+    const store = new MemoryMetricsStore({ now: () => T0 });
+    const speeds: Record<string, number> = { a: 200, b: 50 };
+    const chosen: string[] = [];
+    for (let n = 0; n < 200; n++) {
+      if (n === 60) speeds.b = 400;
+      const candidates = ['a', 'b'].map((p) => ({ key: `m@${p}`, provider: p, stats: store.snapshot(`m@${p}`, T0) }));
+      const pick = policy.rank('m@tps', 'highest-tks-per-sec', [], candidates, T0).ordered[0]!;
+      chosen.push(pick.provider);
+      store.record(pick.key, ok(speeds[pick.provider]!));
+    }
+    expect(chosen.slice(4, 60).filter((p) => p === 'b').length).toBeGreaterThan(0); // re-checked while slow
+    expect(chosen.slice(150).every((p) => p === 'b' || p === 'a')).toBe(true);
+    expect(chosen.slice(150).filter((p) => p === 'b').length).toBeGreaterThan(40);
+  });
+
+  it('re-checks stale data', () => {
+    const policy = new RoutingPolicy({ random: seededRandom(3), epsilon: 0, staleAfterMs: 60_000 });
+    const stats = (tps: number, at: number) => computeStats('x', [ok(tps, 100, at), ok(tps, 100, at)], at);
+    const candidates = [
+      { key: 'm@a', provider: 'a', stats: stats(200, T0) },
+      { key: 'm@b', provider: 'b', stats: stats(50, T0 - 120_000) },
+    ];
+    expect(policy.rank('k', 'highest-tks-per-sec', [], candidates, T0)).toMatchObject({ why: 'recheck', ordered: [{ provider: 'b' }, { provider: 'a' }] });
+  });
+
+  it('rejects with reasons', () => {
+    const policy = new RoutingPolicy({ random: seededRandom(3) });
+    const candidates = [{ key: 'm@a', provider: 'a', stats: computeStats('m@a', [ok(30), ok(30)], T0) }, { key: 'm@b', provider: 'b' }];
+    const r = policy.rank('k', 'lowest-cost', constraintsOf('m@c|tps>50|skip_providers:b'), candidates, T0);
+    expect(r.ordered).toEqual([]);
+    expect(r.rejected.map((x) => x.reason)).toEqual(['tps 30 fails tps>50', 'in skip_providers']);
+  });
+});
