@@ -4,7 +4,6 @@
  * object per model per line.
  */
 import type { Command } from 'commander';
-import { Call } from '../call.js';
 import type { StreamEvent, TurnResult } from '../types.js';
 import { chooseModels, collect } from './defaults.js';
 import { CLIError, commandContext, type CliIO } from './io.js';
@@ -85,6 +84,8 @@ export function registerAsk(program: Command, io: CliIO): void {
         ...(flags.maxTokens === undefined ? {} : { maxTokens: parseNumber(flags.maxTokens, '--max-tokens') }),
         ...(flags.timeout === undefined ? {} : { timeout: parseNumber(flags.timeout, '--timeout') }),
       };
+      // Imported here, not at the top: `switchboard --version` and `--help` stay quick.
+      const { Call } = await import('../call.js');
       const call = new Call(models, options);
       const failed = await printAnswers(call.stream(prompt), models, Boolean(flags.json), io);
       if (failed > 0) process.exitCode = 1;

@@ -4,7 +4,6 @@
  */
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { Chat } from '../chat.js';
 import { chooseModels, collect } from './defaults.js';
 import { commandContext, type CliIO } from './io.js';
 
@@ -19,6 +18,7 @@ export function registerChat(program: Command, io: CliIO): void {
     .action(async (flags: { model: string[]; system?: string; showCost?: boolean; showProvider?: boolean }) => {
       const { env, registry } = await commandContext(io);
       const models = chooseModels(flags.model, io);
+      const { Chat } = await import('../chat.js');
       const chat = new Chat(models, { env, registry, ...(flags.system === undefined ? {} : { system: flags.system }) });
       const interactive = io.stdin.isTTY === true;
       const rl = createInterface({ input: io.stdin, terminal: false });

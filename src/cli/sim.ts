@@ -1,8 +1,5 @@
 /** `switchboard sim`: run the simulator alone and print where each simulated provider lives. */
 import type { Command } from 'commander';
-import { simulatorProviderURL } from '../sim/embedded.js';
-import { SIM_MODELS, SIM_PROVIDERS } from '../sim/profiles.js';
-import { startSimulator } from '../sim/server.js';
 import { parseNumber } from './ask.js';
 import type { CliIO } from './io.js';
 
@@ -17,6 +14,9 @@ export function registerSim(program: Command, io: CliIO): void {
     .action(async (flags: { port: string; host: string; timeScale?: string; failRate?: string }) => {
       const timeScale = parseNumber(flags.timeScale, '--time-scale');
       const failRate = parseNumber(flags.failRate, '--fail-rate');
+      const { startSimulator } = await import('../sim/server.js');
+      const { simulatorProviderURL } = await import('../sim/urls.js');
+      const { SIM_MODELS, SIM_PROVIDERS } = await import('../sim/profiles.js');
       const sim = await startSimulator({
         port: parseNumber(flags.port, '--port') ?? 0,
         host: flags.host,
