@@ -4,6 +4,7 @@
  * an `error` event for that model and the others carry on.
  */
 import { SwitchboardError } from './errors.js';
+import { EventStream } from './event-stream.js';
 import { mergeSources } from './merge.js';
 import { runTurn, type TurnOptions } from './turn.js';
 import type { Message, StreamEvent, TurnResult } from './types.js';
@@ -13,35 +14,54 @@ export interface FanOutHooks {
   onFinish?: (result: TurnResult) => void;
 }
 
-export async function* fanOut(
+/**
+ * The models' turns as one stream of event batches. Batches keep the internal layers to one
+ * async-generator step per network read; `fanOutStream` hands the events out one by one.
+ */
+export async function* fanOutBatches(
   models: string[],
   messagesFor: (model: string) => Message[],
   options: TurnOptions,
-  hooks: FanOutHooks = {},
-): AsyncGenerator<StreamEvent, void, undefined> {
+): AsyncGenerator<StreamEvent[], void, undefined> {
   if (models.length === 1) {
     const model = models[0] as string;
-    for await (const batch of runTurn(model, messagesFor(model), options)) {
-      for (const event of batch) {
-        if (event.type === 'finish') hooks.onFinish?.(event.result);
-        yield event;
-      }
-    }
+    yield* runTurn(model, messagesFor(model), options);
     return;
   }
   const sources = models.map((model) => runTurn(model, messagesFor(model), options));
   for await (const item of mergeSources(sources)) {
     const model = models[item.index] as string;
-    if (item.error !== undefined) {
-      yield { type: 'error', model, error: asError(item.error) };
-      continue;
-    }
-    if (!item.value) continue;
-    for (const event of item.value) {
-      if (event.type === 'finish') hooks.onFinish?.(event.result);
-      yield event;
-    }
+    if (item.error !== undefined) yield [{ type: 'error', model, error: asError(item.error) }];
+    else if (item.value) yield item.value;
   }
+}
+
+/**
+ * Events one at a time from a source of batches (see EventStream). `onFinish` runs as a
+ * finish event is handed out, so a consumer that leaves before it commits nothing.
+ */
+export function fanOutStream(
+  open: () => AsyncIterator<StreamEvent[], void, undefined>,
+  hooks: FanOutHooks = {},
+): AsyncGenerator<StreamEvent, void, undefined> {
+  const { onFinish } = hooks;
+  return new EventStream(
+    open,
+    onFinish &&
+      ((event: StreamEvent) => {
+        if (event.type === 'finish') onFinish(event.result);
+      }),
+  );
+}
+
+/** Ask one model or several at once: their events as one stream. */
+export function fanOut(
+  models: string[],
+  messagesFor: (model: string) => Message[],
+  options: TurnOptions,
+  hooks: FanOutHooks = {},
+): AsyncGenerator<StreamEvent, void, undefined> {
+  return fanOutStream(() => fanOutBatches(models, messagesFor, options), hooks);
 }
 
 function asError(err: unknown): Error {
