@@ -261,6 +261,8 @@ async function main() {
   const nonStream = [
     { name: 'fetch (JSON)', run: () => fetchJSON(shortModel) },
     { name: 'switchboard Call.run', run: () => sbShort.run('hi') },
+    // Call.run streams under the hood; this row shows what streaming the same reply costs plain fetch.
+    { name: 'fetch (SSE, same reply)', run: () => fetchSSE(shortModel) },
     { name: 'openai SDK (JSON)', run: () => openaiJSON(shortModel) },
   ];
   await check(nonStream, expectedText(SHORT_REPLY));

@@ -51,17 +51,19 @@ export class Call<M extends string | string[] = string | string[]> {
 
   /** Stream the replies: text deltas tagged with their model, then a finish event per model. */
   stream(input: Input, options: RequestOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
-    // Not an async generator itself: the returned stream hands out events without a generator step each.
-    return fanOutStream(() => this.#batches(input, options), {
-      onFinish: (r) => {
-        this.lastResults[r.model] = r;
+    // Not an async generator itself: the returned stream hands out events without a generator
+    // step each, and the turn's batches reach it with no layer in between.
+    return fanOutStream(
+      async () => {
+        const messages = await this.#messages(input);
+        return fanOutBatches(this.models, () => messages, turnOptions(this.#options, options));
       },
-    });
-  }
-
-  async *#batches(input: Input, options: RequestOptions): AsyncGenerator<StreamEvent[], void, undefined> {
-    const messages = await this.#messages(input);
-    yield* fanOutBatches(this.models, () => messages, turnOptions(this.#options, options));
+      {
+        onFinish: (r) => {
+          this.lastResults[r.model] = r;
+        },
+      },
+    );
   }
 
   async run(input: Input, options: RequestOptions = {}): Promise<M extends string ? string : Replies> {

@@ -12,8 +12,11 @@
  * `next()` calls are answered in order, and `return()` (a consumer's `break`) or `throw()`
  * closes the source, which runs its `finally` blocks and so aborts its requests.
  */
+/** Starts the source of batches; may first await something (the user's input, a lock). */
+export type OpenBatches<T> = () => AsyncIterator<T[], void, undefined> | Promise<AsyncIterator<T[], void, undefined>>;
+
 export class EventStream<T> implements AsyncGenerator<T, void, undefined> {
-  readonly #open: () => AsyncIterator<T[], void, undefined>;
+  readonly #open: OpenBatches<T>;
   readonly #onItem: ((item: T) => void) | undefined;
   #source: AsyncIterator<T[], void, undefined> | undefined;
   #batch: T[] = [];
@@ -27,7 +30,7 @@ export class EventStream<T> implements AsyncGenerator<T, void, undefined> {
    * @param onItem called for each item as it is handed out (not when its batch arrives), so a
    *   consumer that leaves early never has it called for items it did not receive.
    */
-  constructor(open: () => AsyncIterator<T[], void, undefined>, onItem?: (item: T) => void) {
+  constructor(open: OpenBatches<T>, onItem?: (item: T) => void) {
     this.#open = open;
     this.#onItem = onItem;
   }
@@ -67,39 +70,66 @@ export class EventStream<T> implements AsyncGenerator<T, void, undefined> {
     return this;
   }
 
-  #take(): IteratorResult<T, void> {
+  /**
+   * Consume the whole stream, calling `visit` on each item: what a `for await` loop does,
+   * minus a promise per item, for callers that want everything (`run`, `send`). Not to be
+   * mixed with `next()`. If `visit` throws, the source is closed, as `for await` would.
+   */
+  async forEach(visit: (item: T) => void): Promise<void> {
+    try {
+      do {
+        while (this.#index < this.#batch.length) visit(this.#takeItem());
+      } while (await this.#load());
+    } catch (err) {
+      await this.#close();
+      throw err;
+    }
+  }
+
+  #takeItem(): T {
     const item = this.#batch[this.#index++] as T;
     this.#onItem?.(item);
-    return { done: false, value: item };
+    return item;
+  }
+
+  #take(): IteratorResult<T, void> {
+    return { done: false, value: this.#takeItem() };
   }
 
   async #pull(): Promise<IteratorResult<T, void>> {
-    for (;;) {
-      if (this.#index < this.#batch.length) {
-        try {
-          return this.#take();
-        } catch (err) {
-          await this.#close();
-          throw err;
-        }
-      }
-      if (this.#closed) return { done: true, value: undefined };
-      this.#source ??= this.#open();
-      let result: IteratorResult<T[], void>;
-      try {
-        result = await this.#source.next();
-      } catch (err) {
-        // The source threw, so it has already finished; just stop.
-        this.#closed = true;
-        throw err;
-      }
-      if (result.done) {
-        this.#closed = true;
-        return { done: true, value: undefined };
-      }
-      this.#batch = result.value;
-      this.#index = 0;
+    while (this.#index >= this.#batch.length) {
+      if (!(await this.#load())) return { done: true, value: undefined };
     }
+    try {
+      return this.#take();
+    } catch (err) {
+      await this.#close();
+      throw err;
+    }
+  }
+
+  /** Read the next batch from the source (starting it the first time); false once it has ended. */
+  async #load(): Promise<boolean> {
+    if (this.#closed) return false;
+    let result: IteratorResult<T[], void>;
+    try {
+      if (this.#source === undefined) {
+        const opened = this.#open();
+        this.#source = opened instanceof Promise ? await opened : opened;
+      }
+      result = await this.#source.next();
+    } catch (err) {
+      // The source (or its start) threw, so it has already finished; just stop.
+      this.#closed = true;
+      throw err;
+    }
+    if (result.done) {
+      this.#closed = true;
+      return false;
+    }
+    this.#batch = result.value;
+    this.#index = 0;
+    return true;
   }
 
   /** Drop what is buffered and close the source (its `finally` blocks run). */

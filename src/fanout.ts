@@ -4,7 +4,7 @@
  * an `error` event for that model and the others carry on.
  */
 import { SwitchboardError } from './errors.js';
-import { EventStream } from './event-stream.js';
+import { EventStream, type OpenBatches } from './event-stream.js';
 import { mergeSources } from './merge.js';
 import { runTurn, type TurnOptions } from './turn.js';
 import type { Message, StreamEvent, TurnResult } from './types.js';
@@ -18,16 +18,24 @@ export interface FanOutHooks {
  * The models' turns as one stream of event batches. Batches keep the internal layers to one
  * async-generator step per network read; `fanOutStream` hands the events out one by one.
  */
-export async function* fanOutBatches(
+export function fanOutBatches(
   models: string[],
   messagesFor: (model: string) => Message[],
   options: TurnOptions,
 ): AsyncGenerator<StreamEvent[], void, undefined> {
+  // One model: its turn as it is, without a generator layer in between.
   if (models.length === 1) {
     const model = models[0] as string;
-    yield* runTurn(model, messagesFor(model), options);
-    return;
+    return runTurn(model, messagesFor(model), options);
   }
+  return mergedTurns(models, messagesFor, options);
+}
+
+async function* mergedTurns(
+  models: string[],
+  messagesFor: (model: string) => Message[],
+  options: TurnOptions,
+): AsyncGenerator<StreamEvent[], void, undefined> {
   const sources = models.map((model) => runTurn(model, messagesFor(model), options));
   for await (const item of mergeSources(sources)) {
     const model = models[item.index] as string;
@@ -41,7 +49,7 @@ export async function* fanOutBatches(
  * finish event is handed out, so a consumer that leaves before it commits nothing.
  */
 export function fanOutStream(
-  open: () => AsyncIterator<StreamEvent[], void, undefined>,
+  open: OpenBatches<StreamEvent>,
   hooks: FanOutHooks = {},
 ): AsyncGenerator<StreamEvent, void, undefined> {
   const { onFinish } = hooks;
@@ -79,7 +87,7 @@ export async function collectReplies(
 ): Promise<{ replies: Replies; results: Record<string, TurnResult> }> {
   const replies: Replies = {};
   const results: Record<string, TurnResult> = {};
-  for await (const event of events) {
+  const visit = (event: StreamEvent): void => {
     if (event.type === 'finish') {
       replies[event.model] = event.result.text;
       results[event.model] = event.result;
@@ -87,6 +95,9 @@ export async function collectReplies(
       if (!keyed) throw event.error;
       replies[event.model] = event.error;
     }
-  }
+  };
+  // Our own streams are drained a batch at a time, without a promise per event.
+  if (events instanceof EventStream) await events.forEach(visit);
+  else for await (const event of events) visit(event);
   return { replies, results };
 }

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Call, Chat, ProtocolError } from '../src/index.js';
+import { Call, Chat, InvalidInputError, ProtocolError } from '../src/index.js';
 import { EventStream } from '../src/event-stream.js';
 import type { StreamEvent } from '../src/types.js';
 
@@ -76,6 +76,13 @@ describe('Call and Chat streams', () => {
     expect(finish.result.usage).toMatchObject({ promptTokens: 5, completionTokens: 3, totalTokens: 8 });
     expect(call.lastResults.a?.text).toBe('Hello from a');
     expect(await call.run('hi')).toBe('Hello from a');
+  });
+
+  it('reports bad input when the stream is read, as a generator would', async () => {
+    const call = new Call('a', { baseURL, apiKey: 'sk-test-123456' });
+    const stream = call.stream(42 as unknown as string);
+    await expect(stream.next()).rejects.toBeInstanceOf(InvalidInputError);
+    expect(await stream.next()).toEqual({ done: true, value: undefined });
   });
 
   it('commits a chat turn once its reply is whole', async () => {
@@ -205,6 +212,25 @@ describe('EventStream', () => {
     await stream.next();
     await expect(stream.throw(new Error('stop'))).rejects.toThrow('stop');
     expect(log.closed).toBe(true);
+  });
+
+  it('forEach visits every item once, and closes the source when the visitor throws', async () => {
+    const all = source([[1, 2], [3]]);
+    const handed: number[] = [];
+    const seen: number[] = [];
+    await new EventStream(all.open, (n: number) => handed.push(n)).forEach((n) => seen.push(n));
+    expect(seen).toEqual([1, 2, 3]);
+    expect(handed).toEqual([1, 2, 3]);
+
+    const some = source([[1, 2], [3]]);
+    const stream = new EventStream(some.open);
+    await expect(
+      stream.forEach((n) => {
+        if (n === 2) throw new Error('visitor failed');
+      }),
+    ).rejects.toThrow('visitor failed');
+    expect(some.log.closed).toBe(true);
+    expect(await stream.next()).toEqual({ done: true, value: undefined });
   });
 
   it('passes on an error from the source', async () => {
