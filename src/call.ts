@@ -2,7 +2,7 @@
  * Call: stateless requests to one model or several at once. `run` returns the reply text
  * for one model, or an object keyed by model for several.
  */
-import { fanOut, collectReplies, type Replies } from './fanout.js';
+import { collectReplies, fanOutBatches, fanOutStream, type Replies } from './fanout.js';
 import { toUserContent, type Input } from './input.js';
 import { turnOptions, type ClientOptions, type RequestOptions } from './options.js';
 import { checkModelString } from './routing/router.js';
@@ -50,13 +50,20 @@ export class Call<M extends string | string[] = string | string[]> {
   }
 
   /** Stream the replies: text deltas tagged with their model, then a finish event per model. */
-  async *stream(input: Input, options: RequestOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
-    const messages = await this.#messages(input);
-    yield* fanOut(this.models, () => messages, turnOptions(this.#options, options), {
-      onFinish: (r) => {
-        this.lastResults[r.model] = r;
+  stream(input: Input, options: RequestOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
+    // Not an async generator itself: the returned stream hands out events without a generator
+    // step each, and the turn's batches reach it with no layer in between.
+    return fanOutStream(
+      async () => {
+        const messages = await this.#messages(input);
+        return fanOutBatches(this.models, () => messages, turnOptions(this.#options, options));
       },
-    });
+      {
+        onFinish: (r) => {
+          this.lastResults[r.model] = r;
+        },
+      },
+    );
   }
 
   async run(input: Input, options: RequestOptions = {}): Promise<M extends string ? string : Replies> {

@@ -4,7 +4,7 @@
  * a model's history and usage change only when its reply arrived whole.
  */
 import { InvalidHistoryError, InvalidInputError } from './errors.js';
-import { collectReplies, fanOut, type Replies } from './fanout.js';
+import { collectReplies, fanOutBatches, fanOutStream, type Replies } from './fanout.js';
 import { validateHistory } from './history.js';
 import { toUserContent, type Input } from './input.js';
 import { pickParams, turnOptions, type ClientOptions, type RequestOptions } from './options.js';
@@ -16,6 +16,12 @@ import { addUsage, zeroUsage } from './usage.js';
 export interface ChatOptions extends ClientOptions {
   /** The system prompt, the first message of every model's history. */
   system?: string;
+}
+
+/** What a turn in progress sent, filled in when it starts: the user message and each model's state. */
+interface PendingTurn {
+  user: UserMessage | undefined;
+  sent: Map<string, ModelState>;
 }
 
 interface ModelState {
@@ -210,25 +216,36 @@ export class Chat<M extends string | string[] = string | string[]> {
    * and usage are updated when its reply is complete; leaving the loop early cancels the
    * requests still running and adds nothing for them.
    */
-  async *stream(input: Input, options: RequestOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
+  stream(input: Input, options: RequestOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
+    // Not an async generator itself: the returned stream hands out events without a generator
+    // step each. A reply is committed as its finish event is handed out, as before.
+    const turn: PendingTurn = { user: undefined, sent: new Map() };
+    return fanOutStream(() => this.#turnBatches(input, options, turn), {
+      onFinish: (result) => this.#commit(turn, result),
+    });
+  }
+
+  async *#turnBatches(input: Input, options: RequestOptions, turn: PendingTurn): AsyncGenerator<StreamEvent[], void, undefined> {
     const release = await this.#acquire();
     try {
       const content = await toUserContent(input);
       const user: UserMessage = { role: 'user', content };
-      const models = this.models;
-      const sent = new Map(models.map((m) => [m, this.#states.get(m) as ModelState]));
-      yield* fanOut(models, (m) => [...(sent.get(m) as ModelState).history, user], turnOptions(this.#options, options), {
-        onFinish: (result) => {
-          const state = sent.get(result.model);
-          if (!state) return;
-          state.history.push(structuredClone(user), result.message);
-          state.usage = addUsage(state.usage, result.usage);
-          state.turns.push(result);
-        },
-      });
+      turn.user = user;
+      for (const m of this.models) turn.sent.set(m, this.#states.get(m) as ModelState);
+      const messagesFor = (m: string): Message[] => [...(turn.sent.get(m) as ModelState).history, user];
+      yield* fanOutBatches([...turn.sent.keys()], messagesFor, turnOptions(this.#options, options));
     } finally {
       release();
     }
+  }
+
+  /** Add one model's finished reply to its history, usage and turns. */
+  #commit(turn: PendingTurn, result: TurnResult): void {
+    const state = turn.sent.get(result.model);
+    if (!state || !turn.user) return;
+    state.history.push(structuredClone(turn.user), result.message);
+    state.usage = addUsage(state.usage, result.usage);
+    state.turns.push(result);
   }
 
   /** Send a message; returns the reply (one model) or replies keyed by model (an Error where one failed). */

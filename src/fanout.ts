@@ -4,6 +4,7 @@
  * an `error` event for that model and the others carry on.
  */
 import { SwitchboardError } from './errors.js';
+import { EventStream, type OpenBatches } from './event-stream.js';
 import { mergeSources } from './merge.js';
 import { runTurn, type TurnOptions } from './turn.js';
 import type { Message, StreamEvent, TurnResult } from './types.js';
@@ -13,35 +14,62 @@ export interface FanOutHooks {
   onFinish?: (result: TurnResult) => void;
 }
 
-export async function* fanOut(
+/**
+ * The models' turns as one stream of event batches. Batches keep the internal layers to one
+ * async-generator step per network read; `fanOutStream` hands the events out one by one.
+ */
+export function fanOutBatches(
+  models: string[],
+  messagesFor: (model: string) => Message[],
+  options: TurnOptions,
+): AsyncGenerator<StreamEvent[], void, undefined> {
+  // One model: its turn as it is, without a generator layer in between.
+  if (models.length === 1) {
+    const model = models[0] as string;
+    return runTurn(model, messagesFor(model), options);
+  }
+  return mergedTurns(models, messagesFor, options);
+}
+
+async function* mergedTurns(
+  models: string[],
+  messagesFor: (model: string) => Message[],
+  options: TurnOptions,
+): AsyncGenerator<StreamEvent[], void, undefined> {
+  const sources = models.map((model) => runTurn(model, messagesFor(model), options));
+  for await (const item of mergeSources(sources)) {
+    const model = models[item.index] as string;
+    if (item.error !== undefined) yield [{ type: 'error', model, error: asError(item.error) }];
+    else if (item.value) yield item.value;
+  }
+}
+
+/**
+ * Events one at a time from a source of batches (see EventStream). `onFinish` runs as a
+ * finish event is handed out, so a consumer that leaves before it commits nothing.
+ */
+export function fanOutStream(
+  open: OpenBatches<StreamEvent>,
+  hooks: FanOutHooks = {},
+): AsyncGenerator<StreamEvent, void, undefined> {
+  const { onFinish } = hooks;
+  return new EventStream(
+    open,
+    onFinish &&
+      ((event: StreamEvent) => {
+        if (event.type === 'finish') onFinish(event.result);
+      }),
+  );
+}
+
+/** Ask one model or several at once: their events as one stream. */
+export function fanOut(
   models: string[],
   messagesFor: (model: string) => Message[],
   options: TurnOptions,
   hooks: FanOutHooks = {},
 ): AsyncGenerator<StreamEvent, void, undefined> {
-  if (models.length === 1) {
-    const model = models[0] as string;
-    for await (const batch of runTurn(model, messagesFor(model), options)) {
-      for (const event of batch) {
-        if (event.type === 'finish') hooks.onFinish?.(event.result);
-        yield event;
-      }
-    }
-    return;
-  }
-  const sources = models.map((model) => runTurn(model, messagesFor(model), options));
-  for await (const item of mergeSources(sources)) {
-    const model = models[item.index] as string;
-    if (item.error !== undefined) {
-      yield { type: 'error', model, error: asError(item.error) };
-      continue;
-    }
-    if (!item.value) continue;
-    for (const event of item.value) {
-      if (event.type === 'finish') hooks.onFinish?.(event.result);
-      yield event;
-    }
-  }
+  return fanOutStream(() => fanOutBatches(models, messagesFor, options), hooks);
 }
 
 function asError(err: unknown): Error {
@@ -59,7 +87,7 @@ export async function collectReplies(
 ): Promise<{ replies: Replies; results: Record<string, TurnResult> }> {
   const replies: Replies = {};
   const results: Record<string, TurnResult> = {};
-  for await (const event of events) {
+  const visit = (event: StreamEvent): void => {
     if (event.type === 'finish') {
       replies[event.model] = event.result.text;
       results[event.model] = event.result;
@@ -67,6 +95,9 @@ export async function collectReplies(
       if (!keyed) throw event.error;
       replies[event.model] = event.error;
     }
-  }
+  };
+  // Our own streams are drained a batch at a time, without a promise per event.
+  if (events instanceof EventStream) await events.forEach(visit);
+  else for await (const event of events) visit(event);
   return { replies, results };
 }

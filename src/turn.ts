@@ -77,7 +77,7 @@ export async function* runTurn(
   options: TurnOptions,
 ): AsyncGenerator<StreamEvent[], void, undefined> {
   const started = performance.now();
-  const startedAt = new Date().toISOString();
+  const startedAt = isoTime(Date.now());
   let firstTokenAt: number | undefined;
   let acc = new TurnAccumulator();
   let deployment: Deployment | undefined;
@@ -182,6 +182,21 @@ function providerLabel(provider: string, reported: string | undefined): string {
 function mergeExtraBody(params: RequestParams, deployment: Deployment): RequestParams {
   if (!deployment.extraBody) return params;
   return { ...params, extraBody: { ...deployment.extraBody, ...params.extraBody } };
+}
+
+let isoSecond = NaN;
+let isoPrefix = '';
+/**
+ * `new Date(ms).toISOString()`, reusing the formatted second: formatting a date costs more
+ * (about 1.5 µs) than the rest of a turn's bookkeeping, and turns often start in the same second.
+ */
+function isoTime(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== isoSecond) {
+    isoSecond = second;
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, -5); // without ".000Z"
+  }
+  return `${isoPrefix}.${String(ms - second * 1000).padStart(3, '0')}Z`;
 }
 
 function round(n: number): number {

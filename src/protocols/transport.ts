@@ -51,19 +51,25 @@ export async function* sendRequest(
   options: TransportOptions = {},
 ): AsyncGenerator<ProtocolEvent[], void, undefined> {
   const wire = protocol.buildRequest(request, endpoint);
-  const controller = new AbortController();
   const userSignal = options.signal;
   if (userSignal?.aborted) throw new AbortError();
+  const timeoutMs = options.timeoutMs !== undefined && options.timeoutMs > 0 ? options.timeoutMs : undefined;
+  // An AbortController (and fetch's work to follow its signal) is a few percent of a short
+  // call, so there is one only when something can abort before the body is read: the
+  // caller's signal or a timeout. A consumer that leaves early can only do so once the body
+  // is being read, and cancelling the body aborts the request just the same (see finally).
+  const controller = userSignal || timeoutMs !== undefined ? new AbortController() : undefined;
   let timedOut = false;
-  const onAbort = (): void => controller.abort();
+  const onAbort = (): void => controller?.abort();
   userSignal?.addEventListener('abort', onAbort, { once: true });
   const timer =
-    options.timeoutMs !== undefined && options.timeoutMs > 0
+    timeoutMs !== undefined
       ? setTimeout(() => {
           timedOut = true;
-          controller.abort();
-        }, options.timeoutMs)
+          controller?.abort();
+        }, timeoutMs)
       : undefined;
+  let bodyReader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let finished = false;
 
   const failure = (err: unknown): Error => {
@@ -82,7 +88,7 @@ export async function* sendRequest(
         method: 'POST',
         headers: wire.headers,
         body: wire.body,
-        signal: controller.signal,
+        signal: controller?.signal ?? null,
       });
     } catch (err) {
       throw failure(err);
@@ -145,35 +151,34 @@ export async function* sendRequest(
       onEvent: (message) => reader.onEvent(message, batch),
     });
     const decoder = new TextDecoder();
+    // The reader is never released: the response does not leave this function, and Node's
+    // releaseLock() builds a TypeError (stack trace included) for every request.
     const body = response.body.getReader();
-    try {
-      for (;;) {
-        let chunk: Awaited<ReturnType<typeof body.read>>;
-        try {
-          chunk = await body.read();
-        } catch (err) {
-          if (timedOut || userSignal?.aborted) throw failure(err);
-          throw new ProtocolError(
-            `The connection to ${endpoint.provider} closed in the middle of the stream; the partial reply was discarded.`,
-            { url: safeURL(wire.url), isRetryable: true, cause: err },
-          );
-        }
-        if (chunk.done) break;
-        parser.feed(decoder.decode(chunk.value, { stream: true }));
-        if (batch.length > 0) {
-          const out = batch;
-          batch = [];
-          yield out;
-        }
-        if (reader.done) break;
+    bodyReader = body;
+    for (;;) {
+      let chunk: Awaited<ReturnType<typeof body.read>>;
+      try {
+        chunk = await body.read();
+      } catch (err) {
+        if (timedOut || userSignal?.aborted) throw failure(err);
+        throw new ProtocolError(
+          `The connection to ${endpoint.provider} closed in the middle of the stream; the partial reply was discarded.`,
+          { url: safeURL(wire.url), isRetryable: true, cause: err },
+        );
       }
-      const tail = decoder.decode();
-      if (tail) parser.feed(tail);
-      parser.reset({ consume: true });
-      if (batch.length > 0) yield batch;
-    } finally {
-      body.releaseLock();
+      if (chunk.done) break;
+      parser.feed(decoder.decode(chunk.value, { stream: true }));
+      if (batch.length > 0) {
+        const out = batch;
+        batch = [];
+        yield out;
+      }
+      if (reader.done) break;
     }
+    const tail = decoder.decode();
+    if (tail) parser.feed(tail);
+    parser.reset({ consume: true });
+    if (batch.length > 0) yield batch;
     if (!reader.done) {
       throw new ProtocolError(
         `The stream from ${endpoint.provider} ended before it was complete (no end-of-stream marker); the partial reply was discarded.`,
@@ -185,7 +190,10 @@ export async function* sendRequest(
     if (timer) clearTimeout(timer);
     userSignal?.removeEventListener('abort', onAbort);
     // A consumer that stopped reading (or an error) cancels the upstream request.
-    if (!finished) controller.abort();
+    if (!finished) {
+      controller?.abort();
+      bodyReader?.cancel().catch(() => undefined);
+    }
   }
 }
 
