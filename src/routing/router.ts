@@ -120,10 +120,13 @@ function withExtraBody(d: Deployment, extra: Record<string, unknown> | undefined
 function planStage(e: EndpointNode & { model: string }, options: RouteOptions, metrics: MetricsStore, policy: RoutingPolicy): Stage {
   const source = options.candidates ?? defaultCandidates;
   const routeKey = endpointKey(e);
-  const known = source.providersFor(e.model).filter((c) => options.registry.has(c.provider));
+  // A pinned deployment without constraints needs neither candidates nor statistics: the
+  // common case (`vendor/model`, `model@provider`) skips both.
+  const judged = e.target?.kind === 'mode' || e.constraints.length > 0;
+  const known = judged ? source.providersFor(e.model).filter((c) => options.registry.has(c.provider)) : [];
   const plan = (deployment: Deployment, prices?: { inputPrice?: number | undefined; outputPrice?: number | undefined }): Planned => {
     const key = deploymentKey(deployment);
-    return { key, provider: deployment.provider, deployment, inputPrice: prices?.inputPrice, outputPrice: prices?.outputPrice, stats: metrics.snapshot(key) };
+    return { key, provider: deployment.provider, deployment, inputPrice: prices?.inputPrice, outputPrice: prices?.outputPrice, stats: judged ? metrics.snapshot(key) : undefined };
   };
   let mode: Mode | null = null;
   let constraints: Constraint[] = e.constraints;

@@ -1,7 +1,8 @@
 /**
  * Metrics kept in SQLite (`$SWITCHBOARD_HOME/metrics.db`), so routing remembers what it
- * measured across runs. Reads come from an in-memory mirror loaded at open; writes go
- * through one prepared INSERT in WAL mode. Opening fails soft: a locked or corrupt file
+ * measured across runs. Reads come from an in-memory mirror loaded at open; writes are
+ * queued and written in one transaction shortly after (and at exit), so a request never
+ * waits on the disk. Opening fails soft: a locked or corrupt file
  * gives an in-memory store and one warning.
  */
 import { mkdirSync } from 'node:fs';
@@ -63,6 +64,10 @@ export class SQLiteMetricsStore implements MetricsStore {
   readonly #memory: MemoryMetricsStore;
   readonly #insert: Database.Statement;
   readonly #warn: (message: string) => void;
+  readonly #writeAll: (rows: unknown[][]) => void;
+  #pending: unknown[][] = [];
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #flushAtExit = (): void => this.flush();
   #broken = false;
 
   /** Opens (or creates) the database; throws when it cannot. Use `openMetricsStore` to fail soft. */
@@ -82,6 +87,11 @@ export class SQLiteMetricsStore implements MetricsStore {
       this.#insert = this.#db.prepare(
         'INSERT INTO samples (deployment, at, ok, error_code, ttft_ms, itl_ms, tps, latency_ms, output_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       );
+      const insert = this.#insert;
+      this.#writeAll = this.#db.transaction((rows: unknown[][]) => {
+        for (const row of rows) insert.run(...row);
+      });
+      process.once('exit', this.#flushAtExit);
       const window = options.window ?? 40;
       const rows = this.#db
         .prepare(
@@ -110,18 +120,32 @@ export class SQLiteMetricsStore implements MetricsStore {
   record(deployment: string, sample: MetricSample): void {
     this.#memory.record(deployment, sample);
     if (this.#broken) return;
+    this.#pending.push([
+      deployment,
+      Math.round(sample.at),
+      sample.ok ? 1 : 0,
+      orNull(sample.errorCode),
+      orNull(sample.ttftMs),
+      orNull(sample.itlMs),
+      orNull(sample.tokensPerSecond),
+      orNull(sample.latencyMs),
+      orNull(sample.outputTokens),
+    ]);
+    if (!this.#flushTimer) {
+      this.#flushTimer = setTimeout(() => this.flush(), 100);
+      this.#flushTimer.unref();
+    }
+  }
+
+  /** Write the queued samples now, in one transaction. */
+  flush(): void {
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    if (this.#broken || this.#pending.length === 0 || !this.#db.open) return;
+    const rows = this.#pending;
+    this.#pending = [];
     try {
-      this.#insert.run(
-        deployment,
-        Math.round(sample.at),
-        sample.ok ? 1 : 0,
-        orNull(sample.errorCode),
-        orNull(sample.ttftMs),
-        orNull(sample.itlMs),
-        orNull(sample.tokensPerSecond),
-        orNull(sample.latencyMs),
-        orNull(sample.outputTokens),
-      );
+      this.#writeAll(rows);
     } catch (err) {
       this.#broken = true;
       this.#warn(`switchboard: cannot write routing metrics to ${this.path} (${(err as Error).message}); keeping them in memory.`);
@@ -137,6 +161,8 @@ export class SQLiteMetricsStore implements MetricsStore {
   }
 
   close(): void {
+    this.flush();
+    process.removeListener('exit', this.#flushAtExit);
     if (this.#db.open) this.#db.close();
   }
 }
