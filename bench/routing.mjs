@@ -22,6 +22,11 @@ const setProfile = (name, partial) => {
   throw new Error('the simulator has no setProviderProfile control');
 };
 const env = { ...process.env, SWITCHBOARD_SIM_URL: sim.url };
+/** A provider's current profile, as the simulator reports it. */
+async function profileOf(provider) {
+  const profiles = await (await fetch(`${sim.url}/_sim/profiles`)).json();
+  return (profiles.providers ?? profiles)[provider];
+}
 
 /** A fresh routing state (metrics, policy, breakers) so scenarios do not see each other. */
 function routing(extra = {}) {
@@ -58,7 +63,14 @@ let cheapestShare;
 // (1) highest-tks-per-sec while speeds swap halfway.
 {
   setProfile('sim-flaky', { failRate: 0 });
-  const speeds = { 'sim-fast': 220, 'sim-cheap': 45, 'sim-flaky': 120 };
+  // Every provider that serves the model counts, at the speed its profile gives it now:
+  // the three swapped below, and the others (sim-anthropic, sim-gemini) at their own.
+  const live = await (await fetch(`${sim.url}/`)).json();
+  const speeds = {};
+  for (const provider of live.models[MODEL.slice(4)].providers) {
+    speeds[provider] = (await profileOf(provider)).tokensPerSecond;
+  }
+  Object.assign(speeds, { 'sim-fast': 220, 'sim-cheap': 45, 'sim-flaky': 120 });
   for (const [p, tps] of Object.entries(speeds)) setProfile(p, { tokensPerSecond: tps });
   const model = `${MODEL}@highest-tks-per-sec`;
   const call = new sb.Call(model, { env, routing: routing() });

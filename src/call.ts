@@ -4,7 +4,7 @@
  */
 import { collectReplies, fanOutBatches, fanOutStream, type Replies } from './fanout.js';
 import { toUserContent, type Input } from './input.js';
-import { turnOptions, type ClientOptions, type RequestOptions } from './options.js';
+import { collectedRequest, turnOptions, type ClientOptions, type RequestOptions } from './options.js';
 import { checkModelString } from './routing/router.js';
 import type { Message, StreamEvent, TurnResult } from './types.js';
 import { InvalidInputError } from './errors.js';
@@ -68,7 +68,7 @@ export class Call<M extends string | string[] = string | string[]> {
 
   async run(input: Input, options: RequestOptions = {}): Promise<M extends string ? string : Replies> {
     this.lastResults = {};
-    const { replies } = await collectReplies(this.stream(input, options), this.#keyed);
+    const { replies } = await collectReplies(this.stream(input, collectedRequest(options)), this.#keyed);
     return (this.#keyed ? replies : replies[this.models[0] as string]) as M extends string ? string : Replies;
   }
 }

@@ -7,7 +7,7 @@ import { InvalidHistoryError, InvalidInputError } from './errors.js';
 import { collectReplies, fanOutBatches, fanOutStream, type Replies } from './fanout.js';
 import { validateHistory } from './history.js';
 import { toUserContent, type Input } from './input.js';
-import { pickParams, turnOptions, type ClientOptions, type RequestOptions } from './options.js';
+import { collectedRequest, pickParams, turnOptions, type ClientOptions, type RequestOptions } from './options.js';
 import { checkModelString } from './routing/router.js';
 import { normalizeModels } from './call.js';
 import type { Message, StreamEvent, TurnResult, Usage, UserMessage } from './types.js';
@@ -250,7 +250,7 @@ export class Chat<M extends string | string[] = string | string[]> {
 
   /** Send a message; returns the reply (one model) or replies keyed by model (an Error where one failed). */
   async send(input: Input, options: RequestOptions = {}): Promise<M extends string ? string : Replies> {
-    const { replies } = await collectReplies(this.stream(input, options), this.#keyed);
+    const { replies } = await collectReplies(this.stream(input, collectedRequest(options)), this.#keyed);
     return (this.#keyed ? replies : replies[this.models[0] as string]) as M extends string ? string : Replies;
   }
 

@@ -48,6 +48,19 @@ export function pickParams(options: object): RequestParams {
   return params as RequestParams;
 }
 
+const collectedRequests = new WeakSet<RequestOptions>();
+
+/**
+ * Mark a request whose replies are read whole (`send`, `run`) rather than streamed to the
+ * caller: no partial reply reaches anyone, so the router may fall back even after a
+ * provider failed midway through its answer.
+ */
+export function collectedRequest(options: RequestOptions): RequestOptions {
+  const copy = { ...options };
+  collectedRequests.add(copy);
+  return copy;
+}
+
 /** Combine client options and one request's options into a turn's options. */
 export function turnOptions(client: ClientOptions, request: RequestOptions = {}, signal?: AbortSignal): TurnOptions {
   const params = { ...pickParams(client), ...pickParams(request) };
@@ -56,6 +69,7 @@ export function turnOptions(client: ClientOptions, request: RequestOptions = {},
     registry: client.registry ?? processRegistry(),
     env: client.env ?? processEnv(),
     fitContext: request.fitContext ?? client.fitContext,
+    collected: collectedRequests.has(request),
     baseURL: client.baseURL,
     apiKey: client.apiKey,
     headers: client.headers,

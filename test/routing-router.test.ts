@@ -207,6 +207,14 @@ describe('router end to end (local OpenAI-format servers)', () => {
     expect(stub('b').requests).toHaveLength(0);
   });
 
+  it('a reply read whole (send, run) falls back even after a failure midway, and the turn holds only the new reply', async () => {
+    const { registry, names, stub } = providers({ a: [{ text: ['Hel', 'lo', ' world'], cutAfter: 1 }], b: [OK('from b')] });
+    const { result } = await run(`m@${names.a}->${names.b}`, options(registry, { collected: true }));
+    expect(result.text).toBe('from b');
+    expect(result.provider).toBe(names.b);
+    expect(stub('b').requests).toHaveLength(1);
+  });
+
   it('a circuit breaker cools a failing deployment down, then probes it once', async () => {
     let now = 1_000_000;
     const breakers = new CircuitBreakers({ failureThreshold: 2, cooldownMs: 5_000, now: () => now });

@@ -58,12 +58,17 @@ export interface RouteOptions extends ResolveContext {
   onUnavailable?: 'wait' | 'fail' | undefined;
   /** Milliseconds the whole routed request may take, retries and waits included. */
   deadlineMs?: number | undefined;
+  /**
+   * The caller reads each reply whole (`send`, `run`): nothing partial reached anyone, so a
+   * failure midway through a reply may still fall back. Streaming callers get the typed error.
+   */
+  collected?: boolean | undefined;
   /** Milliseconds one attempt may take. */
   attemptTimeoutMs?: number | undefined;
 }
 
 /** The routing knobs a Chat or Call passes through (`new Chat(model, { routing: {...} })`). */
-export type RoutingOptions = Omit<RouteOptions, keyof ResolveContext | 'signal'>;
+export type RoutingOptions = Omit<RouteOptions, keyof ResolveContext | 'signal' | 'collected'>;
 
 interface Planned extends RankCandidate {
   deployment: Deployment;
@@ -299,7 +304,7 @@ export async function* route(modelString: string, options: RouteOptions, attempt
             if (countsAgainstDeployment(error)) breakers.failure(p.key);
             else breakers.release(p.key);
             // After a content token reached the caller, the stream ends with the error.
-            if (outcome.emitted) throw error;
+            if (outcome.emitted && !options.collected) throw error;
             lastError = error;
             const allowed = lastCandidate ? (retry.maxRetries ?? 2) : (retry.retriesBeforeFallback ?? 0);
             if (!isRetryable(error) || retries >= allowed) break;
