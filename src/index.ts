@@ -29,3 +29,7 @@ export { SQLiteMetricsStore, openMetricsStore, type SQLiteMetricsOptions } from 
 export { setCatalogCandidates, type Candidate, type CandidateSource } from './routing/candidates.js';
 export { NoDeploymentError, type UnavailableCandidate } from './routing/no-deployment-error.js';
 export { VERSION } from './version.js';
+export { listModels, type ListModelsOptions } from './catalog/refresh.js';
+export { Catalog, defaultCatalog, type CatalogModel, type Pricing, type ModelProvider } from './catalog/catalog.js';
+export { computeCost, costFor, priceFor, setWarnHandler } from './catalog/cost.js';
+export { ContextLengthError, estimateTokens, fitToContext } from './catalog/context.js';

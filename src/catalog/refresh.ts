@@ -283,7 +283,8 @@ function hoursOld(fetchedAt: string, now: number): number {
  * The catalog, live or cached or from the snapshot, with where it came from. Never throws for
  * a failed refresh: the result says what it fell back to in `warning`.
  */
-export async function listModels(opts: ListModelsOptions): Promise<ListModelsResult> {
+export async function listModels(options: Partial<ListModelsOptions> = {}): Promise<ListModelsResult> {
+  const opts: ListModelsOptions = { ...options, env: options.env ?? process.env };
   const now = (opts.now ?? Date.now)();
   const dir = opts.cacheDir ?? defaultCacheDir(opts.env);
   const file = join(dir, 'models.json');
