@@ -11,7 +11,7 @@ describe('switchboard chat with piped input', () => {
     const input = ['My name is Alan Turing.', '/model sim/mini', 'What is my name?', '/retry', '/usage', '/nope', `/save ${join(home, 'chat.json')}`, 'quit', 'never sent'].join('\n');
     const res = await runPiped(['chat', '-m', 'sim/llama', '--show-provider'], `${input}\n`, baseEnv(home));
     expect(res.status).toBe(0);
-    expect(res.stdout).not.toMatch(/\x1b/);
+    expect(res.stdout).not.toContain("\u001b");
     expect(res.stdout).toContain('Now talking to sim/mini; the conversation so far goes with it.');
     expect(res.stdout.match(/^Your name is Alan Turing\.$/gm)).toHaveLength(2);
     expect(res.stdout.match(/^\(provider: sim-fast\)$/gm)).toHaveLength(3);
