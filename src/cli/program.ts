@@ -7,8 +7,10 @@ import { VERSION } from '../version.js';
 import { registerAsk } from './ask.js';
 import { registerChat } from './chat.js';
 import type { CliIO } from './io.js';
+import { registerLogs } from './logs.js';
 import { registerModels } from './models.js';
 import { registerSim } from './sim.js';
+import { registerUsage } from './usage.js';
 
 export function createProgram(io: CliIO): Command {
   const program = new Command('switchboard')
@@ -24,5 +26,7 @@ export function createProgram(io: CliIO): Command {
   registerChat(program, io);
   registerModels(program, io);
   registerSim(program, io);
+  registerLogs(program, io);
+  registerUsage(program, io);
   return program;
 }

@@ -225,7 +225,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
       resolve();
     });
   });
-  if (options.unref) server.unref();
+  if (options.unref) {
+    // Its connections must not keep the process alive either (keep-alive sockets idle for seconds).
+    server.unref();
+    server.on('connection', (socket) => socket.unref());
+  }
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   origin = `http://${host}:${address.port}`;

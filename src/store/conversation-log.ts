@@ -1,0 +1,380 @@
+/**
+ * The conversation log: every chat's turns (messages, models, providers, usage, cost,
+ * timings) written as they finish to SQLite (`$SWITCHBOARD_HOME/logs.db`, WAL), so a crash
+ * loses at most the turn in flight. The chat state (`chat.toJSON()`) is kept beside the
+ * turns for `--resume`. Opening fails soft: a locked file or one of another schema version
+ * gives `undefined` and one line saying why, and the chat goes on unlogged.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import Database from 'better-sqlite3';
+import { switchboardHome } from '../paths.js';
+import type { Env } from '../providers/resolve.js';
+import type { TurnResult } from '../types.js';
+
+export const LOG_SCHEMA_VERSION = 1;
+
+export type ConversationStatus = 'active' | 'paused' | 'ended';
+
+/** One model's reply to one user message, as logged. */
+export interface LoggedTurn {
+  seq: number;
+  at: string;
+  user: string;
+  model: string;
+  provider: string | null;
+  resolvedModel: string | null;
+  reply: string | null;
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+  cost: number | null;
+  ttftMs: number | null;
+  latencyMs: number | null;
+  tokensPerSecond: number | null;
+  error: string | null;
+  /** Replaced by `/retry`: still counted in usage (it was paid for), not shown as the conversation. */
+  replaced: boolean;
+}
+
+export interface ConversationSummary {
+  id: string;
+  startedAt: string;
+  updatedAt: string;
+  status: ConversationStatus;
+  models: string[];
+  turns: number;
+  tokens: number;
+  /** Null when some turn's price is unknown and none is known. */
+  cost: number | null;
+  firstMessage: string;
+}
+
+export interface UsageRow {
+  key: string;
+  turns: number;
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+  cost: number | null;
+}
+
+/** What the chat writes and the `logs`/`usage` commands read; a Redis or remote log can plug in here. */
+export interface ConversationLog {
+  readonly path: string;
+  /** Start a conversation; returns its id. */
+  create(models: string[], system: string | undefined): string;
+  /** Log one user message and each model's outcome, and the chat state after it, in one transaction. */
+  recordTurn(id: string, entry: { user: string; results: TurnResult[]; errors: { model: string; error: string }[]; state: unknown; models: string[]; replacesLast?: boolean }): void;
+  setStatus(id: string, status: ConversationStatus, state?: unknown): void;
+  /** The chat state to resume: the given conversation (id or unique prefix), or the last paused one. */
+  resumable(id?: string): { id: string; state: unknown } | undefined;
+  list(options?: { limit?: number; search?: string }): ConversationSummary[];
+  show(id: string): { summary: ConversationSummary; turns: LoggedTurn[] } | undefined;
+  usage(options: { by: 'model' | 'provider' | 'day'; since?: string }): UsageRow[];
+  close(): void;
+}
+
+export class LogUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LogUnavailableError';
+  }
+}
+
+const SCHEMA = `
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE conversations (
+  id TEXT PRIMARY KEY,
+  started_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  status TEXT NOT NULL,
+  models TEXT NOT NULL,
+  system TEXT,
+  state TEXT
+);
+CREATE TABLE turns (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  conversation_id TEXT NOT NULL REFERENCES conversations(id),
+  seq INTEGER NOT NULL,
+  at TEXT NOT NULL,
+  user_text TEXT NOT NULL,
+  model TEXT NOT NULL,
+  provider TEXT,
+  resolved_model TEXT,
+  reply TEXT,
+  prompt_tokens INTEGER NOT NULL DEFAULT 0,
+  completion_tokens INTEGER NOT NULL DEFAULT 0,
+  total_tokens INTEGER NOT NULL DEFAULT 0,
+  cost REAL,
+  ttft_ms REAL,
+  latency_ms REAL,
+  tps REAL,
+  error TEXT,
+  replaced INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX turns_by_conversation ON turns (conversation_id, seq);
+CREATE INDEX turns_by_time ON turns (at);
+`;
+
+const FTS = `
+CREATE VIRTUAL TABLE turns_fts USING fts5(user_text, reply, content='turns', content_rowid='id');
+CREATE TRIGGER turns_fts_insert AFTER INSERT ON turns BEGIN
+  INSERT INTO turns_fts(rowid, user_text, reply) VALUES (new.id, new.user_text, coalesce(new.reply, ''));
+END;
+`;
+
+interface TurnRow {
+  seq: number;
+  at: string;
+  user_text: string;
+  model: string;
+  provider: string | null;
+  resolved_model: string | null;
+  reply: string | null;
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  cost: number | null;
+  ttft_ms: number | null;
+  latency_ms: number | null;
+  tps: number | null;
+  error: string | null;
+  replaced: number;
+}
+
+interface SummaryRow {
+  id: string;
+  started_at: string;
+  updated_at: string;
+  status: ConversationStatus;
+  models: string;
+  turns: number;
+  tokens: number | null;
+  cost: number | null;
+  first_message: string | null;
+}
+
+function newId(): string {
+  return `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, '0')}`;
+}
+
+/** A phrase query for FTS5: the text as typed, quotes doubled. */
+function ftsPhrase(text: string): string {
+  return `"${text.replaceAll('"', '""')}"`;
+}
+
+const SUMMARY_SQL = `
+SELECT c.id, c.started_at, c.updated_at, c.status, c.models,
+  (SELECT count(DISTINCT seq) FROM turns t WHERE t.conversation_id = c.id AND t.replaced = 0) AS turns,
+  (SELECT sum(total_tokens) FROM turns t WHERE t.conversation_id = c.id) AS tokens,
+  (SELECT sum(cost) FROM turns t WHERE t.conversation_id = c.id) AS cost,
+  (SELECT user_text FROM turns t WHERE t.conversation_id = c.id ORDER BY seq, id LIMIT 1) AS first_message
+FROM conversations c`;
+
+export class SQLiteConversationLog implements ConversationLog {
+  readonly path: string;
+  readonly #db: Database.Database;
+  readonly #fts: boolean;
+
+  /** Opens (or creates) the log; throws LogUnavailableError with a one-line reason when it cannot be used. */
+  constructor(options: { path?: string; env?: Env; readonly?: boolean } = {}) {
+    this.path = options.path ?? join(switchboardHome(options.env), 'logs.db');
+    mkdirSync(dirname(this.path), { recursive: true });
+    let db: Database.Database;
+    try {
+      db = new Database(this.path, { timeout: 200 });
+    } catch (err) {
+      throw new LogUnavailableError(`cannot open the conversation log ${this.path} (${(err as Error).message})`);
+    }
+    this.#db = db;
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      this.#fts = this.#migrate();
+      // A write lock taken and given back at once: a log another program holds fails now, not mid-chat.
+      if (!options.readonly) db.exec('BEGIN IMMEDIATE; COMMIT;');
+    } catch (err) {
+      db.close();
+      if (err instanceof LogUnavailableError) throw err;
+      const code = (err as { code?: string }).code ?? '';
+      if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+        throw new LogUnavailableError(`the conversation log ${this.path} is locked by another program`);
+      }
+      throw new LogUnavailableError(`cannot use the conversation log ${this.path} (${(err as Error).message})`);
+    }
+  }
+
+  /** Create the schema in an empty file; refuse a file of another version. Returns whether FTS5 is there. */
+  #migrate(): boolean {
+    const db = this.#db;
+    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
+    if (tables.length === 0) {
+      db.transaction(() => {
+        db.exec(SCHEMA);
+        db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(LOG_SCHEMA_VERSION);
+        try {
+          db.exec(FTS);
+        } catch {
+          // No FTS5 in this SQLite: search falls back to LIKE.
+        }
+      })();
+      return this.#hasTable('turns_fts');
+    }
+    if (!tables.includes('schema_version')) {
+      throw new LogUnavailableError(`the conversation log ${this.path} is not a switchboard log (no schema version)`);
+    }
+    const version = db.prepare('SELECT max(version) FROM schema_version').pluck().get() as number | null;
+    if (version !== LOG_SCHEMA_VERSION) {
+      const which = version !== null && version > LOG_SCHEMA_VERSION ? 'a newer' : 'an older';
+      throw new LogUnavailableError(
+        `the conversation log ${this.path} is from ${which} switchboard (schema version ${version ?? 'none'}, this one reads ${LOG_SCHEMA_VERSION})`,
+      );
+    }
+    return this.#hasTable('turns_fts');
+  }
+
+  #hasTable(name: string): boolean {
+    return this.#db.prepare("SELECT 1 FROM sqlite_master WHERE name = ?").get(name) !== undefined;
+  }
+
+  /** A full id from an id or a unique prefix of one. */
+  #resolve(id: string): string | undefined {
+    const rows = this.#db.prepare("SELECT id FROM conversations WHERE id = ? OR id LIKE ? ESCAPE '\\' LIMIT 2").pluck().all(id, `${id.replace(/[\\%_]/g, '\\$&')}%`) as string[];
+    if (rows.includes(id)) return id;
+    return rows.length === 1 ? rows[0] : undefined;
+  }
+
+  create(models: string[], system: string | undefined): string {
+    const id = newId();
+    const now = new Date().toISOString();
+    this.#db
+      .prepare('INSERT INTO conversations (id, started_at, updated_at, status, models, system) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(id, now, now, 'active', JSON.stringify(models), system ?? null);
+    return id;
+  }
+
+  recordTurn(id: string, entry: { user: string; results: TurnResult[]; errors: { model: string; error: string }[]; state: unknown; models: string[]; replacesLast?: boolean }): void {
+    const db = this.#db;
+    const now = new Date().toISOString();
+    db.transaction(() => {
+      let seq = ((db.prepare('SELECT max(seq) FROM turns WHERE conversation_id = ?').pluck().get(id) as number | null) ?? 0) + 1;
+      if (entry.replacesLast && seq > 1) {
+        seq -= 1;
+        db.prepare('UPDATE turns SET replaced = 1 WHERE conversation_id = ? AND seq = ?').run(id, seq);
+      }
+      const insert = db.prepare(
+        `INSERT INTO turns (conversation_id, seq, at, user_text, model, provider, resolved_model, reply, prompt_tokens, completion_tokens,
+          total_tokens, cost, ttft_ms, latency_ms, tps, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      for (const r of entry.results) {
+        const u = r.usage;
+        insert.run(id, seq, r.startedAt || now, entry.user, r.model, r.provider, r.resolvedModel, r.text, u.promptTokens, u.completionTokens, u.totalTokens, u.cost, r.ttftMs, r.latencyMs, r.tokensPerSecond, null);
+      }
+      for (const e of entry.errors) insert.run(id, seq, now, entry.user, e.model, null, null, null, 0, 0, 0, null, null, null, null, e.error);
+      db.prepare('UPDATE conversations SET updated_at = ?, models = ?, state = ? WHERE id = ?').run(now, JSON.stringify(entry.models), JSON.stringify(entry.state), id);
+    })();
+  }
+
+  setStatus(id: string, status: ConversationStatus, state?: unknown): void {
+    const now = new Date().toISOString();
+    if (state === undefined) this.#db.prepare('UPDATE conversations SET status = ?, updated_at = ? WHERE id = ?').run(status, now, id);
+    else this.#db.prepare('UPDATE conversations SET status = ?, updated_at = ?, state = ? WHERE id = ?').run(status, now, JSON.stringify(state), id);
+  }
+
+  resumable(id?: string): { id: string; state: unknown } | undefined {
+    const row = (
+      id === undefined
+        ? this.#db.prepare("SELECT id, state FROM conversations WHERE status = 'paused' AND state IS NOT NULL ORDER BY updated_at DESC, rowid DESC LIMIT 1").get()
+        : this.#db.prepare('SELECT id, state FROM conversations WHERE id = ? AND state IS NOT NULL').get(this.#resolve(id) ?? '')
+    ) as { id: string; state: string } | undefined;
+    return row ? { id: row.id, state: JSON.parse(row.state) as unknown } : undefined;
+  }
+
+  #summary(r: SummaryRow): ConversationSummary {
+    return {
+      id: r.id,
+      startedAt: r.started_at,
+      updatedAt: r.updated_at,
+      status: r.status,
+      models: JSON.parse(r.models) as string[],
+      turns: r.turns,
+      tokens: r.tokens ?? 0,
+      cost: r.cost,
+      firstMessage: r.first_message ?? '',
+    };
+  }
+
+  list(options: { limit?: number; search?: string } = {}): ConversationSummary[] {
+    const limit = options.limit ?? 20;
+    const search = options.search?.trim();
+    let rows: SummaryRow[];
+    if (search) {
+      const match = this.#fts
+        ? 'c.id IN (SELECT t.conversation_id FROM turns t JOIN turns_fts f ON f.rowid = t.id WHERE turns_fts MATCH ?)'
+        : "c.id IN (SELECT conversation_id FROM turns WHERE user_text LIKE ? ESCAPE '\\' OR reply LIKE ? ESCAPE '\\')";
+      const like = `%${search.replace(/[\\%_]/g, '\\$&')}%`;
+      const params = this.#fts ? [ftsPhrase(search)] : [like, like];
+      rows = this.#db.prepare(`${SUMMARY_SQL} WHERE ${match} ORDER BY c.updated_at DESC LIMIT ?`).all(...params, limit) as SummaryRow[];
+    } else {
+      rows = this.#db.prepare(`${SUMMARY_SQL} ORDER BY c.updated_at DESC, c.rowid DESC LIMIT ?`).all(limit) as SummaryRow[];
+    }
+    return rows.map((r) => this.#summary(r));
+  }
+
+  show(id: string): { summary: ConversationSummary; turns: LoggedTurn[] } | undefined {
+    const full = this.#resolve(id);
+    if (full === undefined) return undefined;
+    const row = this.#db.prepare(`${SUMMARY_SQL} WHERE c.id = ?`).get(full) as SummaryRow | undefined;
+    if (!row) return undefined;
+    const turns = (this.#db.prepare('SELECT * FROM turns WHERE conversation_id = ? ORDER BY seq, id').all(full) as TurnRow[]).map(
+      (t): LoggedTurn => ({
+        seq: t.seq,
+        at: t.at,
+        user: t.user_text,
+        model: t.model,
+        provider: t.provider,
+        resolvedModel: t.resolved_model,
+        reply: t.reply,
+        promptTokens: t.prompt_tokens,
+        completionTokens: t.completion_tokens,
+        totalTokens: t.total_tokens,
+        cost: t.cost,
+        ttftMs: t.ttft_ms,
+        latencyMs: t.latency_ms,
+        tokensPerSecond: t.tps,
+        error: t.error,
+        replaced: t.replaced === 1,
+      }),
+    );
+    return { summary: this.#summary(row), turns };
+  }
+
+  usage(options: { by: 'model' | 'provider' | 'day'; since?: string }): UsageRow[] {
+    const key = { model: 'model', provider: "coalesce(provider, '(failed)')", day: 'substr(at, 1, 10)' }[options.by];
+    const where = options.since ? 'WHERE at >= ?' : '';
+    const params = options.since ? [options.since] : [];
+    return (
+      this.#db
+        .prepare(
+          `SELECT ${key} AS key, count(*) AS turns, sum(prompt_tokens) AS promptTokens, sum(completion_tokens) AS completionTokens,
+           sum(total_tokens) AS totalTokens, sum(cost) AS cost FROM turns ${where} GROUP BY 1 ORDER BY ${options.by === 'day' ? '1' : 'totalTokens DESC, 1'}`,
+        )
+        .all(...params) as UsageRow[]
+    );
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close();
+  }
+}
+
+/** Open the log, or say in one line why not and return undefined. */
+export function openConversationLog(options: { env?: Env; path?: string; readonly?: boolean; warn: (message: string) => void }): ConversationLog | undefined {
+  try {
+    return new SQLiteConversationLog(options);
+  } catch (err) {
+    options.warn(err instanceof LogUnavailableError ? err.message : `cannot use the conversation log (${(err as Error).message})`);
+    return undefined;
+  }
+}

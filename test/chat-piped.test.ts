@@ -1,0 +1,89 @@
+/** `switchboard chat` scripted through a pipe, and the `logs` and `usage` commands over what it logged. */
+import Database from 'better-sqlite3';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { baseEnv, runPiped, tempHome } from './helpers/terminal.js';
+
+describe('switchboard chat with piped input', () => {
+  it('reads one message per line, prints plain replies, and runs commands', async () => {
+    const home = tempHome();
+    const input = ['My name is Alan Turing.', '/model sim/mini', 'What is my name?', '/retry', '/usage', '/nope', `/save ${join(home, 'chat.json')}`, 'quit', 'never sent'].join('\n');
+    const res = await runPiped(['chat', '-m', 'sim/llama', '--show-provider'], `${input}\n`, baseEnv(home));
+    expect(res.status).toBe(0);
+    expect(res.stdout).not.toContain("\u001b");
+    expect(res.stdout).toContain('Now talking to sim/mini; the conversation so far goes with it.');
+    expect(res.stdout.match(/^Your name is Alan Turing\.$/gm)).toHaveLength(2);
+    expect(res.stdout.match(/^\(provider: sim-fast\)$/gm)).toHaveLength(3);
+    expect(res.stdout).toMatch(/^sim\/mini\s+\d+\s+\d+\s+\d+\s+\$0\.\d{6}$/m);
+    expect(res.stderr).toContain('unknown command /nope; type /help for the commands (nothing was sent).');
+    expect(res.stdout + res.stderr).not.toContain('never sent');
+    // /retry replaced the last turn: the saved chat has two exchanges, not three.
+    const saved = JSON.parse(readFileSync(join(home, 'chat.json'), 'utf8')) as { models: string[]; history: Record<string, { role: string; content: string }[]>; turns: Record<string, unknown[]> };
+    expect(saved.models).toEqual(['sim/mini']);
+    expect(saved.history['sim/mini']?.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant']);
+    expect(saved.turns['sim/mini']).toHaveLength(2);
+
+    // The log: the conversation, its turns (the retried one marked replaced), search and usage.
+    const env = baseEnv(home);
+    const list = await runPiped(['logs', '--json'], '', env);
+    const [conv] = list.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: string; models: string[]; turns: number; tokens: number; cost: number; firstMessage: string; status: string });
+    expect(conv?.models).toEqual(['sim/mini']);
+    expect(conv?.turns).toBe(2);
+    expect(conv?.firstMessage).toBe('My name is Alan Turing.');
+    expect(conv?.status).toBe('ended');
+    const shown = JSON.parse((await runPiped(['logs', 'show', conv!.id, '--json'], '', env)).stdout) as { turns: { model: string; provider: string; replaced: boolean; totalTokens: number; cost: number; reply: string }[] };
+    expect(shown.turns.map((t) => [t.model, t.replaced])).toEqual([['sim/llama', false], ['sim/mini', true], ['sim/mini', false]]);
+    expect(conv?.tokens).toBe(shown.turns.reduce((n, t) => n + t.totalTokens, 0));
+    expect(conv?.cost).toBeCloseTo(shown.turns.reduce((n, t) => n + t.cost, 0), 12);
+
+    const text = await runPiped(['logs', 'show', conv!.id.slice(0, 9)], '', env);
+    expect(text.stdout).toContain('> What is my name?');
+    expect(text.stdout).toMatch(/── sim\/mini \(sim-fast · \d+\+\d+ tok · \$0\.\d{6} · ttft \d+ ms\) ──\nYour name is Alan Turing\./);
+
+    const found = await runPiped(['logs', '--search', 'Alan Turing'], '', env);
+    expect(found.stdout).toContain(conv!.id);
+    const none = await runPiped(['logs', '--search', 'zebra crossing'], '', env);
+    expect(none.stdout).toBe('');
+    expect(none.stderr).toContain('No conversation mentions "zebra crossing".');
+
+    const usage = (await runPiped(['usage', '--by', 'model', '--json'], '', env)).stdout.trim().split('\n').map((l) => JSON.parse(l) as { model: string; turns: number; totalTokens: number; cost: number });
+    const byModel = Object.fromEntries(usage.map((u) => [u.model, u]));
+    expect(byModel['sim/mini']?.turns).toBe(2);
+    expect(byModel['sim/llama']?.turns).toBe(1);
+    expect(byModel['sim/mini']!.totalTokens + byModel['sim/llama']!.totalTokens).toBe(conv?.tokens);
+    const byProvider = (await runPiped(['usage', '--by', 'provider'], '', env)).stdout;
+    expect(byProvider).toMatch(/^sim-fast\s+3\s+/m);
+    const future = await runPiped(['usage', '--since', '2999-01-01'], '', env);
+    expect(future.stderr).toContain('Nothing logged yet.');
+  });
+
+  it('a log from another schema version: one line, and the chat still works', async () => {
+    const home = tempHome();
+    const db = new Database(join(home, 'logs.db'));
+    db.exec('CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (99);');
+    db.close();
+    const res = await runPiped(['chat', '-m', 'sim/llama'], 'say: hello there\n', baseEnv(home));
+    expect(res.status).toBe(0);
+    expect(res.stdout).toBe('hello there\n');
+    expect(res.stderr).toContain('is from a newer switchboard (schema version 99, this one reads 1); this chat is not logged.');
+    const logs = await runPiped(['logs'], '', baseEnv(home));
+    expect(logs.status).toBe(1);
+    expect(logs.stderr).toContain('is from a newer switchboard');
+  });
+
+  it('resumes a given conversation by id and refuses an unknown one', async () => {
+    const home = tempHome();
+    const env = baseEnv(home);
+    const first = await runPiped(['chat', '-m', 'sim/mini'], 'My name is Edsger Dijkstra.\n/pause\n', env);
+    const id = /--resume (\S+)/.exec(first.stdout)?.[1] as string;
+    expect(id).toBeTruthy();
+    const again = await runPiped(['chat', '--resume', id, '--show-cost'], 'What is my name?\n', env);
+    expect(again.stderr).toContain(`Welcome back! Continuing conversation ${id} with sim/mini (1 turn so far)`);
+    expect(again.stdout).toContain('Your name is Edsger Dijkstra.');
+    expect(again.stdout).toMatch(/\(cost: \$0\.\d{6} this turn, \$0\.\d{6} this session\)/);
+    const missing = await runPiped(['chat', '--resume', 'nosuchid'], '', env);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toContain('no conversation "nosuchid" in the log');
+  });
+});
