@@ -5,7 +5,8 @@
  */
 import { SwitchboardError } from './errors.js';
 import { mergeSources } from './merge.js';
-import { runTurn, type TurnOptions } from './turn.js';
+import { runModelTurn } from './tools/loop.js';
+import type { TurnOptions } from './turn.js';
 import type { Message, StreamEvent, TurnResult } from './types.js';
 
 export interface FanOutHooks {
@@ -21,7 +22,7 @@ export async function* fanOut(
 ): AsyncGenerator<StreamEvent, void, undefined> {
   if (models.length === 1) {
     const model = models[0] as string;
-    for await (const batch of runTurn(model, messagesFor(model), options)) {
+    for await (const batch of runModelTurn(model, messagesFor(model), options)) {
       for (const event of batch) {
         if (event.type === 'finish') hooks.onFinish?.(event.result);
         yield event;
@@ -29,7 +30,7 @@ export async function* fanOut(
     }
     return;
   }
-  const sources = models.map((model) => runTurn(model, messagesFor(model), options));
+  const sources = models.map((model) => runModelTurn(model, messagesFor(model), options));
   for await (const item of mergeSources(sources)) {
     const model = models[item.index] as string;
     if (item.error !== undefined) {
@@ -56,17 +57,20 @@ export type Replies = Record<string, string | Error>;
 export async function collectReplies(
   events: AsyncIterable<StreamEvent>,
   keyed: boolean,
-): Promise<{ replies: Replies; results: Record<string, TurnResult> }> {
+): Promise<{ replies: Replies; objects: Record<string, unknown>; results: Record<string, TurnResult> }> {
   const replies: Replies = {};
+  const objects: Record<string, unknown> = {};
   const results: Record<string, TurnResult> = {};
   for await (const event of events) {
     if (event.type === 'finish') {
       replies[event.model] = event.result.text;
+      objects[event.model] = event.result.object;
       results[event.model] = event.result;
     } else if (event.type === 'error') {
       if (!keyed) throw event.error;
       replies[event.model] = event.error;
+      objects[event.model] = event.error;
     }
   }
-  return { replies, results };
+  return { replies, objects, results };
 }
