@@ -176,7 +176,7 @@ export function toAnthropicMessages(messages: Message[]): { system: string | und
         }
         if (message.content) blocks.push({ type: 'text', text: message.content });
         for (const call of message.tool_calls ?? []) {
-          blocks.push({ type: 'tool_use', id: call.id, name: call.function.name, input: parseToolArguments(call.function.arguments, call.function.name) });
+          blocks.push({ type: 'tool_use', id: call.id, name: call.function.name, input: parseToolArguments(call.function.arguments) });
         }
         push('assistant', blocks);
         break;

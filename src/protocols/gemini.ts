@@ -144,7 +144,7 @@ export function toGeminiContents(messages: Message[]): { systemInstruction: { pa
         if (message.content) parts.push({ text: message.content });
         for (const call of message.tool_calls ?? []) {
           toolNames.set(call.id, call.function.name);
-          parts.push({ functionCall: { name: call.function.name, args: parseToolArguments(call.function.arguments, call.function.name) } });
+          parts.push({ functionCall: { name: call.function.name, args: parseToolArguments(call.function.arguments) } });
         }
         push('model', parts);
         break;

@@ -51,7 +51,10 @@ function readParts(parts: unknown, where: string): ReadParts | string {
       toolCalls.push({ name: call.name, arguments: JSON.stringify(call.args ?? {}) });
     } else if (response) {
       if (typeof response.name !== 'string') return `${where}.parts[${i}].functionResponse.name is required`;
-      const content = JSON.stringify(response.response ?? {});
+      // `{ result: text }` is how clients wrap a plain-text result; read it back as the text.
+      const body = asRecord(response.response) ?? {};
+      const keys = Object.keys(body);
+      const content = keys.length === 1 && keys[0] === 'result' && typeof body.result === 'string' ? body.result : JSON.stringify(body);
       texts.push(content);
       toolResults.push({ name: response.name, content });
     } else if (inline) {
