@@ -37,11 +37,14 @@ export interface SimExtras {
   annotations?: unknown[];
 }
 
-/** The user's own prompt: the last user message that is not tool results. */
-function userPrompt(messages: SimMessage[]): string {
+/** A client's request to fix a structured reply: not the user's topic. */
+const CORRECTION = /^Your reply did not match/;
+
+/** The user's own prompt: the last user message that is neither tool results nor a correction request. */
+function userPrompt(messages: SimMessage[], skipCorrections = true): string {
   for (let i = messages.length - 1; i >= 0; i--) {
     const m = messages[i] as SimMessage;
-    if (m.role === 'user' && !m.toolResults?.length) return m.text.trim();
+    if (m.role === 'user' && !m.toolResults?.length && !(skipCorrections && CORRECTION.test(m.text))) return m.text.trim();
   }
   return '';
 }
@@ -145,7 +148,7 @@ export function planExtras(request: SimRequest, seed: number): SimExtras {
     }
   }
   if (calling.length > 0) {
-    const invalidOutput = /\balways invalid json\b/i.test(anyUser) || /\binvalid json\b/i.test(prompt);
+    const invalidOutput = /\balways invalid json\b/i.test(anyUser) || /\binvalid json\b/i.test(userPrompt(request.messages, false));
     extras.toolCalls = calling.map((t, i) => ({
       id: callId(seed, i),
       name: t.name,
@@ -157,7 +160,7 @@ export function planExtras(request: SimRequest, seed: number): SimExtras {
 
   const schema = request.responseSchema;
   if (schema || request.jsonMode) {
-    const invalid = /\balways invalid json\b/i.test(anyUser) || /\binvalid json\b/i.test(prompt);
+    const invalid = /\balways invalid json\b/i.test(anyUser) || /\binvalid json\b/i.test(userPrompt(request.messages, false));
     const hints = hintsFor(prompt);
     const value = schema ? (invalid ? invalidValueFor(schema, hints) : valueFor(schema, hints)) : { answer: results.length > 0 ? quoteResults(results) : hints.word };
     extras.text = JSON.stringify(value);
