@@ -8,6 +8,7 @@ import { collectedRequest, turnOptions, type ClientOptions, type RequestOptions 
 import { checkModelString } from './routing/router.js';
 import type { Message, StreamEvent, TurnResult } from './types.js';
 import { InvalidInputError } from './errors.js';
+import type { InferSchema, SchemaInput } from './tools/schema.js';
 
 export interface CallOptions extends ClientOptions {
   /** A system prompt sent before every input. */
@@ -66,9 +67,13 @@ export class Call<M extends string | string[] = string | string[]> {
     );
   }
 
-  async run(input: Input, options: RequestOptions = {}): Promise<M extends string ? string : Replies> {
+  /** The reply (one model) or replies keyed by model; with `schema`, the validated object(s). */
+  async run<S extends SchemaInput>(input: Input, options: RequestOptions & { schema: S }): Promise<M extends string ? InferSchema<S> : Record<string, InferSchema<S> | Error>>;
+  async run(input: Input, options?: RequestOptions): Promise<M extends string ? string : Replies>;
+  async run(input: Input, options: RequestOptions = {}): Promise<unknown> {
     this.lastResults = {};
-    const { replies } = await collectReplies(this.stream(input, collectedRequest(options)), this.#keyed);
-    return (this.#keyed ? replies : replies[this.models[0] as string]) as M extends string ? string : Replies;
+    const collected = await collectReplies(this.stream(input, collectedRequest(options)), this.#keyed);
+    const replies = options.schema === undefined ? collected.replies : collected.objects;
+    return this.#keyed ? replies : replies[this.models[0] as string];
   }
 }

@@ -12,6 +12,7 @@ import { checkModelString } from './routing/router.js';
 import { normalizeModels } from './call.js';
 import type { Message, StreamEvent, TurnResult, Usage, UserMessage } from './types.js';
 import { addUsage, zeroUsage } from './usage.js';
+import type { InferSchema, SchemaInput } from './tools/schema.js';
 
 export interface ChatOptions extends ClientOptions {
   /** The system prompt, the first message of every model's history. */
@@ -239,19 +240,25 @@ export class Chat<M extends string | string[] = string | string[]> {
     }
   }
 
-  /** Add one model's finished reply to its history, usage and turns. */
+  /** Add one model's finished turn (its reply, and any tool calls and results) to its history, usage and turns. */
   #commit(turn: PendingTurn, result: TurnResult): void {
     const state = turn.sent.get(result.model);
     if (!state || !turn.user) return;
-    state.history.push(structuredClone(turn.user), result.message);
+    state.history.push(structuredClone(turn.user), ...structuredClone(result.messages ?? [result.message]));
     state.usage = addUsage(state.usage, result.usage);
     state.turns.push(result);
   }
 
-  /** Send a message; returns the reply (one model) or replies keyed by model (an Error where one failed). */
-  async send(input: Input, options: RequestOptions = {}): Promise<M extends string ? string : Replies> {
-    const { replies } = await collectReplies(this.stream(input, collectedRequest(options)), this.#keyed);
-    return (this.#keyed ? replies : replies[this.models[0] as string]) as M extends string ? string : Replies;
+  /**
+   * Send a message; returns the reply (one model) or replies keyed by model (an Error where
+   * one failed). With `schema`, the validated object instead of the text.
+   */
+  async send<S extends SchemaInput>(input: Input, options: RequestOptions & { schema: S }): Promise<M extends string ? InferSchema<S> : Record<string, InferSchema<S> | Error>>;
+  async send(input: Input, options?: RequestOptions): Promise<M extends string ? string : Replies>;
+  async send(input: Input, options: RequestOptions = {}): Promise<unknown> {
+    const collected = await collectReplies(this.stream(input, collectedRequest(options)), this.#keyed);
+    const replies = options.schema === undefined ? collected.replies : collected.objects;
+    return this.#keyed ? replies : replies[this.models[0] as string];
   }
 
   /** Plain JSON: models, system prompt, histories, usage and turns. Never includes an API key. */

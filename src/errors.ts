@@ -218,3 +218,19 @@ export class InvalidHistoryError extends SwitchboardError {
     super('invalid_history', message);
   }
 }
+
+/** A reply that did not satisfy the requested schema, even after one retry with the validation error. */
+export class StructuredOutputError extends SwitchboardError {
+  /** The model string that answered. */
+  readonly model: string;
+  /** The raw text of the last reply. */
+  readonly text: string;
+  /** What was wrong with it (JSON parse error or schema violations). */
+  readonly issues: string;
+  constructor(model: string, text: string, issues: string) {
+    super('validation', `${model} did not return JSON matching the schema (after one retry): ${issues}`);
+    this.model = model;
+    this.text = text;
+    this.issues = issues;
+  }
+}

@@ -6,7 +6,8 @@
 import { SwitchboardError } from './errors.js';
 import { EventStream, type OpenBatches } from './event-stream.js';
 import { mergeSources } from './merge.js';
-import { runTurn, type TurnOptions } from './turn.js';
+import { runModelTurn } from './tools/loop.js';
+import type { TurnOptions } from './turn.js';
 import type { Message, StreamEvent, TurnResult } from './types.js';
 
 export interface FanOutHooks {
@@ -26,7 +27,7 @@ export function fanOutBatches(
   // One model: its turn as it is, without a generator layer in between.
   if (models.length === 1) {
     const model = models[0] as string;
-    return runTurn(model, messagesFor(model), options);
+    return runModelTurn(model, messagesFor(model), options);
   }
   return mergedTurns(models, messagesFor, options);
 }
@@ -36,7 +37,7 @@ async function* mergedTurns(
   messagesFor: (model: string) => Message[],
   options: TurnOptions,
 ): AsyncGenerator<StreamEvent[], void, undefined> {
-  const sources = models.map((model) => runTurn(model, messagesFor(model), options));
+  const sources = models.map((model) => runModelTurn(model, messagesFor(model), options));
   for await (const item of mergeSources(sources)) {
     const model = models[item.index] as string;
     if (item.error !== undefined) yield [{ type: 'error', model, error: asError(item.error) }];
@@ -84,20 +85,23 @@ export type Replies = Record<string, string | Error>;
 export async function collectReplies(
   events: AsyncIterable<StreamEvent>,
   keyed: boolean,
-): Promise<{ replies: Replies; results: Record<string, TurnResult> }> {
+): Promise<{ replies: Replies; objects: Record<string, unknown>; results: Record<string, TurnResult> }> {
   const replies: Replies = {};
+  const objects: Record<string, unknown> = {};
   const results: Record<string, TurnResult> = {};
   const visit = (event: StreamEvent): void => {
     if (event.type === 'finish') {
       replies[event.model] = event.result.text;
+      objects[event.model] = event.result.object;
       results[event.model] = event.result;
     } else if (event.type === 'error') {
       if (!keyed) throw event.error;
       replies[event.model] = event.error;
+      objects[event.model] = event.error;
     }
   };
   // Our own streams are drained a batch at a time, without a promise per event.
   if (events instanceof EventStream) await events.forEach(visit);
   else for await (const event of events) visit(event);
-  return { replies, results };
+  return { replies, objects, results };
 }

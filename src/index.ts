@@ -2,7 +2,11 @@
 export { Chat, type ChatOptions, type ChatJSON } from './chat.js';
 export { Call, type CallOptions } from './call.js';
 export type { Replies } from './fanout.js';
-export type { ClientOptions, RequestOptions } from './options.js';
+export type { ClientOptions, RequestOptions, ToolOptions, SchemaOptions } from './options.js';
+export { tool, type Tool, type ToolContext, type ToolInput } from './tools/tool.js';
+export type { SchemaInput, InferSchema, JSONSchema } from './tools/schema.js';
+export { DEFAULT_MAX_STEPS } from './tools/loop.js';
+export { citationsFrom } from './citations.js';
 export { image, pdf, audio, type Input, type InputItem, type Media } from './input.js';
 export * from './errors.js';
 export type * from './types.js';

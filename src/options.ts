@@ -8,8 +8,30 @@ import { setCatalogCandidates } from './routing/candidates.js';
 import type { RoutingOptions } from './routing/router.js';
 import type { TurnOptions } from './turn.js';
 import type { RequestParams } from './types.js';
+import { prepareOutput } from './tools/output.js';
+import type { SchemaInput } from './tools/schema.js';
+import { prepareTools, type ToolInput } from './tools/tool.js';
 
-export interface ClientOptions extends RequestParams {
+/** Tools and structured output, for a client or one request. */
+export interface ToolOptions {
+  /**
+   * Tools the model may call. Tools with `execute` run in a loop until the model answers in
+   * text; bare definitions (no `execute`) end the turn with the calls in the reply message.
+   */
+  tools?: ToolInput[];
+  /** Most rounds of tool calls in one turn (default 5); then one request without tools asks for the answer. */
+  maxSteps?: number;
+}
+
+/** Structured output for one request. */
+export interface SchemaOptions {
+  /** A zod schema or JSON Schema the reply must satisfy; `send`/`run` then return the validated object. */
+  schema?: SchemaInput;
+  /** The schema's name on the wire (default `response`). */
+  schemaName?: string;
+}
+
+export interface ClientOptions extends Omit<RequestParams, 'tools'>, ToolOptions {
   /** API key for the provider (otherwise read from its environment variable). */
   apiKey?: string;
   /** An OpenAI-compatible endpoint to send every model string to, as-is. */
@@ -31,21 +53,21 @@ export interface ClientOptions extends RequestParams {
 }
 
 /** Per-request options for `send`, `stream` and `run`. */
-export interface RequestOptions extends RequestParams {
+export interface RequestOptions extends Omit<RequestParams, 'tools'>, ToolOptions, SchemaOptions {
   signal?: AbortSignal;
   timeout?: number;
   fitContext?: 'error' | 'drop-oldest';
 }
 
-const CLIENT_ONLY = new Set(['apiKey', 'baseURL', 'headers', 'timeout', 'signal', 'registry', 'env', 'system', 'fitContext', 'routing']);
+const CLIENT_ONLY = new Set(['apiKey', 'baseURL', 'headers', 'timeout', 'signal', 'registry', 'env', 'system', 'fitContext', 'routing', 'tools', 'maxSteps', 'schema', 'schemaName']);
 
 /** The request parameters among a bag of options. */
-export function pickParams(options: object): RequestParams {
+export function pickParams(options: object): Omit<RequestParams, 'tools'> {
   const params: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options)) {
     if (!CLIENT_ONLY.has(key) && value !== undefined) params[key] = value;
   }
-  return params as RequestParams;
+  return params as Omit<RequestParams, 'tools'>;
 }
 
 const collectedRequests = new WeakSet<RequestOptions>();
@@ -63,8 +85,12 @@ export function collectedRequest(options: RequestOptions): RequestOptions {
 
 /** Combine client options and one request's options into a turn's options. */
 export function turnOptions(client: ClientOptions, request: RequestOptions = {}, signal?: AbortSignal): TurnOptions {
-  const params = { ...pickParams(client), ...pickParams(request) };
+  const params: RequestParams = { ...pickParams(client), ...pickParams(request) };
+  const tools = request.tools ?? client.tools;
   return {
+    tools: tools && tools.length > 0 ? prepareTools(tools) : undefined,
+    maxSteps: request.maxSteps ?? client.maxSteps,
+    output: request.schema === undefined ? undefined : prepareOutput(request.schema, request.schemaName),
     ...client.routing,
     registry: client.registry ?? processRegistry(),
     env: client.env ?? processEnv(),

@@ -6,6 +6,7 @@
 import { fitToContext, tokenUpperBound } from './catalog/context.js';
 import { defaultCatalog } from './catalog/catalog.js';
 import { costFor } from './catalog/cost.js';
+import { citationsFrom } from './citations.js';
 import { sendRequest } from './protocols/transport.js';
 import { getProtocol } from './protocols/index.js';
 import { CUSTOM_PROVIDER, type Deployment } from './providers/resolve.js';
@@ -14,6 +15,7 @@ import type {
   AssistantMessage,
   FinishReason,
   Message,
+  ReasoningDetail,
   RequestParams,
   StreamEvent,
   TokenUsage,
@@ -21,9 +23,17 @@ import type {
   TurnResult,
 } from './types.js';
 import { withCost } from './usage.js';
+import type { OutputSpec } from './tools/output.js';
+import type { PreparedTool } from './tools/tool.js';
 
 export interface TurnOptions extends RouteOptions {
   params: RequestParams;
+  /** Tools to offer, run by the tool loop (tools/loop.ts); their definitions go into params there. */
+  tools?: PreparedTool[] | undefined;
+  /** Most rounds of tool calls before a last request without tools asks for the answer. */
+  maxSteps?: number | undefined;
+  /** Structured output: the reply is parsed and validated against this schema. */
+  output?: OutputSpec | undefined;
   /** Milliseconds one request may take. */
   timeoutMs?: number | undefined;
   /** Cost from catalog prices when the provider reports none; null when no price is known. */
@@ -61,6 +71,7 @@ interface PartialToolCall {
 class TurnAccumulator {
   text = '';
   reasoning = '';
+  reasoningBlocks: ReasoningDetail[] = [];
   toolCalls = new Map<number, PartialToolCall>();
   usage: TokenUsage | undefined;
   reportedCost: number | undefined;
@@ -108,8 +119,11 @@ export async function* runTurn(
           break;
         case 'reasoning-delta':
           firstTokenAt ??= performance.now();
-          acc.reasoning += event.text;
-          out.push({ type: 'reasoning-delta', model: modelString, text: event.text });
+          if (event.text) {
+            acc.reasoning += event.text;
+            out.push({ type: 'reasoning-delta', model: modelString, text: event.text });
+          }
+          addReasoning(acc.reasoningBlocks, event.text, event.signature);
           break;
         case 'tool-call-delta': {
           firstTokenAt ??= performance.now();
@@ -169,8 +183,25 @@ export async function* runTurn(
   };
   if (acc.rawFinish !== undefined) result.rawFinishReason = acc.rawFinish;
   if (acc.reasoning) result.reasoning = acc.reasoning;
-  if (acc.annotations.length > 0) result.annotations = acc.annotations;
+  if (acc.annotations.length > 0) {
+    result.annotations = acc.annotations;
+    const citations = citationsFrom(acc.annotations);
+    if (citations.length > 0) result.citations = citations;
+  }
+  if (acc.reasoningBlocks.some((b) => b.signature !== undefined)) result.reasoningDetails = acc.reasoningBlocks;
   yield [{ type: 'finish', model: modelString, result }];
+}
+
+/** Reasoning text joins the open block; a signature closes it (Anthropic sends one per thinking block). */
+function addReasoning(blocks: ReasoningDetail[], text: string, signature: string | undefined): void {
+  let last = blocks[blocks.length - 1];
+  if (!last || last.signature !== undefined) {
+    if (!text && signature === undefined) return;
+    last = { text: '' };
+    blocks.push(last);
+  }
+  last.text += text;
+  if (signature !== undefined) last.signature = signature;
 }
 
 /** OpenRouter reports the upstream host it chose; show both (`openrouter/Groq`). */

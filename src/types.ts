@@ -114,6 +114,11 @@ export interface RequestParams {
   toolChoice?: 'auto' | 'none' | 'required' | { name: string };
   /** Reasoning effort or budget, translated to each provider's own form. */
   reasoning?: { effort?: 'low' | 'medium' | 'high'; maxTokens?: number };
+  /**
+   * Web search: OpenRouter's `web` plugin (the same as a `:online` model), Anthropic's
+   * `web_search` server tool. Citations come back in `TurnResult.citations`.
+   */
+  webSearch?: boolean | { maxResults?: number; engine?: string };
   /** Provider-specific body fields, merged into the wire request last. */
   extraBody?: Record<string, unknown>;
 }
@@ -155,12 +160,64 @@ export interface TurnResult {
   /** Output tokens per second after the first token. */
   tokensPerSecond: number | null;
   startedAt: string;
+  /** The provider's raw annotations (all types, as sent). */
   annotations?: unknown[];
+  /** Web citations normalized from the annotations; annotation types not known are skipped. */
+  citations?: Citation[];
+  /** Reasoning blocks with their signatures, for replaying to the same provider (Anthropic thinking). */
+  reasoningDetails?: ReasoningDetail[];
+  /**
+   * Every message the turn added after the user message, in order: with tools, the assistant
+   * messages with `tool_calls` and the `tool` results, then the final answer. Absent when it is `[message]`.
+   */
+  messages?: Message[];
+  /** With tools or structured output: each request of the turn (the totals above sum them). */
+  steps?: TurnStep[];
+  /** With `schema`: the validated object. */
+  object?: unknown;
+}
+
+/** One request inside a turn that ran tools or retried structured output. */
+export interface TurnStep {
+  /** 1-based. */
+  step: number;
+  /** Why this request was made: the first one, after tool results, the final answer once steps ran out, or a retry after invalid structured output. */
+  kind: 'initial' | 'tool-results' | 'final-answer' | 'structured-retry';
+  provider: string;
+  resolvedModel: string;
+  message: AssistantMessage;
+  /** Tool results sent back after this step. */
+  toolResults?: ToolMessage[];
+  reasoning?: string;
+  finishReason: FinishReason;
+  usage: Usage;
+  latencyMs: number;
+}
+
+/** A web source a reply cited. */
+export interface Citation {
+  url: string;
+  title?: string;
+  /** The cited passage or the search result's snippet, when the provider sent one. */
+  excerpt?: string;
+  /** Character range in the reply text the citation covers, when given. */
+  startIndex?: number;
+  endIndex?: number;
+}
+
+/** A reasoning block as the provider sent it; `signature` lets the same provider verify it when replayed. */
+export interface ReasoningDetail {
+  text: string;
+  signature?: string;
 }
 
 /** Events of `chat.stream()` and `call.stream()`, tagged with the model string they belong to. */
 export type StreamEvent =
   | { type: 'text-delta'; model: string; text: string }
   | { type: 'reasoning-delta'; model: string; text: string }
+  /** The model asked for a tool call (arguments as the model sent them, a JSON string). */
+  | { type: 'tool-call'; model: string; step: number; id: string; name: string; arguments: string }
+  /** A tool ran (or failed: `isError`, with the error text in `content`, which goes back to the model). */
+  | { type: 'tool-result'; model: string; step: number; id: string; name: string; result: unknown; content: string; isError: boolean }
   | { type: 'finish'; model: string; result: TurnResult }
   | { type: 'error'; model: string; error: Error };

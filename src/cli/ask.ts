@@ -3,6 +3,7 @@
  * model; with several, prints each reply, labelled, as it completes. `--json` prints one
  * object per model per line.
  */
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { StreamEvent, TurnResult } from '../types.js';
 import { chooseModels, collect } from './defaults.js';
@@ -15,6 +16,7 @@ interface AskFlags {
   temperature?: string;
   maxTokens?: string;
   timeout?: string;
+  schema?: string;
 }
 
 export async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
@@ -22,6 +24,23 @@ export async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   stream.setEncoding?.('utf8');
   for await (const chunk of stream) text += typeof chunk === 'string' ? chunk : (chunk as Buffer).toString('utf8');
   return text;
+}
+
+/** A JSON Schema from a file, for `--schema`. */
+async function readSchema(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new CLIError(`--schema: cannot read ${path} (${(err as Error).message}).`);
+  }
+  try {
+    const schema: unknown = JSON.parse(text);
+    if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) throw new Error('expected a JSON object');
+    return schema as Record<string, unknown>;
+  } catch (err) {
+    throw new CLIError(`--schema: ${path} is not a JSON Schema (${(err as Error).message}).`);
+  }
 }
 
 export function parseNumber(value: string | undefined, flag: string): number | undefined {
@@ -53,6 +72,7 @@ export function jsonLine(model: string, result: TurnResult | undefined, error?: 
     latencyMs: result.latencyMs,
     tokensPerSecond: result.tokensPerSecond,
     finishReason: result.finishReason,
+    ...(result.object === undefined ? {} : { object: result.object }),
   });
 }
 
@@ -67,6 +87,7 @@ export function registerAsk(program: Command, io: CliIO): void {
     .option('-t, --temperature <n>', 'sampling temperature')
     .option('--max-tokens <n>', 'cap on output tokens')
     .option('--timeout <ms>', 'milliseconds a request may take')
+    .option('--schema <file>', 'a JSON Schema file: the reply must satisfy it; prints the validated JSON')
     .action(async (words: string[], flags: AskFlags) => {
       let prompt = words.join(' ');
       if (prompt === '') {
@@ -87,7 +108,8 @@ export function registerAsk(program: Command, io: CliIO): void {
       // Imported here, not at the top: `switchboard --version` and `--help` stay quick.
       const { Call } = await import('../call.js');
       const call = new Call(models, options);
-      const failed = await printAnswers(call.stream(prompt), models, Boolean(flags.json), io);
+      const schema = flags.schema === undefined ? undefined : await readSchema(flags.schema);
+      const failed = await printAnswers(call.stream(prompt, schema === undefined ? {} : { schema }), models, Boolean(flags.json), io, schema !== undefined);
       if (failed > 0) process.exitCode = 1;
     });
 }
@@ -96,8 +118,8 @@ export function registerAsk(program: Command, io: CliIO): void {
  * Print a call's events: one model streams as it comes; several print labelled blocks as
  * each completes; `json` prints one line per model. Returns how many models failed.
  */
-async function printAnswers(events: AsyncIterable<StreamEvent>, models: string[], json: boolean, io: CliIO): Promise<number> {
-  const streaming = models.length === 1 && !json;
+async function printAnswers(events: AsyncIterable<StreamEvent>, models: string[], json: boolean, io: CliIO, structured = false): Promise<number> {
+  const streaming = models.length === 1 && !json && !structured;
   let failed = 0;
   const report = (model: string, error: Error): void => {
     failed++;
@@ -110,6 +132,8 @@ async function printAnswers(events: AsyncIterable<StreamEvent>, models: string[]
         if (streaming) io.stdout.write(event.text);
       } else if (event.type === 'finish') {
         if (json) io.stdout.write(`${jsonLine(event.model, event.result)}\n`);
+        else if (structured && models.length === 1) io.stdout.write(`${JSON.stringify(event.result.object)}\n`);
+        else if (structured) io.stdout.write(`── ${event.model} (${event.result.provider}) ──\n${JSON.stringify(event.result.object)}\n\n`);
         else if (streaming) io.stdout.write('\n');
         else io.stdout.write(`── ${event.model} (${event.result.provider}) ──\n${event.result.text}\n\n`);
       } else if (event.type === 'error') {

@@ -9,7 +9,7 @@
  * promptTokens is input + cache_creation + cache_read.
  */
 import { InvalidInputError, apiErrorFromStatus, ProtocolError, type APIError } from '../errors.js';
-import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEvent, TokenUsage } from '../types.js';
+import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEvent, ReasoningDetail, TokenUsage } from '../types.js';
 import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments } from './media.js';
 import type { Endpoint, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
 
@@ -25,6 +25,10 @@ export interface AnthropicUsage {
 }
 
 type Block = Record<string, unknown> & { type: string };
+type ReplayedAssistant = Message & { reasoning_details?: ReasoningDetail[] };
+
+/** The forced tool whose input carries a structured reply; its input is streamed as the reply text. */
+export const OUTPUT_TOOL = 'switchboard_output';
 interface WireMessage {
   role: 'user' | 'assistant';
   content: Block[];
@@ -38,6 +42,20 @@ interface WireContentBlock {
   input?: unknown;
   thinking?: string;
   signature?: string;
+  citations?: WireCitation[];
+}
+
+interface WireCitation {
+  type?: string;
+  url?: string;
+  title?: string;
+  cited_text?: string;
+}
+
+/** A web-search citation in the url_citation shape the canonical annotations use. */
+function webCitation(citation: WireCitation): Record<string, unknown> | undefined {
+  if (citation.type !== 'web_search_result_location' || !citation.url) return undefined;
+  return { type: 'url_citation', url_citation: { url: citation.url, title: citation.title, content: citation.cited_text } };
 }
 
 interface WireError {
@@ -151,9 +169,14 @@ export function toAnthropicMessages(messages: Message[]): { system: string | und
         break;
       case 'assistant': {
         const blocks: Block[] = [];
+        // Within a tool loop, thinking blocks come back with their signatures (Anthropic requires
+        // them before tool_use when thinking is on). Plain histories carry none.
+        for (const detail of (message as ReplayedAssistant).reasoning_details ?? []) {
+          if (detail.signature) blocks.push({ type: 'thinking', thinking: detail.text, signature: detail.signature });
+        }
         if (message.content) blocks.push({ type: 'text', text: message.content });
         for (const call of message.tool_calls ?? []) {
-          blocks.push({ type: 'tool_use', id: call.id, name: call.function.name, input: parseToolArguments(call.function.arguments, call.function.name) });
+          blocks.push({ type: 'tool_use', id: call.id, name: call.function.name, input: parseToolArguments(call.function.arguments) });
         }
         push('assistant', blocks);
         break;
@@ -166,6 +189,18 @@ export function toAnthropicMessages(messages: Message[]): { system: string | und
   return { system: system.length > 0 ? system.join('\n\n') : undefined, messages: out };
 }
 
+/** The schema of an OpenAI-style `response_format` of type `json_schema`. */
+function outputSchema(format: Record<string, unknown> | undefined): { name: string; schema: Record<string, unknown> } | undefined {
+  if (format?.type !== 'json_schema') return undefined;
+  const spec = format.json_schema as { name?: unknown; schema?: unknown } | undefined;
+  if (typeof spec?.schema !== 'object' || spec.schema === null) return undefined;
+  return { name: typeof spec.name === 'string' ? spec.name : 'response', schema: spec.schema as Record<string, unknown> };
+}
+
+function outputInstruction(schema: Record<string, unknown>): string {
+  return `Answer with a single JSON value, and nothing else, that satisfies this JSON Schema:\n${JSON.stringify(schema)}`;
+}
+
 export function buildAnthropicBody(request: CanonicalRequest): Record<string, unknown> {
   const { params } = request;
   const { system, messages } = toAnthropicMessages(request.messages);
@@ -176,19 +211,33 @@ export function buildAnthropicBody(request: CanonicalRequest): Record<string, un
   // The thinking budget counts against max_tokens and must stay below it.
   const maxTokens = params.maxTokens ?? (budget === undefined ? ANTHROPIC_DEFAULT_MAX_TOKENS : budget + ANTHROPIC_DEFAULT_MAX_TOKENS);
   const body: Record<string, unknown> = { model: request.model, max_tokens: maxTokens, messages };
-  if (system !== undefined) body.system = system;
+  const output = outputSchema(params.responseFormat);
+  const userTools = params.tools ?? [];
+  // Structured output: a forced tool whose input is the object (tool input is always an object),
+  // unless other tools or thinking (which forbids forcing a tool) are in play, or the schema is
+  // not an object; then an instruction in the system prompt.
+  const forceOutput = output !== undefined && output.schema.type === 'object' && userTools.length === 0 && budget === undefined && params.toolChoice === undefined;
+  const instruction = output !== undefined && !forceOutput ? outputInstruction(output.schema) : undefined;
+  const systemText = [system, instruction].filter((t): t is string => t !== undefined).join('\n\n');
+  if (systemText !== '') body.system = systemText;
   if (request.stream) body.stream = true;
   if (params.temperature !== undefined) body.temperature = params.temperature;
   if (params.topP !== undefined) body.top_p = params.topP;
   if (params.stop !== undefined) body.stop_sequences = typeof params.stop === 'string' ? [params.stop] : params.stop;
-  if (params.tools && params.tools.length > 0) {
-    body.tools = params.tools.map((t) => {
-      const tool: Record<string, unknown> = { name: t.name, input_schema: t.parameters };
-      if (t.description !== undefined) tool.description = t.description;
-      return tool;
-    });
+  const tools: Record<string, unknown>[] = userTools.map((t) => {
+    const tool: Record<string, unknown> = { name: t.name, input_schema: t.parameters };
+    if (t.description !== undefined) tool.description = t.description;
+    return tool;
+  });
+  if (forceOutput) tools.push({ name: OUTPUT_TOOL, description: `Give the reply as ${output.name}.`, input_schema: output.schema });
+  if (params.webSearch) {
+    const search: Record<string, unknown> = { type: 'web_search_20250305', name: 'web_search' };
+    if (typeof params.webSearch === 'object' && params.webSearch.maxResults !== undefined) search.max_uses = params.webSearch.maxResults;
+    tools.push(search);
   }
-  if (params.toolChoice !== undefined) {
+  if (tools.length > 0) body.tools = tools;
+  if (forceOutput) body.tool_choice = { type: 'tool', name: OUTPUT_TOOL };
+  else if (params.toolChoice !== undefined) {
     const choice = params.toolChoice;
     body.tool_choice =
       choice === 'auto' ? { type: 'auto' } : choice === 'required' ? { type: 'any' } : choice === 'none' ? { type: 'none' } : { type: 'tool', name: choice.name };
@@ -203,6 +252,8 @@ class AnthropicStreamReader implements StreamReader {
   private usage: AnthropicUsage = {};
   /** Content block index to tool-call index (tool calls are numbered 0, 1, ... in order). */
   private readonly toolIndex = new Map<number, number>();
+  /** Content blocks of the structured-output tool: their JSON is the reply text. */
+  private readonly outputBlocks = new Set<number>();
   constructor(private readonly provider: string) {}
 
   onEvent(message: SSEMessage, out: ProtocolEvent[]): void {
@@ -224,7 +275,9 @@ class AnthropicStreamReader implements StreamReader {
       case 'content_block_start': {
         const index = event.index as number;
         const block = (event.content_block ?? {}) as WireContentBlock;
-        if (block.type === 'tool_use') {
+        if (block.type === 'tool_use' && block.name === OUTPUT_TOOL) {
+          this.outputBlocks.add(index);
+        } else if (block.type === 'tool_use') {
           const toolIndex = this.toolIndex.size;
           this.toolIndex.set(index, toolIndex);
           out.push({ type: 'tool-call-delta', index: toolIndex, id: block.id, name: block.name, argumentsDelta: '' });
@@ -236,9 +289,14 @@ class AnthropicStreamReader implements StreamReader {
         break;
       }
       case 'content_block_delta': {
-        const delta = (event.delta ?? {}) as { type?: string; text?: string; partial_json?: string; thinking?: string; signature?: string };
+        const delta = (event.delta ?? {}) as { type?: string; text?: string; partial_json?: string; thinking?: string; signature?: string; citation?: WireCitation };
         if (delta.type === 'text_delta' && delta.text) out.push({ type: 'text-delta', text: delta.text });
-        else if (delta.type === 'input_json_delta') {
+        else if (delta.type === 'input_json_delta' && this.outputBlocks.has(event.index as number)) {
+          if (delta.partial_json) out.push({ type: 'text-delta', text: delta.partial_json });
+        } else if (delta.type === 'citations_delta' && delta.citation) {
+          const citation = webCitation(delta.citation);
+          if (citation) out.push({ type: 'annotations', annotations: [citation] });
+        } else if (delta.type === 'input_json_delta') {
           const toolIndex = this.toolIndex.get(event.index as number) ?? 0;
           if (delta.partial_json) out.push({ type: 'tool-call-delta', index: toolIndex, argumentsDelta: delta.partial_json });
         } else if (delta.type === 'thinking_delta' && delta.thinking) out.push({ type: 'reasoning-delta', text: delta.thinking });
@@ -254,7 +312,11 @@ class AnthropicStreamReader implements StreamReader {
             if (typeof value === 'number') this.usage[key as keyof AnthropicUsage] = value;
           }
         }
-        if (delta.stop_reason) out.push({ type: 'finish', reason: mapAnthropicFinish(delta.stop_reason), rawReason: delta.stop_reason });
+        if (delta.stop_reason) {
+          // A forced structured-output tool is the answer, not a call to run.
+          const reason = delta.stop_reason === 'tool_use' && this.toolIndex.size === 0 && this.outputBlocks.size > 0 ? 'stop' : mapAnthropicFinish(delta.stop_reason);
+          out.push({ type: 'finish', reason, rawReason: delta.stop_reason });
+        }
         break;
       }
       case 'message_stop':
@@ -300,8 +362,13 @@ export const anthropicProtocol: Protocol = {
     const out: ProtocolEvent[] = [{ type: 'start', model: message.model, id: message.id }];
     let toolIndex = 0;
     for (const block of message.content ?? []) {
-      if (block.type === 'text' && block.text) out.push({ type: 'text-delta', text: block.text });
-      else if (block.type === 'thinking') {
+      if (block.type === 'text' && block.text) {
+        out.push({ type: 'text-delta', text: block.text });
+        const citations = (block.citations ?? []).map(webCitation).filter((c) => c !== undefined);
+        if (citations.length > 0) out.push({ type: 'annotations', annotations: citations });
+      } else if (block.type === 'tool_use' && block.name === OUTPUT_TOOL) {
+        out.push({ type: 'text-delta', text: JSON.stringify(block.input ?? {}) });
+      } else if (block.type === 'thinking') {
         const event: ProtocolEvent = { type: 'reasoning-delta', text: block.thinking ?? '' };
         if (block.signature) event.signature = block.signature;
         out.push(event);
@@ -309,7 +376,10 @@ export const anthropicProtocol: Protocol = {
         out.push({ type: 'tool-call-delta', index: toolIndex++, id: block.id, name: block.name, argumentsDelta: JSON.stringify(block.input ?? {}) });
       }
     }
-    if (message.stop_reason) out.push({ type: 'finish', reason: mapAnthropicFinish(message.stop_reason), rawReason: message.stop_reason });
+    if (message.stop_reason) {
+      const onlyOutput = toolIndex === 0 && (message.content ?? []).some((b) => b.type === 'tool_use' && b.name === OUTPUT_TOOL);
+      out.push({ type: 'finish', reason: message.stop_reason === 'tool_use' && onlyOutput ? 'stop' : mapAnthropicFinish(message.stop_reason), rawReason: message.stop_reason });
+    }
     if (message.usage) out.push({ type: 'usage', usage: readAnthropicUsage(message.usage), raw: message.usage });
     return out;
   },

@@ -35,8 +35,12 @@ interface WirePart {
   functionCall?: { id?: string; name?: string; args?: unknown };
 }
 
+interface GroundingMetadata {
+  groundingChunks?: { web?: { uri?: string; title?: string } }[];
+}
+
 interface WireResponse {
-  candidates?: { content?: { parts?: WirePart[] }; finishReason?: string }[];
+  candidates?: { content?: { parts?: WirePart[] }; finishReason?: string; groundingMetadata?: GroundingMetadata }[];
   promptFeedback?: { blockReason?: string };
   usageMetadata?: GeminiUsage;
   modelVersion?: string;
@@ -140,7 +144,7 @@ export function toGeminiContents(messages: Message[]): { systemInstruction: { pa
         if (message.content) parts.push({ text: message.content });
         for (const call of message.tool_calls ?? []) {
           toolNames.set(call.id, call.function.name);
-          parts.push({ functionCall: { name: call.function.name, args: parseToolArguments(call.function.arguments, call.function.name) } });
+          parts.push({ functionCall: { name: call.function.name, args: parseToolArguments(call.function.arguments) } });
         }
         push('model', parts);
         break;
@@ -195,17 +199,18 @@ export function buildGeminiBody(request: CanonicalRequest): Record<string, unkno
     };
   }
   if (Object.keys(config).length > 0) body.generationConfig = config;
+  const tools: Record<string, unknown>[] = [];
   if (params.tools && params.tools.length > 0) {
-    body.tools = [
-      {
-        functionDeclarations: params.tools.map((t) => {
-          const declaration: Record<string, unknown> = { name: t.name, parameters: cleanSchema(t.parameters) };
-          if (t.description !== undefined) declaration.description = t.description;
-          return declaration;
-        }),
-      },
-    ];
+    tools.push({
+      functionDeclarations: params.tools.map((t) => {
+        const declaration: Record<string, unknown> = { name: t.name, parameters: cleanSchema(t.parameters) };
+        if (t.description !== undefined) declaration.description = t.description;
+        return declaration;
+      }),
+    });
   }
+  if (params.webSearch) tools.push({ google_search: {} });
+  if (tools.length > 0) body.tools = tools;
   if (params.toolChoice !== undefined) {
     const choice = params.toolChoice;
     body.toolConfig = {
@@ -265,6 +270,14 @@ class GeminiReader implements StreamReader {
           out.push({ type: 'text-delta', text: part.text });
         }
       }
+    }
+    const chunks = candidate?.groundingMetadata?.groundingChunks;
+    if (chunks && chunks.length > 0) {
+      // Google Search grounding: each web source in the url_citation shape.
+      const annotations = chunks
+        .filter((c) => c.web?.uri)
+        .map((c) => ({ type: 'url_citation', url_citation: { url: c.web?.uri, title: c.web?.title } }));
+      if (annotations.length > 0) out.push({ type: 'annotations', annotations });
     }
     const blockReason = chunk.promptFeedback?.blockReason;
     const raw = candidate?.finishReason ?? blockReason;

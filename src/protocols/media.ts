@@ -2,7 +2,7 @@
  * Small helpers the Anthropic and Gemini protocols share for media parts: reading `data:`
  * URIs and guessing a media type from a URL's extension.
  */
-import { InvalidHistoryError, InvalidInputError } from '../errors.js';
+import { InvalidInputError } from '../errors.js';
 
 export interface DataURI {
   mediaType: string;
@@ -49,19 +49,20 @@ export function mediaTypeFromURL(url: string, fallback: string): string {
   return (ext && EXTENSION_TYPES[ext]) ?? fallback;
 }
 
-/** Parse tool-call arguments (a JSON object in a string) for protocols that want an object. */
-export function parseToolArguments(args: string, toolName: string): Record<string, unknown> {
+/**
+ * Tool-call arguments (a JSON object in a string) for protocols that want an object. A model
+ * may have sent arguments that are not a JSON object (the tool loop answered that call with an
+ * error result); those replay as `{}`, since these protocols cannot carry the broken text.
+ */
+export function parseToolArguments(args: string): Record<string, unknown> {
   if (args.trim() === '') return {};
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(args);
+    const parsed: unknown = JSON.parse(args);
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
   } catch {
-    throw new InvalidHistoryError(`The arguments of the tool call to "${toolName}" in the history are not valid JSON: ${args.slice(0, 120)}`);
+    // not JSON: replayed as an empty object
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new InvalidHistoryError(`The arguments of the tool call to "${toolName}" in the history must be a JSON object.`);
-  }
-  return parsed as Record<string, unknown>;
+  return {};
 }
 
 /** Numbers of reasoning tokens each effort level asks for, where a protocol wants a budget. */

@@ -143,6 +143,14 @@ export function buildOpenAIBody(request: CanonicalRequest, endpoint: Endpoint): 
       body.reasoning = r;
     }
   }
+  if (params.webSearch && compat.webPlugin) {
+    const plugin: Record<string, unknown> = { id: 'web' };
+    if (typeof params.webSearch === 'object') {
+      if (params.webSearch.maxResults !== undefined) plugin.max_results = params.webSearch.maxResults;
+      if (params.webSearch.engine !== undefined) plugin.engine = params.webSearch.engine;
+    }
+    body.plugins = [plugin];
+  }
   if (compat.usageAccounting) body.usage = { include: true };
   if (params.extraBody) Object.assign(body, params.extraBody);
   return body;

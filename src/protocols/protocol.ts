@@ -13,6 +13,8 @@ export interface ProtocolCompat {
   maxTokensField?: 'max_tokens' | 'max_completion_tokens';
   /** How reasoning options are sent: OpenRouter's `reasoning` object or OpenAI's `reasoning_effort`. */
   reasoningFormat?: 'openrouter' | 'openai' | 'none';
+  /** OpenRouter: web search through the `web` plugin (`plugins: [{ id: 'web' }]`). */
+  webPlugin?: boolean;
   /** OpenRouter: ask for usage accounting (cost) in the response. */
   usageAccounting?: boolean;
 }

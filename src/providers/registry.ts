@@ -49,7 +49,7 @@ export const BUILTIN_PROVIDERS: ProviderConfig[] = [
     baseURL: 'https://openrouter.ai/api/v1',
     keyEnv: ['OPENROUTER_API_KEY'],
     headers: OPENROUTER_HEADERS,
-    compat: { usageAccounting: true, reasoningFormat: 'openrouter' },
+    compat: { usageAccounting: true, reasoningFormat: 'openrouter', webPlugin: true },
   },
   {
     name: 'openai',
@@ -81,9 +81,9 @@ export const BUILTIN_PROVIDERS: ProviderConfig[] = [
   localServer('lmstudio', 'http://localhost:1234/v1'),
   localServer('vllm', 'http://localhost:8000/v1'),
   localServer('llama.cpp', 'http://localhost:8080/v1'),
-  { name: 'sim-fast', protocol: 'openai', baseURL: '', keyEnv: [], simulated: true, compat: { reasoningFormat: 'openrouter' } },
-  { name: 'sim-cheap', protocol: 'openai', baseURL: '', keyEnv: [], simulated: true, compat: { reasoningFormat: 'openrouter' } },
-  { name: 'sim-flaky', protocol: 'openai', baseURL: '', keyEnv: [], simulated: true, compat: { reasoningFormat: 'openrouter' } },
+  { name: 'sim-fast', protocol: 'openai', baseURL: '', keyEnv: [], simulated: true, compat: { reasoningFormat: 'openrouter', webPlugin: true } },
+  { name: 'sim-cheap', protocol: 'openai', baseURL: '', keyEnv: [], simulated: true, compat: { reasoningFormat: 'openrouter', webPlugin: true } },
+  { name: 'sim-flaky', protocol: 'openai', baseURL: '', keyEnv: [], simulated: true, compat: { reasoningFormat: 'openrouter', webPlugin: true } },
   { name: 'sim-anthropic', protocol: 'anthropic', baseURL: '', keyEnv: [], simulated: true },
   { name: 'sim-gemini', protocol: 'gemini', baseURL: '', keyEnv: [], simulated: true },
 ];

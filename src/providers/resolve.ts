@@ -108,7 +108,8 @@ export function resolveModel(input: string, ctx: ResolveContext): Deployment {
 
   if (model.startsWith('sim/')) {
     const name = model.slice(4);
-    const profile = SIM_MODELS[name];
+    // OpenRouter-style variants (`sim/llama:online`) reach the simulator as they are.
+    const profile = SIM_MODELS[name.replace(/:[\w-]+$/, '')];
     if (!profile) {
       throw new ModelStringError(input, `the simulator has no model "${name}"; it serves ${Object.keys(SIM_MODELS).map((m) => `sim/${m}`).join(', ')}.`, 4);
     }

@@ -23,7 +23,35 @@ export interface SimMessage {
   role: 'user' | 'assistant';
   text: string;
   attachments: Attachment[];
+  /** Tool calls an assistant message made (arguments as a JSON string). */
+  toolCalls?: SimToolCall[];
+  /** Tool results a user (or tool) message carries; their text is in `text` too. */
+  toolResults?: SimToolResult[];
 }
+
+export interface SimToolCall {
+  id?: string;
+  name: string;
+  arguments: string;
+}
+
+export interface SimToolResult {
+  /** The call it answers, when the protocol says. */
+  id?: string;
+  /** The tool's name, when the protocol says it or an earlier call does. */
+  name?: string;
+  content: string;
+}
+
+/** A tool offered to the model. */
+export interface SimTool {
+  name: string;
+  description: string;
+  /** JSON Schema of the arguments. */
+  parameters: Record<string, unknown>;
+}
+
+export type SimToolChoice = 'auto' | 'none' | 'required' | { name: string };
 
 export interface SimRequest {
   /** The model id as the client sent it (`llama` or `sim/llama`). */
@@ -36,11 +64,31 @@ export interface SimRequest {
   stream: boolean;
   /** OpenAI only: send a usage chunk at the end of the stream. */
   includeUsage: boolean;
+  /** Tools offered (function tools only). */
+  tools?: SimTool[];
+  toolChoice?: SimToolChoice;
+  /** A JSON Schema the reply must satisfy (OpenAI json_schema, Gemini responseSchema). */
+  responseSchema?: Record<string, unknown>;
+  /** JSON output without a schema (OpenAI json_object, Gemini responseMimeType). */
+  jsonMode?: boolean;
+  /** Reasoning asked for: the reply thinks aloud first (reasoning deltas, thinking blocks, thought parts). */
+  reasoning?: boolean;
+  /** Web search asked for (`:online`, the web plugin, a web search tool): the reply cites sources. */
+  online?: boolean;
 }
 
-/** `llama` for both `llama` and `sim/llama`. */
+/** `llama` for `llama`, `sim/llama` and `sim/llama:online` (OpenRouter-style variants dropped). */
 export function canonicalModel(model: string): string {
-  return model.startsWith('sim/') ? model.slice(4) : model;
+  const name = model.startsWith('sim/') ? model.slice(4) : model;
+  const colon = name.indexOf(':');
+  return colon > 0 ? name.slice(0, colon) : name;
+}
+
+/** Names of the tools called in earlier assistant messages, by call id. */
+export function callNames(messages: SimMessage[]): Map<string, string> {
+  const names = new Map<string, string>();
+  for (const m of messages) for (const c of m.toolCalls ?? []) if (c.id) names.set(c.id, c.name);
+  return names;
 }
 
 /** Prompt tokens: every message's text, a fixed overhead per message and per attachment. */
@@ -49,6 +97,7 @@ export function countPromptTokens(request: SimRequest): number {
   if (request.system) total += MESSAGE_OVERHEAD_TOKENS + countTokens(request.system);
   for (const message of request.messages) {
     total += MESSAGE_OVERHEAD_TOKENS + countTokens(message.text) + message.attachments.length * ATTACHMENT_TOKENS;
+    for (const call of message.toolCalls ?? []) total += countTokens(call.name) + countTokens(call.arguments);
   }
   return total;
 }

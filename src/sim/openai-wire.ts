@@ -3,7 +3,7 @@
  * /v1/chat/completions` (JSON or SSE chunks ending in `data: [DONE]`) and `GET /v1/models`.
  * Usage carries OpenRouter's `cost` in dollars beside OpenAI's token fields.
  */
-import { attachmentFromURL, joinText, type Attachment, type SimMessage, type SimRequest } from './conversation.js';
+import { attachmentFromURL, joinText, type Attachment, type SimMessage, type SimRequest, type SimTool } from './conversation.js';
 import type { StreamEncoder } from './delivery.js';
 import type { PlannedTurn } from './turn.js';
 import { asRecord, readPositiveInt, type SimWire } from './wire.js';
@@ -53,8 +53,15 @@ function readRequest(body: unknown): SimRequest | string {
     const content = readContent(message?.content);
     if (typeof content === 'string') return `messages[${i}]: ${content}`;
     if (role === 'system' || role === 'developer') system.push(content.text);
-    else if (role === 'user' || role === 'tool') messages.push({ role: 'user', ...content });
-    else if (role === 'assistant') messages.push({ role: 'assistant', ...content });
+    else if (role === 'user') messages.push({ role: 'user', ...content });
+    else if (role === 'tool') {
+      if (typeof message?.tool_call_id !== 'string') return `messages[${i}]: a tool message needs tool_call_id`;
+      messages.push({ role: 'user', ...content, toolResults: [{ id: message.tool_call_id, content: content.text }] });
+    } else if (role === 'assistant') {
+      const calls = readToolCalls(message?.tool_calls);
+      if (typeof calls === 'string') return `messages[${i}].${calls}`;
+      messages.push(calls.length > 0 ? { role: 'assistant', ...content, toolCalls: calls } : { role: 'assistant', ...content });
+    }
     else return `messages[${i}].role must be one of system, developer, user, assistant, tool`;
   }
   const maxTokens = readPositiveInt(record.max_completion_tokens ?? record.max_tokens, record.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens');
@@ -67,7 +74,79 @@ function readRequest(body: unknown): SimRequest | string {
     includeUsage: asRecord(record.stream_options)?.include_usage === true,
   };
   if (maxTokens !== undefined) request.maxTokens = maxTokens;
+  const tools = readTools(record.tools);
+  if (typeof tools === 'string') return tools;
+  if (tools.length > 0) request.tools = tools;
+  const choice = record.tool_choice;
+  if (choice === 'auto' || choice === 'none' || choice === 'required') request.toolChoice = choice;
+  else if (typeof asRecord(asRecord(choice)?.function)?.name === 'string') request.toolChoice = { name: asRecord(asRecord(choice)?.function)?.name as string };
+  const format = asRecord(record.response_format);
+  if (format?.type === 'json_object') request.jsonMode = true;
+  const schema = asRecord(asRecord(format?.json_schema)?.schema);
+  if (format?.type === 'json_schema' && schema) request.responseSchema = schema;
+  if (record.reasoning !== undefined || record.reasoning_effort !== undefined) request.reasoning = true;
+  if (Array.isArray(record.plugins) && record.plugins.some((p) => asRecord(p)?.id === 'web')) request.online = true;
   return request;
+}
+
+function readToolCalls(value: unknown): NonNullable<SimMessage['toolCalls']> | string {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) return 'tool_calls must be an array';
+  const out: NonNullable<SimMessage['toolCalls']> = [];
+  for (const raw of value) {
+    const call = asRecord(raw);
+    const fn = asRecord(call?.function);
+    if (typeof call?.id !== 'string' || typeof fn?.name !== 'string' || typeof fn.arguments !== 'string') return 'tool_calls: each needs id, function.name and function.arguments (a string)';
+    out.push({ id: call.id, name: fn.name, arguments: fn.arguments });
+  }
+  return out;
+}
+
+function readTools(value: unknown): SimTool[] | string {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) return 'tools must be an array';
+  const out: SimTool[] = [];
+  for (const [i, raw] of value.entries()) {
+    const fn = asRecord(asRecord(raw)?.function);
+    if (typeof fn?.name !== 'string') return `tools[${i}].function.name is required`;
+    out.push({ name: fn.name, description: typeof fn.description === 'string' ? fn.description : '', parameters: asRecord(fn.parameters) ?? {} });
+  }
+  return out;
+}
+
+const FINISH = { stop: 'stop', length: 'length', 'tool-calls': 'tool_calls' } as const;
+
+/** Split a string into about three fragments, as providers stream tool arguments. */
+export function fragments(text: string): string[] {
+  if (text.length < 6) return [text];
+  const a = Math.floor(text.length / 3);
+  const b = Math.floor((2 * text.length) / 3);
+  return [text.slice(0, a), text.slice(a, b), text.slice(b)];
+}
+
+function wireCalls(turn: PlannedTurn) {
+  return turn.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }));
+}
+
+/** Stream chunks for reasoning (before the text) and for tool calls and annotations (after it). */
+function reasoningFrames(prefix: string, turn: PlannedTurn): string {
+  if (!turn.reasoning) return '';
+  return fragments(turn.reasoning)
+    .map((r) => `${prefix}[{"index":0,"delta":{"reasoning":${JSON.stringify(r)}},"finish_reason":null}]}\n\n`)
+    .join('');
+}
+
+function afterTextFrames(prefix: string, turn: PlannedTurn): string {
+  let frames = '';
+  if (turn.annotations.length > 0) frames += `${prefix}[{"index":0,"delta":{"annotations":${JSON.stringify(turn.annotations)}},"finish_reason":null}]}\n\n`;
+  turn.toolCalls.forEach((c, index) => {
+    const first = { index, id: c.id, type: 'function', function: { name: c.name, arguments: '' } };
+    frames += `${prefix}[{"index":0,"delta":{"tool_calls":[${JSON.stringify(first)}]},"finish_reason":null}]}\n\n`;
+    for (const part of fragments(c.arguments)) {
+      frames += `${prefix}[{"index":0,"delta":{"tool_calls":[{"index":${index},"function":{"arguments":${JSON.stringify(part)}}}]},"finish_reason":null}]}\n\n`;
+    }
+  });
+  return frames;
 }
 
 function usage(turn: PlannedTurn) {
@@ -77,7 +156,7 @@ function usage(turn: PlannedTurn) {
     total_tokens: turn.promptTokens + turn.completionTokens,
     cost: turn.cost,
     prompt_tokens_details: { cached_tokens: 0 },
-    completion_tokens_details: { reasoning_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: turn.reasoningTokens },
   };
 }
 
@@ -116,9 +195,16 @@ export const openaiWire: SimWire = {
       choices: [
         {
           index: 0,
-          message: { role: 'assistant', content: turn.text, refusal: null },
+          message: {
+            role: 'assistant',
+            content: turn.toolCalls.length > 0 && turn.text === '' ? null : turn.text,
+            refusal: null,
+            ...(turn.reasoning ? { reasoning: turn.reasoning } : {}),
+            ...(turn.toolCalls.length > 0 ? { tool_calls: wireCalls(turn) } : {}),
+            ...(turn.annotations.length > 0 ? { annotations: turn.annotations } : {}),
+          },
           logprobs: null,
-          finish_reason: turn.finish,
+          finish_reason: FINISH[turn.finish],
         },
       ],
       usage: usage(turn),
@@ -129,10 +215,11 @@ export const openaiWire: SimWire = {
     // Every chunk shares these fields; the prefix is serialised once per stream.
     const prefix = `data: {"id":"chatcmpl-${turn.id}","object":"chat.completion.chunk","created":${turn.created},"model":${JSON.stringify(turn.model)},"provider":${JSON.stringify(turn.provider)},"choices":`;
     return {
-      head: () => `${prefix}[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n`,
+      head: () => `${prefix}[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n` + reasoningFrames(prefix, turn),
       piece: (text) => `${prefix}[{"index":0,"delta":{"content":${JSON.stringify(text)}},"finish_reason":null}]}\n\n`,
       tail: () =>
-        `${prefix}[{"index":0,"delta":{},"finish_reason":"${turn.finish}"}]}\n\n` +
+        afterTextFrames(prefix, turn) +
+        `${prefix}[{"index":0,"delta":{},"finish_reason":"${FINISH[turn.finish]}"}]}\n\n` +
         (request.includeUsage ? `${prefix}[],"usage":${JSON.stringify(usage(turn))}}\n\n` : '') +
         'data: [DONE]\n\n',
     };

@@ -7,7 +7,8 @@ import { canonicalModel, countPromptTokens, type SimRequest } from './conversati
 import type { SimModelProfile, SimProviderProfile } from './profiles.js';
 import { createRng, hashString } from './random.js';
 import { composeReply } from './replies.js';
-import { splitTokens } from './tokens.js';
+import { countTokens, splitTokens } from './tokens.js';
+import { planExtras, type PlannedCall } from './tool-replies.js';
 
 export interface PlannedTurn {
   /** A fresh id per response (without a protocol prefix). */
@@ -22,7 +23,15 @@ export interface PlannedTurn {
   text: string;
   promptTokens: number;
   completionTokens: number;
-  finish: 'stop' | 'length';
+  finish: 'stop' | 'length' | 'tool-calls';
+  /** Tool calls the reply makes (after any text). */
+  toolCalls: PlannedCall[];
+  /** Thinking before the reply, when reasoning was asked for. */
+  reasoning: string;
+  /** Reasoning tokens (part of completionTokens). */
+  reasoningTokens: number;
+  /** Web citations (url_citation shape) and one unknown annotation, for `:online` replies. */
+  annotations: unknown[];
   /** US dollars: tokens times the provider's price per million. */
   cost: number;
   /** Milliseconds to wait before each piece, already scaled: the first is the TTFT. */
@@ -48,20 +57,28 @@ export function planTurn(
   timeScale: number,
 ): PlannedTurn {
   const seed = conversationSeed(request, provider);
-  const text = composeReply(request, {
-    model: canonicalModel(request.model),
-    provider,
-    replyWords: modelProfile.replyWords,
-    rng: createRng(seed),
-  });
+  const extras = planExtras(request, seed);
+  const calling = extras.toolCalls.length > 0;
+  const text = calling
+    ? ''
+    : (extras.text ??
+      composeReply(request, {
+        model: canonicalModel(request.model),
+        provider,
+        replyWords: modelProfile.replyWords,
+        rng: createRng(seed),
+      }));
   let pieces = splitTokens(text);
-  let finish: PlannedTurn['finish'] = 'stop';
+  let finish: PlannedTurn['finish'] = calling ? 'tool-calls' : 'stop';
   if (request.maxTokens !== undefined && pieces.length > request.maxTokens) {
     pieces = pieces.slice(0, request.maxTokens);
     finish = 'length';
   }
-  const promptTokens = countPromptTokens(request);
-  const completionTokens = pieces.length;
+  const promptTokens = countPromptTokens(request) + (request.tools ?? []).reduce((n, t) => n + countTokens(t.name) + countTokens(t.description) + countTokens(JSON.stringify(t.parameters)), 0);
+  const reasoning = extras.reasoning ?? '';
+  const reasoningTokens = countTokens(reasoning);
+  const callTokens = extras.toolCalls.reduce((n, c) => n + countTokens(c.name) + countTokens(c.arguments), 0);
+  const completionTokens = pieces.length + reasoningTokens + callTokens;
   return {
     id: randomBytes(12).toString('hex'),
     created: Math.floor(Date.now() / 1000),
@@ -72,6 +89,10 @@ export function planTurn(
     promptTokens,
     completionTokens,
     finish,
+    toolCalls: extras.toolCalls,
+    reasoning,
+    reasoningTokens,
+    annotations: extras.annotations ?? [],
     cost: roundCost((promptTokens * profile.inputPrice + completionTokens * profile.outputPrice) / 1e6),
     delays: planDelays(pieces.length, profile, timeScale, createRng(seed ^ 0x9e3779b9)),
   };
