@@ -185,7 +185,17 @@ export function loadMarkdown(): Promise<Render> {
     return (text: string, width: number): string => {
       let parse = byWidth.get(width);
       if (!parse) {
-        const marked = new Marked(markedTerminal({ width, reflowText: true, showSectionPrefix: false, emoji: false, tab: 2 }));
+        const extension = markedTerminal({ width, reflowText: true, showSectionPrefix: false, emoji: false, tab: 2 });
+        // marked-terminal 7 prints a list item's text token raw, so `**bold**` inside a list
+        // kept its asterisks; render the token's inline children instead.
+        const rendererObject = extension.renderer ?? {};
+        const plainText = rendererObject.text;
+        rendererObject.text = function (token) {
+          if ('tokens' in token && token.tokens) return this.parser.parseInline(token.tokens);
+          return plainText ? plainText.call(this, token) : false;
+        };
+        extension.renderer = rendererObject;
+        const marked = new Marked(extension);
         parse = (t) => marked.parse(t, { async: false }) as string;
         byWidth.set(width, parse);
       }
