@@ -1,30 +1,17 @@
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VERSION } from '../src/index.js';
+import { runCLI } from './helpers/cli.js';
 import { startStandIn, type StandIn } from './helpers/openai-standin.js';
 
-const BIN = new URL('../dist/cli/bin.js', import.meta.url).pathname;
 let up: StandIn;
 beforeAll(async () => {
   up = await startStandIn({ costPerToken: 0.000002, providerName: 'Groq' });
 });
 afterAll(() => up.close());
 
-/**
- * Run the built CLI as a user would, with a clean environment (no real keys). Asynchronous:
- * the stand-in server lives in this process and must keep answering while the CLI runs.
- */
-function run(args: string[], input: string, env: Record<string, string> = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', SWITCHBOARD_SIM_TIME_SCALE: '0', NO_COLOR: '1', ...env },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  child.stdin.end(input);
-  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
+function run(args: string[], input: string, env: Record<string, string> = {}) {
+  return runCLI(args, { input, env });
 }
 
 describe('switchboard CLI', () => {

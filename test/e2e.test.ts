@@ -3,24 +3,14 @@
  * conversation that changes model and protocol halfway, and the CLI pointed at local
  * stand-ins for OpenAI, Anthropic and Gemini through their *_BASE_URL variables.
  */
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Chat } from '../src/index.js';
+import { runCLI } from './helpers/cli.js';
 import { ANTHROPIC_STREAM, GEMINI_STREAM } from './helpers/fixtures.js';
 import { sendSSE, sse, startStandIn, type StandIn } from './helpers/stand-in.js';
 
-const BIN = new URL('../dist/cli/bin.js', import.meta.url).pathname;
-
-function cli(args: string[], env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { PATH: process.env.PATH ?? '', HOME: '/nonexistent', SWITCHBOARD_HOME: '/tmp/sb-e2e-home', SWITCHBOARD_SIM_TIME_SCALE: '0', NO_COLOR: '1', ...env },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  child.stdin.end();
-  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
+function cli(args: string[], env: Record<string, string>) {
+  return runCLI(args, { env: { HOME: '/nonexistent', SWITCHBOARD_HOME: '/tmp/sb-e2e-home', ...env } });
 }
 
 describe('the simulator through Chat', () => {

@@ -1,8 +1,8 @@
 /** Structured output, web citations and reasoning against the simulator, in each protocol. */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runCLI } from './helpers/cli.js';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { Call, Chat, StructuredOutputError, citationsFrom, tool, type StreamEvent } from '../src/index.js';
@@ -193,16 +193,7 @@ it('sends reasoning in each provider form', () => {
 });
 
 describe('switchboard ask --schema', () => {
-  const BIN = new URL('../dist/cli/bin.js', import.meta.url).pathname;
-  function run(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', HOME: tmpdir(), SWITCHBOARD_SIM_TIME_SCALE: '0', NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.stdin.end();
-    return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
-  }
+  const run = (args: string[]) => runCLI(args, { env: { HOME: tmpdir() } });
 
   it('prints the validated JSON, one line per model with --json', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sb-schema-'));

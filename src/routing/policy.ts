@@ -57,17 +57,8 @@ export interface PolicyOptions {
 const MEASURED_MODES = new Set<Mode>(['highest-tks-per-sec', 'lowest-ttft', 'lowest-itl', 'lowest-latency']);
 const MEASURED_METRICS = new Set<Metric>(['tps', 'ttft', 'itl', 'latency']);
 
-/** A small seeded generator (mulberry32) for deterministic routing. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator for deterministic routing (tests, benchmarks). */
+export { seededRandom } from '../random.js';
 
 /** The figure a metric compares: p50 for measured ones, $/M for prices; undefined when unknown. */
 export function metricValue(c: RankCandidate, metric: Metric): number | undefined {

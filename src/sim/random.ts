@@ -4,6 +4,8 @@
  * are reproducible.
  */
 
+import { seededRandom } from '../random.js';
+
 /** A source of numbers in [0, 1). */
 export type Rng = () => number;
 
@@ -18,16 +20,7 @@ export function hashString(text: string): number {
 }
 
 /** mulberry32: a tiny PRNG with a 32-bit state, good enough for simulated behaviour. */
-export function createRng(seed: number): Rng {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const createRng: (seed: number) => Rng = seededRandom;
 
 /** One element of a non-empty list, chosen by `rng`. */
 export function pick<T>(rng: Rng, items: readonly T[]): T {

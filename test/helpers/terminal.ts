@@ -3,14 +3,14 @@
  * typing keys and reading the screen, or with piped standard input. Polls with a deadline;
  * never sleeps as an assertion.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { BIN, runCLI, type CLIResult } from './cli.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-export const BIN = new URL('../../dist/cli/bin.js', import.meta.url).pathname;
 const SOCKET = `sb-chat-test-${process.pid}`;
 let counter = 0;
 
@@ -91,13 +91,7 @@ export async function stopTerminals(): Promise<void> {
   await run('tmux', ['-L', SOCKET, 'kill-server']).catch(() => undefined);
 }
 
-/** Run the program with piped stdin (async spawn); resolves when it exits. */
-export function runPiped(args: string[], input: string, env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { env });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  child.stdin.end(input);
-  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
+/** Run the program with piped stdin (async spawn); resolves when it exits. `env` is the whole environment. */
+export function runPiped(args: string[], input: string, env: Record<string, string>): Promise<CLIResult> {
+  return runCLI(args, { input, env, bare: true });
 }
