@@ -10,7 +10,7 @@ import { ANTHROPIC_STREAM, GEMINI_STREAM } from './helpers/fixtures.js';
 import { sendSSE, sse, startStandIn, type StandIn } from './helpers/stand-in.js';
 
 function cli(args: string[], env: Record<string, string>) {
-  return runCLI(args, { env: { HOME: '/nonexistent', SWITCHBOARD_HOME: '/tmp/sb-e2e-home', ...env } });
+  return runCLI(args, { env: { HOME: '/nonexistent', ...env } });
 }
 
 describe('the simulator through Chat', () => {

@@ -7,7 +7,8 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
+import type Database from 'better-sqlite3';
 import { switchboardHome } from '../paths.js';
 import {
   MemoryMetricsStore,
@@ -77,7 +78,9 @@ export class SQLiteMetricsStore implements MetricsStore {
     const memOptions: StatsOptions & { now?: () => number } = { ...options };
     this.#memory = new MemoryMetricsStore(memOptions);
     mkdirSync(dirname(this.path), { recursive: true });
-    this.#db = new Database(this.path, { timeout: 250 });
+    // The native driver loads when the first store opens, not with the library.
+    const Driver = createRequire(import.meta.url)('better-sqlite3') as typeof Database;
+    this.#db = new Driver(this.path, { timeout: 250 });
     try {
       this.#db.pragma('journal_mode = WAL');
       this.#db.pragma('synchronous = NORMAL');

@@ -3,10 +3,19 @@
  * Schema. Either becomes the JSON Schema sent on the wire (zod through `z.toJSONSchema`,
  * nested objects, arrays, enums and unions kept) and a validator (zod's own, or ajv).
  */
-import { Ajv, type ValidateFunction } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import { z } from 'zod';
+import { createRequire } from 'node:module';
+import type { Ajv, ValidateFunction } from 'ajv';
+import type { Ajv2020 } from 'ajv/dist/2020.js';
+import type { z } from 'zod';
 import { InvalidInputError } from '../errors.js';
+
+// zod and ajv load on first use, not with the library: together they cost ~250 ms of start-up
+// that every Chat and Call (and the CLI) would pay whether or not it uses a schema. Loaded
+// synchronously (`tool()` compiles at definition); zod's CommonJS build reads schemas made
+// with its ES module build alike (descriptions included: the registry is shared).
+const requireLazily = createRequire(import.meta.url);
+let zodModule: typeof import('zod') | undefined;
+const zod = (): typeof import('zod') => (zodModule ??= requireLazily('zod') as typeof import('zod'));
 
 /** A JSON Schema as a plain object. */
 export type JSONSchema = Record<string, unknown>;
@@ -34,8 +43,12 @@ let ajv2020: Ajv2020 | undefined;
 
 function ajvFor(schema: JSONSchema): Ajv | Ajv2020 {
   const draft = typeof schema.$schema === 'string' ? schema.$schema : '';
-  if (draft.includes('2020-12') || draft.includes('2019-09')) return (ajv2020 ??= new Ajv2020({ allErrors: true, strict: false }));
-  return (ajv ??= new Ajv({ allErrors: true, strict: false }));
+  if (draft.includes('2020-12') || draft.includes('2019-09')) {
+    const { Ajv2020: Ajv2020Class } = requireLazily('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js');
+    return (ajv2020 ??= new Ajv2020Class({ allErrors: true, strict: false }));
+  }
+  const { Ajv: AjvClass } = requireLazily('ajv') as typeof import('ajv');
+  return (ajv ??= new AjvClass({ allErrors: true, strict: false }));
 }
 
 function withoutDraft(schema: JSONSchema): JSONSchema {
@@ -76,7 +89,7 @@ export function compileSchema<T = unknown>(schema: SchemaInput, label: string): 
   if (isZodSchema(schema)) {
     let json: JSONSchema;
     try {
-      json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JSONSchema;
+      json = zod().z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JSONSchema;
     } catch (err) {
       throw new InvalidInputError(`${label}: this zod schema has no JSON Schema form (${(err as Error).message}).`);
     }
