@@ -52,12 +52,17 @@ function catalogCost(options: TurnOptions, deployment: Deployment, usage: TokenU
   return costFor(usage, deployment.model, deployment.provider);
 }
 
+/** Tokens that fit any model's context window (the smallest in use hold 2,048 or more). */
+const SMALLEST_CONTEXT = 2048;
+
 /** The messages to send to a deployment, checked against its context length when the catalog knows it. */
 function messagesFor(deployment: Deployment, messages: Message[], options: TurnOptions): Message[] {
-  const contextLength = defaultCatalog().get(deployment.model)?.contextLength;
-  if (contextLength === undefined) return messages;
   const reserve = options.params.maxTokens ?? 0;
-  if (tokenUpperBound(messages) + reserve <= contextLength) return messages;
+  const bound = tokenUpperBound(messages) + reserve;
+  // Below every model's context: no need to load the catalog (a first call stays quick).
+  if (bound <= SMALLEST_CONTEXT) return messages;
+  const contextLength = defaultCatalog().get(deployment.model)?.contextLength;
+  if (contextLength === undefined || bound <= contextLength) return messages;
   return fitToContext(messages, contextLength, reserve, { dropOldest: options.fitContext === 'drop-oldest' });
 }
 

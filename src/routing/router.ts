@@ -12,7 +12,7 @@
 import { AbortError, SwitchboardError, TimeoutError } from '../errors.js';
 import type { Endpoint } from '../protocols/protocol.js';
 import { endpointFor, resolveModel, type Deployment, type ResolveContext } from '../providers/resolve.js';
-import { openMetricsStore } from '../store/sqlite-metrics.js';
+import { DeferredMetricsStore, openMetricsStore } from '../store/sqlite-metrics.js';
 import type { ProtocolEvent } from '../types.js';
 import { defaultCandidates, type CandidateSource } from './candidates.js';
 import { parseModelString, type Constraint, type EndpointNode, type Mode } from './grammar.js';
@@ -88,7 +88,8 @@ let sharedMetrics: MetricsStore | undefined;
 export function defaultMetricsStore(env: Record<string, string | undefined> = process.env): MetricsStore {
   if (!sharedMetrics) {
     const kind = env.SWITCHBOARD_METRICS;
-    sharedMetrics = kind === 'memory' || kind === 'off' || kind === '0' ? new MemoryMetricsStore() : openMetricsStore({ env });
+    sharedMetrics =
+      kind === 'memory' || kind === 'off' || kind === '0' ? new MemoryMetricsStore() : new DeferredMetricsStore(() => openMetricsStore({ env }));
   }
   return sharedMetrics;
 }

@@ -17,10 +17,10 @@ export interface StreamEncoder {
   tail(): string;
 }
 
+/** Node adds `connection` itself: keep-alive, or close for an embedded simulator (see server.ts). */
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
   'cache-control': 'no-cache',
-  connection: 'keep-alive',
 };
 
 /** Run `fn` after `ms`, unless the response closes first; 0 runs it at once. */

@@ -5,7 +5,7 @@
  */
 import type { Env } from '../providers/resolve.js';
 import { SIM_PROVIDERS } from './profiles.js';
-import { startSimulator, type RunningSimulator } from './server.js';
+import type { RunningSimulator } from './server.js';
 import { simulatorProviderURL } from './urls.js';
 
 export { simulatorProviderURL };
@@ -16,7 +16,8 @@ export async function simulatorBaseURL(provider: string, env: Env): Promise<stri
   const protocol = SIM_PROVIDERS[provider]?.protocol ?? 'openai';
   const external = env.SWITCHBOARD_SIM_URL;
   if (external) return simulatorProviderURL(external, provider, protocol);
-  embedded ??= startSimulator({ port: 0, unref: true });
+  // The server's code loads only when a simulated model is first used.
+  embedded ??= import('./server.js').then(({ startSimulator }) => startSimulator({ port: 0, unref: true }));
   const sim = await embedded;
   return simulatorProviderURL(sim.url, provider, protocol);
 }

@@ -207,6 +207,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   }
 
   const server = createServer((req, res) => {
+    // Embedded in a program, each answer closes its connection: the client (fetch) would
+    // otherwise hold the idle socket and keep a finished CLI alive ~150 ms before it exits.
+    // On loopback a new connection per request costs next to nothing.
+    if (options.unref) res.shouldKeepAlive = false;
     handle(req, res).catch((error: unknown) => {
       if (res.headersSent) {
         res.destroy();

@@ -186,3 +186,61 @@ export function openMetricsStore(options: SQLiteMetricsOptions = {}): MetricsSto
     return new MemoryMetricsStore(memOptions);
   }
 }
+
+/**
+ * A store that opens its backing store (the SQLite file) only when needed: on the first
+ * read, shortly after the first write, or at exit. A request on a pinned deployment never
+ * reads statistics, so the CLI's first request does not wait for the database to open.
+ * Samples recorded before the store opens are handed to it, in order, when it does.
+ */
+export class DeferredMetricsStore implements MetricsStore {
+  readonly #open: () => MetricsStore;
+  #store: MetricsStore | undefined;
+  #queued: [string, MetricSample][] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #openAtExit = (): void => {
+    // Listeners added while 'exit' runs are not called: flush the opened store here.
+    if (this.#queued.length > 0) (this.#get() as { flush?: () => void }).flush?.();
+  };
+
+  constructor(open: () => MetricsStore) {
+    this.#open = open;
+  }
+
+  #get(): MetricsStore {
+    if (!this.#store) {
+      if (this.#timer) clearTimeout(this.#timer);
+      process.removeListener('exit', this.#openAtExit);
+      this.#store = this.#open();
+      for (const [deployment, sample] of this.#queued) this.#store.record(deployment, sample);
+      this.#queued = [];
+    }
+    return this.#store;
+  }
+
+  record(deployment: string, sample: MetricSample): void {
+    if (this.#store) {
+      this.#store.record(deployment, sample);
+      return;
+    }
+    this.#queued.push([deployment, sample]);
+    if (!this.#timer) {
+      this.#timer = setTimeout(() => this.#get(), 100);
+      this.#timer.unref();
+      process.once('exit', this.#openAtExit);
+    }
+  }
+
+  snapshot(deployment: string, now?: number): DeploymentStats | undefined {
+    return this.#get().snapshot(deployment, now);
+  }
+
+  deployments(): string[] {
+    return this.#get().deployments();
+  }
+
+  close(): void {
+    if (this.#queued.length > 0) this.#get();
+    this.#store?.close?.();
+  }
+}
