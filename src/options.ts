@@ -105,14 +105,6 @@ export function turnOptions(client: ClientOptions, request: RequestOptions = {},
   };
 }
 
-/** An AbortSignal that fires when any of the given ones does. */
-export function anySignal(signals: (AbortSignal | undefined)[]): AbortSignal | undefined {
-  const present = signals.filter((s): s is AbortSignal => s !== undefined);
-  if (present.length === 0) return undefined;
-  if (present.length === 1) return present[0];
-  return AbortSignal.any(present);
-}
-
 let envLoaded = false;
 /** process.env, with `.env` from the working directory read into it once (set variables win). */
 export function processEnv(): Env {
