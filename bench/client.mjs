@@ -79,6 +79,36 @@ function buildReply(model, stream) {
   };
 }
 
+/** The same reply in Anthropic Messages' stream format. */
+function buildAnthropicReply(model) {
+  const { tokens } = parseModel(model);
+  const ev = (event, data) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+  const parts = [
+    ev('message_start', { type: 'message_start', message: { id: 'msg_bench', type: 'message', role: 'assistant', model, content: [], stop_reason: null, usage: { input_tokens: 8, output_tokens: 1 } } }),
+    ev('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
+  ];
+  for (let i = 0; i < tokens; i++) parts.push(ev('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: tokenText(i) } }));
+  parts.push(ev('content_block_stop', { type: 'content_block_stop', index: 0 }));
+  parts.push(ev('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: tokens } }));
+  parts.push(ev('message_stop', { type: 'message_stop' }));
+  const bytes = Buffer.from(parts.join(''));
+  return { delay: 0, bytes, headers: { 'content-type': 'text/event-stream', 'content-length': bytes.length } };
+}
+
+/** The same reply in Gemini's streamGenerateContent (alt=sse) format. */
+function buildGeminiReply(model) {
+  const { tokens } = parseModel(model);
+  const parts = [];
+  for (let i = 0; i < tokens; i++) {
+    const last = i === tokens - 1;
+    const chunk = { candidates: [{ content: { parts: [{ text: tokenText(i) }], role: 'model' }, index: 0, ...(last ? { finishReason: 'STOP' } : {}) }], modelVersion: model };
+    if (last) chunk.usageMetadata = { promptTokenCount: 8, candidatesTokenCount: tokens, totalTokenCount: 8 + tokens };
+    parts.push(`data: ${JSON.stringify(chunk)}\r\n\r\n`);
+  }
+  const bytes = Buffer.from(parts.join(''));
+  return { delay: 0, bytes, headers: { 'content-type': 'text/event-stream', 'content-length': bytes.length } };
+}
+
 function runServer() {
   const replies = new Map();
   const server = http.createServer((req, res) => {
@@ -93,10 +123,14 @@ function runServer() {
         res.end('{"error":{"message":"bad json"}}');
         return;
       }
-      const key = `${body.model}|${body.stream ? 1 : 0}`;
+      // OpenAI at /v1/chat/completions, Anthropic at /v1/messages, Gemini at /v1beta/models/M:...
+      const gemini = /^\/v1beta\/models\/([^:]+):streamGenerateContent/.exec(req.url ?? '');
+      const protocol = gemini ? 'gemini' : req.url === '/v1/messages' ? 'anthropic' : 'openai';
+      const model = gemini ? decodeURIComponent(gemini[1]) : body.model;
+      const key = `${protocol}|${model}|${body.stream ? 1 : 0}`;
       let reply = replies.get(key);
       if (!reply) {
-        reply = buildReply(body.model, body.stream === true);
+        reply = protocol === 'gemini' ? buildGeminiReply(model) : protocol === 'anthropic' ? buildAnthropicReply(model) : buildReply(model, body.stream === true);
         replies.set(key, reply);
       }
       const send = () => {
@@ -161,7 +195,7 @@ async function check(contenders, expected) {
 
 async function main() {
   const quick = process.argv.includes('--quick');
-  // --only=nonstream|stream|fanout runs one phase (handy with node --cpu-prof).
+  // --only=nonstream|stream|protocols|fanout runs one phase (handy with node --cpu-prof).
   const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
   const phase = (name) => only === undefined || only === name;
   const worker = new Worker(new URL(import.meta.url));
@@ -173,7 +207,7 @@ async function main() {
   const apiKey = 'sk-bench-local-0000';
 
   globalThis.AI_SDK_LOG_WARNINGS = false;
-  const { Call, Chat } = await import('../dist/index.js');
+  const { Call, Chat, ProviderRegistry } = await import('../dist/index.js');
   const { createParser } = await import('eventsource-parser');
   const { default: OpenAI } = await import('openai');
   const { streamText } = await import('ai');
@@ -279,6 +313,29 @@ async function main() {
   await check(streaming, expectedText(STREAM_CHUNKS));
   if (phase('stream')) results.stream = await measure(streaming, quick ? { warmup: 10, iterations: 20 } : { warmup: 30, iterations: 80 });
 
+  // --- the same 2,000-chunk stream through each wire protocol (local providers on the upstream)
+  const origin = `http://127.0.0.1:${port}`;
+  const registry = new ProviderRegistry([
+    { name: 'bench-openai', protocol: 'openai', baseURL: `${origin}/v1`, keyEnv: [] },
+    { name: 'bench-anthropic', protocol: 'anthropic', baseURL: origin, keyEnv: [] },
+    { name: 'bench-gemini', protocol: 'gemini', baseURL: origin, keyEnv: [] },
+  ]);
+  const protocolStream = (provider) => {
+    const call = new Call(`${streamModel}@${provider}`, { registry, env: {}, apiKey: apiKey });
+    return async () => {
+      let text = '';
+      for await (const e of call.stream('hi')) if (e.type === 'text-delta') text += e.text;
+      return text;
+    };
+  };
+  const protocols = [
+    { name: 'OpenAI Chat Completions', run: protocolStream('bench-openai') },
+    { name: 'Anthropic Messages', run: protocolStream('bench-anthropic') },
+    { name: 'Gemini streamGenerateContent', run: protocolStream('bench-gemini') },
+  ];
+  await check(protocols, expectedText(STREAM_CHUNKS));
+  if (phase('protocols')) results.protocols = await measure(protocols, quick ? { warmup: 10, iterations: 20 } : { warmup: 30, iterations: 80 });
+
   // --- fan-out: five models of equal latency at once, against one
   const fanModels = [1, 2, 3, 4, 5].map((i) => `bench-t${FANOUT_TOKENS}-d${FANOUT_DELAY_MS}-m${i}`);
   const fanFive = new Call(fanModels, sbOptions);
@@ -303,6 +360,7 @@ async function main() {
   const ns = results.nonStream;
   const st = results.stream;
   const fo = results.fanout;
+  const pr = results.protocols;
   const r = (x) => Math.round(x * 1000) / 1000;
   const ms = (x) => (x < 1 ? x.toFixed(3) : x.toFixed(2)).padStart(9);
   const median = (name, rows) => rows[name].median;
@@ -335,11 +393,19 @@ async function main() {
     summary.streamChunkVsOpenAI = r(sb / median('openai SDK', st));
     summary.streamChunkVsAISDK = r(sb / median('AI SDK streamText', st));
   }
+  if (pr) {
+    table(`Each wire protocol, the same ${STREAM_CHUNKS}-chunk stream through switchboard (${pr['OpenAI Chat Completions'].n} streams each; ratio vs OpenAI)`, pr, 'OpenAI Chat Completions', {
+      head: 'us/chunk',
+      cell: (x) => ((x.median * 1000) / STREAM_CHUNKS).toFixed(2),
+    });
+    summary.anthropicVsOpenAIPath = r(median('Anthropic Messages', pr) / median('OpenAI Chat Completions', pr));
+    summary.geminiVsOpenAIPath = r(median('Gemini streamGenerateContent', pr) / median('OpenAI Chat Completions', pr));
+  }
   if (fo) {
     table(`Fan-out, ${FANOUT_DELAY_MS} ms upstream latency, ${FANOUT_TOKENS}-token replies (${fo['switchboard Call(1 model).run'].n} runs each; ratio vs one model)`, fo, 'switchboard Call(1 model).run');
     summary.fanout5VsOne = r(median('switchboard Call(5 models).run', fo) / median('switchboard Call(1 model).run', fo));
   }
-  const targets = { nonStreamVsFetch: 1.15, streamChunkVsRaw: 1.3, streamChunkVsOpenAI: 0.6, fanout5VsOne: 1.15 };
+  const targets = { nonStreamVsFetch: 1.15, streamChunkVsRaw: 1.3, streamChunkVsOpenAI: 0.6, anthropicVsOpenAIPath: 1.3, geminiVsOpenAIPath: 1.3, fanout5VsOne: 1.15 };
   lines.push('Ratios (switchboard stream time = the slower of Call.stream and Chat.stream)');
   for (const [key, value] of Object.entries(summary)) {
     const target = targets[key];
@@ -355,6 +421,7 @@ async function main() {
     nonStreamMedianMs: medians(ns),
     streamMedianMs: medians(st),
     streamP90Ms: p90s(st),
+    protocolMedianMs: medians(pr),
     fanoutMedianMs: medians(fo),
     node: process.version,
     exposeGC: gc !== null,
