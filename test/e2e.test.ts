@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Chat } from '../src/index.js';
+import { SIM_PROVIDERS } from '../src/sim/profiles.js';
 import { runCLI } from './helpers/cli.js';
 import { ANTHROPIC_STREAM, GEMINI_STREAM } from './helpers/fixtures.js';
 import { sendSSE, sse, startStandIn, type StandIn } from './helpers/stand-in.js';
@@ -48,8 +49,13 @@ describe('the simulator through Chat', () => {
     expect(name).toMatch(/Foo/);
     expect(chat.history).toHaveLength(6);
     expect(chat.turns.map((t) => t.provider)).toEqual(['sim-fast', 'sim-anthropic', 'sim-gemini']);
-    // Every turn was priced: the OpenAI-protocol sim reports its cost, the others are priced from the catalog.
+    // Every turn was priced: the OpenAI-protocol sim reports its cost; the Anthropic and Gemini
+    // ones report none, so the catalog's prices for those providers apply: tokens x $/M.
     for (const t of chat.turns) expect(t.usage.cost).toBeGreaterThan(0);
+    for (const t of chat.turns.slice(1)) {
+      const price = SIM_PROVIDERS[t.provider]!;
+      expect(t.usage.cost).toBeCloseTo((t.usage.promptTokens * price.inputPrice + t.usage.completionTokens * price.outputPrice) / 1e6, 15);
+    }
     expect(chat.usage.cost).toBeCloseTo(chat.turns.reduce((s, t) => s + (t.usage.cost ?? 0), 0), 12);
   });
 });
