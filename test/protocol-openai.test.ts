@@ -94,7 +94,8 @@ describe('OpenAI protocol against a stand-in server', () => {
   it('reports an HTML error page as a non-API reply with its URL', async () => {
     const err = await failure(at('html-502'));
     expect(err).toBeInstanceOf(ServerError);
-    expect(err.message).toContain('non-API reply (HTML)');
+    expect(err.message).toContain('an HTML page instead of an API reply');
+    expect(err.message).toContain(`from ${server.url}/html-502/v1/chat/completions`);
     expect(err.message).toContain('502 Bad Gateway');
     expect((err as APIError).url).toBe(`${server.url}/html-502/v1/chat/completions`);
   });

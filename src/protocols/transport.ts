@@ -102,7 +102,7 @@ export async function* sendRequest(
         throw failure(err);
       }
       const { message, code } = looksLikeHTML(response, text)
-        ? { message: `non-API reply (HTML): ${snippet(stripTags(text))}`, code: undefined }
+        ? { message: `an HTML page instead of an API reply from ${safeURL(wire.url)} (a proxy or a wrong base URL?): ${snippet(stripTags(text))}`, code: undefined }
         : protocol.parseErrorBody(text);
       throw apiErrorFromStatus({
         status: response.status,
