@@ -259,6 +259,13 @@ describe('errors', () => {
     await expect(p).rejects.toBeInstanceOf(AbortError);
   });
 
+  it('two custom endpoints serving the same model name keep separate circuit breakers', async () => {
+    // Three failed attempts (one and two retries) cool the unreachable endpoint down...
+    await expect(new Chat('acme/shared', { baseURL: 'http://127.0.0.1:1/v1' }).send('x')).rejects.toMatchObject({ code: 'network' });
+    // ...which says nothing about the same model name on a server that works.
+    expect(await new Chat('acme/shared', opts).send('x')).toBe('acme/shared heard: x');
+  });
+
   it('a connection failure is a network error', async () => {
     await expect(new Chat('acme/one', { baseURL: 'http://127.0.0.1:1/v1' }).send('x')).rejects.toMatchObject({ code: 'network' });
   });

@@ -11,7 +11,7 @@
  */
 import { AbortError, SwitchboardError, TimeoutError } from '../errors.js';
 import type { Endpoint } from '../protocols/protocol.js';
-import { endpointFor, resolveModel, type Deployment, type ResolveContext } from '../providers/resolve.js';
+import { CUSTOM_PROVIDER, endpointFor, resolveModel, type Deployment, type ResolveContext } from '../providers/resolve.js';
 import { DeferredMetricsStore, openMetricsStore } from '../store/sqlite-metrics.js';
 import type { ProtocolEvent } from '../types.js';
 import { defaultCandidates, type CandidateSource } from './candidates.js';
@@ -131,7 +131,9 @@ function planStage(e: EndpointNode & { model: string }, options: RouteOptions, m
   const judged = e.target?.kind === 'mode' || e.constraints.length > 0;
   const known = judged ? source.providersFor(e.model).filter((c) => options.registry.has(c.provider)) : [];
   const plan = (deployment: Deployment, prices?: { inputPrice?: number | undefined; outputPrice?: number | undefined }): Planned => {
-    const key = deploymentKey(deployment);
+    // A custom endpoint is known by its URL too: two servers answering the same model name
+    // must not share measurements or a circuit breaker.
+    const key = deployment.provider === CUSTOM_PROVIDER && options.baseURL ? `${deploymentKey(deployment)} ${options.baseURL}` : deploymentKey(deployment);
     return { key, provider: deployment.provider, deployment, inputPrice: prices?.inputPrice, outputPrice: prices?.outputPrice, stats: judged ? metrics.snapshot(key) : undefined };
   };
   let mode: Mode | null = null;
