@@ -77,6 +77,12 @@ function count(n: number | undefined): number {
  * `model` names the model in the one-time warning.
  */
 export function computeCost(usage: TokenUsage, pricing: Pricing | null | undefined, model = 'this model'): number | null {
+  const units = computeCostFemto(usage, pricing, model);
+  return units === null ? null : Number(units) / UNITS_PER_DOLLAR;
+}
+
+/** The same cost as computeCost, as an exact integer count of femto-dollars (1e-15 $). */
+export function computeCostFemto(usage: TokenUsage, pricing: Pricing | null | undefined, model = 'this model'): bigint | null {
   const prompt = count(usage.promptTokens);
   const completion = count(usage.completionTokens);
   const cached = Math.min(count(usage.cachedTokens), prompt);
@@ -110,7 +116,7 @@ export function computeCost(usage: TokenUsage, pricing: Pricing | null | undefin
     units += BigInt(completion) * perTokenUnits(output);
   }
   if (p.request !== undefined) units += BigInt(Math.round(p.request * UNITS_PER_DOLLAR));
-  return Number(units) / UNITS_PER_DOLLAR;
+  return units;
 }
 
 /** The pricing for `model` at `provider` in the default catalog (loaded on first call). */
