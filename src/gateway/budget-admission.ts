@@ -340,11 +340,10 @@ export class BudgetAdmission implements Admission {
         settled = true;
         const spend = this.exactSpend(req.model, outcome);
         const row = { id, at: spend.at, model: req.model, protocol: req.protocol, scopes: [], reservedMicros: 0, expiresAt: spend.at };
-        this.queue.push(async () => {
+        await this.attempt(async () => {
           await this.ledger.recordReservation({ ...row, ...(principal.keyId === undefined ? {} : { keyId: principal.keyId }), ...(principal.teamId === undefined ? {} : { teamId: principal.teamId }) });
           await this.ledger.settle(id, spend);
         });
-        await this.attempt(() => Promise.resolve());
       },
     };
   }
