@@ -13,7 +13,7 @@ import { collectEvents } from '../src/protocols/server-common.js';
 import type { CanonicalRequest, Message, ProtocolEvent, TokenUsage } from '../src/types.js';
 import { parseSSE } from './sim-helpers.js';
 
-const PROTOCOLS: ProtocolName[] = ['openai'];
+const PROTOCOLS: ProtocolName[] = ['openai', 'anthropic', 'gemini'];
 
 function endpointFor(protocol: ProtocolName): Endpoint {
   return { provider: protocol, protocol, baseURL: 'http://127.0.0.1:9', apiKey: 'sk-test-0123456789abcdef', headers: {}, compat: { webPlugin: true } };
@@ -27,6 +27,8 @@ function contextOf(url: string): ServerRequestContext {
 
 // Text without lone surrogates and not empty (empty texts are dropped by protocols that cannot carry them).
 const text = fc.string({ minLength: 1, maxLength: 20, unit: 'grapheme' });
+/** Words (Gemini wraps a tool result in `{ result }` after trying it as JSON: plain words read back unchanged). */
+const words = fc.stringMatching(/^[A-Za-zéøł][A-Za-zéøł ]{0,14}[A-Za-zéøł]$/);
 const name = fc.stringMatching(/^[a-z][a-z0-9_]{0,11}$/);
 const args = fc.dictionary(name, fc.oneof(fc.integer(), fc.string({ maxLength: 8 }), fc.boolean()), { maxKeys: 3 }).map((o) => JSON.stringify(o));
 
@@ -37,7 +39,7 @@ const conversation: fc.Arbitrary<Message[]> = fc
     fc.array(
       fc.record({
         user: text,
-        calls: fc.array(fc.record({ name, arguments: args, result: text }), { maxLength: 2 }),
+        calls: fc.array(fc.record({ name, arguments: args, result: words }), { maxLength: 2 }),
         answer: text,
       }),
       { minLength: 1, maxLength: 3 },
@@ -79,7 +81,8 @@ const canonicalRequest: fc.Arbitrary<CanonicalRequest> = fc.record({
 
 /** The same request as each protocol can express it (what it cannot carry is normalised away). */
 function normalise(protocol: ProtocolName, request: CanonicalRequest): CanonicalRequest {
-  void protocol;
+  // Anthropic requires max_tokens: the client half sends its default when none was set.
+  if (protocol === 'anthropic' && request.params.maxTokens === undefined) return { ...request, params: { ...request.params, maxTokens: 4096 } };
   return request;
 }
 
@@ -93,7 +96,9 @@ const USAGE_FIELDS: Record<ProtocolName, (keyof TokenUsage)[]> = {
 /** A collected response with the provider-specific raw finish reason left out and usage cut to what the protocol carries. */
 function comparable(protocol: ProtocolName, r: ReturnType<typeof collectEvents>) {
   const usage = r.usage === undefined ? undefined : Object.fromEntries(USAGE_FIELDS[protocol].map((k) => [k, r.usage?.[k] ?? 0]));
-  return { ...r, rawFinishReason: undefined, usage };
+  // Gemini's API sends function calls without ids (the client half makes them up).
+  const toolCalls = protocol === 'gemini' ? r.toolCalls.map((c) => ({ ...c, id: '' })) : r.toolCalls;
+  return { ...r, rawFinishReason: undefined, usage, toolCalls };
 }
 
 describe.each(PROTOCOLS)('%s server half', (protocol) => {
@@ -218,5 +223,77 @@ describe('openai server half refusals', () => {
     expect(chunks.slice(0, -1).every((c) => c.usage === null)).toBe(true);
     expect(chunks[chunks.length - 1]).toMatchObject({ choices: [], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } });
     expect(frames[frames.length - 1]?.data).toBe('[DONE]');
+  });
+});
+
+/** The WireRequestError a server half throws for a body. */
+function refusalOf(protocol: ProtocolName, body: unknown, ctx: ServerRequestContext = { headers: {} }): WireRequestError {
+  try {
+    getProtocolServer(protocol).parseRequest(body, ctx);
+  } catch (error) {
+    if (error instanceof WireRequestError) return error;
+    throw error;
+  }
+  throw new Error('not refused');
+}
+
+describe('anthropic server half specifics', () => {
+  const server = getProtocolServer('anthropic');
+  const base = { model: 'claude-x', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] };
+
+  it('requires max_tokens for messages but not for count_tokens', () => {
+    const error = refusalOf('anthropic', { model: 'claude-x', messages: [{ role: 'user', content: 'hi' }] });
+    expect(server.writeError(error)).toEqual({ status: 400, headers: {}, body: { type: 'error', error: { type: 'invalid_request_error', message: 'max_tokens: Field required' } } });
+    expect(server.parseRequest({ model: 'claude-x', messages: [{ role: 'user', content: 'hi' }] }, { headers: {}, counting: true }).request.messages).toEqual([{ role: 'user', content: 'hi' }]);
+  });
+
+  it('reads output_config.format as a JSON-schema response format', () => {
+    const schema = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] };
+    const parsed = server.parseRequest({ ...base, output_config: { format: { type: 'json_schema', schema } } }, { headers: {} });
+    expect(parsed.request.params.responseFormat).toEqual({ type: 'json_schema', json_schema: { name: 'response', schema } });
+  });
+
+  it('answers overload with 529 overloaded_error, and mid-stream with an error event', () => {
+    const overloaded = new ServerError({ status: 503, provider: 'p', providerMessage: 'Overloaded' }, 'overloaded');
+    expect(server.writeError(overloaded)).toMatchObject({ status: 529, body: { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } } });
+    const frames = parseSSE(server.createStreamWriter({ id: 'a', model: 'm', created: 0 }).error(overloaded));
+    expect(frames).toEqual([{ event: 'error', data: JSON.stringify({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }) }]);
+  });
+
+  it('writes stop_sequence when a stop sequence ended the reply', () => {
+    const writer = server.createStreamWriter({ id: 'a', model: 'm', created: 0 });
+    const frames = parseSSE(writer.start() + writer.write([{ type: 'text-delta', text: 'one two' }]) + writer.end({ finishReason: 'stop', stopSequence: 'three' }));
+    const delta = frames.find((f) => f.event === 'message_delta');
+    expect(JSON.parse(delta?.data ?? '{}')).toMatchObject({ delta: { stop_reason: 'stop_sequence', stop_sequence: 'three' } });
+  });
+});
+
+describe('gemini server half specifics', () => {
+  const server = getProtocolServer('gemini');
+  const ctx = { pathModel: 'gemini-x', pathStream: false, headers: {} };
+
+  it("reads Google's schema dialect (upper-case types, nullable) and JSON Schema fields as JSON Schema", () => {
+    const parsed = server.parseRequest(
+      {
+        contents: [{ role: 'user', parts: [{ text: 'weather?' }] }],
+        tools: [
+          { functionDeclarations: [{ name: 'get_weather', parameters: { type: 'OBJECT', properties: { city: { type: 'STRING', nullable: true }, days: { type: 'INTEGER' } }, required: ['city'] } }] },
+          { functionDeclarations: [{ name: 'lookup', parametersJsonSchema: { type: 'object', properties: { q: { type: 'string' } } } }] },
+        ],
+        generationConfig: { responseMimeType: 'application/json', responseSchema: { type: 'ARRAY', items: { type: 'STRING' } }, candidateCount: 2 },
+      },
+      ctx,
+    );
+    expect(parsed.request.params.tools).toEqual([
+      { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: ['string', 'null'] }, days: { type: 'integer' } }, required: ['city'] } },
+      { name: 'lookup', parameters: { type: 'object', properties: { q: { type: 'string' } } } },
+    ]);
+    expect(parsed.request.params.responseFormat).toEqual({ type: 'json_schema', json_schema: { name: 'response', schema: { type: 'array', items: { type: 'string' } } } });
+    expect(parsed.choices).toBe(2);
+  });
+
+  it('refuses a request without contents in Google\'s error shape', () => {
+    const error = refusalOf('gemini', { contents: [] }, ctx);
+    expect(server.writeError(error)).toEqual({ status: 400, headers: {}, body: { error: { code: 400, message: '* GenerateContentRequest.contents: contents is not specified', status: 'INVALID_ARGUMENT' } } });
   });
 });

@@ -1,6 +1,8 @@
 /** The wire protocols by name: client halves (getProtocol) and server halves (getProtocolServer). */
 import { anthropicProtocol } from './anthropic.js';
+import { anthropicServer } from './anthropic-server.js';
 import { geminiProtocol } from './gemini.js';
+import { geminiServer } from './gemini-server.js';
 import { openaiProtocol } from './openai.js';
 import { openaiServer } from './openai-server.js';
 import type { Protocol, ProtocolName, ProtocolServer, ServerProtocolName } from './protocol.js';
@@ -19,6 +21,8 @@ export function getProtocol(name: ProtocolName): Protocol {
 
 const SERVERS: Partial<Record<ServerProtocolName, ProtocolServer>> = {
   openai: openaiServer,
+  anthropic: anthropicServer,
+  gemini: geminiServer,
 };
 
 export function getProtocolServer(name: ServerProtocolName): ProtocolServer {
@@ -27,7 +31,7 @@ export function getProtocolServer(name: ServerProtocolName): ProtocolServer {
   return server;
 }
 
-export { openaiServer };
+export { anthropicServer, geminiServer, openaiServer };
 export { WireRequestError } from './protocol.js';
 export { anthropicProtocol, geminiProtocol, openaiProtocol };
 export type {
