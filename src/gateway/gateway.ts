@@ -286,8 +286,15 @@ export class Gateway {
       return;
     }
 
-    const matched = matchEndpoint(method, path, req);
-    const server = getProtocolServer(matched?.protocol ?? guessProtocol(path, req));
+    let matched = matchEndpoint(method, path, req);
+    let server: ProtocolServer;
+    try {
+      server = getProtocolServer(matched?.protocol ?? guessProtocol(path, req));
+    } catch {
+      // A protocol without a server half in this build: answered in the OpenAI shape.
+      server = getProtocolServer('openai');
+      matched = undefined;
+    }
     const headers: Record<string, string> = { 'x-request-id': requestId };
     if (this.#draining) headers.connection = 'close';
     const logBase = { request_id: requestId, method, path, protocol: server.name };
@@ -299,7 +306,7 @@ export class Gateway {
       res.end(body);
       this.metrics.rejected.inc({ reason });
       this.metrics.requests.inc({ protocol: server.name, status: String(answer.status) });
-      this.#log({ ts: new Date().toISOString(), ...logBase, status: answer.status, error_type: reason, error: err.message, duration_ms: round(performance.now() - receivedAt), ...extra });
+      this.#log({ ts: new Date().toISOString(), ...logBase, status: answer.status, error_type: reason, error: err instanceof APIError ? err.providerMessage : err.message, duration_ms: round(performance.now() - receivedAt), ...extra });
     };
 
     if (!matched) {
@@ -488,7 +495,7 @@ export class Gateway {
       duration_ms: round(durationMs),
       overhead_ms: round(overheadMs),
       error_type: errorType,
-      error: err?.message,
+      error: err instanceof APIError ? err.providerMessage : err?.message,
     });
     if (!this.#requestLog) return;
     const logContent = x.serving.config.logging.content;
