@@ -62,7 +62,7 @@ interface Matched {
   pathStream?: boolean;
 }
 
-const GEMINI_PATH = /^\/v1(?:beta)?\/models\/([^/:]+(?:\/[^/:]+)?):(generateContent|streamGenerateContent|countTokens)$/;
+const GEMINI_PATH = /^\/v1(?:beta)?\/models\/(.+):(generateContent|streamGenerateContent|countTokens)$/;
 
 /** Which endpoint a method and path name; undefined when none. */
 function matchEndpoint(method: string, path: string, req: IncomingMessage): Matched | undefined {
