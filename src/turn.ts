@@ -9,6 +9,7 @@ import { costFor } from './catalog/cost.js';
 import { citationsFrom } from './citations.js';
 import { sendRequest } from './protocols/transport.js';
 import { getProtocol } from './protocols/index.js';
+import type { ProviderRegistry } from './providers/registry.js';
 import { CUSTOM_PROVIDER, type Deployment } from './providers/resolve.js';
 import { route, type RouteOptions } from './routing/router.js';
 import type {
@@ -46,7 +47,7 @@ export interface TurnOptions extends RouteOptions {
 }
 
 /** Catalog price times tokens; free on local servers; unknown (null) on a custom endpoint. */
-function catalogCost(options: TurnOptions, deployment: Deployment, usage: TokenUsage): number | null {
+export function catalogCost(options: { registry: ProviderRegistry }, deployment: Deployment, usage: TokenUsage): number | null {
   if (deployment.provider === CUSTOM_PROVIDER) return null;
   if (options.registry.has(deployment.provider) && options.registry.get(deployment.provider).local) return 0;
   return costFor(usage, deployment.model, deployment.provider);

@@ -44,7 +44,7 @@ describe('budgets under concurrency', () => {
     const refused = outcomes.filter((o) => o.status === 'rejected').map((o) => (o as PromiseRejectedResult).reason as AdmissionError);
     expect(admitted).toBe(20);
     expect(refused).toHaveLength(180);
-    expect(refused.every((e) => e instanceof AdmissionError && e.status === 429 && e.type === 'insufficient_quota')).toBe(true);
+    expect(refused.every((e) => e instanceof AdmissionError && e.status === 429 && e.wireType === 'insufficient_quota')).toBe(true);
     const spent = await s.ledger.spentFemto(`key:${key.id}`, 0);
     expect(spent).toBe(worst * 20n);
     expect(spent).toBeLessThanOrEqual(BigInt(budgetMicros) * FEMTO_PER_MICRO);
@@ -96,8 +96,8 @@ describe('budgets under concurrency', () => {
     for (const t of tickets) await t.settle({ status: 'ok', costFemto: worst });
     const spent = await refusal(s.admission.admit({ principal: pb, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' }));
     expect(spent.message).toMatch(/^Team "eng"'s budget of \$0\.000\d+ a month is spent: \$0\.000000 left/);
-    expect(spent.resetAt).toBeGreaterThan(s.clock.now());
-    expect(Number(spent.headers['retry-after'])).toBeGreaterThan(0);
+    expect(Date.parse(spent.resetAt ?? '')).toBeGreaterThan(s.clock.now());
+    expect(spent.retryAfterMs).toBe(Date.parse(spent.resetAt ?? '') - s.clock.now());
   });
 
   it('a request whose worst case is above the whole budget is refused, not queued', async () => {
@@ -162,30 +162,20 @@ describe('rate limits, model access and headers', () => {
     expect(tickets[9]?.headers['x-ratelimit-remaining-requests']).toBe('0');
     expect(tickets[9]?.headers['x-ratelimit-reset-requests']).toBe('1m0s');
     const err = await refusal(admit());
-    expect(err).toMatchObject({ status: 429, type: 'rate_limit_exceeded', retryAfterMs: 6000 });
-    expect(err.headers).toMatchObject({ 'retry-after': '6', 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-limit-requests': '10' });
+    expect(err).toMatchObject({ status: 429, code: 'rate_limit', retryAfterMs: 6000, scope: expect.stringMatching(/^key:sk-sb-/) });
+    expect(err.headers).toEqual({ 'x-ratelimit-limit-requests': '10', 'x-ratelimit-remaining-requests': '0', 'x-ratelimit-reset-requests': '6s' });
     expect(err.message).toBe('Key "rpm"\'s limit of 10 requests per minute is reached; try again in 6s.');
     s.clock.advance(6000);
     await admit();
     await refusal(admit());
   });
 
-  it('a model outside the key\'s patterns gets 403 naming the allowed ones; globs match aliases and model strings', async () => {
-    const s = await keyStores();
-    const { secret } = await s.keys.create({ name: 'm', models: ['sim/*', 'openai/gpt-4o*'] });
-    const principal = (await s.keys.authenticate(secret)) as Principal;
-    await s.admission.admit({ principal, model: 'sim/mini', request: chatRequest('hi', 5), protocol: 'openai' });
-    await s.admission.admit({ principal, model: 'OpenAI/GPT-4o-mini', request: chatRequest('hi', 5), protocol: 'openai' });
-    const err = await refusal(s.admission.admit({ principal, model: 'anthropic/claude-sonnet-4', request: chatRequest('hi', 5), protocol: 'openai' }));
-    expect(err.status).toBe(403);
-    expect(err.message).toBe('This key may not use "anthropic/claude-sonnet-4". Allowed models: sim/*, openai/gpt-4o*.');
-  });
-
   it('a budgeted key cannot use a model with no known price', async () => {
     const s = await keyStores();
     const { secret } = await s.keys.create({ name: 'p', budget: { limitMicros: 1_000_000, period: 'total' } });
     const err = await refusal(s.admission.admit({ principal: (await s.keys.authenticate(secret)) as Principal, model: 'nobody/unknown-model', request: chatRequest('hi', 5), protocol: 'openai' }));
-    expect(err).toMatchObject({ status: 403, type: 'model_not_priced' });
+    expect(err).toMatchObject({ status: 403, code: 'permission' });
+    expect(err.message).toMatch(/^No price is known for "nobody\/unknown-model"/);
   });
 });
 
@@ -262,7 +252,7 @@ describe('when the store fails', () => {
     const s = await flaky('closed');
     s.setDown(true);
     const err = await refusal(s.admission.admit({ principal: s.principal, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' }));
-    expect(err).toMatchObject({ status: 503, type: 'store_unavailable' });
+    expect(err).toMatchObject({ status: 503, scope: 'store', retryAfterMs: 1000 });
     expect(s.admission.health()).toMatchObject({ store: 'error', mode: 'closed' });
     s.setDown(false);
     await s.admission.admit({ principal: s.principal, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' });

@@ -1,14 +1,17 @@
 /**
- * The gateway's admission seam: who is calling (Authenticator -> Principal) and whether this
- * request may go upstream now (Admission -> Ticket, settled exactly once afterwards).
+ * The gateway's admission seam: who is calling (authentication) and whether this request may
+ * go ahead (budgets, rate limits). The gateway ships the master-key authenticator and an open
+ * admission that admits everything; virtual keys and budgets plug in behind the same
+ * interfaces. The contract is written out in SEAMS.md (section 2).
  */
-import { SwitchboardError, type ErrorCode } from '../errors.js';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { SwitchboardError } from '../errors.js';
 import type { CanonicalRequest, TokenUsage } from '../types.js';
 
 /** Who is calling, once the credential has been checked. Never holds the credential itself. */
 export interface Principal {
   kind: 'master' | 'virtual-key';
-  /** Public id, e.g. 'sk-sb-ab12cd34' (safe to log). */
+  /** Public id, e.g. 'sk-sb-ab12cd' (safe to log). */
   keyId?: string;
   teamId?: string;
   admin: boolean;
@@ -47,46 +50,76 @@ export interface Ticket {
 }
 
 export interface Admission {
-  /** Throws an AdmissionError (status 403, 429 or 503) to refuse. */
+  /** Throws an AdmissionError (status 403 or 429 or 503, with retryAfterMs, scope, resetAt) to refuse. */
   admit(req: AdmissionRequest): Promise<Ticket>;
 }
 
-export interface AdmissionErrorInit {
-  status: 403 | 429 | 503;
-  /** The wire error type: `insufficient_quota`, `rate_limit_exceeded`, `model_not_allowed`, `store_unavailable`. */
-  type: string;
-  /** The scope that refused: `key:<id>`, `team:<id>` or `total`. */
-  scope?: string;
-  retryAfterMs?: number;
-  /** When the refusing budget's period resets (ms since the epoch). */
-  resetAt?: number;
-  headers?: Record<string, string>;
-}
-
-const CODE_FOR_STATUS: Record<AdmissionErrorInit['status'], ErrorCode> = { 403: 'permission', 429: 'rate_limit', 503: 'overloaded' };
-
-/** A refused request, rendered by the gateway in the caller's protocol with Retry-After. */
+/** A refused request: the gateway renders it in the caller's protocol, with Retry-After when given. */
 export class AdmissionError extends SwitchboardError {
-  readonly status: AdmissionErrorInit['status'];
-  readonly type: string;
-  readonly scope: string | undefined;
+  readonly status: 403 | 429 | 503;
   readonly retryAfterMs: number | undefined;
-  readonly resetAt: number | undefined;
-  /** Headers for the refusal (x-ratelimit-*, Retry-After). */
+  /** Which limit refused it ('key', 'team', 'model', 'gateway' ...). */
+  readonly scope: string | undefined;
+  /** When the limit resets (ISO time), when known. */
+  readonly resetAt: string | undefined;
+  /** The OpenAI-style error type and code (`insufficient_quota`, `rate_limit_exceeded`), when it is not the status's usual one. */
+  readonly wireType: string | undefined;
+  /** Headers for the refusal besides Retry-After (x-ratelimit-*, x-switchboard-budget-remaining). */
   readonly headers: Record<string, string>;
-  constructor(message: string, init: AdmissionErrorInit) {
-    super(CODE_FOR_STATUS[init.status], message, { isRetryable: init.status !== 403 && init.retryAfterMs !== undefined });
-    this.status = init.status;
-    this.type = init.type;
-    this.scope = init.scope;
-    this.retryAfterMs = init.retryAfterMs;
-    this.resetAt = init.resetAt;
-    this.headers = { ...init.headers };
-    if (init.retryAfterMs !== undefined) this.headers['retry-after'] = String(Math.max(1, Math.ceil(init.retryAfterMs / 1000)));
+  constructor(
+    status: 403 | 429 | 503,
+    message: string,
+    options: { retryAfterMs?: number; scope?: string; resetAt?: string; wireType?: string; headers?: Record<string, string> } = {},
+  ) {
+    super(status === 403 ? 'permission' : status === 429 ? 'rate_limit' : 'overloaded', message, { isRetryable: status !== 403 });
+    this.status = status;
+    this.retryAfterMs = options.retryAfterMs;
+    this.scope = options.scope;
+    this.resetAt = options.resetAt;
+    this.wireType = options.wireType;
+    this.headers = options.headers ?? {};
   }
 }
 
-/** Admits everything; settle records nothing. */
-export const openAdmission: Admission = {
-  admit: () => Promise.resolve({ headers: {}, settle: () => Promise.resolve() }),
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/**
+ * Accepts exactly one key. Both sides are hashed first so the comparison takes the same time
+ * whatever the length or content of what was sent.
+ */
+export function masterKeyAuthenticator(masterKey: string): Authenticator {
+  const expected = digest(masterKey);
+  const principal: Principal = { kind: 'master', keyId: 'master', admin: true };
+  return {
+    authenticate(credential: string): Promise<Principal | null> {
+      return Promise.resolve(timingSafeEqual(digest(credential), expected) ? principal : null);
+    },
+  };
+}
+
+/** Admits every caller (no master key configured): the gateway is open, and says so when it starts. */
+export const openAuthenticator: Authenticator = {
+  authenticate: () => Promise.resolve({ kind: 'master', keyId: 'open', admin: true }),
 };
+
+const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+const OPEN_TICKET: Ticket = { headers: NO_HEADERS, settle: () => Promise.resolve() };
+
+/** Admits everything; settling writes nothing (the request log is written by the gateway itself). */
+export const openAdmission: Admission = {
+  admit: () => Promise.resolve(OPEN_TICKET),
+};
+
+/** Whether a model string is allowed by a principal's glob patterns (`*` matches any run of characters). */
+export function modelAllowed(principal: Principal, model: string, alias?: string): boolean {
+  const patterns = principal.allowedModels;
+  if (patterns === undefined) return true;
+  return patterns.some((p) => globMatch(p, model) || (alias !== undefined && globMatch(p, alias)));
+}
+
+function globMatch(pattern: string, text: string): boolean {
+  const re = new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return re.test(text);
+}

@@ -1,7 +1,7 @@
 /**
  * Budgets, rate limits and model access for virtual keys: the gateway's Admission.
  *
- * admit(): the key's allowed models (403 naming them), then one atomic reserve of the worst
+ * admit() (after the gateway checked the key's allowed models): one atomic reserve of the worst
  * case across the key's, its team's and the install's scopes (budgets, requests and tokens
  * per minute), then a durable reservation row. settle(): the exact cost (the caller's, which
  * is the provider's reported cost when there was one, else the catalog's price of the usage)
@@ -19,7 +19,6 @@ import { periodWindow } from '../store/periods.js';
 import type { Refusal, ScopeLimits, ScopeRef, ScopeState, SharedState, WindowState } from '../store/shared-state.js';
 import { systemClock, type Clock } from '../store/shared-state.js';
 import { AdmissionError, type Admission, type AdmissionRequest, type SettleOutcome, type Ticket } from './admission.js';
-import { modelAllowed } from './virtual-keys.js';
 import { worstCase } from './worst-case.js';
 
 export type StoreErrorMode = 'closed' | 'open';
@@ -151,13 +150,6 @@ export class BudgetAdmission implements Admission {
 
   async admit(req: AdmissionRequest): Promise<Ticket> {
     const { principal } = req;
-    if (!modelAllowed(req.model, principal.allowedModels)) {
-      throw new AdmissionError(`This key may not use "${req.model}". Allowed models: ${(principal.allowedModels ?? []).join(', ') || 'none'}.`, {
-        status: 403,
-        type: 'model_not_allowed',
-        ...(principal.keyId === undefined ? {} : { scope: `key:${principal.keyId}` }),
-      });
-    }
     const worst = worstCase(req.model, req.request, this.defaultMaxTokens);
     const id = randomUUID();
     try {
@@ -169,10 +161,7 @@ export class BudgetAdmission implements Admission {
       const scopes = drawn.map((d) => d.limits);
       const budgeted = scopes.some((s) => s.budget);
       if (budgeted && worst.costFemto === null) {
-        throw new AdmissionError(`No price is known for "${req.model}", so its cost cannot be held against a budget. Use a priced model, or a key without a budget.`, {
-          status: 403,
-          type: 'model_not_priced',
-        });
+        throw new AdmissionError(403, `No price is known for "${req.model}", so its cost cannot be held against a budget. Use a priced model, or a key without a budget.`, { scope: drawn.find((d) => d.limits.budget)?.limits.scope ?? 'key' });
       }
       const costMicros = femtoToMicrosCeil(worst.costFemto ?? 0n);
       const tokens = worst.promptTokens + worst.outputCap;
@@ -231,10 +220,9 @@ export class BudgetAdmission implements Admission {
     const d = drawn.find((s) => s.limits.scope === r.scope);
     const limits = d?.limits;
     const init = {
-      status: 429 as const,
       scope: r.scope,
       ...(r.retryAfterMs === null ? {} : { retryAfterMs: r.retryAfterMs }),
-      ...(r.resetAtMs === null ? {} : { resetAt: r.resetAtMs }),
+      ...(r.resetAtMs === null ? {} : { resetAt: new Date(r.resetAtMs).toISOString() }),
     };
     if (r.limit === 'budget') {
       const limit = limits?.budget?.limitMicros ?? 0;
@@ -246,7 +234,7 @@ export class BudgetAdmission implements Admission {
           : r.reason === 'busy'
             ? `${who} budget ($${formatMicros(limit)}${per}) is held by requests in flight; $${formatMicros(r.remaining)} is free and this request may cost up to $${formatMicros(costMicros)}. Try again shortly.`
             : `${who} budget of $${formatMicros(limit)}${per} is spent: $${formatMicros(r.remaining)} left, and this request may cost up to $${formatMicros(costMicros)}.${resets}`;
-      return new AdmissionError(capitalise(message), { ...init, type: 'insufficient_quota', headers: { 'x-switchboard-budget-remaining': formatMicros(r.remaining) } });
+      return new AdmissionError(429, capitalise(message), { ...init, wireType: 'insufficient_quota', headers: { 'x-switchboard-budget-remaining': formatMicros(r.remaining) } });
     }
     const unit = r.limit === 'rpm' ? 'requests' : 'tokens';
     const limit = (r.limit === 'rpm' ? limits?.rpm : limits?.tpm) ?? 0;
@@ -254,9 +242,8 @@ export class BudgetAdmission implements Admission {
       r.reason === 'too-large'
         ? `This request may use up to ${tokens} tokens (prompt plus max_tokens), more than ${who} limit of ${limit} tokens per minute. Lower max_tokens.`
         : `${who} limit of ${limit} ${unit} per minute is reached; try again in ${formatReset(r.retryAfterMs ?? 0)}.`;
-    return new AdmissionError(capitalise(message), {
+    return new AdmissionError(429, capitalise(message), {
       ...init,
-      type: 'rate_limit_exceeded',
       headers: { [`x-ratelimit-limit-${unit}`]: String(limit), [`x-ratelimit-remaining-${unit}`]: String(r.remaining), [`x-ratelimit-reset-${unit}`]: formatReset(r.retryAfterMs ?? 0) },
     });
   }
@@ -328,7 +315,7 @@ export class BudgetAdmission implements Admission {
   private storeFailed(err: unknown, id: string, req: AdmissionRequest): Ticket {
     this.noteError(err);
     if (this.mode === 'closed') {
-      throw new AdmissionError('The budget store cannot be reached, so this request was not sent. Try again shortly.', { status: 503, type: 'store_unavailable', retryAfterMs: 1000 });
+      throw new AdmissionError(503, 'The budget store cannot be reached, so this request was not sent. Try again shortly.', { scope: 'store', retryAfterMs: 1000 });
     }
     // Open: serve now, and record the request once the ledger answers again.
     const { principal } = req;

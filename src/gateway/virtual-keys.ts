@@ -47,23 +47,6 @@ export function mintKey(id = `${KEY_PREFIX}${randomBytes(4).toString('hex')}`): 
   return { id, secret: `${id}_${randomBytes(32).toString('base64url')}` };
 }
 
-/** Case-insensitive glob (`*` any run, `?` one character) over a model string. */
-export function modelAllowed(model: string, patterns: readonly string[] | undefined): boolean {
-  if (patterns === undefined) return true;
-  return patterns.some((p) => globToRegExp(p).test(model));
-}
-
-const globs = new Map<string, RegExp>();
-function globToRegExp(pattern: string): RegExp {
-  let re = globs.get(pattern);
-  if (!re) {
-    const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-    re = new RegExp(`^${body}$`, 'i');
-    globs.set(pattern, re);
-  }
-  return re;
-}
-
 export function principalOf(key: KeyRecord): Principal {
   const p: Principal = { kind: 'virtual-key', keyId: key.id, admin: key.admin };
   if (key.teamId !== undefined) p.teamId = key.teamId;
