@@ -7,6 +7,7 @@ import { VERSION } from '../version.js';
 import { registerAsk } from './ask.js';
 import { registerChat } from './chat.js';
 import type { CliIO } from './io.js';
+import { registerKeys } from './keys.js';
 import { registerLogs } from './logs.js';
 import { registerModels } from './models.js';
 import { registerServe } from './serve.js';
@@ -30,5 +31,6 @@ export function createProgram(io: CliIO): Command {
   registerServe(program, io);
   registerLogs(program, io);
   registerUsage(program, io);
+  registerKeys(program, io);
   return program;
 }

@@ -29,6 +29,10 @@ export function registerServe(program: Command, io: CliIO): void {
       const port = parseNumber(flags.port, '--port');
       if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new CLIError(`--port takes 0 to 65535; got "${flags.port}".`);
       const cluster = (await import('node:cluster')).default;
+      if (workers > 1 && cluster.isPrimary && (await configFor(flags, io)).config.virtualKeys.enabled) {
+        // Each worker would keep its own counters, so N workers could spend N budgets.
+        throw new CLIError('Virtual keys keep budgets and rate limits in one process: run them with --workers 1, or set virtual_keys.enabled: false to share the port without them.');
+      }
       if (workers > 1 && cluster.isPrimary) {
         await runPrimary(workers, io);
         return;
@@ -68,27 +72,41 @@ async function runPrimary(workers: number, io: CliIO): Promise<void> {
   });
 }
 
-async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO, isWorker: boolean): Promise<void> {
+/** The config file's path (if any), the configuration, and how to read it again. */
+async function configFor(flags: ServeFlags, io: CliIO) {
   const { loadEnv } = await import('../providers/env.js');
   loadEnv(io.cwd, io.env);
   const { defaultGatewayConfig, loadGatewayConfig } = await import('../gateway/config.js');
-  const { Gateway } = await import('../gateway/gateway.js');
-  const { openConversationLog } = await import('../store/conversation-log.js');
   const { resolve } = await import('node:path');
   const configPath = flags.config ?? (io.env.SWITCHBOARD_GATEWAY_CONFIG || undefined);
   const path = configPath === undefined ? undefined : resolve(io.cwd, configPath);
   const load = () => (path === undefined ? Promise.resolve(defaultGatewayConfig(io.env)) : loadGatewayConfig(path, io.env));
-  const config = await load();
+  return { path, load, config: await load() };
+}
+
+async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO, isWorker: boolean): Promise<void> {
+  const { Gateway } = await import('../gateway/gateway.js');
+  const { openConversationLog } = await import('../store/conversation-log.js');
+  const { path, load, config } = await configFor(flags, io);
   const say = (m: string): void => {
     if (!isWorker || process.env.SWITCHBOARD_SERVE_VERBOSE_WORKERS) io.stderr.write(`switchboard serve: ${m}\n`);
   };
   const warn = (m: string): void => void io.stderr.write(`switchboard serve: ${m}\n`);
   const requestLog = config.logging.requests ? openConversationLog({ env: io.env, warn }) : undefined;
-  const gateway = new Gateway({ config, requestLog: requestLog ?? false, warn, accessLog: (lines) => io.stdout.write(lines) });
+  // Virtual keys: their ledger, budgets, limits and admin API (on by default with a master key).
+  const keys = config.virtualKeys.enabled ? await (await import('../gateway/virtual-key-stack.js')).openVirtualKeyStack(config, { log: warn }) : undefined;
+  const gateway = new Gateway({
+    config,
+    requestLog: requestLog ?? false,
+    warn,
+    accessLog: (lines) => io.stdout.write(lines),
+    ...(keys ? { authenticator: keys.keys, admission: keys.admission, admin: keys.admin, readiness: keys.readiness } : {}),
+  });
   const url = await gateway.listen(port ?? config.port, flags.host ?? config.host);
 
   say(`listening on ${url} (config: ${config.source}${requestLog ? `; request log: ${requestLog.path}` : ''})`);
-  if (!config.masterKey) say('no master key (master_key in the config or SWITCHBOARD_MASTER_KEY): anyone who can reach this address may use it.');
+  if (keys) say(`virtual keys on (ledger: ${keys.ledgerPath}; admin API under /admin/)${config.masterKey ? '' : '; no master key, so only virtual keys are accepted'}`);
+  else if (!config.masterKey) say('no master key (master_key in the config or SWITCHBOARD_MASTER_KEY): anyone who can reach this address may use it.');
   if (path === undefined) {
     say(`no config file: serving the simulator's models (sim/llama, sim/mini) and any model whose provider key is set.`);
     say(`try: OPENAI_BASE_URL=${url}/v1 ANTHROPIC_BASE_URL=${url} GOOGLE_GEMINI_BASE_URL=${url} with model "sim/llama"`);
@@ -125,7 +143,8 @@ async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO,
     const stop = (signal: string): void => {
       say(`${signal}: draining ${gateway.inFlight} request(s) in flight (up to ${gateway.config.limits.drainTimeoutMs} ms)`);
       watcher?.close();
-      void gateway.shutdown().then(({ drained, aborted }) => {
+      void gateway.shutdown().then(async ({ drained, aborted }) => {
+        await keys?.close();
         say(drained ? 'drained; stopped' : `stopped; ${aborted} request(s) cut at the deadline`);
         done();
       });

@@ -23,6 +23,7 @@ import { ProviderRegistry } from '../providers/registry.js';
 import { checkModelString, type RouteOptions } from '../routing/router.js';
 import type { ConversationLog, RequestRecord } from '../store/conversation-log.js';
 import type { Message } from '../types.js';
+import type { AdminHandler } from './admin-api.js';
 import { AdmissionError, masterKeyAuthenticator, modelAllowed, openAdmission, openAuthenticator, type Admission, type Authenticator, type Principal, type Ticket } from './admission.js';
 import type { GatewayConfig } from './config.js';
 import { clientError, credentialOf, isJsonContentType, parseJsonBody, readBody, requestIdOf } from './http.js';
@@ -45,6 +46,10 @@ export interface GatewayOptions {
   warn?: ((message: string) => void) | undefined;
   /** Random source for weighted model groups. */
   random?: (() => number) | undefined;
+  /** The admin API, mounted under /admin/ (see admin-api.ts); callers authenticate as for models. */
+  admin?: AdminHandler | undefined;
+  /** Whether the stores behind admission answer; /readyz reports it and fails when `ready` is false. */
+  readiness?: (() => { ready: boolean; detail: Record<string, unknown> }) | undefined;
 }
 
 interface Serving {
@@ -134,6 +139,8 @@ export class Gateway {
   readonly metrics = new GatewayMetrics();
   #serving: Serving;
   readonly #admission: Admission;
+  readonly #admin: AdminHandler | undefined;
+  readonly #readiness: GatewayOptions['readiness'];
   readonly #customAuthenticator: Authenticator | undefined;
   readonly #requestLog: RequestLogWriter | undefined;
   readonly #warn: (message: string) => void;
@@ -151,6 +158,8 @@ export class Gateway {
     this.#warn = options.warn ?? ((m) => process.stderr.write(`switchboard serve: ${m}\n`));
     this.#customAuthenticator = options.authenticator;
     this.#admission = options.admission ?? openAdmission;
+    this.#admin = options.admin;
+    this.#readiness = options.readiness;
     this.#random = options.random ?? Math.random;
     this.#serving = this.#servingFor(options.config);
     const accessEnabled = options.config.logging.accessLog;
@@ -283,6 +292,11 @@ export class Gateway {
 
     if (method === 'GET' && (path === '/healthz' || path === '/readyz' || path === '/metrics')) {
       this.#operations(path, res, requestId);
+      return;
+    }
+
+    if (this.#admin && path.startsWith('/admin/')) {
+      await this.#adminRequest(req, res, path, q < 0 ? new URLSearchParams() : new URLSearchParams(rawUrl.slice(q + 1)), requestId);
       return;
     }
 
@@ -525,6 +539,34 @@ export class Gateway {
     this.#requestLog.add(record);
   }
 
+  /** An /admin/ request: the same credentials as model requests, then the admin API's JSON answer. */
+  async #adminRequest(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams, requestId: string): Promise<void> {
+    const admin = this.#admin as AdminHandler;
+    const answer = (status: number, body: unknown): void => {
+      const text = JSON.stringify(body);
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), 'x-request-id': requestId });
+      res.end(text);
+      this.#log({ ts: new Date().toISOString(), request_id: requestId, method: req.method, path, status });
+    };
+    const credential = credentialOf(req, query);
+    const principal = credential === undefined ? null : await this.#serving.authenticator.authenticate(credential);
+    if (!principal) {
+      req.resume();
+      answer(401, { error: { message: 'The admin API takes the master key or an admin key as "Authorization: Bearer KEY".', type: 'invalid_request_error' } });
+      return;
+    }
+    let body: unknown;
+    try {
+      const text = await readBody(req, this.config.limits.maxBodyBytes);
+      body = text === '' ? undefined : parseJsonBody(text);
+    } catch (err) {
+      answer(400, { error: { message: err instanceof Error ? err.message : String(err), type: 'invalid_request_error' } });
+      return;
+    }
+    const result = await admin({ method: req.method ?? 'GET', path, query, body, principal });
+    answer(result.status, result.body);
+  }
+
   #operations(path: string, res: ServerResponse, requestId: string): void {
     if (path === '/metrics') {
       const body = this.metrics.render();
@@ -532,8 +574,10 @@ export class Gateway {
       res.end(body);
       return;
     }
-    const ready = path === '/healthz' || !this.#draining;
-    const body = JSON.stringify(path === '/healthz' ? { status: 'ok' } : { status: ready ? 'ready' : 'draining', config: this.config.source, requestLog: this.#requestLog ? 'on' : 'off' });
+    const stores = path === '/readyz' ? this.#readiness?.() : undefined;
+    const ready = path === '/healthz' || (!this.#draining && stores?.ready !== false);
+    const status = this.#draining ? 'draining' : ready ? 'ready' : 'stores unavailable';
+    const body = JSON.stringify(path === '/healthz' ? { status: 'ok' } : { status, config: this.config.source, requestLog: this.#requestLog ? 'on' : 'off', ...(stores ? { stores: stores.detail } : {}) });
     res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'x-request-id': requestId });
     res.end(body);
   }

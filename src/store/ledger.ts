@@ -166,11 +166,13 @@ export interface Ledger {
   close(): Promise<void>;
 }
 
-/** A key or team that does not exist, or a name taken twice. */
+/** A key or team that does not exist (`not_found`), or a change that clashes with what is there (`conflict`). */
 export class LedgerError extends Error {
-  constructor(message: string) {
+  readonly kind: 'not_found' | 'conflict' | 'schema';
+  constructor(message: string, kind: LedgerError['kind'] = 'not_found') {
     super(message);
     this.name = 'LedgerError';
+    this.kind = kind;
   }
 }
 
@@ -284,7 +286,7 @@ export class SQLiteLedger implements Ledger {
     const version = this.db.prepare("SELECT value FROM meta WHERE name = 'schema'").get() as { value: string } | undefined;
     if (!version) this.db.prepare("INSERT INTO meta (name, value) VALUES ('schema', ?)").run(String(LEDGER_SCHEMA_VERSION));
     else if (Number(version.value) !== LEDGER_SCHEMA_VERSION) {
-      throw new LedgerError(`The ledger at ${path} has schema version ${version.value}; this switchboard reads version ${LEDGER_SCHEMA_VERSION}.`);
+      throw new LedgerError(`The ledger at ${path} has schema version ${version.value}; this switchboard reads version ${LEDGER_SCHEMA_VERSION}.`, 'schema');
     }
   }
 
@@ -298,7 +300,7 @@ export class SQLiteLedger implements Ledger {
   }
 
   createTeam(id: string, limits: Limits, at: number): Promise<TeamRecord> {
-    if (this.sql('SELECT 1 FROM teams WHERE id = ?').get(id)) return Promise.reject(new LedgerError(`A team named "${id}" already exists.`));
+    if (this.sql('SELECT 1 FROM teams WHERE id = ?').get(id)) return Promise.reject(new LedgerError(`A team named "${id}" already exists.`, 'conflict'));
     this.sql('INSERT INTO teams (id, budget_micros, budget_period, rpm, tpm, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
       id,
       limits.budget?.limitMicros ?? null,
@@ -340,7 +342,7 @@ export class SQLiteLedger implements Ledger {
   }
 
   createKey(key: NewKey, secretHash: string, at: number): Promise<KeyRecord> {
-    if (this.sql('SELECT 1 FROM keys WHERE name = ?').get(key.name)) return Promise.reject(new LedgerError(`A key named "${key.name}" already exists.`));
+    if (this.sql('SELECT 1 FROM keys WHERE name = ?').get(key.name)) return Promise.reject(new LedgerError(`A key named "${key.name}" already exists.`, 'conflict'));
     if (key.teamId !== undefined && !this.sql('SELECT 1 FROM teams WHERE id = ?').get(key.teamId)) return Promise.reject(new LedgerError(`No team named "${key.teamId}".`));
     this.db.transaction(() => {
       this.sql(
@@ -380,7 +382,7 @@ export class SQLiteLedger implements Ledger {
     }
     if (patch.name !== undefined) {
       const other = this.sql('SELECT id FROM keys WHERE name = ?').get(patch.name) as { id: string } | undefined;
-      if (other && other.id !== id) throw new LedgerError(`A key named "${patch.name}" already exists.`);
+      if (other && other.id !== id) throw new LedgerError(`A key named "${patch.name}" already exists.`, 'conflict');
     }
     this.db.transaction(() => {
       const set = (column: string, value: unknown): void => void this.db.prepare(`UPDATE keys SET ${column} = ? WHERE id = ?`).run(value, id);
@@ -403,7 +405,7 @@ export class SQLiteLedger implements Ledger {
 
   async rotateKey(id: string, secretHash: string, at: number, retireAt: number): Promise<KeyRecord> {
     const key = await this.key(id);
-    if (key.revokedAt !== undefined) throw new LedgerError(`Key ${key.id} is revoked; create a new one instead.`);
+    if (key.revokedAt !== undefined) throw new LedgerError(`Key ${key.id} is revoked; create a new one instead.`, 'conflict');
     this.db.transaction(() => {
       this.sql('UPDATE key_secrets SET retires_at = ? WHERE key_id = ? AND (retires_at IS NULL OR retires_at > ?)').run(retireAt, key.id, retireAt);
       this.sql('INSERT INTO key_secrets (hash, key_id, created_at) VALUES (?, ?, ?)').run(secretHash, key.id, at);
