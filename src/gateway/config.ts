@@ -160,16 +160,15 @@ export function parseGatewayConfig(text: string, source: string, env: Record<str
   const fail = (path: readonly PropertyKey[], message: string): never => {
     throw new ConfigError(`${where(source, lineOf(doc, counter, path), path)}: ${message}`);
   };
-  const json: unknown = doc.toJS() ?? {};
+  const json = substitute(doc.toJS() ?? {}, env, fail);
   const parsed = schema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0] as z.core.$ZodIssue;
     const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0] ?? ''] : issue.path;
     const message = issue.code === 'unrecognized_keys' ? `is not a known setting (known here: ${knownKeys(issue.path)})` : issue.message;
-    fail(path, message);
+    return fail(path, message);
   }
-  const raw = substitute(parsed.data, env, fail) as RawGatewayConfig;
-  return buildConfig(raw, source, env, fail);
+  return buildConfig(parsed.data, source, env, fail);
 }
 
 function knownKeys(path: readonly PropertyKey[]): string {
