@@ -5,7 +5,7 @@
  * the values read that way (provider keys, the master key) are never logged or returned.
  */
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { LineCounter, isMap, isNode, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, registerSecret } from '../errors.js';
 import { BUILTIN_PROVIDERS, type ProviderConfig } from '../providers/registry.js';
@@ -141,14 +141,26 @@ function keyVariable(provider: string): string {
   return `SWITCHBOARD_GATEWAY_KEY_${provider.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}`;
 }
 
-/** The line (1-based) of the node at a path, or of the nearest ancestor that exists. */
+/** The line (1-based) of the key (or list item) at a path, or of the nearest ancestor that exists. */
 function lineOf(doc: Document, counter: LineCounter, path: readonly PropertyKey[]): number | undefined {
-  for (let n = path.length; n >= 0; n--) {
-    const node = doc.getIn(path.slice(0, n) as (string | number)[], true);
-    if (isNode(node) && node.range) return counter.linePos(node.range[0]).line;
-    // A missing key inside a map: point at the map.
+  let node: unknown = doc.contents;
+  let line: number | undefined = isNode(node) && node.range ? counter.linePos(node.range[0]).line : undefined;
+  for (const segment of path) {
+    let next: unknown;
+    let at: [number, number, number] | null | undefined;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === segment);
+      next = pair?.value;
+      at = isNode(pair?.key) ? pair.key.range : undefined;
+    } else if (isSeq(node) && typeof segment === 'number') {
+      next = node.items[segment];
+      at = isNode(next) ? next.range : undefined;
+    }
+    if (!at) break;
+    line = counter.linePos(at[0]).line;
+    node = next;
   }
-  return undefined;
+  return line;
 }
 
 function where(source: string, line: number | undefined, path: readonly PropertyKey[]): string {
@@ -187,16 +199,15 @@ export function parseGatewayConfig(text: string, source: string, env: Record<str
   const fail = (path: readonly PropertyKey[], message: string): never => {
     throw new ConfigError(`${where(source, lineOf(doc, counter, path), path)}: ${message}`);
   };
-  const json: unknown = doc.toJS() ?? {};
+  const json = substitute(doc.toJS() ?? {}, env, fail);
   const parsed = schema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0] as z.core.$ZodIssue;
     const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0] ?? ''] : issue.path;
     const message = issue.code === 'unrecognized_keys' ? `is not a known setting (known here: ${knownKeys(issue.path)})` : issue.message;
-    fail(path, message);
+    return fail(path, message);
   }
-  const raw = substitute(parsed.data, env, fail) as RawGatewayConfig;
-  return buildConfig(raw, source, env, fail);
+  return buildConfig(parsed.data, source, env, fail);
 }
 
 function knownKeys(path: readonly PropertyKey[]): string {

@@ -321,6 +321,7 @@ export class Gateway {
       res.end(body);
       this.metrics.rejected.inc({ reason });
       this.metrics.requests.inc({ protocol: server.name, status: String(answer.status) });
+      this.metrics.errors.inc({ protocol: server.name, error_type: reason });
       this.#log({ ts: new Date().toISOString(), ...logBase, status: answer.status, error_type: reason, error: err instanceof APIError ? err.providerMessage : err.message, duration_ms: round(performance.now() - receivedAt), ...extra });
     };
 

@@ -119,16 +119,17 @@ export async function proxyModelRequest(p: ProxyRequest): Promise<ProxyOutcome> 
   let lastWrite = performance.now();
   let keepAlive: NodeJS.Timeout | undefined;
 
-  const commitHeaders = (): void => {
+  /** `final`: the answering deployment is known (false when a keep-alive commits the 200 early; trailers say it then). */
+  const commitHeaders = (final = true): void => {
     if (res.headersSent) return;
     const headers: Record<string, string> = {
       ...p.headers,
       'content-type': writer?.contentType ?? 'application/json',
       'cache-control': 'no-cache',
       'x-switchboard-overhead-ms': (performance.now() - p.receivedAt - outcome.upstreamMs).toFixed(2),
-      trailer: 'x-switchboard-cost, x-switchboard-provider',
+      trailer: 'x-switchboard-cost, x-switchboard-provider, x-switchboard-model',
     };
-    if (deployment) {
+    if (deployment && final) {
       headers['x-switchboard-model'] = reportedModel ?? deployment.providerModel;
       headers['x-switchboard-provider'] = deployment.provider;
     }
@@ -146,7 +147,7 @@ export async function proxyModelRequest(p: ProxyRequest): Promise<ProxyOutcome> 
         if (performance.now() - lastWrite < p.keepAliveMs || res.destroyed) return;
         const frame = writer?.keepAlive() ?? '';
         if (frame === '') return;
-        commitHeaders();
+        commitHeaders(false);
         res.write(frame);
         lastWrite = performance.now();
       }, Math.max(10, Math.floor(p.keepAliveMs / 2)));
@@ -225,7 +226,11 @@ export async function proxyModelRequest(p: ProxyRequest): Promise<ProxyOutcome> 
     const end: StreamEnd = { finishReason: finishReason ?? 'stop', cost: outcome.cost };
     if (usage) end.usage = usage;
     if (rawFinish !== undefined) end.rawFinishReason = rawFinish;
-    const trailers = { 'x-switchboard-cost': outcome.cost === null ? 'unknown' : String(outcome.cost), 'x-switchboard-provider': outcome.provider ?? '' };
+    const trailers = {
+      'x-switchboard-cost': outcome.cost === null ? 'unknown' : String(outcome.cost),
+      'x-switchboard-provider': outcome.provider ?? '',
+      'x-switchboard-model': outcome.resolvedModel ?? '',
+    };
     if (writer) {
       commitHeaders();
       res.write(started ? '' : writer.start() + writer.write(events));
