@@ -78,9 +78,21 @@ function localMidnight(year: number, month: number, day: number, timeZone: strin
 
 const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
 
+/** The last window computed per period and zone: nearly every request falls in it, and Intl is slow. */
+const recent = new Map<string, PeriodWindow>();
+
 /** The period of `period` that contains instant `nowMs` in `timeZone`. */
 export function periodWindow(period: BudgetPeriod, nowMs: number, timeZone = 'UTC'): PeriodWindow {
   if (period === 'total') return { id: 'total', startMs: 0, endMs: Number.POSITIVE_INFINITY };
+  const key = `${period} ${timeZone}`;
+  const last = recent.get(key);
+  if (last && nowMs >= last.startMs && nowMs < last.endMs) return { ...last };
+  const window = computeWindow(period, nowMs, timeZone);
+  recent.set(key, window);
+  return { ...window };
+}
+
+function computeWindow(period: 'day' | 'month', nowMs: number, timeZone: string): PeriodWindow {
   const t = localTime(nowMs, timeZone);
   if (period === 'day') {
     return { id: `${t.year}-${pad(t.month)}-${pad(t.day)}`, startMs: localMidnight(t.year, t.month, t.day, timeZone), endMs: localMidnight(t.year, t.month, t.day + 1, timeZone) };
