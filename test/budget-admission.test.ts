@@ -1,11 +1,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AdmissionError, type Principal, type Ticket } from '../src/gateway/admission.js';
 import { BudgetAdmission } from '../src/gateway/budget-admission.js';
 import { FEMTO_PER_MICRO, SQLiteLedger, type Ledger } from '../src/store/ledger.js';
-import { chatRequest, keyStores, worstFemto } from './helpers/keys.js';
+import { VirtualKeys } from '../src/gateway/virtual-keys.js';
+import { chatRequest, keyStores, PEPPER, worstFemto } from './helpers/keys.js';
 
 const MODEL = 'sim/llama@sim-fast';
 const PROMPT = 'How many requests fit in this budget?';
@@ -77,6 +79,34 @@ describe('budgets under concurrency', () => {
     expect(spent).toBe(charged);
     expect(admitted).toBeGreaterThan(20);
     expect(spent).toBeLessThanOrEqual(BigInt(budgetMicros) * FEMTO_PER_MICRO);
+  });
+
+  it('property: any budget, any mix of exact costs, failures and timings, the spend never passes the budget', async () => {
+    const worst = worstFemto('sim-fast', PROMPT, MAX);
+    await fc.assert(
+      fc.asyncProperty(
+        // From less than one worst case to forty of them, in micro-dollars.
+        fc.integer({ min: 1, max: Number(worst / FEMTO_PER_MICRO) * 40 }),
+        fc.array(fc.record({ used: fc.integer({ min: 0, max: 1000 }), fails: fc.boolean(), delay: fc.integer({ min: 0, max: 3 }) }), { minLength: 1, maxLength: 120 }),
+        async (budgetMicros, requests) => {
+          const s = await keyStores();
+          const { key, secret } = await s.keys.create({ name: 'p', budget: { limitMicros: budgetMicros, period: 'total' } });
+          const principal = (await s.keys.authenticate(secret)) as Principal;
+          await Promise.allSettled(
+            requests.map(async (r) => {
+              const ticket = await s.admission.admit({ principal, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' });
+              await sleep(r.delay);
+              const costFemto = (worst * BigInt(r.used)) / 1000n;
+              await ticket.settle(r.fails ? { status: 'error', usage: { promptTokens: 1, completionTokens: 1, totalTokens: 2 }, costFemto: costFemto / 2n } : { status: 'ok', costFemto });
+            }),
+          );
+          expect(await s.ledger.spentFemto(`key:${key.id}`, 0)).toBeLessThanOrEqual(BigInt(budgetMicros) * FEMTO_PER_MICRO);
+          expect(await s.state.budget(`key:${key.id}`, 'total')).toMatchObject({ reservedMicros: 0 });
+          await s.ledger.close();
+        },
+      ),
+      { numRuns: 25 },
+    );
   });
 
   it('a key and its team both hold: two keys share the team budget', async () => {
@@ -247,6 +277,21 @@ describe('when the store fails', () => {
     const principal = (await base.keys.authenticate(secret)) as Principal;
     return { ...base, ledger, setDown, admission, key, principal };
   }
+
+  it('keys: closed refuses with 503 while the ledger is down; open accepts keys it saw valid before', async () => {
+    for (const mode of ['closed', 'open'] as const) {
+      const s = await flaky(mode);
+      const keys = new VirtualKeys({ ledger: s.ledger, pepper: PEPPER, clock: s.clock, onStoreError: mode });
+      const seen = await s.keys.create({ name: 'seen' });
+      const unseen = await s.keys.create({ name: 'unseen' });
+      expect(await keys.authenticate(seen.secret)).not.toBeNull();
+      s.setDown(true);
+      const refused = await keys.authenticate(unseen.secret).catch((e: unknown) => e);
+      expect(refused).toMatchObject({ status: 503, scope: 'store' });
+      if (mode === 'closed') expect(await keys.authenticate(seen.secret).catch((e: unknown) => e)).toBeInstanceOf(AdmissionError);
+      else expect(await keys.authenticate(seen.secret)).toMatchObject({ keyId: seen.key.id });
+    }
+  });
 
   it('closed: 503 and nothing admitted while it is down', async () => {
     const s = await flaky('closed');

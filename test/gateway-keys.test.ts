@@ -14,6 +14,7 @@ import { openVirtualKeyStack, type VirtualKeyStack } from '../src/gateway/virtua
 import { FEMTO_PER_MICRO } from '../src/store/ledger.js';
 import { MASTER_KEY, startGateway, waitFor, type RunningGateway } from './helpers/gateway.js';
 import { worstFemto } from './helpers/keys.js';
+import { startStandIn } from './helpers/openai-standin.js';
 
 const MODEL = 'sim/llama@sim-fast';
 let open: { gw: RunningGateway; stack: VirtualKeyStack; dir: string }[] = [];
@@ -26,10 +27,10 @@ afterEach(async () => {
   open = [];
 });
 
-async function keyedGateway(extra = '') {
+async function keyedGateway(extra = '', moreEnv: Record<string, string> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'sb-gw-keys-'));
   const yaml = `master_key: ${MASTER_KEY}\nvirtual_keys:\n  ledger: ${join(dir, 'ledger.db')}\n${extra}`;
-  const env = { SWITCHBOARD_KEY_PEPPER: 'gateway-test-pepper', SWITCHBOARD_HOME: dir };
+  const env = { SWITCHBOARD_KEY_PEPPER: 'gateway-test-pepper', SWITCHBOARD_HOME: dir, ...moreEnv };
   const stack = await openVirtualKeyStack(parseGatewayConfig(yaml, 'test.yaml', { ...process.env, ...env }), { log: () => {} });
   const gw = await startGateway(yaml, { env, authenticator: stack.keys, admission: stack.admission, admin: stack.admin, readiness: stack.readiness });
   open.push({ gw, stack, dir });
@@ -183,6 +184,31 @@ describe('virtual keys through the gateway', () => {
     expect((await g.admin('GET', '/admin/nothing')).status).toBe(404);
     const ready = await fetch(`${g.gw.url}/readyz`);
     expect(await ready.json()).toMatchObject({ status: 'ready', stores: { ledger: 'ok', onStoreError: 'closed' } });
+  });
+
+  it('a stream cut midway is recorded with what it used, not as nothing', async () => {
+    const upstream = await startStandIn();
+    try {
+      const g = await keyedGateway('providers:\n  - name: local\n    protocol: openai\n    base_url: ${UPSTREAM_URL}/v1\n', { UPSTREAM_URL: upstream.url });
+      const made = await g.admin('POST', '/admin/keys', { name: 'cut', rpm: 100 });
+      const stream = await g.client(made.body.key as string).chat.completions.create({ model: 'cut-model@local', stream: true, messages: [{ role: 'user', content: 'Hello there friend' }] });
+      let deltas = 0;
+      await expect(
+        (async () => {
+          for await (const chunk of stream) if (chunk.choices[0]?.delta?.content) deltas++;
+        })(),
+      ).rejects.toThrow();
+      let rows: Awaited<ReturnType<VirtualKeyStack['ledger']['usage']>> = [];
+      for (let i = 0; i < 100 && rows.length === 0; i++) {
+        rows = await g.stack.ledger.usage({ by: 'model' });
+        if (rows.length === 0) await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(deltas).toBeGreaterThan(0);
+      expect(rows).toEqual([expect.objectContaining({ key: 'cut-model@local', requests: 1, completionTokens: deltas, unpriced: 1 })]);
+      expect(rows[0]?.promptTokens).toBeGreaterThan(0);
+    } finally {
+      await upstream.close();
+    }
   });
 
   it('no plaintext key in the ledger file, the access log, the request log or the metrics', async () => {

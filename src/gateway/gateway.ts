@@ -345,7 +345,16 @@ export class Gateway {
     try {
       const query = q < 0 ? undefined : new URLSearchParams(rawUrl.slice(q + 1));
       const credential = credentialOf(req, query);
-      const principal = credential === undefined ? null : await serving.authenticator.authenticate(credential);
+      let principal: Principal | null;
+      try {
+        principal = credential === undefined ? null : await serving.authenticator.authenticate(credential);
+      } catch (err) {
+        // An authenticator whose store is down refuses in the caller's shape (503), not as a crash.
+        if (!(err instanceof SwitchboardError)) throw err;
+        req.resume();
+        refuse(err, 'authentication_unavailable');
+        return;
+      }
       if (!principal) {
         const message = credential === undefined
           ? 'No API key: send the gateway key as "Authorization: Bearer KEY", "x-api-key: KEY" or "x-goog-api-key: KEY".'

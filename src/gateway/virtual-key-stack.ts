@@ -28,7 +28,7 @@ export async function openVirtualKeyStack(config: GatewayConfig, options: { cloc
   const path = vk.ledger ?? ledgerPath(config.env);
   const ledger = new SQLiteLedger(path);
   const state = new MemorySharedState({ clock, ...(vk.reservationTtlMs === undefined ? {} : { reservationTtlMs: vk.reservationTtlMs }) });
-  const keys = new VirtualKeys({ ledger, pepper: loadPepper(config.env), clock, ...(config.masterKey === undefined ? {} : { masterKey: config.masterKey }) });
+  const keys = new VirtualKeys({ ledger, pepper: loadPepper(config.env), clock, onStoreError: vk.onStoreError, ...(config.masterKey === undefined ? {} : { masterKey: config.masterKey }) });
   const admission = await BudgetAdmission.open({
     ledger,
     state,

@@ -15,7 +15,7 @@ import { switchboardHome } from '../paths.js';
 import type { Env } from '../providers/resolve.js';
 import type { KeyRecord, Ledger, NewKey } from '../store/ledger.js';
 import { systemClock, type Clock } from '../store/shared-state.js';
-import type { Authenticator, Principal } from './admission.js';
+import { AdmissionError, type Authenticator, type Principal } from './admission.js';
 
 export const KEY_PREFIX = 'sk-sb-';
 
@@ -60,7 +60,15 @@ export interface VirtualKeysOptions {
   clock?: Clock;
   /** The gateway's master key: accepted as the `master` principal (admin). */
   masterKey?: string;
+  /**
+   * When the ledger cannot be read: `closed` (default) refuses with 503; `open` accepts keys
+   * this process saw valid before the outage (revocations cannot happen while it lasts).
+   */
+  onStoreError?: 'closed' | 'open';
 }
+
+/** How many recently valid keys `open` mode remembers for an outage. */
+const REMEMBERED_KEYS = 10_000;
 
 /** Creates and rotates keys, and authenticates them (the gateway's Authenticator). */
 export class VirtualKeys implements Authenticator {
@@ -68,11 +76,15 @@ export class VirtualKeys implements Authenticator {
   private readonly pepper: Buffer;
   private readonly clock: Clock;
   private readonly masterHash: Buffer | undefined;
+  private readonly onStoreError: 'closed' | 'open';
+  /** Hash -> principal of keys seen valid (open mode only), oldest first. */
+  private readonly remembered = new Map<string, Principal>();
 
   constructor(options: VirtualKeysOptions) {
     this.ledger = options.ledger;
     this.pepper = options.pepper;
     this.clock = options.clock ?? systemClock;
+    this.onStoreError = options.onStoreError ?? 'closed';
     if (options.masterKey !== undefined) {
       registerSecret(options.masterKey);
       this.masterHash = Buffer.from(hashKey(options.masterKey, this.pepper), 'hex');
@@ -102,7 +114,25 @@ export class VirtualKeys implements Authenticator {
       if (timingSafeEqual(given, this.masterHash)) return { kind: 'master', admin: true };
     }
     if (!credential.startsWith(KEY_PREFIX)) return null;
-    const key = await this.ledger.keyBySecretHash(hashKey(credential, this.pepper), this.clock.now());
-    return key ? principalOf(key) : null;
+    const hash = hashKey(credential, this.pepper);
+    let key: KeyRecord | undefined;
+    try {
+      key = await this.ledger.keyBySecretHash(hash, this.clock.now());
+    } catch {
+      const known = this.onStoreError === 'open' ? this.remembered.get(hash) : undefined;
+      if (known) return known;
+      throw new AdmissionError(503, 'The key store cannot be reached, so the key cannot be checked. Try again shortly.', { scope: 'store', retryAfterMs: 1000 });
+    }
+    if (!key) {
+      this.remembered.delete(hash);
+      return null;
+    }
+    const principal = principalOf(key);
+    if (this.onStoreError === 'open') {
+      this.remembered.delete(hash);
+      this.remembered.set(hash, principal);
+      if (this.remembered.size > REMEMBERED_KEYS) this.remembered.delete(this.remembered.keys().next().value as string);
+    }
+    return principal;
   }
 }
