@@ -64,11 +64,11 @@ describe('virtual keys through the gateway', () => {
     // The ticket settles just after the response is written.
     const id = made.body.id as string;
     let shown: Record<string, unknown> = {};
-    for (let i = 0; i < 50 && (shown.spend as { totalSpend?: string } | undefined)?.totalSpend !== shownCost.toFixed(6); i++) {
+    for (let i = 0; i < 50 && (shown.spend as { total_spend?: string } | undefined)?.total_spend !== shownCost.toFixed(6); i++) {
       shown = (await g.admin('GET', `/admin/keys/${id}`)).body;
       await new Promise((r) => setTimeout(r, 10));
     }
-    expect((shown.spend as { totalSpend: string }).totalSpend).toBe(shownCost.toFixed(6));
+    expect((shown.spend as { total_spend: string }).total_spend).toBe(shownCost.toFixed(6));
     const usage = await g.admin('GET', '/admin/usage?by=key');
     expect(usage.body.data).toEqual([expect.objectContaining({ key: id, requests: 1, prompt_tokens: data.usage?.prompt_tokens, completion_tokens: data.usage?.completion_tokens })]);
     expect(Number((usage.body.data as { cost_femto: string }[])[0]?.cost_femto) / 1e15).toBeCloseTo(shownCost, 15);

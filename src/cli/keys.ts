@@ -121,7 +121,7 @@ function describe(view: Record<string, unknown>): string {
   const lines: string[] = [];
   for (const [k, v] of Object.entries(view)) {
     if (k === 'spend' && v && typeof v === 'object') {
-      for (const [sk, sv] of Object.entries(v)) lines.push(`${sk.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}: ${String(sv)}`);
+      for (const [sk, sv] of Object.entries(v)) lines.push(`${sk}: ${String(sv)}`);
     } else if (k === 'budget') lines.push(`budget: ${budgetText(view)}`);
     else lines.push(`${k}: ${v === null ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
   }

@@ -132,9 +132,9 @@ export function formatFemto(femto: bigint, digits = 6): string {
 /** What a key's spend looks like next to it: this period's (when it has a budget) and all time. */
 export interface SpendView {
   period?: string;
-  periodSpend?: string;
-  budgetRemaining?: string;
-  totalSpend: string;
+  period_spend?: string;
+  budget_remaining?: string;
+  total_spend: string;
 }
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
@@ -185,14 +185,14 @@ export function usageView(by: string, row: LedgerUsageRow): Record<string, unkno
 
 /** A key's or team's spend from the ledger: this period's against its budget, and all time. */
 export async function spendView(ledger: Ledger, scope: string, limits: Limits, now: number, timeZone: string): Promise<SpendView> {
-  const view: SpendView = { totalSpend: formatFemto(await ledger.spentFemto(scope, 0)) };
+  const view: SpendView = { total_spend: formatFemto(await ledger.spentFemto(scope, 0)) };
   if (limits.budget) {
     const window = periodWindow(limits.budget.period, now, timeZone);
     const spent = await ledger.spentFemto(scope, window.startMs);
     const remaining = BigInt(limits.budget.limitMicros) * FEMTO_PER_MICRO - spent;
     view.period = window.id;
-    view.periodSpend = formatFemto(spent);
-    view.budgetRemaining = formatFemto(remaining < 0n ? 0n : remaining);
+    view.period_spend = formatFemto(spent);
+    view.budget_remaining = formatFemto(remaining < 0n ? 0n : remaining);
   }
   return view;
 }
