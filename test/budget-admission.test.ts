@@ -130,6 +130,25 @@ describe('budgets under concurrency', () => {
     expect(spent.retryAfterMs).toBe(Date.parse(spent.resetAt ?? '') - s.clock.now());
   });
 
+  it('the total budget holds across the master key and every virtual key', async () => {
+    const worst = worstFemto('sim-fast', PROMPT, MAX);
+    const worstMicros = Number((worst + FEMTO_PER_MICRO - 1n) / FEMTO_PER_MICRO);
+    const s = await keyStores({ totalBudget: { limitMicros: worstMicros * 2, period: 'day' }, masterKey: 'master-secret-123' });
+    const { secret } = await s.keys.create({ name: 'k' });
+    const master = (await s.keys.authenticate('master-secret-123')) as Principal;
+    const key = (await s.keys.authenticate(secret)) as Principal;
+    const a = await s.admission.admit({ principal: master, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' });
+    const b = await s.admission.admit({ principal: key, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' });
+    const err = await refusal(s.admission.admit({ principal: master, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' }));
+    expect(err.scope).toBe('total');
+    expect(err.message).toMatch(/^The gateway's total budget \(\$0\.000\d+ a day\) is held by requests in flight/);
+    await a.settle({ status: 'ok', costFemto: worst });
+    await b.settle({ status: 'ok', costFemto: worst });
+    const byKey = (await s.ledger.usage({ by: 'key' })).map((r) => r.key);
+    expect(byKey).toHaveLength(2);
+    expect(byKey).toEqual(expect.arrayContaining(['master', expect.stringMatching(/^sk-sb-/)]));
+  });
+
   it('a request whose worst case is above the whole budget is refused, not queued', async () => {
     const s = await keyStores();
     const { secret } = await s.keys.create({ name: 'small', budget: { limitMicros: 10, period: 'total' } });
@@ -213,7 +232,7 @@ describe('keys take effect at once', () => {
   it('revocation, expiry and rotation with and without a grace period', async () => {
     const s = await keyStores({ masterKey: 'master-secret-123' });
     const { key, secret } = await s.keys.create({ name: 'k', expiresAt: s.clock.now() + 60_000 });
-    expect(await s.keys.authenticate('master-secret-123')).toEqual({ kind: 'master', admin: true });
+    expect(await s.keys.authenticate('master-secret-123')).toEqual({ kind: 'master', keyId: 'master', admin: true });
     expect(await s.keys.authenticate(secret)).toMatchObject({ kind: 'virtual-key', keyId: key.id, admin: false });
     expect(await s.keys.authenticate(`${secret}x`)).toBeNull();
 

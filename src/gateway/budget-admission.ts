@@ -154,7 +154,7 @@ export class BudgetAdmission implements Admission {
     const id = randomUUID();
     try {
       await this.flush();
-      const key = principal.keyId === undefined ? undefined : await this.ledger.getKey(principal.keyId);
+      const key = principal.kind === 'virtual-key' && principal.keyId !== undefined ? await this.ledger.getKey(principal.keyId) : undefined;
       const team = key?.teamId === undefined ? undefined : await this.ledger.getTeam(key.teamId);
       const now = await this.state.now();
       const drawn = this.scopes(key, team, now);
@@ -328,7 +328,7 @@ export class BudgetAdmission implements Admission {
         const spend = this.exactSpend(req.model, outcome);
         const row = { id, at: spend.at, model: req.model, protocol: req.protocol, scopes: [], reservedMicros: 0, expiresAt: spend.at };
         await this.attempt(async () => {
-          await this.ledger.recordReservation({ ...row, ...(principal.keyId === undefined ? {} : { keyId: principal.keyId }), ...(principal.teamId === undefined ? {} : { teamId: principal.teamId }) });
+          await this.ledger.recordReservation({ ...row, ...(principal.kind !== 'virtual-key' || principal.keyId === undefined ? {} : { keyId: principal.keyId }), ...(principal.teamId === undefined ? {} : { teamId: principal.teamId }) });
           await this.ledger.settle(id, spend);
         });
       },

@@ -111,7 +111,7 @@ export class VirtualKeys implements Authenticator {
     if (this.masterHash) {
       // Compare hashes, so the comparison is constant-time whatever the lengths.
       const given = Buffer.from(hashKey(credential, this.pepper), 'hex');
-      if (timingSafeEqual(given, this.masterHash)) return { kind: 'master', admin: true };
+      if (timingSafeEqual(given, this.masterHash)) return { kind: 'master', keyId: 'master', admin: true };
     }
     if (!credential.startsWith(KEY_PREFIX)) return null;
     const hash = hashKey(credential, this.pepper);
