@@ -87,12 +87,14 @@ async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO,
   const gateway = new Gateway({ config, requestLog: requestLog ?? false, warn, accessLog: (lines) => io.stdout.write(lines) });
   const url = await gateway.listen(port ?? config.port, flags.host ?? config.host);
 
-  say(`listening on ${url} (config: ${config.source}${requestLog ? `; request log: ${requestLog.path}` : ''})`);
-  if (!config.masterKey) say('no master key (master_key in the config or SWITCHBOARD_MASTER_KEY): anyone who can reach this address may use it.');
+  // One write, so that whoever reads the banner gets it whole.
+  const banner = [`listening on ${url} (config: ${config.source}${requestLog ? `; request log: ${requestLog.path}` : ''})`];
+  if (!config.masterKey) banner.push('no master key (master_key in the config or SWITCHBOARD_MASTER_KEY): anyone who can reach this address may use it.');
   if (path === undefined) {
-    say(`no config file: serving the simulator's models (sim/llama, sim/mini) and any model whose provider key is set.`);
-    say(`try: OPENAI_BASE_URL=${url}/v1 ANTHROPIC_BASE_URL=${url} GOOGLE_GEMINI_BASE_URL=${url} with model "sim/llama"`);
+    banner.push(`no config file: serving the simulator's models (sim/llama, sim/mini) and any model whose provider key is set.`);
+    banner.push(`try: OPENAI_BASE_URL=${url}/v1 ANTHROPIC_BASE_URL=${url} GOOGLE_GEMINI_BASE_URL=${url} with the model "sim/llama"`);
   }
+  say(banner.join('\nswitchboard serve: '));
 
   let reloading = Promise.resolve();
   const reload = (why: string): void => {
