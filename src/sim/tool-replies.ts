@@ -81,7 +81,7 @@ function mentions(prompt: string, tool: SimTool): boolean {
 
 function hintsFor(prompt: string): ValueHints {
   const words = keywords(prompt);
-  return { word: words.find((w) => /^[A-Z]/.test(w)) ?? words[0] ?? 'example' };
+  return { word: words.find((w) => /^\p{Lu}/u.test(w)) ?? words[0] ?? 'example' };
 }
 
 /** A call id in the protocol's style (`call_...` for OpenAI, `toolu_...` for Anthropic). */
