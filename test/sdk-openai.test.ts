@@ -3,7 +3,7 @@
  * app does with it should work as against api.openai.com.
  */
 import OpenAI from 'openai';
-import { zodFunction, zodResponseFormat } from 'openai/helpers/zod';
+import { zodFunction, zodResponseFormat, zodTextFormat } from 'openai/helpers/zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { startSimulator, type RunningSimulator } from '../src/sim/server.js';
@@ -171,6 +171,93 @@ describe('openai SDK: chat.completions against the simulator', () => {
       } finally {
         await failing.close();
       }
+    }
+  });
+});
+
+describe('openai SDK: responses against the simulator', () => {
+  it('answers responses.create with output_text and usage', async () => {
+    const response = await client.responses.create({ model: 'llama', input: 'Tell me about deserts.' });
+    expect(response.object).toBe('response');
+    expect(response.status).toBe('completed');
+    expect(response.output_text).toMatch(/desert/i);
+    expect(response.usage?.total_tokens).toBe((response.usage?.input_tokens ?? 0) + (response.usage?.output_tokens ?? 0));
+  });
+
+  it('streams typed events ending in response.completed with usage', async () => {
+    const stream = await client.responses.create({ model: 'llama', input: 'Write 20 tokens about clouds.', stream: true });
+    let text = '';
+    const types: string[] = [];
+    let usage: OpenAI.Responses.ResponseUsage | undefined;
+    for await (const event of stream) {
+      types.push(event.type);
+      if (event.type === 'response.output_text.delta') text += event.delta;
+      if (event.type === 'response.completed') usage = event.response.usage ?? undefined;
+    }
+    expect(types[0]).toBe('response.created');
+    expect(types.at(-1)).toBe('response.completed');
+    expect(usage?.output_tokens).toBe(20);
+    expect(text.length).toBeGreaterThan(0);
+  });
+
+  it('continues a conversation with previous_response_id, and refuses an unknown one', async () => {
+    const first = await client.responses.create({ model: 'llama', input: 'My name is José Mourinho.' });
+    const second = await client.responses.create({ model: 'mini', input: 'What is my name?', previous_response_id: first.id });
+    expect(second.output_text).toBe('Your name is José Mourinho.');
+    const error = (await client.responses.create({ model: 'llama', input: 'hi', previous_response_id: 'resp_missing' }).catch((e: unknown) => e)) as InstanceType<typeof OpenAI.BadRequestError>;
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(error.code).toBe('previous_response_not_found');
+    expect(error.param).toBe('previous_response_id');
+  });
+
+  it('runs a function tool round trip', async () => {
+    const tools: OpenAI.Responses.Tool[] = [{ type: 'function', name: 'get_weather', description: 'Current weather for a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false }, strict: true }];
+    const first = await client.responses.create({ model: 'llama', input: 'What is the weather in Faro? Use get_weather.', tools });
+    const call = first.output.find((item): item is OpenAI.Responses.ResponseFunctionToolCall => item.type === 'function_call');
+    expect(call?.name).toBe('get_weather');
+    expect(typeof (JSON.parse(call?.arguments ?? '{}') as { city?: unknown }).city).toBe('string');
+    const second = await client.responses.create({
+      model: 'llama',
+      previous_response_id: first.id,
+      input: [{ type: 'function_call_output', call_id: call?.call_id ?? '', output: JSON.stringify({ temperature: 26 }) }],
+      tools,
+    });
+    expect(second.output_text).toContain('"temperature":26');
+  });
+
+  it('returns structured output parsed by zodTextFormat', async () => {
+    const Event = z.object({ name: z.string(), date: z.string(), guests: z.array(z.string()) });
+    const response = await client.responses.parse({ model: 'llama', input: 'Plan a party.', text: { format: zodTextFormat(Event, 'event') } });
+    expect(Event.safeParse(response.output_parsed).success).toBe(true);
+  });
+
+  it('sends a reasoning summary when reasoning is asked for', async () => {
+    const response = await client.responses.create({ model: 'llama', input: 'Why is the sky blue?', reasoning: { effort: 'low', summary: 'auto' } });
+    const reasoning = response.output.find((item) => item.type === 'reasoning');
+    expect(reasoning?.summary[0]?.text.length).toBeGreaterThan(0);
+    expect(response.usage?.output_tokens_details.reasoning_tokens).toBeGreaterThan(0);
+  });
+
+  it('surfaces an error inside the stream as the typed error and response.failed events', async () => {
+    const failing = await failingSimulator('sim-flaky', 'stream-error');
+    try {
+      const c = new OpenAI({ baseURL: baseURL(failing, 'sim-flaky'), apiKey: 'sk-test', maxRetries: 0 });
+      const read = async () => {
+        const stream = await c.responses.create({ model: 'llama', input: 'Write 50 tokens about tea.', stream: true });
+        const events: OpenAI.Responses.ResponseStreamEvent[] = [];
+        for await (const event of stream) events.push(event);
+        return events;
+      };
+      // The SDK hands Responses error events to the app as typed events rather than throwing.
+      const events = await read();
+      const types = events.map((e) => e.type);
+      expect(types.slice(-2)).toEqual(['error', 'response.failed']);
+      expect(types).not.toContain('response.completed');
+      const failed = events.at(-1) as OpenAI.Responses.ResponseFailedEvent;
+      expect(failed.response.status).toBe('failed');
+      expect(failed.response.error?.message).toBe('Overloaded');
+    } finally {
+      await failing.close();
     }
   });
 });

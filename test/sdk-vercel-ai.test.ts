@@ -28,6 +28,14 @@ interface Case {
 
 const CASES: Case[] = [
   {
+    name: '@ai-sdk/openai (its default, the Responses API)',
+    model: () => createOpenAI({ baseURL: `${sim.url}/sim-fast/v1`, apiKey: 'sk-test' })('llama'),
+    rawUsage: (body) => {
+      const u = (body as { usage: { input_tokens: number; output_tokens: number } }).usage;
+      return { inputTokens: u.input_tokens, outputTokens: u.output_tokens };
+    },
+  },
+  {
     name: '@ai-sdk/openai .chat (Chat Completions)',
     model: () => createOpenAI({ baseURL: `${sim.url}/sim-fast/v1`, apiKey: 'sk-test' }).chat('llama'),
     rawUsage: (body) => {

@@ -1,7 +1,8 @@
 import type { SwitchboardError } from '../errors.js';
 import type { CanonicalRequest, FinishReason, ProtocolEvent, TokenUsage } from '../types.js';
 
-export type ProtocolName = 'openai' | 'anthropic' | 'gemini';
+/** Wire protocols: OpenAI Chat Completions, OpenAI Responses, Anthropic Messages, Gemini generateContent. */
+export type ProtocolName = 'openai' | 'openai-responses' | 'anthropic' | 'gemini';
 
 /**
  * Differences between vendors that share one wire protocol, kept as data rather than
@@ -69,8 +70,8 @@ export interface Protocol {
 // Server halves: the same wire formats read from the other side (a request arrives, a response
 // goes out). Used by the simulator and the gateway. Pure translation: no HTTP, no routing, no I/O.
 
-/** Protocols a server half can speak: the client protocols plus OpenAI's Responses API. */
-export type ServerProtocolName = ProtocolName | 'openai-responses';
+/** Protocols a server half can speak (every client protocol). */
+export type ServerProtocolName = ProtocolName;
 
 /** What a server half needs besides the body. */
 export interface ServerRequestContext {

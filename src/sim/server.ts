@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { RateLimitError, ServerError, type SwitchboardError } from '../errors.js';
 import { getProtocolServer } from '../protocols/index.js';
 import { WireRequestError, type ProtocolServer, type ResponseMeta, type ServerProtocolName } from '../protocols/protocol.js';
+import type { Message } from '../types.js';
 import { VERSION } from '../version.js';
 import { anthropicThinkingReplayError, canonicalModel, simRequestFrom } from './conversation.js';
 import { sendJson, sendStream, sendTruncatedJson, type StreamEncoder } from './delivery.js';
@@ -81,6 +82,33 @@ function credentialOf(req: IncomingMessage, query: URLSearchParams): string | un
 /** A request id in the provider's style (`req_...`). */
 function requestId(): string {
   return `req_${randomBytes(12).toString('hex')}`;
+}
+
+/** How many finished responses the simulator keeps for `previous_response_id`. */
+const REMEMBERED_RESPONSES = 1000;
+
+/**
+ * Recent Responses API conversations by response id, so a request can continue one with
+ * `previous_response_id` as against OpenAI (which stores responses by default). Oldest go first.
+ */
+class ResponseMemory {
+  private readonly conversations = new Map<string, Message[]>();
+
+  get(id: string): Message[] | undefined {
+    return this.conversations.get(id);
+  }
+
+  remember(id: string, messages: Message[]): void {
+    this.conversations.set(id, messages);
+    if (this.conversations.size > REMEMBERED_RESPONSES) this.conversations.delete(this.conversations.keys().next().value as string);
+  }
+}
+
+/** The assistant message a planned turn adds to the history. */
+function assistantMessage(turn: PlannedTurn): Message {
+  const message: Message = { role: 'assistant', content: turn.text === '' && turn.toolCalls.length > 0 ? null : turn.text };
+  if (turn.toolCalls.length > 0) message.tool_calls = turn.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }));
+  return message;
 }
 
 /** The frames of one planned turn, through a protocol's stream writer. */
@@ -162,6 +190,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   const failRateEnv = numberSetting(options.failRate, process.env.SWITCHBOARD_SIM_FAIL_RATE, NaN);
   const profiles = new ProfileStore(Number.isNaN(failRateEnv) ? undefined : Math.min(1, failRateEnv));
   const failures = new FailureInjector(options.seed ?? 1, options.failureKinds ?? SIM_FAILURE_KINDS);
+  const responses = new ResponseMemory();
   let origin = '';
 
   function describe() {
@@ -221,6 +250,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
       const served = Object.keys(servedModels(provider));
       throw wireError(protocol, 404, `${provider} does not serve model ${parsed.model}; it serves ${served.join(', ')} (also as ${served.map((m) => `sim/${m}`).join(', ')})`);
     }
+    if (parsed.previousResponseId !== undefined) {
+      const earlier = responses.get(parsed.previousResponseId);
+      if (!earlier) throw new WireRequestError(400, 'invalid_request_error', `Previous response with id '${parsed.previousResponseId}' not found.`, 'previous_response_id', 'previous_response_not_found');
+      parsed.request.messages = [...earlier, ...parsed.request.messages];
+    }
     const request = simRequestFrom(parsed);
     if (route.kind === 'count') return sendJson(res, 200, server.writeTokenCount?.(requestTokens(request)), headers);
     if (protocol === 'anthropic') {
@@ -242,6 +276,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
       return sendError(res, server, new RateLimitError({ status: 429, provider, providerMessage: `${provider} is rate limited (simulated); retry after ${Math.ceil(retryAfterMs / 1000)} s`, retryAfterMs }), headers);
     }
     const meta: ResponseMeta = { id: turn.id, model: turn.model, created: turn.created, provider, promptTokens: turn.promptTokens };
+    if (protocol === 'openai-responses') {
+      // Instructions do not carry over to a continued response; the rest of the conversation does.
+      responses.remember(`resp_${turn.id}`, [...parsed.request.messages.filter((m) => m.role !== 'system'), assistantMessage(turn)]);
+    }
     if (parsed.includeUsage) meta.includeUsage = true;
     const cutAfter = failure?.kind === 'cut-stream' || failure?.kind === 'stream-error' ? failure.afterTokens : undefined;
     if (parsed.stream) {
