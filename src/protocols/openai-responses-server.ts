@@ -10,7 +10,7 @@
  * earlier responses (the simulator does, in memory) can resolve it.
  */
 import type { SwitchboardError } from '../errors.js';
-import type { AssistantMessage, ContentPart, FinishReason, Message, ProtocolEvent, RequestParams, TokenUsage, ToolDefinition } from '../types.js';
+import type { ContentPart, FinishReason, Message, ProtocolEvent, RequestParams, TokenUsage, ToolDefinition } from '../types.js';
 import { openaiErrorObject, openaiServer } from './openai-server.js';
 import { WireRequestError, type ProtocolServer, type ResponseMeta, type ServerRequest, type StreamEnd, type StreamWriter } from './protocol.js';
 import { asRecord, collectEvents, errorStatus } from './server-common.js';
