@@ -19,6 +19,11 @@ export interface ProtocolCompat {
   webPlugin?: boolean;
   /** OpenRouter: ask for usage accounting (cost) in the response. */
   usageAccounting?: boolean;
+  /**
+   * OpenAI protocol: speak the Responses API instead of Chat Completions, for every model
+   * (`always`) or for the models the catalog lists as Responses-only (`when-required`).
+   */
+  responsesAPI?: 'always' | 'when-required';
 }
 
 /** One provider's address, credentials and quirks: what a protocol needs to send a request. */
