@@ -98,6 +98,12 @@ describe('@google/genai against the simulator', () => {
     expect(response.usageMetadata?.candidatesTokenCount).toBe(2);
   });
 
+  it('answers candidateCount candidates', async () => {
+    const response = await ai.models.generateContent({ model: 'llama', contents: 'Tell me about kites.', config: { candidateCount: 2 } });
+    expect(response.candidates?.map((c) => c.index)).toEqual([0, 1]);
+    expect(response.candidates?.every((c) => c.finishReason === 'STOP')).toBe(true);
+  });
+
   it('lists models', async () => {
     const names: string[] = [];
     for await (const model of await ai.models.list()) names.push(model.name ?? '');

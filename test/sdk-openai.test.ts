@@ -110,6 +110,17 @@ describe('openai SDK: chat.completions against the simulator', () => {
     expect(ids).toEqual(['llama', 'mini']);
   });
 
+  it('answers n choices, the prompt counted once in usage', async () => {
+    const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'Tell me about kites.' }];
+    const one = await client.chat.completions.create({ model: 'llama', messages });
+    const three = await client.chat.completions.create({ model: 'llama', messages, n: 3 });
+    expect(three.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    expect(three.choices[0]?.message.content).toBe(one.choices[0]?.message.content);
+    expect(new Set(three.choices.map((c) => c.message.content)).size).toBeGreaterThan(1);
+    expect(three.usage?.prompt_tokens).toBe(one.usage?.prompt_tokens);
+    expect(three.usage?.completion_tokens).toBe(three.choices.reduce((n, c) => n + (c.message.content?.match(/[\p{L}\p{M}\p{N}_]+|[^\p{L}\p{M}\p{N}_\s]/gu)?.length ?? 0), 0));
+  });
+
   it('raises AuthenticationError for a key beginning sk-bad', async () => {
     const bad = new OpenAI({ baseURL: baseURL(sim), apiKey: 'sk-bad-key', maxRetries: 0 });
     const error = await bad.chat.completions.create({ model: 'llama', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);

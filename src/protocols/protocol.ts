@@ -144,6 +144,12 @@ export interface StreamEnd {
   stopSequence?: string;
 }
 
+/** One candidate reply of several. */
+export interface ResponseChoice {
+  events: readonly ProtocolEvent[];
+  end?: StreamEnd;
+}
+
 /** Turns canonical events into one protocol's stream, frame by frame (strings ready to write). */
 export interface StreamWriter {
   /** `text/event-stream` (or `application/json` for a Gemini stream without `alt=sse`). */
@@ -187,6 +193,11 @@ export interface ProtocolServer {
   /** The whole (non-streamed) JSON body for a response's events. */
   /** `end` overrides the finish reason and usage the events carry (a stop sequence, say). */
   writeResponse(events: readonly ProtocolEvent[], meta: ResponseMeta, end?: StreamEnd): unknown;
+  /**
+   * Several candidates in one whole body (OpenAI `n`, Gemini `candidateCount`), where the
+   * protocol has them; `total` is the usage (prompt counted once) and cost of all of them.
+   */
+  writeChoices?(choices: readonly ResponseChoice[], meta: ResponseMeta, total: { usage: TokenUsage; cost?: number | null }): unknown;
   writeError(error: SwitchboardError | WireRequestError): WireErrorResponse;
   /** The body of the protocol's model-listing endpoint. */
   writeModelList(models: readonly ListedModel[]): unknown;

@@ -22,7 +22,7 @@ import { FailureInjector, SIM_FAILURE_KINDS, type SimFailureKind } from './failu
 import { ProfileStore } from './profile-store.js';
 import { SIM_MODELS, type SimModelProfile, type SimProviderProfile } from './profiles.js';
 import { ENDPOINT_HINTS, routeFor } from './routes.js';
-import { allEvents, planTurn, requestTokens, totalDelay, turnEvents, type PlannedTurn } from './turn.js';
+import { allEvents, candidatesTotal, planTurn, requestTokens, totalDelay, turnEvents, type PlannedTurn } from './turn.js';
 import { simulatorProviderURL } from './urls.js';
 
 export type { SimFailureKind } from './failures.js';
@@ -283,11 +283,17 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     if (parsed.includeUsage) meta.includeUsage = true;
     const cutAfter = failure?.kind === 'cut-stream' || failure?.kind === 'stream-error' ? failure.afterTokens : undefined;
     if (parsed.stream) {
+      if ((parsed.choices ?? 1) > 1) throw wireError(protocol, 400, 'the simulator streams one candidate only: ask for several (n, candidateCount) without streaming');
       const { writer, encoder, contentType } = encoderFor(server, meta, turn);
       const errorFrame = failure?.kind === 'stream-error' ? writer.error(new ServerError({ status: 503, provider, providerMessage: 'Overloaded' }, 'overloaded')) : undefined;
       return sendStream(res, turn, encoder, { headers, contentType, ...(cutAfter === undefined ? {} : { cutAfter }), ...(errorFrame === undefined ? {} : { errorFrame }) });
     }
-    const body = server.writeResponse(allEvents(turn), meta, turnEvents(turn).end);
+    const candidates = parsed.choices ?? 1;
+    let body: unknown;
+    if (candidates > 1 && server.writeChoices) {
+      const turns = [turn, ...Array.from({ length: candidates - 1 }, (_, i) => planTurn(request, provider, profile, model, timeScale, CALL_PREFIX[protocol], i + 1))];
+      body = server.writeChoices(turns.map((t) => ({ events: allEvents(t), end: turnEvents(t).end })), meta, candidatesTotal(turns, profile));
+    } else body = server.writeResponse(allEvents(turn), meta, turnEvents(turn).end);
     if (cutAfter !== undefined) return sendTruncatedJson(res, body, totalDelay(turn), headers);
     return sendJson(res, 200, body, headers, totalDelay(turn));
   }

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { StreamEnd } from '../protocols/protocol.js';
-import type { ProtocolEvent } from '../types.js';
+import type { ProtocolEvent, TokenUsage } from '../types.js';
 import { canonicalModel, countPromptTokens, type SimRequest } from './conversation.js';
 import type { SimModelProfile, SimProviderProfile } from './profiles.js';
 import { createRng, hashString } from './random.js';
@@ -66,8 +66,11 @@ export function planTurn(
   modelProfile: SimModelProfile,
   timeScale: number,
   callPrefix = 'call_',
+  /** Which of several candidates (OpenAI `n`, Gemini `candidateCount`): each gets its own seed. */
+  candidate = 0,
 ): PlannedTurn {
-  const seed = conversationSeed(request, provider);
+  const base = conversationSeed(request, provider);
+  const seed = candidate === 0 ? base : hashString(`${base}:${candidate}`);
   const extras = planExtras(request, seed, callPrefix);
   const calling = extras.toolCalls.length > 0;
   const text = calling
@@ -110,6 +113,17 @@ export function planTurn(
   };
   if (stopped.sequence !== undefined && finish === 'stop') turn.stopSequence = stopped.sequence;
   return turn;
+}
+
+/** Usage and cost of several candidates of one request: the prompt is read (and paid) once. */
+export function candidatesTotal(turns: PlannedTurn[], profile: SimProviderProfile): { usage: TokenUsage; cost: number } {
+  const promptTokens = turns[0]?.promptTokens ?? 0;
+  const completionTokens = turns.reduce((n, t) => n + t.completionTokens, 0);
+  const reasoningTokens = turns.reduce((n, t) => n + t.reasoningTokens, 0);
+  return {
+    usage: { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens, cachedTokens: 0, reasoningTokens },
+    cost: roundCost((promptTokens * profile.inputPrice + completionTokens * profile.outputPrice) / 1e6),
+  };
 }
 
 /** The text up to the first stop sequence it contains, and that sequence. */
