@@ -536,8 +536,10 @@ export class Gateway {
       res.end(body);
       return;
     }
-    const ready = path === '/healthz' || !this.#draining;
-    const body = JSON.stringify(path === '/healthz' ? { status: 'ok' } : { status: ready ? 'ready' : 'draining', config: this.config.source, requestLog: this.#requestLog ? 'on' : 'off' });
+    const logOk = this.#requestLog?.healthy ?? true;
+    const ready = path === '/healthz' || (!this.#draining && logOk);
+    const requestLog = this.#requestLog ? (logOk ? 'ok' : 'failing') : 'off';
+    const body = JSON.stringify(path === '/healthz' ? { status: 'ok' } : { status: this.#draining ? 'draining' : ready ? 'ready' : 'not ready', config: this.config.source, requestLog });
     res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'x-request-id': requestId });
     res.end(body);
   }
