@@ -103,6 +103,25 @@ describe('the OpenAI client', () => {
     expect(Number.isInteger(value.born)).toBe(true);
   });
 
+  it.each(UPSTREAMS)('uses the Responses API with %s', async (model) => {
+    const res = await openai.responses.create({ model, input: 'My name is Ada. What is my name?' });
+    expect(res.status).toBe('completed');
+    expect(res.output_text).toMatch(/Ada/);
+    expect(res.usage?.output_tokens).toBeGreaterThan(0);
+  });
+
+  it('streams the Responses API', async () => {
+    const stream = await openai.responses.create({ model: 'claude-ish', input: 'Write 15 tokens about clouds', stream: true });
+    let text = '';
+    let completed: OpenAI.Responses.Response | undefined;
+    for await (const event of stream) {
+      if (event.type === 'response.output_text.delta') text += event.delta;
+      if (event.type === 'response.completed') completed = event.response;
+    }
+    expect(text.length).toBeGreaterThan(10);
+    expect(completed?.usage?.output_tokens).toBe(15);
+  });
+
   it('lists the aliases and the simulator\'s models', async () => {
     const page = await openai.models.list();
     const ids = page.data.map((m) => m.id);

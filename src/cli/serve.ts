@@ -104,13 +104,15 @@ async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO,
   });
   const url = await gateway.listen(port ?? config.port, flags.host ?? config.host);
 
-  say(`listening on ${url} (config: ${config.source}${requestLog ? `; request log: ${requestLog.path}` : ''})`);
-  if (keys) say(`virtual keys on (ledger: ${keys.ledgerPath}; admin API under /admin/)${config.masterKey ? '' : '; no master key, so only virtual keys are accepted'}`);
-  else if (!config.masterKey) say('no master key (master_key in the config or SWITCHBOARD_MASTER_KEY): anyone who can reach this address may use it.');
+  // One write, so that whoever reads the banner gets it whole.
+  const banner = [`listening on ${url} (config: ${config.source}${requestLog ? `; request log: ${requestLog.path}` : ''})`];
+  if (keys) banner.push(`virtual keys on (ledger: ${keys.ledgerPath}; admin API under /admin/)${config.masterKey ? '' : '; no master key, so only virtual keys are accepted'}`);
+  else if (!config.masterKey) banner.push('no master key (master_key in the config or SWITCHBOARD_MASTER_KEY): anyone who can reach this address may use it.');
   if (path === undefined) {
-    say(`no config file: serving the simulator's models (sim/llama, sim/mini) and any model whose provider key is set.`);
-    say(`try: OPENAI_BASE_URL=${url}/v1 ANTHROPIC_BASE_URL=${url} GOOGLE_GEMINI_BASE_URL=${url} with model "sim/llama"`);
+    banner.push(`no config file: serving the simulator's models (sim/llama, sim/mini) and any model whose provider key is set.`);
+    banner.push(`try: OPENAI_BASE_URL=${url}/v1 ANTHROPIC_BASE_URL=${url} GOOGLE_GEMINI_BASE_URL=${url} with the model "sim/llama"`);
   }
+  say(banner.join('\nswitchboard serve: '));
 
   let reloading = Promise.resolve();
   const reload = (why: string): void => {

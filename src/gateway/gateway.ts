@@ -12,12 +12,12 @@
  * started with. `shutdown()` stops accepting, lets requests in flight finish up to a
  * deadline, then aborts the rest.
  */
-import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { estimateTokens } from '../catalog/context.js';
 import { APIError, MissingKeyError, ServerError, SwitchboardError, redactSecrets } from '../errors.js';
 import { getProtocolServer } from '../protocols/index.js';
+import { createPooledFetch } from '../protocols/pooled-fetch.js';
 import { WireRequestError, type ProtocolServer, type ServerProtocolName, type ServerRequest } from '../protocols/protocol.js';
 import { ProviderRegistry } from '../providers/registry.js';
 import { checkModelString, type RouteOptions } from '../routing/router.js';
@@ -26,7 +26,7 @@ import type { Message } from '../types.js';
 import type { AdminHandler } from './admin-api.js';
 import { AdmissionError, masterKeyAuthenticator, modelAllowed, openAdmission, openAuthenticator, type Admission, type Authenticator, type Principal, type Ticket } from './admission.js';
 import type { GatewayConfig } from './config.js';
-import { clientError, credentialOf, isJsonContentType, parseJsonBody, readBody, requestIdOf } from './http.js';
+import { clientError, credentialOf, isJsonContentType, parseJsonBody, readBody, requestIdOf, responseId } from './http.js';
 import { GatewayMetrics } from './metrics.js';
 import { listedModels, routeModelFor } from './models.js';
 import { proxyModelRequest, type ProxyOutcome } from './proxy.js';
@@ -153,6 +153,8 @@ export class Gateway {
   #idle: (() => void) | undefined;
   readonly #active = new Set<ServerResponse>();
   readonly #sockets = new Set<Socket>();
+  /** Upstream connections, pooled per origin for every request and every configuration. */
+  readonly #fetch = createPooledFetch();
 
   constructor(options: GatewayOptions) {
     this.#warn = options.warn ?? ((m) => process.stderr.write(`switchboard serve: ${m}\n`));
@@ -195,7 +197,6 @@ export class Gateway {
     const retry: NonNullable<RouteOptions['retry']> = {};
     if (config.routing.maxRetries !== undefined) retry.maxRetries = config.routing.maxRetries;
     if (config.routing.retriesBeforeFallback !== undefined) retry.retriesBeforeFallback = config.routing.retriesBeforeFallback;
-    const deadline = Math.min(config.routing.deadlineMs ?? Infinity, config.limits.requestTimeoutMs);
     return {
       config,
       registry,
@@ -205,7 +206,8 @@ export class Gateway {
         env: config.env,
         retry,
         onUnavailable: config.routing.onUnavailable,
-        deadlineMs: Number.isFinite(deadline) ? deadline : undefined,
+        // The request timeout (limits) is kept by the proxy with the controller it has anyway.
+        deadlineMs: config.routing.deadlineMs,
         attemptTimeoutMs: config.routing.attemptTimeoutMs,
       },
     };
@@ -453,7 +455,7 @@ export class Gateway {
     }
 
     const startedAt = new Date().toISOString();
-    const meta: Parameters<ProtocolServer['createStreamWriter']>[0] = { id: randomUUID().replaceAll('-', ''), model: name, created: Math.floor(Date.now() / 1000) };
+    const meta: Parameters<ProtocolServer['createStreamWriter']>[0] = { id: responseId(), model: name, created: Math.floor(Date.now() / 1000) };
     if (parsed.includeUsage !== undefined) meta.includeUsage = parsed.includeUsage;
     const outcome = await proxyModelRequest({
         res,
@@ -467,6 +469,8 @@ export class Gateway {
         keepAliveMs: config.limits.keepAliveMs,
         receivedAt: x.receivedAt,
       keepText: config.logging.content,
+      fetch: this.#fetch,
+      timeoutMs: config.limits.requestTimeoutMs,
     });
     // proxyModelRequest never throws, so settle() runs exactly once, whatever happened.
     const status: 'ok' | 'error' | 'cancelled' = outcome.cancelled ? 'cancelled' : outcome.error ? 'error' : 'ok';
@@ -584,10 +588,15 @@ export class Gateway {
       res.end(body);
       return;
     }
+    const logOk = this.#requestLog?.healthy ?? true;
     const stores = path === '/readyz' ? this.#readiness?.() : undefined;
-    const ready = path === '/healthz' || (!this.#draining && stores?.ready !== false);
-    const status = this.#draining ? 'draining' : ready ? 'ready' : 'stores unavailable';
-    const body = JSON.stringify(path === '/healthz' ? { status: 'ok' } : { status, config: this.config.source, requestLog: this.#requestLog ? 'on' : 'off', ...(stores ? { stores: stores.detail } : {}) });
+    const ready = path === '/healthz' || (!this.#draining && logOk && stores?.ready !== false);
+    const requestLog = this.#requestLog ? (logOk ? 'ok' : 'failing') : 'off';
+    const body = JSON.stringify(
+      path === '/healthz'
+        ? { status: 'ok' }
+        : { status: this.#draining ? 'draining' : ready ? 'ready' : 'not ready', config: this.config.source, requestLog, ...(stores ? { stores: stores.detail } : {}) },
+    );
     res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'x-request-id': requestId });
     res.end(body);
   }

@@ -21,6 +21,13 @@ export function requestIdOf(req: IncomingMessage): string {
   return `req_${idPrefix}${idCounter.toString(16).padStart(8, '0')}`;
 }
 
+const responsePrefix = randomBytes(8).toString('hex');
+let responseCounter = 0;
+/** A response id unique per process (the server half adds its protocol's prefix). */
+export function responseId(): string {
+  return `${responsePrefix}${(++responseCounter).toString(16).padStart(12, '0')}`;
+}
+
 /**
  * The credential as the caller's SDK sends it: `Authorization: Bearer` (OpenAI), `x-api-key`
  * (Anthropic), `x-goog-api-key` or `?key=` (Gemini). Undefined when none is present.

@@ -64,6 +64,10 @@ export interface ProxyRequest {
   receivedAt: number;
   /** Keep the reply text for the request log. */
   keepText: boolean;
+  /** How upstream requests are sent (a pooled client). */
+  fetch: typeof fetch;
+  /** Milliseconds the whole request may take. */
+  timeoutMs: number;
 }
 
 const CONTENT = new Set<ProtocolEvent['type']>(['text-delta', 'reasoning-delta', 'tool-call-delta']);
@@ -100,6 +104,11 @@ export async function proxyModelRequest(p: ProxyRequest): Promise<ProxyOutcome> 
     }
   };
   res.on('close', onClose);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, p.timeoutMs);
 
   const outcome: ProxyOutcome = { status: 200, cancelled: false, cost: null, upstreamMs: 0, text: '' };
   const stream = parsed.stream;
@@ -138,7 +147,7 @@ export async function proxyModelRequest(p: ProxyRequest): Promise<ProxyOutcome> 
   };
 
   const items = route(p.routeModel, { ...p.routeOptions, signal: controller.signal, collected: !stream }, (dep, endpoint, signal) =>
-    sendRequest(getProtocol(endpoint.protocol), endpoint, { ...parsed.request, model: dep.providerModel, stream }, { signal }),
+    sendRequest(getProtocol(endpoint.protocol), endpoint, { ...parsed.request, model: dep.providerModel, stream }, { signal, fetch: p.fetch }),
   )[Symbol.asyncIterator]();
 
   if (stream) {
@@ -253,7 +262,7 @@ export async function proxyModelRequest(p: ProxyRequest): Promise<ProxyOutcome> 
   } catch (caught) {
     let err = asSwitchboardError(caught);
     if (cancelled) err = new AbortError('The client closed the connection; the upstream request was aborted.');
-    else if (err instanceof AbortError) err = new TimeoutError('The request took longer than the gateway allows.');
+    else if (timedOut) err = new TimeoutError(`The request took longer than the gateway allows (${p.timeoutMs} ms).`);
     outcome.error = err;
     outcome.deployment = deployment;
     // Cut midway before the provider's usage report: the prompt and one token per content delta
@@ -279,6 +288,7 @@ export async function proxyModelRequest(p: ProxyRequest): Promise<ProxyOutcome> 
       }
     }
   } finally {
+    clearTimeout(timer);
     if (keepAlive) clearInterval(keepAlive);
     res.off('close', onClose);
     // Leaving early (client gone, write failed) closes the router and with it the upstream request.

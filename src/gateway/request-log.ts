@@ -27,6 +27,11 @@ export class RequestLogWriter {
     return this.#dropped;
   }
 
+  /** False while the last write to the database failed (the gateway is then not ready). */
+  get healthy(): boolean {
+    return !this.#failed;
+  }
+
   add(record: RequestRecord): void {
     if (this.#queue.length >= MAX_QUEUED) {
       this.#dropped++;

@@ -24,6 +24,8 @@ export interface TransportOptions {
   signal?: AbortSignal | undefined;
   /** Milliseconds the whole request may take, first byte to last. */
   timeoutMs?: number | undefined;
+  /** The fetch to send with (default: the global one); the gateway passes a pooled client (pooled-fetch.ts). */
+  fetch?: typeof fetch | undefined;
 }
 
 /** Parse a Retry-After header (seconds or an HTTP date) or `retry-after-ms` into milliseconds. */
@@ -84,7 +86,7 @@ export async function* sendRequest(
   try {
     let response: Response;
     try {
-      response = await fetch(wire.url, {
+      response = await (options.fetch ?? fetch)(wire.url, {
         method: 'POST',
         headers: wire.headers,
         body: wire.body,
