@@ -19,7 +19,8 @@ import { periodWindow } from '../store/periods.js';
 import type { Refusal, ScopeLimits, ScopeRef, ScopeState, SharedState, WindowState } from '../store/shared-state.js';
 import { systemClock, type Clock } from '../store/shared-state.js';
 import { AdmissionError, type Admission, type AdmissionRequest, type SettleOutcome, type Ticket } from './admission.js';
-import { worstCase } from './worst-case.js';
+import { keyRecordOf } from './virtual-keys.js';
+import { worstCase, type WorstCase } from './worst-case.js';
 
 export type StoreErrorMode = 'closed' | 'open';
 
@@ -34,6 +35,11 @@ export interface BudgetAdmissionOptions {
   /** A budget over every request (the `total` scope). */
   totalBudget?: Budget;
   onStoreError?: StoreErrorMode;
+  /**
+   * A model with no known price under a budget: `refuse` (default, 403) or `free` (held and
+   * charged at $0, for self-hosted models; rate limits still apply).
+   */
+  unpricedModels?: 'refuse' | 'free';
   /** Where store failures are reported (never with a credential in them). */
   log?: (line: string) => void;
 }
@@ -47,6 +53,9 @@ export interface AdmissionHealth {
 }
 
 const DEFAULT_MAX_TOKENS = 4096;
+
+/** The worst case of a request that no budget or token limit looks at. */
+const NO_LIMITS: WorstCase = { promptTokens: 0, outputCap: 0, costFemto: 0n };
 
 /** One scope a request draws on, with its budget's period when it has one. */
 interface Drawn {
@@ -110,6 +119,7 @@ export class BudgetAdmission implements Admission {
   private readonly defaultMaxTokens: number;
   private readonly totalBudget: Budget | undefined;
   private readonly mode: StoreErrorMode;
+  private readonly unpricedModels: 'refuse' | 'free';
   private readonly log: (line: string) => void;
   /** Budget counters rebuilt from the ledger in this process, per scope and period. */
   private readonly seeded = new Map<string, Promise<void>>();
@@ -125,6 +135,7 @@ export class BudgetAdmission implements Admission {
     this.defaultMaxTokens = options.defaultMaxTokens ?? DEFAULT_MAX_TOKENS;
     this.totalBudget = options.totalBudget;
     this.mode = options.onStoreError ?? 'closed';
+    this.unpricedModels = options.unpricedModels ?? 'refuse';
     this.log = options.log ?? ((line) => process.stderr.write(`switchboard: ${line}\n`));
   }
 
@@ -150,17 +161,18 @@ export class BudgetAdmission implements Admission {
 
   async admit(req: AdmissionRequest): Promise<Ticket> {
     const { principal } = req;
-    const worst = worstCase(req.model, req.request, this.defaultMaxTokens);
     const id = randomUUID();
     try {
       await this.flush();
-      const key = principal.kind === 'virtual-key' && principal.keyId !== undefined ? await this.ledger.getKey(principal.keyId) : undefined;
+      const key = principal.kind !== 'virtual-key' || principal.keyId === undefined ? undefined : (keyRecordOf(principal) ?? (await this.ledger.getKey(principal.keyId)));
       const team = key?.teamId === undefined ? undefined : await this.ledger.getTeam(key.teamId);
       const now = await this.state.now();
       const drawn = this.scopes(key, team, now);
       const scopes = drawn.map((d) => d.limits);
       const budgeted = scopes.some((s) => s.budget);
-      if (budgeted && worst.costFemto === null) {
+      // Only budgets and tokens per minute need the worst case (and the tokenizer's count).
+      const worst = budgeted || scopes.some((s) => s.tpm !== undefined) ? worstCase(req.model, req.request, this.defaultMaxTokens) : NO_LIMITS;
+      if (budgeted && worst.costFemto === null && this.unpricedModels === 'refuse') {
         throw new AdmissionError(403, `No price is known for "${req.model}", so its cost cannot be held against a budget. Use a priced model, or a key without a budget.`, { scope: drawn.find((d) => d.limits.budget)?.limits.scope ?? 'key' });
       }
       const costMicros = femtoToMicrosCeil(worst.costFemto ?? 0n);

@@ -70,6 +70,7 @@ const schema = z
         default_max_tokens: positiveInt.optional(),
         reservation_ttl_ms: positiveInt.optional(),
         on_store_error: z.enum(['closed', 'open']).optional(),
+        unpriced_models: z.enum(['refuse', 'free']).optional(),
         total_budget: z
           .object({ amount: z.union([z.number().nonnegative(), z.string().regex(/^\$?\d+(\.\d{1,6})?$/, 'dollars, like 500 or 12.50')]), period: z.enum(['day', 'month', 'total']).default('month') })
           .strict()
@@ -129,6 +130,8 @@ export interface GatewayConfig {
     defaultMaxTokens: number | undefined;
     reservationTtlMs: number | undefined;
     onStoreError: 'closed' | 'open';
+    /** A model with no known price under a budget: refused (403), or held and charged at $0. */
+    unpricedModels: 'refuse' | 'free';
     totalBudget: { amount: string; period: 'day' | 'month' | 'total' } | undefined;
   };
 }
@@ -294,6 +297,7 @@ function buildConfig(raw: RawGatewayConfig, source: string, baseEnv: Record<stri
       defaultMaxTokens: vk.default_max_tokens,
       reservationTtlMs: vk.reservation_ttl_ms,
       onStoreError: vk.on_store_error ?? 'closed',
+      unpricedModels: vk.unpriced_models ?? 'refuse',
       totalBudget: vk.total_budget ? { amount: String(vk.total_budget.amount).replace(/^\$/, ''), period: vk.total_budget.period } : undefined,
     },
   };

@@ -35,6 +35,7 @@ export async function openVirtualKeyStack(config: GatewayConfig, options: { cloc
     clock,
     timeZone: vk.timeZone,
     onStoreError: vk.onStoreError,
+    unpricedModels: vk.unpricedModels,
     ...(vk.defaultMaxTokens === undefined ? {} : { defaultMaxTokens: vk.defaultMaxTokens }),
     ...(vk.totalBudget ? { totalBudget: { limitMicros: parseDollars(vk.totalBudget.amount, 'virtual_keys.total_budget.amount'), period: vk.totalBudget.period } } : {}),
     ...(options.log ? { log: options.log } : {}),

@@ -47,10 +47,19 @@ export function mintKey(id = `${KEY_PREFIX}${randomBytes(4).toString('hex')}`): 
   return { id, secret: `${id}_${randomBytes(32).toString('base64url')}` };
 }
 
+/** The key record each principal was made from, so admission need not read it again. */
+const records = new WeakMap<Principal, KeyRecord>();
+
+/** The key record `principal` was authenticated from in this request, if it came from here. */
+export function keyRecordOf(principal: Principal): KeyRecord | undefined {
+  return records.get(principal);
+}
+
 export function principalOf(key: KeyRecord): Principal {
   const p: Principal = { kind: 'virtual-key', keyId: key.id, admin: key.admin };
   if (key.teamId !== undefined) p.teamId = key.teamId;
   if (key.models !== undefined) p.allowedModels = key.models;
+  records.set(p, key);
   return p;
 }
 

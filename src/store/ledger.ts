@@ -284,6 +284,7 @@ export class SQLiteLedger implements Ledger {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
+    this.inTransaction = this.db.transaction((fn: () => void) => fn());
     const version = this.db.prepare("SELECT value FROM meta WHERE name = 'schema'").get() as { value: string } | undefined;
     if (!version) this.db.prepare("INSERT INTO meta (name, value) VALUES ('schema', ?)").run(String(LEDGER_SCHEMA_VERSION));
     else if (Number(version.value) !== LEDGER_SCHEMA_VERSION) {
@@ -298,6 +299,8 @@ export class SQLiteLedger implements Ledger {
    */
   private pending: { write: () => void; resolve: () => void; reject: (err: unknown) => void }[] = [];
   private flushScheduled = false;
+  /** Made once: better-sqlite3 builds a transaction function at some cost. */
+  private readonly inTransaction: (fn: () => void) => void;
 
   private batched(write: () => void): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -309,28 +312,28 @@ export class SQLiteLedger implements Ledger {
     });
   }
 
-  /** Commit the waiting writes now; each runs in its own savepoint, so one failure fails only itself. */
+  /** Commit the waiting writes now, together; if that fails, one by one, so one bad write fails only itself. */
   private flush(): void {
     this.flushScheduled = false;
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
-    const failures = new Map<number, unknown>();
     try {
-      this.db.transaction(() => {
-        batch.forEach((w, i) => {
-          try {
-            this.db.transaction(w.write)();
-          } catch (err) {
-            failures.set(i, err);
-          }
-        });
-      })();
-    } catch (err) {
-      for (const w of batch) w.reject(err);
+      this.inTransaction(() => {
+        for (const w of batch) w.write();
+      });
+    } catch {
+      for (const w of batch) {
+        try {
+          this.inTransaction(w.write);
+          w.resolve();
+        } catch (err) {
+          w.reject(err);
+        }
+      }
       return;
     }
-    batch.forEach((w, i) => (failures.has(i) ? w.reject(failures.get(i)) : w.resolve()));
+    for (const w of batch) w.resolve();
   }
 
   private sql(text: string): Database.Statement {
