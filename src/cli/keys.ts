@@ -4,7 +4,7 @@
  * request). A new or rotated key is printed once, alone on stdout; only its hash is kept.
  */
 import type { Command } from 'commander';
-import { CLIError, type CliIO } from './io.js';
+import { CLIError, gatewayConfigFor, type CliIO } from './io.js';
 import type { KeySpec } from '../gateway/key-input.js';
 
 interface CommonFlags {
@@ -31,12 +31,7 @@ interface KeyFlags extends LimitFlags {
 
 /** The ledger and keys of the gateway config (`-c`, else $SWITCHBOARD_GATEWAY_CONFIG, else the defaults). */
 async function open(flags: CommonFlags, io: CliIO) {
-  const { loadEnv } = await import('../providers/env.js');
-  loadEnv(io.cwd, io.env);
-  const { defaultGatewayConfig, loadGatewayConfig } = await import('../gateway/config.js');
-  const { resolve } = await import('node:path');
-  const path = flags.config ?? (io.env.SWITCHBOARD_GATEWAY_CONFIG || undefined);
-  const config = path === undefined ? defaultGatewayConfig(io.env) : await loadGatewayConfig(resolve(io.cwd, path), io.env);
+  const { config } = await gatewayConfigFor(flags.config, io);
   const { ledgerPath, SQLiteLedger } = await import('../store/ledger.js');
   const { loadPepper, VirtualKeys } = await import('../gateway/virtual-keys.js');
   const input = await import('../gateway/key-input.js');

@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { parseNumber } from './ask.js';
-import { CLIError, type CliIO } from './io.js';
+import { CLIError, gatewayConfigFor, type CliIO } from './io.js';
 
 interface ServeFlags {
   config?: string;
@@ -29,7 +29,7 @@ export function registerServe(program: Command, io: CliIO): void {
       const port = parseNumber(flags.port, '--port');
       if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new CLIError(`--port takes 0 to 65535; got "${flags.port}".`);
       const cluster = (await import('node:cluster')).default;
-      if (workers > 1 && cluster.isPrimary && (await configFor(flags, io)).config.virtualKeys.enabled) {
+      if (workers > 1 && cluster.isPrimary && (await gatewayConfigFor(flags.config, io)).config.virtualKeys.enabled) {
         // Each worker would keep its own counters, so N workers could spend N budgets.
         throw new CLIError('Virtual keys keep budgets and rate limits in one process: run them with --workers 1, or set virtual_keys.enabled: false to share the port without them.');
       }
@@ -72,22 +72,10 @@ async function runPrimary(workers: number, io: CliIO): Promise<void> {
   });
 }
 
-/** The config file's path (if any), the configuration, and how to read it again. */
-async function configFor(flags: ServeFlags, io: CliIO) {
-  const { loadEnv } = await import('../providers/env.js');
-  loadEnv(io.cwd, io.env);
-  const { defaultGatewayConfig, loadGatewayConfig } = await import('../gateway/config.js');
-  const { resolve } = await import('node:path');
-  const configPath = flags.config ?? (io.env.SWITCHBOARD_GATEWAY_CONFIG || undefined);
-  const path = configPath === undefined ? undefined : resolve(io.cwd, configPath);
-  const load = () => (path === undefined ? Promise.resolve(defaultGatewayConfig(io.env)) : loadGatewayConfig(path, io.env));
-  return { path, load, config: await load() };
-}
-
 async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO, isWorker: boolean): Promise<void> {
   const { Gateway } = await import('../gateway/gateway.js');
   const { openConversationLog } = await import('../store/conversation-log.js');
-  const { path, load, config } = await configFor(flags, io);
+  const { path, load, config } = await gatewayConfigFor(flags.config, io);
   const say = (m: string): void => {
     if (!isWorker || process.env.SWITCHBOARD_SERVE_VERBOSE_WORKERS) io.stderr.write(`switchboard serve: ${m}\n`);
   };
