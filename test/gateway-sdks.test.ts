@@ -28,11 +28,11 @@ afterAll(() => gw.close());
 const UPSTREAMS = ['sim/llama@sim-fast', 'sim/llama@sim-anthropic', 'sim/llama@sim-gemini'] as const;
 const PROVIDER = { 'sim/llama@sim-fast': 'sim-fast', 'sim/llama@sim-anthropic': 'sim-anthropic', 'sim/llama@sim-gemini': 'sim-gemini' };
 
-const weatherParams = {
+const weatherParams: { type: 'object'; properties: Record<string, { type: 'string' }>; required: string[] } = {
   type: 'object',
   properties: { city: { type: 'string' } },
   required: ['city'],
-} as const;
+};
 
 describe('the OpenAI client', () => {
   it.each(UPSTREAMS)('chats with %s, with usage, and says who answered', async (model) => {
