@@ -18,7 +18,7 @@ import type { Message } from '../types.js';
 import { VERSION } from '../version.js';
 import { anthropicThinkingReplayError, canonicalModel, simRequestFrom } from './conversation.js';
 import { sendJson, sendStream, sendTruncatedJson, type StreamEncoder } from './delivery.js';
-import { FailureInjector, SIM_FAILURE_KINDS, type SimFailureKind } from './failures.js';
+import { ALL_SIM_FAILURE_KINDS, FailureInjector, SIM_FAILURE_KINDS, type SimFailureKind } from './failures.js';
 import { ProfileStore } from './profile-store.js';
 import { SIM_MODELS, type SimModelProfile, type SimProviderProfile } from './profiles.js';
 import { ENDPOINT_HINTS, routeFor } from './routes.js';
@@ -37,7 +37,7 @@ export interface SimulatorOptions {
   timeScale?: number;
   /** Share of sim-flaky requests that fail. Default from SWITCHBOARD_SIM_FAIL_RATE, else the profile's. */
   failRate?: number;
-  /** Which failures a failing request picks from; default all three. */
+  /** Which failures a failing request picks from; default server-error, rate-limit and cut-stream (overloaded and stream-error on request). */
   failureKinds?: SimFailureKind[];
   /** Seed of the failure PRNG; the same seed gives the same sequence of failures. Default 1. */
   seed?: number;
@@ -189,6 +189,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   const timeScale = numberSetting(options.timeScale, process.env.SWITCHBOARD_SIM_TIME_SCALE, 1);
   const failRateEnv = numberSetting(options.failRate, process.env.SWITCHBOARD_SIM_FAIL_RATE, NaN);
   const profiles = new ProfileStore(Number.isNaN(failRateEnv) ? undefined : Math.min(1, failRateEnv));
+  const unknownKind = options.failureKinds?.find((k) => !ALL_SIM_FAILURE_KINDS.includes(k));
+  if (unknownKind !== undefined) throw new TypeError(`Unknown simulator failure kind "${String(unknownKind)}"; expected one of ${ALL_SIM_FAILURE_KINDS.join(', ')}.`);
   const failures = new FailureInjector(options.seed ?? 1, options.failureKinds ?? SIM_FAILURE_KINDS);
   const responses = new ResponseMemory();
   let origin = '';
