@@ -110,6 +110,17 @@ describe('the OpenAI client', () => {
     expect(res.usage?.output_tokens).toBeGreaterThan(0);
   });
 
+  it('counts Responses API input tokens', async () => {
+    const res = await fetch(`${gw.url}/v1/responses/input_tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${MASTER_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'fast', input: 'Hello there, how are you today?' }),
+    });
+    const body = (await res.json()) as { object: string; input_tokens: number };
+    expect(body.object).toBe('response.input_tokens');
+    expect(body.input_tokens).toBeGreaterThan(3);
+  });
+
   it('streams the Responses API', async () => {
     const stream = await openai.responses.create({ model: 'claude-ish', input: 'Write 15 tokens about clouds', stream: true });
     let text = '';

@@ -69,6 +69,7 @@ function matchEndpoint(method: string, path: string, req: IncomingMessage): Matc
   if (method === 'POST') {
     if (path === '/v1/chat/completions') return { protocol: 'openai', kind: 'generate' };
     if (path === '/v1/responses') return { protocol: 'openai-responses', kind: 'generate' };
+    if (path === '/v1/responses/input_tokens') return { protocol: 'openai-responses', kind: 'count' };
     if (path === '/v1/messages') return { protocol: 'anthropic', kind: 'generate' };
     if (path === '/v1/messages/count_tokens') return { protocol: 'anthropic', kind: 'count' };
     const g = GEMINI_PATH.exec(path);
