@@ -41,6 +41,9 @@ export function registerServe(program: Command, io: CliIO): void {
 async function runPrimary(workers: number, io: CliIO): Promise<void> {
   const cluster = (await import('node:cluster')).default;
   let stopping = false;
+  // Create the request log's schema once, before the workers open it side by side.
+  const { openConversationLog } = await import('../store/conversation-log.js');
+  openConversationLog({ env: io.env, warn: (m) => void io.stderr.write(`switchboard serve: ${m}\n`) })?.close();
   for (let i = 0; i < workers; i++) cluster.fork();
   cluster.on('exit', (worker, code) => {
     if (stopping) return;
@@ -79,8 +82,10 @@ async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO,
   const path = configPath === undefined ? undefined : resolve(io.cwd, configPath);
   const load = () => (path === undefined ? Promise.resolve(defaultGatewayConfig(io.env)) : loadGatewayConfig(path, io.env));
   const config = await load();
+  // With several workers the first one speaks for all (they share the port and the config).
+  const cluster = (await import('node:cluster')).default;
   const say = (m: string): void => {
-    if (!isWorker || process.env.SWITCHBOARD_SERVE_VERBOSE_WORKERS) io.stderr.write(`switchboard serve: ${m}\n`);
+    if (!isWorker || cluster.worker?.id === 1) io.stderr.write(`switchboard serve: ${m}\n`);
   };
   const warn = (m: string): void => void io.stderr.write(`switchboard serve: ${m}\n`);
   const requestLog = config.logging.requests ? openConversationLog({ env: io.env, warn }) : undefined;
@@ -129,6 +134,8 @@ async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO,
       watcher?.close();
       void gateway.shutdown().then(({ drained, aborted }) => {
         say(drained ? 'drained; stopped' : `stopped; ${aborted} request(s) cut at the deadline`);
+        // A worker's channel to the primary would keep it alive.
+        cluster.worker?.disconnect();
         done();
       });
     };

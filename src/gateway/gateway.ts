@@ -333,7 +333,8 @@ export class Gateway {
     try {
       const query = q < 0 ? undefined : new URLSearchParams(rawUrl.slice(q + 1));
       const credential = credentialOf(req, query);
-      const principal = credential === undefined ? null : await serving.authenticator.authenticate(credential);
+      // No credential is checked like an empty one: the open authenticator admits it, the others refuse it.
+      const principal = await serving.authenticator.authenticate(credential ?? '');
       if (!principal) {
         const message = credential === undefined
           ? 'No API key: send the gateway key as "Authorization: Bearer KEY", "x-api-key: KEY" or "x-goog-api-key: KEY".'
