@@ -30,7 +30,7 @@ beforeAll(async () => {
       '  max_body_bytes: 4096',
       '  max_in_flight: 3',
     ].join('\n'),
-    { env: { UPSTREAM_URL: upstream.url, UPSTREAM_KEY: 'sk-upstream-secret-777777' } },
+    { env: { UPSTREAM_URL: upstream.url, UPSTREAM_KEY: 'sk-upstream-secret-777777', OPENROUTER_API_KEY: '', OPENAI_API_KEY: '' } },
   );
 });
 afterAll(async () => {
@@ -109,6 +109,12 @@ describe('bad input', () => {
       expect(typeof body.error.type).toBe('string');
     }
     expect(upstream.requests.length).toBe(before);
+  });
+
+  it('answers 503 naming the variable when the gateway has no key for a model\'s provider', async () => {
+    const res = await post('/v1/chat/completions', chat('openai/gpt-4o-mini'));
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/OPENROUTER_API_KEY/);
   });
 
   it('answers the Anthropic and Gemini endpoints in their own shapes', async () => {

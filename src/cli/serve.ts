@@ -45,6 +45,9 @@ export function registerServe(program: Command, io: CliIO): void {
 async function runPrimary(workers: number, io: CliIO): Promise<void> {
   const cluster = (await import('node:cluster')).default;
   let stopping = false;
+  // Create the request log's schema once, before the workers open it side by side.
+  const { openConversationLog } = await import('../store/conversation-log.js');
+  openConversationLog({ env: io.env, warn: (m) => void io.stderr.write(`switchboard serve: ${m}\n`) })?.close();
   for (let i = 0; i < workers; i++) cluster.fork();
   cluster.on('exit', (worker, code) => {
     if (stopping) return;
@@ -76,8 +79,10 @@ async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO,
   const { Gateway } = await import('../gateway/gateway.js');
   const { openConversationLog } = await import('../store/conversation-log.js');
   const { path, load, config } = await gatewayConfigFor(flags.config, io);
+  // With several workers the first one speaks for all (they share the port and the config).
+  const cluster = (await import('node:cluster')).default;
   const say = (m: string): void => {
-    if (!isWorker || process.env.SWITCHBOARD_SERVE_VERBOSE_WORKERS) io.stderr.write(`switchboard serve: ${m}\n`);
+    if (!isWorker || cluster.worker?.id === 1) io.stderr.write(`switchboard serve: ${m}\n`);
   };
   const warn = (m: string): void => void io.stderr.write(`switchboard serve: ${m}\n`);
   const requestLog = config.logging.requests ? openConversationLog({ env: io.env, warn }) : undefined;
@@ -136,6 +141,8 @@ async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO,
       void gateway.shutdown().then(async ({ drained, aborted }) => {
         await keys?.close();
         say(drained ? 'drained; stopped' : `stopped; ${aborted} request(s) cut at the deadline`);
+        // A worker's channel to the primary would keep it alive.
+        cluster.worker?.disconnect();
         done();
       });
     };

@@ -74,6 +74,7 @@ function matchEndpoint(method: string, path: string, req: IncomingMessage): Matc
   if (method === 'POST') {
     if (path === '/v1/chat/completions') return { protocol: 'openai', kind: 'generate' };
     if (path === '/v1/responses') return { protocol: 'openai-responses', kind: 'generate' };
+    if (path === '/v1/responses/input_tokens') return { protocol: 'openai-responses', kind: 'count' };
     if (path === '/v1/messages') return { protocol: 'anthropic', kind: 'generate' };
     if (path === '/v1/messages/count_tokens') return { protocol: 'anthropic', kind: 'count' };
     const g = GEMINI_PATH.exec(path);
@@ -349,7 +350,8 @@ export class Gateway {
       const credential = credentialOf(req, query);
       let principal: Principal | null;
       try {
-        principal = credential === undefined ? null : await serving.authenticator.authenticate(credential);
+        // No credential is checked like an empty one: the open authenticator admits it, the others refuse it.
+        principal = await serving.authenticator.authenticate(credential ?? '');
       } catch (err) {
         // An authenticator whose store is down refuses in the caller's shape (503), not as a crash.
         if (!(err instanceof SwitchboardError)) throw err;

@@ -60,10 +60,11 @@ export async function* sendRequest(
   // call, so there is one only when something can abort before the body is read: the
   // caller's signal or a timeout. A consumer that leaves early can only do so once the body
   // is being read, and cancelling the body aborts the request just the same (see finally).
-  const controller = userSignal || timeoutMs !== undefined ? new AbortController() : undefined;
+  // Without a timeout the caller's signal goes to fetch as it is (no controller, no listener).
+  const controller = timeoutMs !== undefined ? new AbortController() : undefined;
   let timedOut = false;
   const onAbort = (): void => controller?.abort();
-  userSignal?.addEventListener('abort', onAbort, { once: true });
+  if (controller) userSignal?.addEventListener('abort', onAbort, { once: true });
   const timer =
     timeoutMs !== undefined
       ? setTimeout(() => {
@@ -90,7 +91,7 @@ export async function* sendRequest(
         method: 'POST',
         headers: wire.headers,
         body: wire.body,
-        signal: controller?.signal ?? null,
+        signal: controller?.signal ?? userSignal ?? null,
       });
     } catch (err) {
       throw failure(err);

@@ -14,7 +14,7 @@ export type SimRoute =
 
 /** The endpoints a user should call, for error messages. */
 export const ENDPOINT_HINTS: Record<SimProviderProfile['protocol'], string> = {
-  openai: 'POST /v1/chat/completions, POST /v1/responses or GET /v1/models',
+  openai: 'POST /v1/chat/completions, POST /v1/responses, POST /v1/responses/input_tokens or GET /v1/models',
   anthropic: 'POST /v1/messages, POST /v1/messages/count_tokens or GET /v1/models',
   gemini: 'POST /v1beta/models/{model}:generateContent, :streamGenerateContent?alt=sse or :countTokens, or GET /v1beta/models',
 };
@@ -27,6 +27,7 @@ export function routeFor(protocol: SimProviderProfile['protocol'], method: strin
     case 'openai':
       if (method === 'POST' && path === '/v1/chat/completions') return { kind: 'generate', protocol: 'openai' };
       if (method === 'POST' && path === '/v1/responses') return { kind: 'generate', protocol: 'openai-responses' };
+      if (method === 'POST' && path === '/v1/responses/input_tokens') return { kind: 'count', protocol: 'openai-responses' };
       if (method === 'GET' && path === '/v1/models') return { kind: 'models' };
       return undefined;
     case 'anthropic':

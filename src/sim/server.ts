@@ -11,14 +11,14 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { RateLimitError, ServerError, type SwitchboardError } from '../errors.js';
+import { APIError, apiErrorFromStatus, RateLimitError, ServerError, type SwitchboardError } from '../errors.js';
 import { getProtocolServer } from '../protocols/index.js';
 import { WireRequestError, type ProtocolServer, type ResponseMeta, type ServerProtocolName } from '../protocols/protocol.js';
 import type { Message } from '../types.js';
 import { VERSION } from '../version.js';
 import { anthropicThinkingReplayError, canonicalModel, simRequestFrom } from './conversation.js';
 import { sendJson, sendStream, sendTruncatedJson, type StreamEncoder } from './delivery.js';
-import { FailureInjector, SIM_FAILURE_KINDS, type SimFailureKind } from './failures.js';
+import { ALL_SIM_FAILURE_KINDS, FailureInjector, SIM_FAILURE_KINDS, type SimFailureKind } from './failures.js';
 import { ProfileStore } from './profile-store.js';
 import { SIM_MODELS, type SimModelProfile, type SimProviderProfile } from './profiles.js';
 import { ENDPOINT_HINTS, routeFor } from './routes.js';
@@ -37,7 +37,7 @@ export interface SimulatorOptions {
   timeScale?: number;
   /** Share of sim-flaky requests that fail. Default from SWITCHBOARD_SIM_FAIL_RATE, else the profile's. */
   failRate?: number;
-  /** Which failures a failing request picks from; default all three. */
+  /** Which failures a failing request picks from; default server-error, rate-limit and cut-stream (overloaded and stream-error on request). */
   failureKinds?: SimFailureKind[];
   /** Seed of the failure PRNG; the same seed gives the same sequence of failures. Default 1. */
   seed?: number;
@@ -140,18 +140,10 @@ class HttpError extends Error {
   }
 }
 
-/** An HttpError in a protocol's own error vocabulary. */
-function wireError(protocol: ServerProtocolName, status: number, message: string): WireRequestError {
-  const code = protocol.startsWith('openai') && status === 404 ? 'model_not_found' : undefined;
-  return new WireRequestError(status, ERROR_TYPES[protocol](status), message, undefined, code);
+/** A refusal with an HTTP status, typed as the provider's error; the server half writes it in its own vocabulary. */
+function wireError(status: number, message: string): APIError {
+  return apiErrorFromStatus({ status, provider: 'simulator', providerMessage: message });
 }
-
-const ERROR_TYPES: Record<ServerProtocolName, (status: number) => string> = {
-  openai: (status) => (status === 404 ? 'invalid_request_error' : status >= 500 ? 'server_error' : 'invalid_request_error'),
-  'openai-responses': (status) => (status >= 500 ? 'server_error' : 'invalid_request_error'),
-  anthropic: (status) => ({ 400: 'invalid_request_error', 404: 'not_found_error', 413: 'request_too_large' })[status] ?? (status >= 500 ? 'api_error' : 'invalid_request_error'),
-  gemini: (status) => ({ 400: 'INVALID_ARGUMENT', 404: 'NOT_FOUND', 413: 'INVALID_ARGUMENT' })[status] ?? (status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT'),
-};
 
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -189,6 +181,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   const timeScale = numberSetting(options.timeScale, process.env.SWITCHBOARD_SIM_TIME_SCALE, 1);
   const failRateEnv = numberSetting(options.failRate, process.env.SWITCHBOARD_SIM_FAIL_RATE, NaN);
   const profiles = new ProfileStore(Number.isNaN(failRateEnv) ? undefined : Math.min(1, failRateEnv));
+  const unknownKind = options.failureKinds?.find((k) => !ALL_SIM_FAILURE_KINDS.includes(k));
+  if (unknownKind !== undefined) throw new TypeError(`Unknown simulator failure kind "${String(unknownKind)}"; expected one of ${ALL_SIM_FAILURE_KINDS.join(', ')}.`);
   const failures = new FailureInjector(options.seed ?? 1, options.failureKinds ?? SIM_FAILURE_KINDS);
   const responses = new ResponseMemory();
   let origin = '';
@@ -248,7 +242,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     const model = SIM_MODELS[modelName];
     if (!model || !model.providers.includes(provider)) {
       const served = Object.keys(servedModels(provider));
-      throw wireError(protocol, 404, `${provider} does not serve model ${parsed.model}; it serves ${served.join(', ')} (also as ${served.map((m) => `sim/${m}`).join(', ')})`);
+      throw wireError(404, `${provider} does not serve model ${parsed.model}; it serves ${served.join(', ')} (also as ${served.map((m) => `sim/${m}`).join(', ')})`);
     }
     if (parsed.previousResponseId !== undefined) {
       const earlier = responses.get(parsed.previousResponseId);
@@ -259,7 +253,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     if (route.kind === 'count') return sendJson(res, 200, server.writeTokenCount?.(requestTokens(request)), headers);
     if (protocol === 'anthropic') {
       const broken = anthropicThinkingReplayError(parsed);
-      if (broken) throw wireError(protocol, 400, broken);
+      if (broken) throw wireError(400, broken);
     }
     const turn = planTurn(request, provider, profile, model, timeScale, CALL_PREFIX[protocol]);
     const failure = failures.decide(provider, profile.failRate ?? 0, turn.pieces.length);
@@ -283,7 +277,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     if (parsed.includeUsage) meta.includeUsage = true;
     const cutAfter = failure?.kind === 'cut-stream' || failure?.kind === 'stream-error' ? failure.afterTokens : undefined;
     if (parsed.stream) {
-      if ((parsed.choices ?? 1) > 1) throw wireError(protocol, 400, 'the simulator streams one candidate only: ask for several (n, candidateCount) without streaming');
+      if ((parsed.choices ?? 1) > 1) throw wireError(400, 'the simulator streams one candidate only: ask for several (n, candidateCount) without streaming');
       const { writer, encoder, contentType } = encoderFor(server, meta, turn);
       const errorFrame = failure?.kind === 'stream-error' ? writer.error(new ServerError({ status: 503, provider, providerMessage: 'Overloaded' }, 'overloaded')) : undefined;
       return sendStream(res, turn, encoder, { headers, contentType, ...(cutAfter === undefined ? {} : { cutAfter }), ...(errorFrame === undefined ? {} : { errorFrame }) });
@@ -316,15 +310,15 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     const idHeader = REQUEST_ID_HEADER[protocol];
     const headers: Record<string, string> = idHeader ? { [idHeader]: requestId() } : {};
     try {
-      if (!route) throw wireError(protocol, 404, `${provider} speaks the ${profile.protocol} protocol and has no endpoint ${method} ${subpath}; use ${ENDPOINT_HINTS[profile.protocol]}`);
+      if (!route) throw wireError(404, `${provider} speaks the ${profile.protocol} protocol and has no endpoint ${method} ${subpath}; use ${ENDPOINT_HINTS[profile.protocol]}`);
       if (credentialOf(req, url.searchParams)?.startsWith('sk-bad')) throw BAD_KEY[profile.protocol]();
-      if (route.kind === 'invalid') throw wireError(protocol, 400, route.message);
+      if (route.kind === 'invalid') throw wireError(400, route.message);
       if (route.kind === 'models') return sendJson(res, 200, server.writeModelList(listed(provider, profile)), headers);
       return await generate(req, res, provider, profile, route, headers);
     } catch (error) {
       // Errors past this point are answered in the provider's own protocol.
-      if (error instanceof HttpError) return sendError(res, server, wireError(protocol, error.status, error.message), headers);
-      if (error instanceof WireRequestError) return sendError(res, server, error, headers);
+      if (error instanceof HttpError) return sendError(res, server, wireError(error.status, error.message), headers);
+      if (error instanceof WireRequestError || error instanceof APIError) return sendError(res, server, error, headers);
       throw error;
     }
   }
@@ -341,7 +335,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
       }
       const status = error instanceof HttpError ? error.status : 500;
       const message = error instanceof Error ? error.message : String(error);
-      sendJson(res, status, getProtocolServer('openai').writeError(wireError('openai', status, message)).body);
+      sendJson(res, status, getProtocolServer('openai').writeError(wireError(status, message)).body);
     });
   });
 
