@@ -115,8 +115,8 @@ function budgetText(view: Record<string, unknown>): string {
 function describe(view: Record<string, unknown>): string {
   const lines: string[] = [];
   for (const [k, v] of Object.entries(view)) {
-    if (k === 'spend' && v && typeof v === 'object') {
-      for (const [sk, sv] of Object.entries(v)) lines.push(`${sk}: ${String(sv)}`);
+    if ((k === 'spend' || k === 'team_spend') && v && typeof v === 'object') {
+      for (const [sk, sv] of Object.entries(v)) lines.push(`${k === 'spend' ? '' : 'team_'}${sk}: ${String(sv)}`);
     } else if (k === 'budget') lines.push(`budget: ${budgetText(view)}`);
     else lines.push(`${k}: ${v === null ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
   }
@@ -169,11 +169,11 @@ export function registerKeys(program: Command, io: CliIO): void {
     }),
   );
 
-  config(keys.command('show').description("A key's settings and spend (this period and all time).").argument('<key>', 'id or name').option('--json', 'JSON output')).action((id: string, flags: CommonFlags) =>
+  config(keys.command('show').description("A key's settings and spend, and its team's (this period and all time).").argument('<key>', 'id or name').option('--json', 'JSON output')).action((id: string, flags: CommonFlags) =>
     withLedger(flags, io, async ({ ledger, input, timeZone }) => {
       const key = await ledger.getKey(id);
       if (!key) throw new CLIError(`No key with id or name "${id}" (see: switchboard keys list).`);
-      const view = input.keyView(key, await input.spendView(ledger, `key:${key.id}`, key, Date.now(), timeZone));
+      const view = await input.keyShow(ledger, key, Date.now(), timeZone);
       io.stdout.write(flags.json ? `${JSON.stringify(view)}\n` : describe(view));
     }),
   );

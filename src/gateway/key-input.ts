@@ -196,3 +196,11 @@ export async function spendView(ledger: Ledger, scope: string, limits: Limits, n
   }
   return view;
 }
+
+/** A key with its spend and, when it is in a team, the team's: what `keys show` and GET /admin/keys/{id} answer. */
+export async function keyShow(ledger: Ledger, key: KeyRecord, now: number, timeZone: string): Promise<Record<string, unknown>> {
+  const view = keyView(key, await spendView(ledger, `key:${key.id}`, key, now, timeZone));
+  const team = key.teamId === undefined ? undefined : await ledger.getTeam(key.teamId);
+  if (team) view.team_spend = await spendView(ledger, `team:${team.id}`, team, now, timeZone);
+  return view;
+}
