@@ -39,6 +39,29 @@ export function registerServe(program: Command, io: CliIO): void {
       }
       await runServer(flags, port, io, cluster.isWorker);
     });
+
+  program
+    .command('console')
+    .description('Start a local gateway on the embedded stores and print the URL of its web console (compare models, spend, logs, routing, keys).')
+    .option('-c, --config <file>', 'gateway config (YAML); default: $SWITCHBOARD_GATEWAY_CONFIG, else the simulator on its own')
+    .option('-p, --port <n>', 'port to listen on (default 0: a free one)', '0')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .action(async (flags: ServeFlags) => {
+      const port = parseNumber(flags.port, '--port');
+      if (port === undefined || !Number.isInteger(port) || port < 0 || port > 65535) throw new CLIError(`--port takes 0 to 65535; got "${flags.port}".`);
+      // Without a master key anyone on the machine could use the console: make one for this run.
+      let sessionKey: string | undefined;
+      if (!io.env.SWITCHBOARD_MASTER_KEY && !(await gatewayConfigFor(flags.config, io)).config.masterKey) {
+        const { randomBytes } = await import('node:crypto');
+        sessionKey = `sk-sb-console_${randomBytes(24).toString('base64url')}`;
+        io.env.SWITCHBOARD_MASTER_KEY = sessionKey;
+      }
+      await runServer(flags, port, io, false, (url) =>
+        sessionKey
+          ? `console: ${url}/#key=${sessionKey}  (a master key made for this run; it logs you in and stops working when this process ends)`
+          : `console: ${url}/  (log in with the master key or a virtual key)`,
+      );
+    });
 }
 
 /** Fork the workers, pass SIGHUP and SIGTERM on, replace a worker that dies unasked. */
@@ -75,7 +98,7 @@ async function runPrimary(workers: number, io: CliIO): Promise<void> {
   });
 }
 
-async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO, isWorker: boolean): Promise<void> {
+async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO, isWorker: boolean, consoleLine?: (url: string) => string): Promise<void> {
   const { Gateway } = await import('../gateway/gateway.js');
   const { openConversationLog } = await import('../store/conversation-log.js');
   const { path, load, config } = await gatewayConfigFor(flags.config, io);
@@ -93,7 +116,7 @@ async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO,
     requestLog: requestLog ?? false,
     warn,
     accessLog: (lines) => io.stdout.write(lines),
-    ...(keys ? { authenticator: keys.keys, admission: keys.admission, admin: keys.admin, readiness: keys.readiness } : {}),
+    ...(keys ? { authenticator: keys.keys, admission: keys.admission, admin: keys.admin, readiness: keys.readiness, ledger: keys.ledger, timeZone: config.virtualKeys.timeZone } : {}),
   });
   const url = await gateway.listen(port ?? config.port, flags.host ?? config.host);
 
@@ -106,6 +129,7 @@ async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO,
     banner.push(`try: OPENAI_BASE_URL=${url}/v1 ANTHROPIC_BASE_URL=${url} GOOGLE_GEMINI_BASE_URL=${url} with the model "sim/llama"`);
   }
   say(banner.join('\nswitchboard serve: '));
+  if (consoleLine) io.stdout.write(`${consoleLine(url)}\n`);
 
   let reloading = Promise.resolve();
   const reload = (why: string): void => {

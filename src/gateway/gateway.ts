@@ -22,10 +22,13 @@ import { WireRequestError, type ProtocolServer, type ServerProtocolName, type Se
 import { ProviderRegistry } from '../providers/registry.js';
 import { checkModelString, type RouteOptions } from '../routing/router.js';
 import type { ConversationLog, RequestRecord } from '../store/conversation-log.js';
+import type { Ledger } from '../store/ledger.js';
 import type { Message } from '../types.js';
 import type { AdminHandler } from './admin-api.js';
 import { AdmissionError, masterKeyAuthenticator, modelAllowed, openAdmission, openAuthenticator, type Admission, type Authenticator, type Principal, type Ticket } from './admission.js';
 import type { GatewayConfig } from './config.js';
+import { ConsoleAssets } from './console-assets.js';
+import { createConsoleApi, type ConsoleApi } from './console-api.js';
 import { clientError, credentialOf, isJsonContentType, parseJsonBody, readBody, requestIdOf, responseId } from './http.js';
 import { GatewayMetrics } from './metrics.js';
 import { listedModels, routeModelFor } from './models.js';
@@ -50,6 +53,11 @@ export interface GatewayOptions {
   admin?: AdminHandler | undefined;
   /** Whether the stores behind admission answer; /readyz reports it and fails when `ready` is false. */
   readiness?: (() => { ready: boolean; detail: Record<string, unknown> }) | undefined;
+  /** The spend ledger, for the console's spend endpoint (console-api.ts); its budgets' time zone. */
+  ledger?: Ledger | undefined;
+  timeZone?: string | undefined;
+  /** The console's built files (default: dist/console); false serves no console. */
+  console?: ConsoleAssets | false | undefined;
 }
 
 interface Serving {
@@ -141,6 +149,8 @@ export class Gateway {
   #serving: Serving;
   readonly #admission: Admission;
   readonly #admin: AdminHandler | undefined;
+  readonly #consoleApi: ConsoleApi;
+  readonly #console: ConsoleAssets | undefined;
   readonly #readiness: GatewayOptions['readiness'];
   readonly #customAuthenticator: Authenticator | undefined;
   readonly #requestLog: RequestLogWriter | undefined;
@@ -168,6 +178,13 @@ export class Gateway {
     const accessEnabled = options.config.logging.accessLog;
     this.#accessLog = accessEnabled ? (options.accessLog ?? ((lines) => process.stdout.write(lines))) : undefined;
     this.#requestLog = options.requestLog ? new RequestLogWriter(options.requestLog, this.#warn) : undefined;
+    this.#consoleApi = createConsoleApi({
+      config: () => this.#serving.config,
+      logPath: options.requestLog ? options.requestLog.path : undefined,
+      ledger: options.ledger,
+      timeZone: options.timeZone,
+    });
+    this.#console = options.console === false ? undefined : (options.console ?? new ConsoleAssets());
     this.server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
         this.#warn(`internal error: ${redactSecrets(err instanceof Error ? (err.stack ?? err.message) : String(err))}`);
@@ -298,7 +315,12 @@ export class Gateway {
       return;
     }
 
-    if (this.#admin && path.startsWith('/admin/')) {
+    if ((method === 'GET' || method === 'HEAD') && this.#console?.handles(path)) {
+      this.#console.serve(req, res, path);
+      return;
+    }
+
+    if (path.startsWith('/admin/')) {
       await this.#adminRequest(req, res, path, q < 0 ? new URLSearchParams() : new URLSearchParams(rawUrl.slice(q + 1)), requestId);
       return;
     }
@@ -557,7 +579,6 @@ export class Gateway {
 
   /** An /admin/ request: the same credentials as model requests, then the admin API's JSON answer. */
   async #adminRequest(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams, requestId: string): Promise<void> {
-    const admin = this.#admin as AdminHandler;
     const answer = (status: number, body: unknown): void => {
       const text = JSON.stringify(body);
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), 'x-request-id': requestId });
@@ -579,8 +600,10 @@ export class Gateway {
       answer(400, { error: { message: err instanceof Error ? err.message : String(err), type: 'invalid_request_error' } });
       return;
     }
-    const result = await admin({ method: req.method ?? 'GET', path, query, body, principal });
-    answer(result.status, result.body);
+    const request = { method: req.method ?? 'GET', path, query, body, principal };
+    const result = (await this.#consoleApi(request)) ?? (await this.#admin?.(request));
+    if (result) answer(result.status, result.body);
+    else answer(404, { error: { message: `${request.method} ${path}: keys and teams are managed while virtual keys are on (a master key in the config or SWITCHBOARD_MASTER_KEY).`, type: 'not_found' } });
   }
 
   #operations(path: string, res: ServerResponse, requestId: string): void {

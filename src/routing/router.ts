@@ -94,6 +94,11 @@ export function defaultMetricsStore(env: Record<string, string | undefined> = pr
   return sharedMetrics;
 }
 
+/** The process-wide metrics, policy and breakers the router uses when none is given (the console shows them). */
+export function routingDefaults(): { metrics: MetricsStore; policy: RoutingPolicy; breakers: CircuitBreakers } {
+  return { metrics: defaultMetricsStore(), policy: (sharedPolicy ??= new RoutingPolicy()), breakers: (sharedBreakers ??= new CircuitBreakers()) };
+}
+
 /** Replace the process-wide defaults (a shared store for a gateway, say). */
 export function setRoutingDefaults(defaults: { metrics?: MetricsStore; policy?: RoutingPolicy; breakers?: CircuitBreakers }): void {
   if (defaults.metrics) sharedMetrics = defaults.metrics;

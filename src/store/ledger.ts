@@ -128,6 +128,10 @@ export interface LedgerUsageRow {
 export interface UsageQuery {
   by: UsageGroup;
   sinceMs?: number;
+  /** Rows before this time only (default: all). */
+  untilMs?: number;
+  /** One key's rows only (a key sees its own usage). */
+  keyId?: string;
   /** For `day`: the calendar's time zone (default UTC). */
   timeZone?: string;
 }
@@ -164,7 +168,19 @@ export interface Ledger {
   /** Exact settled spend of a scope since `sinceMs`, in femto-dollars. */
   spentFemto(scope: Scope, sinceMs: number): Promise<bigint>;
   usage(query: UsageQuery): Promise<LedgerUsageRow[]>;
+  /** Usage per time bucket (hour or day in `timeZone`) and group: the console's spend charts. */
+  usageSeries(query: SeriesQuery): Promise<LedgerSeriesRow[]>;
   close(): Promise<void>;
+}
+
+export interface SeriesQuery extends Omit<UsageQuery, 'by'> {
+  by: Exclude<UsageGroup, 'day'>;
+  bucket: 'hour' | 'day';
+}
+
+export interface LedgerSeriesRow extends LedgerUsageRow {
+  /** The bucket in the query's time zone: `2026-12-01` or `2026-12-01T14`. */
+  bucket: string;
 }
 
 /** A key or team that does not exist (`not_found`), or a change that clashes with what is there (`conflict`). */
@@ -550,29 +566,41 @@ export class SQLiteLedger implements Ledger {
   }
 
   usage(query: UsageQuery): Promise<LedgerUsageRow[]> {
-    this.flush(); // spend reads see every write before them
     // Days are grouped in the caller's time zone from quarter-hour buckets, which every zone's offset divides.
-    const group = query.by === 'day' ? 'at / 900000' : GROUP_COLUMN[query.by];
-    const rows = this.sql(
-      `SELECT ${group} AS grp, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt, SUM(completion_tokens) AS completion,
-         SUM(cost_micro) AS micro, SUM(cost_femto) AS femto, SUM(1 - cost_known) AS unpriced
-       FROM spend WHERE status IN ('ok', 'error', 'cancelled') AND at >= ? GROUP BY grp ORDER BY grp`,
-    )
-      .safeIntegers(true)
-      .all(query.sinceMs ?? 0) as { grp: string | bigint; requests: bigint; prompt: bigint; completion: bigint; micro: bigint; femto: bigint; unpriced: bigint }[];
+    const dayOf = query.by === 'day' ? bucketFormatter('day', query.timeZone ?? 'UTC') : undefined;
+    const rows = this.#sums(query, query.by === 'day' ? undefined : GROUP_COLUMN[query.by]);
     const out = new Map<string, LedgerUsageRow>();
-    const dayOf = query.by === 'day' ? dayFormatter(query.timeZone ?? 'UTC') : undefined;
-    for (const r of rows) {
-      const key = dayOf ? dayOf(Number(r.grp) * 900_000) : String(r.grp);
-      const acc = out.get(key) ?? { key, requests: 0, promptTokens: 0, completionTokens: 0, costFemto: 0n, unpriced: 0 };
-      acc.requests += Number(r.requests);
-      acc.promptTokens += Number(r.prompt);
-      acc.completionTokens += Number(r.completion);
-      acc.costFemto += r.micro * FEMTO_PER_MICRO + r.femto;
-      acc.unpriced += Number(r.unpriced);
-      out.set(key, acc);
+    for (const r of rows) addSums(out, dayOf ? dayOf(Number(r.quarter) * 900_000) : String(r.grp), r);
+    return Promise.resolve([...out.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)));
+  }
+
+  usageSeries(query: SeriesQuery): Promise<LedgerSeriesRow[]> {
+    const bucketOf = bucketFormatter(query.bucket, query.timeZone ?? 'UTC');
+    const out = new Map<string, LedgerSeriesRow>();
+    for (const r of this.#sums(query, GROUP_COLUMN[query.by])) {
+      const bucket = bucketOf(Number(r.quarter) * 900_000);
+      const row = addSums(out, `${bucket}\u0000${String(r.grp)}`, r) as LedgerSeriesRow;
+      row.key = String(r.grp);
+      row.bucket = bucket;
     }
     return Promise.resolve([...out.values()]);
+  }
+
+  /** Settled rows summed per quarter hour and (optionally) a group column, exact in micro + femto parts. */
+  #sums(query: Omit<UsageQuery, 'by'>, group: string | undefined): SumRow[] {
+    this.flush(); // spend reads see every write before them
+    const where = ["status IN ('ok', 'error', 'cancelled')", 'at >= ?'];
+    const params: (number | string)[] = [query.sinceMs ?? 0];
+    if (query.untilMs !== undefined) (where.push('at < ?'), params.push(query.untilMs));
+    if (query.keyId !== undefined) (where.push('key_id = ?'), params.push(query.keyId));
+    const groupBy = group === undefined ? 'quarter' : 'quarter, grp';
+    return this.sql(
+      `SELECT at / 900000 AS quarter, ${group ?? "''"} AS grp, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt, SUM(completion_tokens) AS completion,
+         SUM(cost_micro) AS micro, SUM(cost_femto) AS femto, SUM(1 - cost_known) AS unpriced
+       FROM spend WHERE ${where.join(' AND ')} GROUP BY ${groupBy} ORDER BY ${groupBy}`,
+    )
+      .safeIntegers(true)
+      .all(...params) as SumRow[];
   }
 
   close(): Promise<void> {
@@ -584,9 +612,37 @@ export class SQLiteLedger implements Ledger {
   }
 }
 
-function dayFormatter(timeZone: string): (ms: number) => string {
-  const f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
-  return (ms) => f.format(new Date(ms));
+interface SumRow {
+  quarter: bigint;
+  grp: string | bigint;
+  requests: bigint;
+  prompt: bigint;
+  completion: bigint;
+  micro: bigint;
+  femto: bigint;
+  unpriced: bigint;
+}
+
+/** Add one summed row into the accumulator under `key`. */
+function addSums(out: Map<string, LedgerUsageRow>, key: string, r: SumRow): LedgerUsageRow {
+  const acc = out.get(key) ?? { key, requests: 0, promptTokens: 0, completionTokens: 0, costFemto: 0n, unpriced: 0 };
+  acc.requests += Number(r.requests);
+  acc.promptTokens += Number(r.prompt);
+  acc.completionTokens += Number(r.completion);
+  acc.costFemto += r.micro * FEMTO_PER_MICRO + r.femto;
+  acc.unpriced += Number(r.unpriced);
+  out.set(key, acc);
+  return acc;
+}
+
+/** `2026-12-01` (day) or `2026-12-01T14` (hour) for a time, in a time zone. */
+function bucketFormatter(bucket: 'hour' | 'day', timeZone: string): (ms: number) => string {
+  const f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', hourCycle: 'h23' });
+  return (ms) => {
+    const parts = Object.fromEntries(f.formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
+    const day = `${parts.year}-${parts.month}-${parts.day}`;
+    return bucket === 'day' ? day : `${day}T${parts.hour}`;
+  };
 }
 
 /** The ledger file: `$SWITCHBOARD_LEDGER` when set, else `$SWITCHBOARD_HOME/ledger.db`. */
