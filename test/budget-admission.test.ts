@@ -275,13 +275,15 @@ describe('keys take effect at once', () => {
 });
 
 /** A real ledger that stops answering while `down` is set (the store outage of a deployment). */
-function flakyLedger(inner: SQLiteLedger): { ledger: Ledger; setDown(down: boolean): void } {
-  let down = false;
+function flakyLedger(inner: SQLiteLedger): { ledger: Ledger; setDown(down: boolean | string[]): void } {
+  /** true: every call fails; a list: only those methods fail. */
+  let down: boolean | string[] = false;
   const ledger = new Proxy(inner, {
     get(target, prop) {
       const value = Reflect.get(target, prop) as unknown;
       if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => (down ? Promise.reject(new Error('database is unreachable')) : (value as (...a: unknown[]) => unknown).apply(target, args));
+      const fails = (): boolean => down === true || (Array.isArray(down) && down.includes(String(prop)));
+      return (...args: unknown[]) => (fails() ? Promise.reject(new Error('database is unreachable')) : (value as (...a: unknown[]) => unknown).apply(target, args));
     },
   });
   return { ledger, setDown: (d) => (down = d) };
@@ -321,6 +323,14 @@ describe('when the store fails', () => {
     s.setDown(false);
     await s.admission.admit({ principal: s.principal, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' });
     expect(s.admission.health().store).toBe('ok');
+  });
+
+  it('closed: a reservation whose row cannot be written is given back at once', async () => {
+    const s = await flaky('closed');
+    s.setDown(['recordReservation']);
+    const err = await refusal(s.admission.admit({ principal: s.principal, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' }));
+    expect(err.status).toBe(503);
+    expect(await s.state.budget(`key:${s.key.id}`, 'total')).toEqual({ spentMicros: 0, reservedMicros: 0 });
   });
 
   it('open: serves while it is down and writes the spend once it is back', async () => {

@@ -1,7 +1,8 @@
 /**
- * Budgets, rate limits and model access for virtual keys: the gateway's Admission.
+ * Budgets and rate limits for virtual keys, their teams and the whole install: the gateway's
+ * Admission (the gateway itself checks a key's allowed models before it gets here).
  *
- * admit() (after the gateway checked the key's allowed models): one atomic reserve of the worst
+ * admit(): one atomic reserve of the worst
  * case across the key's, its team's and the install's scopes (budgets, requests and tokens
  * per minute), then a durable reservation row. settle(): the exact cost (the caller's, which
  * is the provider's reported cost when there was one, else the catalog's price of the usage)
@@ -162,6 +163,7 @@ export class BudgetAdmission implements Admission {
   async admit(req: AdmissionRequest): Promise<Ticket> {
     const { principal } = req;
     const id = randomUUID();
+    let held: ScopeRef[] | undefined;
     try {
       await this.flush();
       const key = principal.kind !== 'virtual-key' || principal.keyId === undefined ? undefined : (keyRecordOf(principal) ?? (await this.ledger.getKey(principal.keyId)));
@@ -181,12 +183,15 @@ export class BudgetAdmission implements Admission {
       const result = await this.state.reserve({ id, scopes, costMicros, tokens });
       if (!result.ok) throw this.refusal(result, key, costMicros, tokens, drawn);
       const refs: ScopeRef[] = scopes.map((s) => (s.budget ? { scope: s.scope, periodId: s.budget.periodId } : { scope: s.scope }));
+      held = refs;
       const row = { id, at: now, model: req.model, protocol: req.protocol, scopes: refs, reservedMicros: costMicros, expiresAt: result.expiresAtMs };
       await this.ledger.recordReservation({ ...row, ...(key ? { keyId: key.id } : {}), ...(key?.teamId === undefined ? {} : { teamId: key.teamId }) });
       this.lastError = undefined;
       return this.ticket(id, req.model, refs, limitHeaders(result.scopes));
     } catch (err) {
       if (err instanceof AdmissionError) throw err;
+      // Reserved, but its durable row could not be written: give the money back rather than hold it until expiry.
+      if (held) await this.state.settle({ id, scopes: held, costMicros: 0, tokens: 0 }).catch(() => undefined);
       return this.storeFailed(err, id, req);
     }
   }
