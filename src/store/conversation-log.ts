@@ -89,7 +89,7 @@ export interface RequestRecord {
   model: string;
   provider: string | null;
   resolvedModel: string | null;
-  /** The last user message, when content logging is on; a placeholder otherwise. */
+  /** The last user message, when content logging is on; '' otherwise. */
   user: string;
   reply: string | null;
   promptTokens: number;
