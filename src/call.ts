@@ -63,6 +63,7 @@ export class Call<M extends string | string[] = string | string[]> {
         onFinish: (r) => {
           this.lastResults[r.model] = r;
         },
+        signal: options.signal ?? this.#options.signal,
       },
     );
   }

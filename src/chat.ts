@@ -223,6 +223,7 @@ export class Chat<M extends string | string[] = string | string[]> {
     const turn: PendingTurn = { user: undefined, sent: new Map() };
     return fanOutStream(() => this.#turnBatches(input, options, turn), {
       onFinish: (result) => this.#commit(turn, result),
+      signal: options.signal ?? this.#options.signal,
     });
   }
 

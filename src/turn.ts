@@ -9,6 +9,7 @@ import { costFor } from './catalog/cost.js';
 import { citationsFrom } from './citations.js';
 import { sendRequest } from './protocols/transport.js';
 import { getProtocol } from './protocols/index.js';
+import type { Limits } from './limits.js';
 import { CUSTOM_PROVIDER, type Deployment } from './providers/resolve.js';
 import { route, type RouteOptions } from './routing/router.js';
 import type {
@@ -36,6 +37,8 @@ export interface TurnOptions extends RouteOptions {
   output?: OutputSpec | undefined;
   /** Milliseconds one request may take. */
   timeoutMs?: number | undefined;
+  /** Time and size limits of each request and of media loading (defaults in limits.ts). */
+  limits?: Limits | undefined;
   /** Cost from catalog prices when the provider reports none; null when no price is known. */
   priceCost?: ((deployment: Deployment, usage: TokenUsage) => number | null) | undefined;
   /**
@@ -104,7 +107,7 @@ export async function* runTurn(
       protocolOf(endpoint.protocol),
       endpoint,
       { model: dep.providerModel, messages: messagesFor(dep, messages, options), params: mergeExtraBody(options.params, dep), stream: true },
-      { signal, timeoutMs: options.timeoutMs },
+      { signal, timeoutMs: options.timeoutMs, limits: options.limits },
     ),
   );
 

@@ -5,23 +5,10 @@
  * keep a margin in `reserveOutput`.
  */
 import { createRequire } from 'node:module';
-import { SwitchboardError } from '../errors.js';
-import type { ContentPart, Message } from '../types.js';
+import { ContextLengthError } from '../errors.js';
 
-/** The conversation needs more tokens than the model's context holds. */
-export class ContextLengthError extends SwitchboardError {
-  /** Estimated tokens of the messages plus the reserve for the reply. */
-  readonly requiredTokens: number;
-  readonly contextLength: number;
-  constructor(requiredTokens: number, contextLength: number, detail = '') {
-    super(
-      'context_length',
-      `The conversation needs about ${requiredTokens} tokens (with the reply's reserve) but the model's context holds ${contextLength}${detail}.`,
-    );
-    this.requiredTokens = requiredTokens;
-    this.contextLength = contextLength;
-  }
-}
+export { ContextLengthError };
+import type { ContentPart, Message } from '../types.js';
 
 /** Per-message framing in the chat format (OpenAI's published counting recipe). */
 const TOKENS_PER_MESSAGE = 3;
