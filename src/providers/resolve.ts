@@ -57,6 +57,14 @@ const NATIVE_MODEL_ID: Record<string, (id: string) => string> = {
   anthropic: (id) => id.replace(/(\d)\.(\d)/g, '$1-$2'),
 };
 
+/**
+ * A table's own entry for a name the user wrote: `sim/__proto__`, `constructor/x` or
+ * `sim/toString` must not find what every object inherits.
+ */
+function own<T>(table: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
 function checkSyntax(input: string): void {
   if (input.trim() === '') throw new ModelStringError(input, 'it is empty; expected e.g. "openai/gpt-4o-mini" or "sim/llama".');
   const ws = input.search(/\s/);
@@ -82,9 +90,9 @@ function nativeModelId(model: string, provider: string): string {
   let id = model;
   if (slash > 0) {
     const prefix = model.slice(0, slash);
-    if (prefix === provider || VENDOR_PROVIDERS[prefix]?.provider === provider) id = model.slice(slash + 1);
+    if (prefix === provider || own(VENDOR_PROVIDERS, prefix)?.provider === provider) id = model.slice(slash + 1);
   }
-  return NATIVE_MODEL_ID[provider]?.(id) ?? id;
+  return own(NATIVE_MODEL_ID, provider)?.(id) ?? id;
 }
 
 /** Through OpenRouter, pinned to one host with no fallback to others. */
@@ -109,7 +117,7 @@ export function resolveModel(input: string, ctx: ResolveContext): Deployment {
   if (model.startsWith('sim/')) {
     const name = model.slice(4);
     // OpenRouter-style variants (`sim/llama:online`) reach the simulator as they are.
-    const profile = SIM_MODELS[name.replace(/:[\w-]+$/, '')];
+    const profile = own(SIM_MODELS, name.replace(/:[\w-]+$/, ''));
     if (!profile) {
       throw new ModelStringError(input, `the simulator has no model "${name}"; it serves ${Object.keys(SIM_MODELS).map((m) => `sim/${m}`).join(', ')}.`, 4);
     }
@@ -131,7 +139,7 @@ export function resolveModel(input: string, ctx: ResolveContext): Deployment {
   }
   const prefix = model.slice(0, slash);
   if (prefix === OPENROUTER) return viaOpenRouter(model);
-  const vendor = VENDOR_PROVIDERS[prefix];
+  const vendor = own(VENDOR_PROVIDERS, prefix);
   if (vendor) {
     // A model whose maker serves it: direct when the user holds the maker's key and no OpenRouter key.
     const direct = ctx.registry.has(vendor.provider) ? ctx.registry.get(vendor.provider) : undefined;
