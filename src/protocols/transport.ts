@@ -25,7 +25,7 @@ import {
 import { limitOf, type Limits } from '../limits.js';
 import { contextOverflowError } from './context-overflow.js';
 import type { CanonicalRequest, ProtocolEvent } from '../types.js';
-import type { Endpoint, Protocol } from './protocol.js';
+import type { Endpoint, Protocol, WireRequest } from './protocol.js';
 
 export interface TransportOptions {
   signal?: AbortSignal | undefined;
@@ -139,7 +139,7 @@ export async function* sendRequest(
   request: CanonicalRequest,
   options: TransportOptions = {},
 ): AsyncGenerator<ProtocolEvent[], void, undefined> {
-  const wire = protocol.buildRequest(request, endpoint);
+  const wire = buildWireRequest(protocol, endpoint, request);
   const url = safeURL(wire.url);
   const userSignal = options.signal;
   if (userSignal?.aborted) throw new AbortError();
@@ -356,6 +356,18 @@ export async function* sendRequest(
       bodyReader?.cancel().catch(() => undefined);
     }
   }
+}
+
+/**
+ * The protocol's request, for a base URL that may carry a query (`...?api_key=...`): the
+ * protocol appends its path to the base URL without the query, and the query goes last.
+ */
+function buildWireRequest(protocol: Protocol, endpoint: Endpoint, request: CanonicalRequest): WireRequest {
+  const q = endpoint.baseURL.indexOf('?');
+  if (q < 0) return protocol.buildRequest(request, endpoint);
+  const wire = protocol.buildRequest(request, { ...endpoint, baseURL: endpoint.baseURL.slice(0, q).replace(/\/+$/, '') });
+  wire.url += (wire.url.includes('?') ? '&' : '?') + endpoint.baseURL.slice(q + 1);
+  return wire;
 }
 
 /** A 200 answer that holds no completion at all: neither content nor a finish reason. */

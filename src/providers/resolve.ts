@@ -7,7 +7,7 @@ import { MissingKeyError, ModelStringError, UnknownProviderError, registerSecret
 import type { Endpoint } from '../protocols/protocol.js';
 import { simulatorBaseURL } from '../sim/embedded.js';
 import { SIM_DEFAULT_PROVIDER, SIM_MODELS } from '../sim/profiles.js';
-import { defaultBaseURLEnv, type ProviderConfig, type ProviderRegistry } from './registry.js';
+import { BUILTIN_PROVIDERS, defaultBaseURLEnv, type ProviderConfig, type ProviderRegistry } from './registry.js';
 
 /** One model at one provider: what a single attempt talks to. */
 export interface Deployment {
@@ -182,7 +182,7 @@ export async function endpointFor(deployment: Deployment, ctx: ResolveContext): 
     const headers: Record<string, string> = { ...ctx.headers };
     const endpoint: Endpoint = { provider: CUSTOM_PROVIDER, protocol: 'openai', baseURL: trimSlash(ctx.baseURL ?? ''), headers, compat: {} };
     if (ctx.apiKey) endpoint.apiKey = ctx.apiKey;
-    return endpoint;
+    return guardCredentials(endpoint, [ctx.headers]);
   }
   const config = ctx.registry.get(deployment.provider);
   const envNames = config.baseURLEnv ?? [defaultBaseURLEnv(config.name)];
@@ -205,7 +205,40 @@ export async function endpointFor(deployment: Deployment, ctx: ResolveContext): 
     compat: config.compat ?? {},
   };
   if (apiKey !== undefined) endpoint.apiKey = apiKey;
-  return endpoint;
+  // Headers of built-in providers are ours (OpenRouter's attribution); any others the user configured.
+  return guardCredentials(endpoint, [ctx.headers, BUILTIN_PROVIDERS.includes(config) ? undefined : config.headers]);
+}
+
+/** Headers that configure a request and never carry a credential. */
+const PLAIN_HEADERS = new Set(['accept', 'content-type', 'user-agent', 'http-referer', 'x-title', 'anthropic-version', 'anthropic-beta']);
+
+/**
+ * Secrets by construction: every header value the user configured, and every credential in
+ * the base URL, is registered as a secret (so no message, log row or metric can show it).
+ * Credentials in the URL's user-info (`https://user:secret@host`, which fetch refuses) are
+ * sent as HTTP Basic authorization instead, and the URL kept without them.
+ */
+function guardCredentials(endpoint: Endpoint, configured: (Record<string, string> | undefined)[]): Endpoint {
+  for (const headers of configured) {
+    for (const [name, value] of Object.entries(headers ?? {})) if (!PLAIN_HEADERS.has(name.toLowerCase())) registerSecret(value);
+  }
+  let url: URL;
+  try {
+    url = new URL(endpoint.baseURL);
+  } catch {
+    return endpoint;
+  }
+  for (const value of url.searchParams.values()) registerSecret(value);
+  if (url.username === '' && url.password === '') return endpoint;
+  const user = decodeURIComponent(url.username);
+  const password = decodeURIComponent(url.password);
+  registerSecret(user);
+  registerSecret(password);
+  const basic = Buffer.from(`${user}:${password}`).toString('base64');
+  registerSecret(basic);
+  url.username = '';
+  url.password = '';
+  return { ...endpoint, baseURL: trimSlash(url.toString()), headers: { authorization: `Basic ${basic}`, ...endpoint.headers } };
 }
 
 function trimSlash(url: string): string {
