@@ -230,12 +230,13 @@ export class Chat<M extends string | string[] = string | string[]> {
   async *#turnBatches(input: Input, options: RequestOptions, turn: PendingTurn): AsyncGenerator<StreamEvent[], void, undefined> {
     const release = await this.#acquire();
     try {
-      const content = await toUserContent(input);
+      const turnOpts = turnOptions(this.#options, options);
+      const content = await toUserContent(input, turnOpts);
       const user: UserMessage = { role: 'user', content };
       turn.user = user;
       for (const m of this.models) turn.sent.set(m, this.#states.get(m) as ModelState);
       const messagesFor = (m: string): Message[] => [...(turn.sent.get(m) as ModelState).history, user];
-      yield* fanOutBatches([...turn.sent.keys()], messagesFor, turnOptions(this.#options, options));
+      yield* fanOutBatches([...turn.sent.keys()], messagesFor, turnOpts);
     } finally {
       release();
     }
