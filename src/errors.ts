@@ -62,6 +62,7 @@ export type ErrorCode =
   | 'invalid_input'
   | 'invalid_history'
   | 'context_length'
+  | 'output_limit'
   | 'no_deployment'
   | 'validation';
 
@@ -246,6 +247,25 @@ export class ContextLengthError extends SwitchboardError {
     this.requiredTokens = requiredTokens;
     this.contextLength = contextLength;
     this.provider = provider;
+  }
+}
+
+/**
+ * The reply reached its output limit (`maxTokens`, or the server's) in the middle of a tool
+ * call: the call's arguments are cut off, so it is neither run nor kept in the history.
+ */
+export class OutputLimitError extends SwitchboardError {
+  /** The model string that answered. */
+  readonly model: string;
+  /** The tools whose calls were cut off. */
+  readonly tools: string[];
+  constructor(model: string, tools: string[]) {
+    super(
+      'output_limit',
+      `${model} reached its output limit in the middle of a call to ${tools.join(', ')}; the incomplete call was not run. Raise maxTokens (or the server's limit) and ask again.`,
+    );
+    this.model = model;
+    this.tools = tools;
   }
 }
 
