@@ -53,7 +53,7 @@ async function startLocal(kind: Server, nCtx: number): Promise<StandIn> {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     if (body.tools) {
       // The output limit falls in the middle of the tool call's arguments.
-      return res.end(
+      res.end(
         sse([
           { data: openaiStreamChunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city": "Pa' } }] }) },
           { data: openaiStreamChunk({}, 'length') },
@@ -61,8 +61,9 @@ async function startLocal(kind: Server, nCtx: number): Promise<StandIn> {
           { data: '[DONE]' },
         ]),
       );
+      return;
     }
-    return res.end(sse([{ data: openaiStreamChunk({ content: `heard ${body.messages.length} messages` }, 'stop') }, { data: '[DONE]' }]));
+    res.end(sse([{ data: openaiStreamChunk({ content: `heard ${body.messages.length} messages` }, 'stop') }, { data: '[DONE]' }]));
   });
   return server;
 }
