@@ -36,6 +36,7 @@ function checkPart(part: unknown, where: string): void {
  */
 export function validateHistory(value: unknown, label = 'history'): Message[] {
   if (!Array.isArray(value)) fail(label, `expected an array of messages, got ${value === null ? 'null' : typeof value}.`);
+  checkDepth(value, label);
   const openCalls = new Set<string>();
   value.forEach((msg, i) => {
     const where = `${label}[${i}]`;

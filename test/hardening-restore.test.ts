@@ -101,4 +101,12 @@ describe('Chat.fromJSON validates everything it restores', () => {
     expect(() => Chat.fromJSON(json)).toThrow(InvalidHistoryError);
     expect(() => Chat.fromJSON(json)).toThrow(/nested more than 64 levels deep/);
   });
+
+  it('setting chat.history to a very deep object is an InvalidHistoryError too', () => {
+    let deep: unknown = 'x';
+    for (let i = 0; i < 200_000; i++) deep = { deeper: deep };
+    const chat = new Chat('sim/llama');
+    expect(() => (chat.history = [{ role: 'user', content: [{ type: 'text', text: 'hi', extra: deep } as never] }])).toThrow(InvalidHistoryError);
+    expect(chat.history).toEqual([]);
+  });
 });

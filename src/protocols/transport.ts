@@ -185,21 +185,33 @@ export async function* sendRequest(
       ? err
       : new ProtocolError(`${endpoint.provider} at ${url} sent ${what} that is not its protocol (${err instanceof Error ? err.message : String(err)}).`, { url, cause: err });
 
+  /**
+   * The next piece of a body. A read that fails is the timeout or abort that caused it, else a
+   * network failure, or in the middle of a stream a cut stream (which a retry may get whole).
+   */
+  const readChunk = async (body: ReadableStreamDefaultReader<Uint8Array>, inStream: boolean): ReturnType<typeof body.read> => {
+    try {
+      return await body.read();
+    } catch (err) {
+      if (!inStream || timedOut || watchdog?.expired || userSignal?.aborted) throw failure(err);
+      throw new ProtocolError(
+        `The connection to ${endpoint.provider} closed in the middle of the stream; the partial reply was discarded.`,
+        { url, isRetryable: true, cause: err },
+      );
+    }
+  };
+
   /** A whole body as text, reading at most `max` bytes (more: `onOverflow`, or the text so far when it returns nothing). */
   const readText = async (response: Response, max: number | undefined, onOverflow?: () => Error): Promise<string> => {
     if (!response.body) return '';
-    const body = response.body.getReader();
-    bodyReader = body;
+    // The reader is never released: the response does not leave this function, and Node's
+    // releaseLock() builds a TypeError (stack trace included) for every request.
+    const body = (bodyReader = response.body.getReader());
     const decoder = new TextDecoder();
     let text = '';
     let received = 0;
     for (;;) {
-      let chunk: Awaited<ReturnType<typeof body.read>>;
-      try {
-        chunk = await body.read();
-      } catch (err) {
-        throw failure(err);
-      }
+      const chunk = await readChunk(body, false);
       if (chunk.done) break;
       watchdog?.progress();
       received += chunk.value.byteLength;
@@ -304,22 +316,10 @@ export async function* sendRequest(
       },
     });
     const decoder = new TextDecoder();
-    // The reader is never released: the response does not leave this function, and Node's
-    // releaseLock() builds a TypeError (stack trace included) for every request.
-    const body = response.body.getReader();
-    bodyReader = body;
+    const body = (bodyReader = response.body.getReader());
     let received = 0;
     for (;;) {
-      let chunk: Awaited<ReturnType<typeof body.read>>;
-      try {
-        chunk = await body.read();
-      } catch (err) {
-        if (timedOut || watchdog?.expired || userSignal?.aborted) throw failure(err);
-        throw new ProtocolError(
-          `The connection to ${endpoint.provider} closed in the middle of the stream; the partial reply was discarded.`,
-          { url, isRetryable: true, cause: err },
-        );
-      }
+      const chunk = await readChunk(body, true);
       if (chunk.done) break;
       received += chunk.value.byteLength;
       if (maxReplyBytes !== undefined && received > maxReplyBytes) throw tooLarge();
