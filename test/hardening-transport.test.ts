@@ -210,3 +210,4 @@ describe('leaving and aborting', () => {
     expect(chat.history).toEqual([{ role: 'system', content: 'Be brief.' }]);
   });
 });
+

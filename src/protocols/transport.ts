@@ -1,6 +1,8 @@
 /**
  * HTTP transport: sends one wire request with fetch and turns the answer into batches of
- * canonical events (one batch per network read, so the hot path allocates little).
+ * canonical events (one batch per network read, so the hot path allocates little). It is the
+ * one place every protocol's answer passes through, so what holds for all of them is checked
+ * here rather than in each protocol.
  *
  * - Non-2xx answers become typed errors with the provider's message and Retry-After.
  * - A body that is not the protocol (HTML from a proxy, bad JSON) is a ProtocolError naming the URL.
