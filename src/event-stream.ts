@@ -32,8 +32,9 @@ export class EventStream<T> implements AsyncGenerator<T, void, undefined> {
    * @param open starts the source; called on the first `next()`.
    * @param onItem called for each item as it is handed out (not when its batch arrives), so a
    *   consumer that leaves early never has it called for items it did not receive.
-   * @param signal once aborted, nothing more is handed out: the items of a batch already
-   *   received are dropped and the next call fails with an AbortError.
+   * @param signal once aborted, `next()` hands out nothing more: the items of a batch already
+   *   received are dropped and the call fails with an AbortError. (`forEach` drains whole
+   *   replies, and ends as the aborted requests fail.)
    */
   constructor(open: OpenBatches<T>, onItem?: (item: T) => void, signal?: AbortSignal) {
     this.#open = open;
@@ -85,10 +86,7 @@ export class EventStream<T> implements AsyncGenerator<T, void, undefined> {
   async forEach(visit: (item: T) => void): Promise<void> {
     try {
       do {
-        while (this.#index < this.#batch.length) {
-          if (this.#signal?.aborted) throw new AbortError();
-          visit(this.#takeItem());
-        }
+        while (this.#index < this.#batch.length) visit(this.#takeItem());
       } while (await this.#load());
     } catch (err) {
       await this.#close();
