@@ -7,11 +7,11 @@ import { fitToContext, tokenUpperBound } from './catalog/context.js';
 import { defaultCatalog } from './catalog/catalog.js';
 import { costFor } from './catalog/cost.js';
 import { citationsFrom } from './citations.js';
-import { OutputLimitError } from './errors.js';
+import { ContextLengthError, OutputLimitError } from './errors.js';
 import { sendRequest } from './protocols/transport.js';
 import { getProtocol } from './protocols/index.js';
 import type { Limits } from './limits.js';
-import { localContextLength } from './providers/local-context.js';
+import { localContextLength, rememberContextLength } from './providers/local-context.js';
 import { CUSTOM_PROVIDER, type Deployment } from './providers/resolve.js';
 import type { Endpoint } from './protocols/protocol.js';
 import { route, type RouteOptions } from './routing/router.js';
@@ -61,6 +61,11 @@ function catalogCost(options: TurnOptions, deployment: Deployment, usage: TokenU
 /** Tokens that fit any model's context window (the smallest in use hold 2,048 or more). */
 const SMALLEST_CONTEXT = 2048;
 
+/** A local server or a custom endpoint: its context length is whatever it was started with, so it is asked. */
+function servesOwnContext(deployment: Deployment, options: TurnOptions): boolean {
+  return deployment.provider === CUSTOM_PROVIDER || (options.registry.has(deployment.provider) && options.registry.get(deployment.provider).local === true);
+}
+
 /**
  * The messages to send to a deployment, checked against its context length: the server's own
  * figure for a local server or a custom endpoint (asked once, see local-context.ts), else the
@@ -76,8 +81,7 @@ function messagesFor(deployment: Deployment, endpoint: Endpoint, messages: Messa
       ? messages
       : fitToContext(messages, contextLength, reserve, { dropOldest: options.fitContext === 'drop-oldest' });
   const catalogLength = (): number | undefined => defaultCatalog().get(deployment.model)?.contextLength;
-  const local = deployment.provider === CUSTOM_PROVIDER || (options.registry.has(deployment.provider) && options.registry.get(deployment.provider).local);
-  if (!local) return fit(catalogLength());
+  if (!servesOwnContext(deployment, options)) return fit(catalogLength());
   return localContextLength(endpoint, deployment.providerModel, signal).then((n) => fit(n ?? catalogLength()));
 }
 
@@ -106,6 +110,7 @@ export async function* runTurn(
   modelString: string,
   messages: Message[],
   options: TurnOptions,
+  refit = true,
 ): AsyncGenerator<StreamEvent[], void, undefined> {
   const started = performance.now();
   const startedAt = isoTime(Date.now());
@@ -130,58 +135,71 @@ export async function* runTurn(
     })();
   });
 
-  for await (const item of items) {
-    if (item.kind === 'attempt') {
-      deployment = item.deployment;
-      acc = new TurnAccumulator();
-      continue;
-    }
-    const out: StreamEvent[] = [];
-    for (const event of item.events) {
-      switch (event.type) {
-        case 'text-delta':
-          firstTokenAt ??= performance.now();
-          acc.text += event.text;
-          out.push({ type: 'text-delta', model: modelString, text: event.text });
-          break;
-        case 'reasoning-delta':
-          firstTokenAt ??= performance.now();
-          if (event.text) {
-            acc.reasoning += event.text;
-            out.push({ type: 'reasoning-delta', model: modelString, text: event.text });
-          }
-          addReasoning(acc.reasoningBlocks, event.text, event.signature);
-          break;
-        case 'tool-call-delta': {
-          firstTokenAt ??= performance.now();
-          let call = acc.toolCalls.get(event.index);
-          if (!call) {
-            call = { id: event.id ?? '', name: event.name ?? '', args: '' };
-            acc.toolCalls.set(event.index, call);
-          }
-          if (event.id) call.id = event.id;
-          if (event.name) call.name = event.name;
-          call.args += event.argumentsDelta;
-          break;
-        }
-        case 'usage':
-          acc.usage = event.usage;
-          if (event.cost !== undefined) acc.reportedCost = event.cost;
-          break;
-        case 'finish':
-          acc.finish = event.reason;
-          acc.rawFinish = event.rawReason;
-          break;
-        case 'start':
-          if (event.model) acc.resolvedModel = event.model;
-          if (event.provider) acc.reportedProvider = event.provider;
-          break;
-        case 'annotations':
-          acc.annotations.push(...event.annotations);
-          break;
+  let endpoint: Endpoint | undefined;
+  try {
+    for await (const item of items) {
+      if (item.kind === 'attempt') {
+        deployment = item.deployment;
+        endpoint = item.endpoint;
+        acc = new TurnAccumulator();
+        continue;
       }
+      const out: StreamEvent[] = [];
+      for (const event of item.events) {
+        switch (event.type) {
+          case 'text-delta':
+            firstTokenAt ??= performance.now();
+            acc.text += event.text;
+            out.push({ type: 'text-delta', model: modelString, text: event.text });
+            break;
+          case 'reasoning-delta':
+            firstTokenAt ??= performance.now();
+            if (event.text) {
+              acc.reasoning += event.text;
+              out.push({ type: 'reasoning-delta', model: modelString, text: event.text });
+            }
+            addReasoning(acc.reasoningBlocks, event.text, event.signature);
+            break;
+          case 'tool-call-delta': {
+            firstTokenAt ??= performance.now();
+            let call = acc.toolCalls.get(event.index);
+            if (!call) {
+              call = { id: event.id ?? '', name: event.name ?? '', args: '' };
+              acc.toolCalls.set(event.index, call);
+            }
+            if (event.id) call.id = event.id;
+            if (event.name) call.name = event.name;
+            call.args += event.argumentsDelta;
+            break;
+          }
+          case 'usage':
+            acc.usage = event.usage;
+            if (event.cost !== undefined) acc.reportedCost = event.cost;
+            break;
+          case 'finish':
+            acc.finish = event.reason;
+            acc.rawFinish = event.rawReason;
+            break;
+          case 'start':
+            if (event.model) acc.resolvedModel = event.model;
+            if (event.provider) acc.reportedProvider = event.provider;
+            break;
+          case 'annotations':
+            acc.annotations.push(...event.annotations);
+            break;
+        }
+      }
+      if (out.length > 0) yield out;
     }
-    if (out.length > 0) yield out;
+  } catch (err) {
+    // The server says the prompt does not fit (and so how long its context is) where it had not
+    // published that: remember the figure, and with drop-oldest send once more, fitted to it.
+    if (refit && err instanceof ContextLengthError && err.provider !== undefined && endpoint && deployment && servesOwnContext(deployment, options) && options.fitContext === 'drop-oldest' && firstTokenAt === undefined) {
+      rememberContextLength(endpoint, deployment.providerModel, err.contextLength);
+      yield* runTurn(modelString, messages, options, false);
+      return;
+    }
+    throw err;
   }
 
   if (!deployment) throw new Error('router produced no attempt');

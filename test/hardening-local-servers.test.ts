@@ -115,6 +115,20 @@ describe('llama.cpp', () => {
     expect(err).toMatchObject({ code: 'context_length', provider: 'custom', contextLength: 100, requiredTokens: words([...longAgo, { content: 'What now?' }]) });
   });
 
+  it("with drop-oldest, the n_ctx of its exceed_context_size_error fits the prompt and it is sent once more", async () => {
+    const local = await startLocal('vllm', 2500);
+    // "other-model" is not in the models list: nothing tells its length until the server refuses.
+    const chat = new Chat('other-model', { baseURL: `${local.url}/v1`, fitContext: 'drop-oldest', routing: { retry: { maxRetries: 0 } } });
+    chat.history = longAgo;
+    expect(await chat.send('What now?')).toMatch(/^heard \d messages$/);
+    const sent = local.requests.filter((r) => r.url === '/v1/chat/completions');
+    expect(sent).toHaveLength(2);
+    expect((JSON.parse(sent[1]!.body) as { messages: unknown[] }).messages.length).toBeLessThan(longAgo.length + 1);
+    // The next turn is fitted before it is sent.
+    await chat.send('And then?');
+    expect(local.requests.filter((r) => r.url === '/v1/chat/completions')).toHaveLength(3);
+  });
+
   it('a tool call cut off by finish_reason length is not run, not kept and not replayed', async () => {
     const local = await startLocal('llama.cpp', 8000);
     let runs = 0;

@@ -7,7 +7,8 @@
  * - LM Studio: `GET /api/v0/models/{model}` -> `loaded_context_length`, else `max_context_length`
  * - Ollama: `POST /api/show {model}` -> `num_ctx` in `parameters`, else `model_info["<arch>.context_length"]`
  * The places are tried in that order, each briefly; the answer (or its absence) is kept per
- * server and model for the life of the process.
+ * server and model for the life of the process, and replaced by the figure the server gives
+ * when it refuses a prompt as too long (llama.cpp's `n_ctx`).
  */
 import type { Endpoint } from '../protocols/protocol.js';
 
@@ -99,4 +100,9 @@ export function localContextLength(endpoint: Endpoint, model: string, signal?: A
     );
   }
   return answer;
+}
+
+/** The context length a server gave when it refused a prompt as too long. */
+export function rememberContextLength(endpoint: Endpoint, model: string, contextLength: number): void {
+  known.set(`${endpoint.baseURL} ${model}`, Promise.resolve(contextLength));
 }
