@@ -325,12 +325,16 @@ describe('when the store fails', () => {
     expect(s.admission.health().store).toBe('ok');
   });
 
-  it('closed: a reservation whose row cannot be written is given back at once', async () => {
+  it('closed: a ledger write that fails after the request was served is kept, and nothing more is admitted until it is written', async () => {
     const s = await flaky('closed');
-    s.setDown(['recordReservation']);
-    const err = await refusal(s.admission.admit({ principal: s.principal, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' }));
-    expect(err.status).toBe(503);
-    expect(await s.state.budget(`key:${s.key.id}`, 'total')).toEqual({ spentMicros: 0, reservedMicros: 0 });
+    s.setDown(['recordReservation', 'settle']);
+    const t = await s.admission.admit({ principal: s.principal, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' });
+    await t.settle({ status: 'ok', costFemto: 7n * FEMTO_PER_MICRO });
+    expect(s.admission.health()).toMatchObject({ store: 'error', queued: 1 });
+    expect(await refusal(s.admission.admit({ principal: s.principal, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' }))).toMatchObject({ status: 503 });
+    s.setDown(false);
+    await s.admission.admit({ principal: s.principal, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' });
+    expect(await s.ledger.spentFemto(`key:${s.key.id}`, 0)).toBe(7n * FEMTO_PER_MICRO);
   });
 
   it('open: serves while it is down and writes the spend once it is back', async () => {

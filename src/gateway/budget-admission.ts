@@ -4,7 +4,8 @@
  *
  * admit(): one atomic reserve of the worst
  * case across the key's, its team's and the install's scopes (budgets, requests and tokens
- * per minute), then a durable reservation row. settle(): the exact cost (the caller's, which
+ * per minute); its reservation row reaches the ledger if the request is still running after
+ * `reservationWriteDelayMs`, else with its outcome. settle(): the exact cost (the caller's, which
  * is the provider's reported cost when there was one, else the catalog's price of the usage)
  * replaces the reservation in the shared state and the ledger; a failure with no usage
  * releases it, a stream that failed midway is charged what it used.
@@ -14,7 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { computeCostFemto, priceFor } from '../catalog/cost.js';
-import type { Budget, KeyRecord, Ledger, Limits, SpendOutcome, TeamRecord } from '../store/ledger.js';
+import type { Budget, KeyRecord, Ledger, Limits, ReservationRow, SpendOutcome, TeamRecord } from '../store/ledger.js';
 import { femtoToMicrosCeil } from '../store/ledger.js';
 import { periodWindow } from '../store/periods.js';
 import type { Refusal, ScopeLimits, ScopeRef, ScopeState, SharedState, WindowState } from '../store/shared-state.js';
@@ -41,6 +42,12 @@ export interface BudgetAdmissionOptions {
    * charged at $0, for self-hosted models; rate limits still apply).
    */
   unpricedModels?: 'refuse' | 'free';
+  /**
+   * How long a request runs before its reservation is written to the ledger (default 200 ms).
+   * A request that ends sooner is written once, reservation and outcome in one commit; a longer
+   * one is durable from then on, so a restart after a crash holds it again until it expires.
+   */
+  reservationWriteDelayMs?: number;
   /** Where store failures are reported (never with a credential in them). */
   log?: (line: string) => void;
 }
@@ -54,6 +61,7 @@ export interface AdmissionHealth {
 }
 
 const DEFAULT_MAX_TOKENS = 4096;
+const DEFAULT_WRITE_DELAY_MS = 200;
 
 /** The worst case of a request that no budget or token limit looks at. */
 const NO_LIMITS: WorstCase = { promptTokens: 0, outputCap: 0, costFemto: 0n };
@@ -121,6 +129,7 @@ export class BudgetAdmission implements Admission {
   private readonly totalBudget: Budget | undefined;
   private readonly mode: StoreErrorMode;
   private readonly unpricedModels: 'refuse' | 'free';
+  private readonly writeDelayMs: number;
   private readonly log: (line: string) => void;
   /** Budget counters rebuilt from the ledger in this process, per scope and period. */
   private readonly seeded = new Map<string, Promise<void>>();
@@ -137,6 +146,7 @@ export class BudgetAdmission implements Admission {
     this.totalBudget = options.totalBudget;
     this.mode = options.onStoreError ?? 'closed';
     this.unpricedModels = options.unpricedModels ?? 'refuse';
+    this.writeDelayMs = options.reservationWriteDelayMs ?? DEFAULT_WRITE_DELAY_MS;
     this.log = options.log ?? ((line) => process.stderr.write(`switchboard: ${line}\n`));
   }
 
@@ -163,7 +173,6 @@ export class BudgetAdmission implements Admission {
   async admit(req: AdmissionRequest): Promise<Ticket> {
     const { principal } = req;
     const id = randomUUID();
-    let held: ScopeRef[] | undefined;
     try {
       await this.flush();
       const key = principal.kind !== 'virtual-key' || principal.keyId === undefined ? undefined : (keyRecordOf(principal) ?? (await this.ledger.getKey(principal.keyId)));
@@ -183,15 +192,13 @@ export class BudgetAdmission implements Admission {
       const result = await this.state.reserve({ id, scopes, costMicros, tokens });
       if (!result.ok) throw this.refusal(result, key, costMicros, tokens, drawn);
       const refs: ScopeRef[] = scopes.map((s) => (s.budget ? { scope: s.scope, periodId: s.budget.periodId } : { scope: s.scope }));
-      held = refs;
-      const row = { id, at: now, model: req.model, protocol: req.protocol, scopes: refs, reservedMicros: costMicros, expiresAt: result.expiresAtMs };
-      await this.ledger.recordReservation({ ...row, ...(key ? { keyId: key.id } : {}), ...(key?.teamId === undefined ? {} : { teamId: key.teamId }) });
+      const row: ReservationRow = { id, at: now, model: req.model, protocol: req.protocol, scopes: refs, reservedMicros: costMicros, expiresAt: result.expiresAtMs };
+      if (key) row.keyId = key.id;
+      if (key?.teamId !== undefined) row.teamId = key.teamId;
       this.lastError = undefined;
-      return this.ticket(id, req.model, refs, limitHeaders(result.scopes));
+      return this.ticket(row, limitHeaders(result.scopes));
     } catch (err) {
       if (err instanceof AdmissionError) throw err;
-      // Reserved, but its durable row could not be written: give the money back rather than hold it until expiry.
-      if (held) await this.state.settle({ id, scopes: held, costMicros: 0, tokens: 0 }).catch(() => undefined);
       return this.storeFailed(err, id, req);
     }
   }
@@ -265,18 +272,31 @@ export class BudgetAdmission implements Admission {
     });
   }
 
-  private ticket(id: string, model: string, scopes: ScopeRef[], headers: Record<string, string>): Ticket {
+  private ticket(row: ReservationRow, headers: Record<string, string>): Ticket {
+    const { id, model, scopes } = row;
     let settled = false;
+    // The reservation's row, once the request has run long enough to need one (see reservationWriteDelayMs).
+    let written: Promise<void> | undefined;
+    const timer = setTimeout(() => (written = this.attempt(() => this.ledger.recordReservation(row))), this.writeDelayMs);
+    timer.unref();
     return {
       headers,
       settle: async (outcome) => {
         if (settled) return;
         settled = true;
+        clearTimeout(timer);
         const spend = this.exactSpend(model, outcome);
         const costMicros = femtoToMicrosCeil(spend.costFemto ?? 0n);
-        // Two writes, queued apart in open mode, so a replay never charges the shared state twice.
+        // The shared state and the ledger are written apart (and queued apart in open mode), so a
+        // replay never charges the shared state twice; recording a reservation twice is a no-op.
         await this.attempt(() => this.state.settle({ id, scopes, costMicros, tokens: spend.promptTokens + spend.completionTokens }));
-        await this.attempt(() => this.ledger.settle(id, spend));
+        if (written) {
+          await written;
+          await this.attempt(() => this.ledger.settle(id, spend));
+        } else {
+          // Both rows' writes land in the same commit.
+          await this.attempt(() => Promise.all([this.ledger.recordReservation(row), this.ledger.settle(id, spend)]).then(() => undefined));
+        }
       },
     };
   }
