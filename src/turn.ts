@@ -85,6 +85,7 @@ class TurnAccumulator {
   resolvedModel: string | undefined;
   reportedProvider: string | undefined;
   annotations: unknown[] = [];
+  providerBlocks: Record<string, unknown>[] = [];
 }
 
 export async function* runTurn(
@@ -157,6 +158,10 @@ export async function* runTurn(
         case 'annotations':
           acc.annotations.push(...event.annotations);
           break;
+        case 'provider-block':
+          firstTokenAt ??= performance.now();
+          acc.providerBlocks.push(event.block);
+          break;
       }
     }
     if (out.length > 0) yield out;
@@ -194,6 +199,7 @@ export async function* runTurn(
     if (citations.length > 0) result.citations = citations;
   }
   if (acc.reasoningBlocks.some((b) => b.signature !== undefined)) result.reasoningDetails = acc.reasoningBlocks;
+  if (acc.providerBlocks.length > 0) result.providerBlocks = { provider: deployment.provider, blocks: acc.providerBlocks };
   yield [{ type: 'finish', model: modelString, result }];
 }
 

@@ -19,8 +19,8 @@ import { runToolCall } from './tool.js';
 /** Rounds of tool calls when the caller sets no `maxSteps`. */
 export const DEFAULT_MAX_STEPS = 5;
 
-/** An assistant message as sent back within the loop: with its reasoning blocks for the same provider. */
-type ReplayMessage = AssistantMessage & { reasoning_details?: TurnResult['reasoningDetails'] };
+/** An assistant message as sent back within the loop: with its reasoning and provider blocks for the same provider. */
+type ReplayMessage = AssistantMessage & { reasoning_details?: TurnResult['reasoningDetails']; provider_blocks?: TurnResult['providerBlocks'] };
 
 /** Run one request and hand out its events; returns its result instead of a finish event. */
 async function* request(model: string, messages: Message[], options: TurnOptions, params: RequestParams): AsyncGenerator<StreamEvent[], TurnResult, undefined> {
@@ -87,6 +87,7 @@ async function* runToolLoop(model: string, messages: Message[], options: TurnOpt
       added.push(result.message);
       const replay: ReplayMessage = { ...result.message };
       if (result.reasoningDetails) replay.reasoning_details = result.reasoningDetails;
+      if (result.providerBlocks) replay.provider_blocks = result.providerBlocks;
       sent.push(replay);
       // Calls to a tool without a function end the turn: the caller answers them.
       if (calls.some((c) => tools.find((t) => t.definition.name === c.function.name && !t.execute))) {
@@ -152,6 +153,7 @@ function combine(model: string, results: TurnResult[], steps: TurnStep[], added:
   if (reasoning) out.reasoning = reasoning;
   else delete out.reasoning;
   delete out.reasoningDetails;
+  delete out.providerBlocks;
   const annotations = results.flatMap((r) => r.annotations ?? []);
   if (annotations.length > 0) out.annotations = annotations;
   const citations = results.flatMap((r) => r.citations ?? []);
