@@ -17,6 +17,11 @@ export interface ProtocolCompat {
   webPlugin?: boolean;
   /** OpenRouter: ask for usage accounting (cost) in the response. */
   usageAccounting?: boolean;
+  /**
+   * The host's `completion_tokens` leaves out `completion_tokens_details.reasoning_tokens`
+   * (xAI): they are added, so completion tokens count every output token as elsewhere.
+   */
+  completionExcludesReasoning?: boolean;
 }
 
 /** One provider's address, credentials and quirks: what a protocol needs to send a request. */
@@ -58,8 +63,8 @@ export interface Protocol {
   readonly name: ProtocolName;
   buildRequest(request: CanonicalRequest, endpoint: Endpoint): WireRequest;
   createStreamReader(endpoint: Endpoint): StreamReader;
-  /** Translate a whole (non-streamed) response body into canonical events. */
-  parseResponse(body: unknown): ProtocolEvent[];
+  /** Translate a whole (non-streamed) response body into canonical events (`endpoint` for its provider and compat). */
+  parseResponse(body: unknown, endpoint?: Endpoint): ProtocolEvent[];
   /** Pull the provider's message and error type out of an error response body. */
   parseErrorBody(text: string): { message: string; code?: string | undefined };
 }

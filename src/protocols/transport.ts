@@ -131,7 +131,7 @@ export async function* sendRequest(
           { url: safeURL(wire.url) },
         );
       }
-      yield protocol.parseResponse(body);
+      yield protocol.parseResponse(body, endpoint);
       finished = true;
       return;
     }

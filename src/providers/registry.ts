@@ -74,7 +74,8 @@ export const BUILTIN_PROVIDERS: ProviderConfig[] = [
   { name: 'deepseek', protocol: 'openai', baseURL: 'https://api.deepseek.com', keyEnv: ['DEEPSEEK_API_KEY'], compat: { reasoningFormat: 'none' }, openrouterSlug: 'deepseek' },
   // Mistral puts usage in the last chunk on its own and does not document stream_options.
   { name: 'mistral', protocol: 'openai', baseURL: 'https://api.mistral.ai/v1', keyEnv: ['MISTRAL_API_KEY'], compat: { streamUsage: false, reasoningFormat: 'none' }, openrouterSlug: 'mistral' },
-  { name: 'xai', protocol: 'openai', baseURL: 'https://api.x.ai/v1', keyEnv: ['XAI_API_KEY'], compat: { reasoningFormat: 'openai' }, openrouterSlug: 'xai' },
+  // xAI's completion_tokens leaves out the reasoning tokens it reports beside them.
+  { name: 'xai', protocol: 'openai', baseURL: 'https://api.x.ai/v1', keyEnv: ['XAI_API_KEY'], compat: { reasoningFormat: 'openai', completionExcludesReasoning: true }, openrouterSlug: 'xai' },
   { name: 'cerebras', protocol: 'openai', baseURL: 'https://api.cerebras.ai/v1', keyEnv: ['CEREBRAS_API_KEY'], compat: { reasoningFormat: 'openai' }, openrouterSlug: 'cerebras' },
   { name: 'deepinfra', protocol: 'openai', baseURL: 'https://api.deepinfra.com/v1/openai', keyEnv: ['DEEPINFRA_API_KEY', 'DEEPINFRA_TOKEN'], compat: { reasoningFormat: 'openai' }, openrouterSlug: 'deepinfra' },
   localServer('ollama', 'http://localhost:11434/v1'),
