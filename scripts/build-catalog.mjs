@@ -36,7 +36,7 @@ function packageVersion(name) {
 const GENAI_PROVIDERS = {
   openrouter: 'openrouter', openai: 'openai', anthropic: 'anthropic', google: 'google', groq: 'groq',
   together: 'together', fireworks: 'fireworks', deepseek: 'deepseek', mistral: 'mistral', 'x-ai': 'xai',
-  cerebras: 'cerebras', perplexity: 'perplexity', moonshotai: 'moonshotai',
+  cerebras: 'cerebras', perplexity: 'perplexity', moonshotai: 'moonshotai', aws: 'bedrock', azure: 'azure',
 };
 const MODELSDEV_PROVIDERS = {
   openrouter: 'openrouter', openai: 'openai', anthropic: 'anthropic', google: 'google', groq: 'groq',
@@ -126,6 +126,28 @@ function samePricing(a, b) {
   return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 }
 
+// ---------- the clouds ----------
+// Pricing decisions (docs/catalog.md, "Cloud prices"):
+//  - Bedrock: genai-prices lists `global.` (global cross-region inference) and `regional.`
+//    (in-region and geographic profiles like `us.`, which cost the same) prices. Both are kept as
+//    two Bedrock deployments of a model: `global.<id>` and the in-region `<id>`; a `us.`/`eu.`/...
+//    id is priced as in-region.
+//  - Vertex AI: genai-prices' `google` provider holds Vertex's Claude prices and the Gemini
+//    prices (the same list on Vertex and the Gemini API); they are Vertex's global-endpoint
+//    prices, applied at every location.
+//  - Azure OpenAI: its own prices where genai-prices has them; every other OpenAI model is
+//    offered at OpenAI's list price (Azure's Global Standard deployments cost the same).
+
+/** A Bedrock id as the deployment to keep: `regional.` goes (those are the in-region ids). */
+function bedrockId(id) {
+  return id.replace(/^regional\./, '');
+}
+
+/** A Bedrock id reduced to the model's name, for matching it to other providers' ids. */
+function bedrockName(id) {
+  return bedrockId(id).replace(/^global\./, '').replace(/^[a-z]+\./, '').replace(/(-v\d+)?(:\d+)?$/, '');
+}
+
 // ---------- ids ----------
 
 /** A loose key for matching one model across providers that spell its id differently. */
@@ -158,14 +180,16 @@ for (const p of genai) {
     const current = currentPrices(m.prices);
     // OpenRouter's `:free` variants are listed with no prices: they cost nothing.
     const free = m.id.endsWith(':free') && Object.keys(current).length === 0;
-    offers.push({
-      provider,
-      model: m.id,
+    // genai-prices' google provider is Vertex too: Claude there is Vertex's, Gemini both.
+    const providers = p.id !== 'google' ? [provider] : m.id.startsWith('claude') ? ['vertex'] : ['google', 'vertex'];
+    for (const at of providers) offers.push({
+      provider: at,
+      model: at === 'bedrock' ? bedrockId(m.id) : m.id,
       name: m.name,
       pricing: free ? { input: 0, output: 0 } : fromGenaiPrices(current),
       source: 'genai-prices',
       contextLength: Number.isFinite(m.context_window) ? m.context_window : undefined,
-      aliases: aliases.filter((a) => a !== m.id),
+      aliases: at === 'bedrock' ? [] : aliases.filter((a) => a !== m.id),
     });
   }
 }
@@ -262,7 +286,7 @@ for (const d of others) {
   let id;
   if (vendor && models.has(`${vendor}/${native.toLowerCase()}`)) id = `${vendor}/${native.toLowerCase()}`;
   else if (models.has(native.toLowerCase()) && native.includes('/')) id = native.toLowerCase();
-  else id = byKey.get(matchKey(native));
+  else id = byKey.get(matchKey(d.provider === 'bedrock' ? bedrockName(native) : native));
   if (id === undefined) {
     const last = native.slice(native.lastIndexOf('/') + 1).toLowerCase();
     if (vendor) id = `${vendor}/${last}`;
@@ -295,13 +319,19 @@ for (const m of models.values()) {
     return 2;
   }
   // One deployment per provider: several native ids can land on one canonical id (dated versions).
+  // Bedrock keeps one in-region and one global deployment (their prices differ), in-region first.
   const seen = new Set();
   const providers = [];
   for (const d of ordered) {
-    if (seen.has(d.provider)) continue;
-    seen.add(d.provider);
+    const key = d.provider === 'bedrock' ? `bedrock:${d.model.startsWith('global.')}` : d.provider;
+    if (seen.has(key)) continue;
+    seen.add(key);
     providers.push(d);
   }
+  providers.sort((a, b) => Number(a.provider === 'bedrock' && a.model.startsWith('global.')) - Number(b.provider === 'bedrock' && b.model.startsWith('global.')));
+  // Azure serves OpenAI's models at OpenAI's list price where it has no price of its own.
+  const openai = providers.find((d) => d.provider === 'openai');
+  if (openai && !seen.has('azure')) providers.push({ provider: 'azure', model: openai.model, pricing: openai.pricing, aliases: [] });
   const pricing = firstDefined(ordered, (d) => d.pricing);
   const entry = { id: m.id, name: firstDefined(ordered, (d) => d.name) ?? m.id };
   entry.providers = providers.map((d) => {

@@ -137,10 +137,19 @@ export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 409 || status === 429 || status >= 500;
 }
 
+/** 403 answers that mean the credentials themselves were refused (AWS: a bad signature, an unknown or expired key). */
+const CREDENTIAL_REFUSALS = new Set([
+  'InvalidSignatureException',
+  'IncompleteSignatureException',
+  'UnrecognizedClientException',
+  'ExpiredTokenException',
+  'MissingAuthenticationTokenException',
+]);
+
 /** Build the typed error that fits an HTTP status. */
 export function apiErrorFromStatus(init: APIErrorInit): APIError {
   const { status } = init;
-  if (status === 401) return new AuthenticationError(init);
+  if (status === 401 || (status === 403 && CREDENTIAL_REFUSALS.has(init.providerCode ?? ''))) return new AuthenticationError(init);
   if (status === 403) return new PermissionError(init);
   if (status === 404) return new NotFoundError(init);
   if (status === 429) return new RateLimitError(init);
@@ -183,6 +192,17 @@ export class MissingKeyError extends SwitchboardError {
       `No API key for ${provider}: set the ${envVar} environment variable (or put it in .env), or pass apiKey.`,
     );
     this.envVar = envVar;
+  }
+}
+/**
+ * A cloud provider's credentials are missing or unusable (no AWS keys, an unreadable
+ * service-account file, a token exchange refused). The message names what to set, never a secret.
+ */
+export class MissingCredentialsError extends SwitchboardError {
+  readonly provider: string;
+  constructor(provider: string, message: string, cause?: unknown) {
+    super('missing_key', message, { cause });
+    this.provider = provider;
   }
 }
 export class ModelStringError extends SwitchboardError {

@@ -14,6 +14,8 @@ import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments } fr
 import type { Endpoint, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
+/** The `anthropic_version` Claude on Vertex AI takes in the body. */
+export const ANTHROPIC_VERTEX_VERSION = 'vertex-2023-10-16';
 /** `max_tokens` when the caller sets none (the API requires one). */
 export const ANTHROPIC_DEFAULT_MAX_TOKENS = 4096;
 
@@ -458,11 +460,20 @@ export const anthropicProtocol: Protocol = {
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       accept: request.stream ? 'text/event-stream' : 'application/json',
-      'anthropic-version': ANTHROPIC_VERSION,
     };
+    const body = buildAnthropicBody(request, endpoint.provider);
+    if (endpoint.compat.vertex) {
+      // Claude on Vertex: the model is in the path and the version in the body.
+      delete body.model;
+      body.anthropic_version = ANTHROPIC_VERTEX_VERSION;
+      Object.assign(headers, endpoint.headers);
+      const method = request.stream ? 'streamRawPredict' : 'rawPredict';
+      return { url: `${endpoint.baseURL}/${request.model}:${method}`, headers, body: JSON.stringify(body) };
+    }
+    headers['anthropic-version'] = ANTHROPIC_VERSION;
     if (endpoint.apiKey) headers['x-api-key'] = endpoint.apiKey;
     Object.assign(headers, endpoint.headers);
-    return { url: `${endpoint.baseURL}/v1/messages`, headers, body: JSON.stringify(buildAnthropicBody(request, endpoint.provider)) };
+    return { url: `${endpoint.baseURL}/v1/messages`, headers, body: JSON.stringify(body) };
   },
 
   createStreamReader(endpoint: Endpoint): StreamReader {

@@ -394,8 +394,10 @@ export const geminiProtocol: Protocol = {
     Object.assign(headers, endpoint.headers);
     const model = request.model.replace(/^models\//, '');
     const method = request.stream ? 'streamGenerateContent?alt=sse' : 'generateContent';
+    // Vertex: the base URL is already the publisher's models path.
+    const models = endpoint.compat.vertex ? endpoint.baseURL : `${endpoint.baseURL}/v1beta/models`;
     return {
-      url: `${endpoint.baseURL}/v1beta/models/${model}:${method}`,
+      url: `${models}/${model}:${method}`,
       headers,
       body: JSON.stringify(buildGeminiBody(request)),
     };

@@ -1,5 +1,6 @@
 /** The wire protocols by name. */
 import { anthropicProtocol } from './anthropic.js';
+import { bedrockProtocol } from './bedrock.js';
 import { geminiProtocol } from './gemini.js';
 import { openaiProtocol } from './openai.js';
 import type { Protocol, ProtocolName } from './protocol.js';
@@ -8,6 +9,7 @@ const PROTOCOLS: Record<ProtocolName, Protocol> = {
   openai: openaiProtocol,
   anthropic: anthropicProtocol,
   gemini: geminiProtocol,
+  bedrock: bedrockProtocol,
 };
 
 export function getProtocol(name: ProtocolName): Protocol {
@@ -16,5 +18,5 @@ export function getProtocol(name: ProtocolName): Protocol {
   return protocol;
 }
 
-export { anthropicProtocol, geminiProtocol, openaiProtocol };
+export { anthropicProtocol, bedrockProtocol, geminiProtocol, openaiProtocol };
 export type { Endpoint, Protocol, ProtocolCompat, ProtocolName, StreamReader, WireRequest } from './protocol.js';

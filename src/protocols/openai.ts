@@ -51,6 +51,8 @@ interface WireChoice {
     annotations?: unknown[];
   };
   finish_reason?: string | null;
+  /** Azure: the content filters' verdicts for the choice (`{ hate: { filtered, severity }, ... }`). */
+  content_filter_results?: Record<string, { filtered?: boolean }>;
 }
 
 interface WireChunk {
@@ -117,6 +119,14 @@ function pushContent(content: WireContent | undefined, reasoning: string | null 
       const thinking = typeof part.thinking === 'string' ? part.thinking : (part.thinking ?? []).map((p) => p.text ?? '').join('');
       if (thinking) out.push({ type: 'reasoning-delta', text: thinking });
     }
+  }
+}
+
+/** Azure's content filters, when one of them filtered the reply: kept as a `content_filter` annotation. */
+function pushFilterResults(choice: WireChoice, out: ProtocolEvent[]): void {
+  const results = choice.content_filter_results;
+  if (results && Object.values(results).some((r) => r?.filtered === true)) {
+    out.push({ type: 'annotations', annotations: [{ type: 'content_filter', content_filter_results: results }] });
   }
 }
 
@@ -230,6 +240,7 @@ class OpenAIStreamReader implements StreamReader {
           out.push({ type: 'annotations', annotations: delta.annotations });
         }
       }
+      pushFilterResults(choice, out);
       if (choice.finish_reason) {
         out.push({ type: 'finish', reason: mapOpenAIFinish(choice.finish_reason), rawReason: choice.finish_reason });
       }
@@ -245,8 +256,9 @@ export const openaiProtocol: Protocol = {
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: request.stream ? 'text/event-stream' : 'application/json' };
     if (endpoint.apiKey) headers.authorization = `Bearer ${endpoint.apiKey}`;
     Object.assign(headers, endpoint.headers);
+    const query = endpoint.compat.query ? `?${new URLSearchParams(endpoint.compat.query).toString()}` : '';
     return {
-      url: `${endpoint.baseURL}/chat/completions`,
+      url: `${endpoint.baseURL}/chat/completions${query}`,
       headers,
       body: JSON.stringify(buildOpenAIBody(request, endpoint)),
     };
@@ -277,6 +289,7 @@ export const openaiProtocol: Protocol = {
         out.push({ type: 'annotations', annotations: message.annotations });
       }
     }
+    if (choice) pushFilterResults(choice, out);
     if (choice?.finish_reason) {
       out.push({ type: 'finish', reason: mapOpenAIFinish(choice.finish_reason), rawReason: choice.finish_reason });
     }

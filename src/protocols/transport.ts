@@ -50,9 +50,10 @@ export async function* sendRequest(
   request: CanonicalRequest,
   options: TransportOptions = {},
 ): AsyncGenerator<ProtocolEvent[], void, undefined> {
-  const wire = protocol.buildRequest(request, endpoint);
+  const built = protocol.buildRequest(request, endpoint);
   const userSignal = options.signal;
   if (userSignal?.aborted) throw new AbortError();
+  const wire = endpoint.authorize ? await endpoint.authorize(built) : built;
   const timeoutMs = options.timeoutMs !== undefined && options.timeoutMs > 0 ? options.timeoutMs : undefined;
   // An AbortController (and fetch's work to follow its signal) is a few percent of a short
   // call, so there is one only when something can abort before the body is read: the
@@ -103,7 +104,7 @@ export async function* sendRequest(
       }
       const { message, code } = looksLikeHTML(response, text)
         ? { message: `an HTML page instead of an API reply from ${safeURL(wire.url)} (a proxy or a wrong base URL?): ${snippet(stripTags(text))}`, code: undefined }
-        : protocol.parseErrorBody(text);
+        : protocol.parseErrorBody(text, response.headers);
       throw apiErrorFromStatus({
         status: response.status,
         provider: endpoint.provider,
@@ -136,10 +137,11 @@ export async function* sendRequest(
       return;
     }
 
-    if (!contentType.includes('text/event-stream')) {
+    const streamType = protocol.streamContentType ?? 'text/event-stream';
+    if (!contentType.includes(streamType)) {
       const text = await response.text().catch(() => '');
       throw new ProtocolError(
-        `${endpoint.provider} at ${safeURL(wire.url)} answered a streaming request with content-type ${contentType || 'none'} instead of text/event-stream: ${snippet(looksLikeHTML(response, text) ? stripTags(text) : text)}`,
+        `${endpoint.provider} at ${safeURL(wire.url)} answered a streaming request with content-type ${contentType || 'none'} instead of ${streamType}: ${snippet(looksLikeHTML(response, text) ? stripTags(text) : text)}`,
         { url: safeURL(wire.url) },
       );
     }
@@ -147,10 +149,16 @@ export async function* sendRequest(
 
     const reader = protocol.createStreamReader(endpoint);
     let batch: ProtocolEvent[] = [];
+    const frames = protocol.createFrameDecoder?.();
     const parser = createParser({
       onEvent: (message) => reader.onEvent(message, batch),
     });
     const decoder = new TextDecoder();
+    const feed = frames
+      ? (bytes: Uint8Array) => {
+          for (const message of frames.push(bytes)) reader.onEvent(message, batch);
+        }
+      : (bytes: Uint8Array) => parser.feed(decoder.decode(bytes, { stream: true }));
     // The reader is never released: the response does not leave this function, and Node's
     // releaseLock() builds a TypeError (stack trace included) for every request.
     const body = response.body.getReader();
@@ -167,7 +175,7 @@ export async function* sendRequest(
         );
       }
       if (chunk.done) break;
-      parser.feed(decoder.decode(chunk.value, { stream: true }));
+      feed(chunk.value);
       if (batch.length > 0) {
         const out = batch;
         batch = [];
@@ -175,9 +183,11 @@ export async function* sendRequest(
       }
       if (reader.done) break;
     }
-    const tail = decoder.decode();
-    if (tail) parser.feed(tail);
-    parser.reset({ consume: true });
+    if (!frames) {
+      const tail = decoder.decode();
+      if (tail) parser.feed(tail);
+      parser.reset({ consume: true });
+    }
     if (batch.length > 0) yield batch;
     if (!reader.done) {
       throw new ProtocolError(

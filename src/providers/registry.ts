@@ -5,6 +5,7 @@
  */
 import { UnknownProviderError } from '../errors.js';
 import type { ProtocolCompat, ProtocolName } from '../protocols/protocol.js';
+import type { CloudName, CloudSettings } from './clouds/index.js';
 
 export interface ProviderConfig {
   name: string;
@@ -28,6 +29,13 @@ export interface ProviderConfig {
    * `model@groq` without a Groq key but with an OpenRouter key goes through OpenRouter pinned to it.
    */
   openrouterSlug?: string;
+  /**
+   * An enterprise cloud (Azure OpenAI, Bedrock, Vertex AI): its address and credentials come
+   * from the cloud's own variables (see providers/clouds/), not `baseURL` and `keyEnv`.
+   */
+  cloud?: CloudName;
+  /** The cloud's settings from the config file (Azure deployments, Vertex project and location). */
+  cloudSettings?: CloudSettings;
 }
 
 /** OpenRouter's attribution headers: they name the app in OpenRouter's rankings. */
@@ -78,6 +86,10 @@ export const BUILTIN_PROVIDERS: ProviderConfig[] = [
   { name: 'xai', protocol: 'openai', baseURL: 'https://api.x.ai/v1', keyEnv: ['XAI_API_KEY'], compat: { reasoningFormat: 'openai', completionExcludesReasoning: true }, openrouterSlug: 'xai' },
   { name: 'cerebras', protocol: 'openai', baseURL: 'https://api.cerebras.ai/v1', keyEnv: ['CEREBRAS_API_KEY'], compat: { reasoningFormat: 'openai' }, openrouterSlug: 'cerebras' },
   { name: 'deepinfra', protocol: 'openai', baseURL: 'https://api.deepinfra.com/v1/openai', keyEnv: ['DEEPINFRA_API_KEY', 'DEEPINFRA_TOKEN'], compat: { reasoningFormat: 'openai' }, openrouterSlug: 'deepinfra' },
+  // The clouds: addresses and credentials from their own variables (README, "Providers").
+  { name: 'azure', protocol: 'openai', baseURL: '', keyEnv: [], cloud: 'azure', compat: { maxTokensField: 'max_completion_tokens', reasoningFormat: 'openai' } },
+  { name: 'bedrock', protocol: 'bedrock', baseURL: '', keyEnv: [], cloud: 'bedrock' },
+  { name: 'vertex', protocol: 'gemini', baseURL: '', keyEnv: [], cloud: 'vertex' },
   localServer('ollama', 'http://localhost:11434/v1'),
   localServer('lmstudio', 'http://localhost:1234/v1'),
   localServer('vllm', 'http://localhost:8000/v1'),

@@ -7,6 +7,7 @@ import { MissingKeyError, ModelStringError, UnknownProviderError, registerSecret
 import type { Endpoint } from '../protocols/protocol.js';
 import { simulatorBaseURL } from '../sim/embedded.js';
 import { SIM_DEFAULT_PROVIDER, SIM_MODELS } from '../sim/profiles.js';
+import { cloudDeployment, cloudEndpoint, hasCloudCredentials, type CloudName } from './clouds/index.js';
 import { defaultBaseURLEnv, type ProviderConfig, type ProviderRegistry } from './registry.js';
 
 /** One model at one provider: what a single attempt talks to. */
@@ -69,6 +70,7 @@ function firstSet(env: Env, names: string[]): string | undefined {
 
 /** Whether the environment holds a key for a provider (keyless providers always do). */
 export function hasKey(config: ProviderConfig, env: Env): boolean {
+  if (config.cloud && !config.simulated) return hasCloudCredentials(config.cloud, env);
   return config.keyEnv.length === 0 || config.keyOptional === true || firstSet(env, config.keyEnv) !== undefined;
 }
 
@@ -160,6 +162,7 @@ function resolvePinned(input: string, model: string, pinned: string, ctx: Resolv
     if (!hasKey(config, ctx.env) && ctx.apiKey === undefined && config.openrouterSlug && model.includes('/') && hasOpenRouterKey(ctx)) {
       return viaOpenRouter(model, config.openrouterSlug);
     }
+    if (isCloud(config)) return cloudDeployment(model, config);
     return { model, provider: pinned, providerModel: nativeModelId(model, pinned) };
   }
   // A host we do not know directly (`@novita`): OpenRouter knows many more.
@@ -177,6 +180,7 @@ export async function endpointFor(deployment: Deployment, ctx: ResolveContext): 
     return endpoint;
   }
   const config = ctx.registry.get(deployment.provider);
+  if (isCloud(config)) return cloudEndpoint(config, deployment, ctx, config.simulated ? await simulatorBaseURL(config.name, ctx.env) : undefined);
   const envNames = config.baseURLEnv ?? [defaultBaseURLEnv(config.name)];
   const fromEnv = firstSet(ctx.env, envNames);
   let baseURL = ctx.baseURL ?? fromEnv ?? config.baseURL;
@@ -198,6 +202,10 @@ export async function endpointFor(deployment: Deployment, ctx: ResolveContext): 
   };
   if (apiKey !== undefined) endpoint.apiKey = apiKey;
   return endpoint;
+}
+
+function isCloud(config: ProviderConfig): config is ProviderConfig & { cloud: CloudName } {
+  return config.cloud !== undefined;
 }
 
 function trimSlash(url: string): string {
