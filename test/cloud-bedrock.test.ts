@@ -94,7 +94,7 @@ describe('Bedrock Converse', () => {
       { role: 'user', content: [{ toolResult: { toolUseId: 'tooluse_kZJMlvQmRJ6eAyJE5GIl7Q', content: [{ text: '{"celsius":12}' }] } }] },
     ]);
     expect(chat.lastTurn?.usage).toMatchObject({ promptTokens: 140, completionTokens: 32 });
-    expect(chat.lastTurn?.usage.cost).toBe((140 * 3.3 + 32 * 16.5) / 1e6);
+    expect(chat.lastTurn?.steps?.map((s) => s.usage.cost)).toEqual([(50 * 3.3 + 20 * 16.5) / 1e6, (90 * 3.3 + 12 * 16.5) / 1e6]);
   });
 
   it('sends images and documents as bytes', async () => {
