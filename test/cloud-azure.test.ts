@@ -19,7 +19,7 @@ import { sendJSON, sendSSE, sse, startStandIn, type RecordedRequest, type StandI
 const KEY = '3f9c2b7a61d04e8f9a0b1c2d3e4f5a6b';
 let server: StandIn;
 type Reply = (req: RecordedRequest, res: ServerResponse) => void | Promise<void>;
-let replies: Reply[] = [];
+const replies: Reply[] = [];
 beforeAll(async () => {
   server = await startStandIn(async (req, res) => {
     const keyed = req.headers['api-key'] === KEY;
