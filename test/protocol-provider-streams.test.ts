@@ -203,6 +203,10 @@ describe('OpenAI-compatible hosts', () => {
       wire: { prompt_tokens: 21, completion_tokens: 340, total_tokens: 361, completion_tokens_details: { reasoning_tokens: 300 } },
       canonical: { promptTokens: 21, completionTokens: 340, totalTokens: 361, reasoningTokens: 300 },
     },
+    azure: {
+      wire: { prompt_tokens: 1500, completion_tokens: 420, total_tokens: 1920, prompt_tokens_details: { cached_tokens: 1280 }, completion_tokens_details: { reasoning_tokens: 384 } },
+      canonical: { promptTokens: 1500, completionTokens: 420, totalTokens: 1920, cachedTokens: 1280, reasoningTokens: 384 },
+    },
     deepinfra: { wire: { prompt_tokens: 12, completion_tokens: 8, total_tokens: 20 }, canonical: { promptTokens: 12, completionTokens: 8, totalTokens: 20 } },
   };
 
