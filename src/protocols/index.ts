@@ -2,6 +2,7 @@
 import { anthropicProtocol } from './anthropic.js';
 import { anthropicServer } from './anthropic-server.js';
 import { bedrockProtocol } from './bedrock.js';
+import { bedrockServer } from './bedrock-server.js';
 import { geminiProtocol } from './gemini.js';
 import { geminiServer } from './gemini-server.js';
 import { openaiProtocol } from './openai.js';
@@ -25,6 +26,7 @@ const SERVERS: Partial<Record<ServerProtocolName, ProtocolServer>> = {
   openai: openaiServer,
   anthropic: anthropicServer,
   gemini: geminiServer,
+  bedrock: bedrockServer,
 };
 
 export function getProtocolServer(name: ServerProtocolName): ProtocolServer {
@@ -33,7 +35,7 @@ export function getProtocolServer(name: ServerProtocolName): ProtocolServer {
   return server;
 }
 
-export { anthropicServer, geminiServer, openaiServer };
+export { anthropicServer, bedrockServer, geminiServer, openaiServer };
 export { WireRequestError } from './protocol.js';
 export { anthropicProtocol, bedrockProtocol, geminiProtocol, openaiProtocol };
 export type {

@@ -177,6 +177,11 @@ export interface StreamEnd {
 export interface StreamWriter {
   /** `text/event-stream` (or `application/json` for a Gemini stream without `alt=sse`). */
   readonly contentType: string;
+  /**
+   * How to write the frames: `latin1` means each character is one byte of a binary frame
+   * (Bedrock's event stream), to be written with that encoding. Absent: UTF-8 text.
+   */
+  readonly encoding?: 'latin1';
   /** Frames to send before any event ('' if none). */
   start(): string;
   write(events: readonly ProtocolEvent[]): string;
