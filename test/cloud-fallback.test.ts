@@ -3,7 +3,9 @@
  * answers. Each stand-in speaks its own cloud's wire format and auth.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { catalogCandidates } from '../src/catalog/candidates.js';
 import { Chat } from '../src/index.js';
+import { ProviderRegistry } from '../src/providers/registry.js';
 import { AWS_KEYS, sendAWSError, sigv4Problem } from './helpers/clouds.js';
 import { sendJSON, sendSSE, sse, startStandIn, type StandIn } from './helpers/stand-in.js';
 
@@ -59,4 +61,18 @@ it('falls back from anthropic to bedrock to vertex, and prices the answer at Ver
   ]);
   expect(chat.lastTurn?.provider).toBe('vertex');
   expect(chat.lastTurn?.usage.cost).toBe((14 * 3 + 6 * 15) / 1e6);
+});
+
+it('counts a cloud among the routing candidates only when its credentials are set', () => {
+  const registry = new ProviderRegistry();
+  const providers = (env: Record<string, string>) => (catalogCandidates('anthropic/claude-sonnet-4.5', registry, env) ?? []).map((c) => `${c.provider}:${c.providerModel}:${c.inputPrice}`);
+  const base = { ANTHROPIC_API_KEY: 'sk-ant-x' };
+  expect(providers(base).some((p) => p.startsWith('bedrock') || p.startsWith('vertex'))).toBe(false);
+  expect(providers({ ...base, AWS_ACCESS_KEY_ID: 'AKIDX', AWS_SECRET_ACCESS_KEY: 'secret', VERTEX_ACCESS_TOKEN: 'ya29.x' })).toEqual(
+    expect.arrayContaining([
+      'bedrock:anthropic.claude-sonnet-4-5-20250929-v1:0:3.3',
+      'bedrock:global.anthropic.claude-sonnet-4-5-20250929-v1:0:3',
+      'vertex:claude-sonnet-4-5:3',
+    ]),
+  );
 });
