@@ -48,7 +48,10 @@ export interface TurnOptions extends RouteOptions {
 /** Catalog price times tokens; free on local servers; unknown (null) on a custom endpoint. */
 function catalogCost(options: TurnOptions, deployment: Deployment, usage: TokenUsage): number | null {
   if (deployment.provider === CUSTOM_PROVIDER) return null;
-  if (options.registry.has(deployment.provider) && options.registry.get(deployment.provider).local) return 0;
+  const config = options.registry.has(deployment.provider) ? options.registry.get(deployment.provider) : undefined;
+  if (config?.local) return 0;
+  // A cloud deployment is priced by its own id first: Bedrock's global and in-region ids of one model cost differently.
+  if (config?.cloud && defaultCatalog().atProvider(deployment.provider, deployment.providerModel)) return costFor(usage, deployment.providerModel, deployment.provider);
   return costFor(usage, deployment.model, deployment.provider);
 }
 

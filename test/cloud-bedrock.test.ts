@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ServerResponse } from 'node:http';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { AuthenticationError, ConfigError, MissingCredentialsError, RateLimitError } from '../src/errors.js';
 import { Chat, tool } from '../src/index.js';
@@ -76,6 +76,20 @@ describe('Bedrock Converse', () => {
     const chat = new Chat('global.anthropic.claude-sonnet-4-5-20250929-v1:0@bedrock', { env: env() });
     await chat.send('Hi');
     expect(chat.lastTurn?.usage.cost).toBe((1000 * 3 + 100 * 15) / 1e6);
+  });
+
+  it('routes @lowest-cost to the global inference profile and prices it there', async () => {
+    const processEnv = env();
+    for (const [k, v] of Object.entries(processEnv)) vi.stubEnv(k, v ?? '');
+    try {
+      replies.push((_req, res) => sendEventStream(res, converseText(['ok'], { inputTokens: 1000, outputTokens: 100, totalTokens: 1100 })));
+      const chat = new Chat('anthropic/claude-sonnet-4.5@lowest-cost', { env: processEnv });
+      await chat.send('Hi');
+      expect(server.requests[server.requests.length - 1]?.url).toBe('/rt/model/global.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream');
+      expect(chat.lastTurn?.usage.cost).toBe((1000 * 3 + 100 * 15) / 1e6);
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 
   it('runs a tool round trip: toolUse in fragments, toolResult sent back', async () => {
