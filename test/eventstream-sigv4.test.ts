@@ -9,16 +9,22 @@ import { ProtocolError } from '../src/errors.js';
 import { EventStreamDecoder, encodeEvent, encodeException, type EventFrame } from '../src/protocols/eventstream.js';
 import { signRequest } from '../src/providers/clouds/aws.js';
 
-const frameArb = fc.oneof(
+interface FrameSpec {
+  kind: 'event' | 'exception';
+  type: string;
+  payload: Record<string, unknown>;
+}
+
+const frameArb: fc.Arbitrary<FrameSpec> = fc.oneof(
   fc.record({ kind: fc.constant('event' as const), type: fc.constantFrom('messageStart', 'contentBlockDelta', 'contentBlockStop', 'messageStop', 'metadata'), payload: fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ unit: 'grapheme', maxLength: 20 }), { maxKeys: 4 }) }),
   fc.record({ kind: fc.constant('exception' as const), type: fc.constantFrom('throttlingException', 'modelStreamErrorException'), payload: fc.record({ message: fc.string({ unit: 'grapheme', maxLength: 40 }) }) }),
 );
 
-function encode(f: fc.infer<typeof frameArb>): Uint8Array {
+function encode(f: FrameSpec): Uint8Array {
   return f.kind === 'event' ? encodeEvent(f.type, f.payload) : encodeException(f.type, (f.payload as { message: string }).message);
 }
 
-function expected(f: fc.infer<typeof frameArb>): EventFrame {
+function expected(f: FrameSpec): EventFrame {
   return { messageType: f.kind, type: f.type, payload: JSON.stringify(f.payload) };
 }
 
@@ -54,7 +60,7 @@ describe('event-stream framing', () => {
 
   it('refuses a frame whose checksum does not match', () => {
     const frame = encodeEvent('messageStop', { stopReason: 'end_turn' });
-    frame[frame.length - 6] ^= 0xff;
+    frame[frame.length - 6] = (frame[frame.length - 6] ?? 0) ^ 0xff;
     expect(() => new EventStreamDecoder().push(frame)).toThrow(ProtocolError);
   });
 });
