@@ -33,3 +33,16 @@ export function withCost(tokens: TokenUsage, cost: number | null): Usage {
   // takes a slow path (about 1 µs, once per turn), Object.assign does not.
   return Object.assign({}, tokens, { cost });
 }
+
+/**
+ * Usage of a provider whose input count leaves out cache reads and writes (Anthropic,
+ * Bedrock): the canonical prompt counts all three.
+ */
+export function usageWithSeparateCache(counts: { input?: number; output?: number; cacheRead?: number | undefined; cacheWrite?: number | undefined }): TokenUsage {
+  const prompt = (counts.input ?? 0) + (counts.cacheRead ?? 0) + (counts.cacheWrite ?? 0);
+  const completion = counts.output ?? 0;
+  const out: TokenUsage = { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion };
+  if (counts.cacheRead !== undefined) out.cachedTokens = counts.cacheRead;
+  if (counts.cacheWrite !== undefined) out.cacheWriteTokens = counts.cacheWrite;
+  return out;
+}

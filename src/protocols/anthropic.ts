@@ -10,6 +10,7 @@
  */
 import { InvalidInputError, apiErrorFromStatus, ProtocolError, type APIError } from '../errors.js';
 import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEvent, ProviderBlocks, ReasoningDetail, TokenUsage } from '../types.js';
+import { usageWithSeparateCache } from '../usage.js';
 import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments } from './media.js';
 import type { Endpoint, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
 
@@ -82,13 +83,12 @@ export function mapAnthropicFinish(raw: string): FinishReason {
 
 /** Anthropic usage into the canonical convention (cache reads and writes counted as input). */
 export function readAnthropicUsage(usage: AnthropicUsage): TokenUsage {
-  const cacheWrite = usage.cache_creation_input_tokens ?? undefined;
-  const cacheRead = usage.cache_read_input_tokens ?? undefined;
-  const prompt = (usage.input_tokens ?? 0) + (cacheWrite ?? 0) + (cacheRead ?? 0);
-  const completion = usage.output_tokens ?? 0;
-  const out: TokenUsage = { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion };
-  if (cacheRead !== undefined) out.cachedTokens = cacheRead;
-  if (cacheWrite !== undefined) out.cacheWriteTokens = cacheWrite;
+  const out = usageWithSeparateCache({
+    input: usage.input_tokens,
+    output: usage.output_tokens,
+    cacheRead: usage.cache_read_input_tokens ?? undefined,
+    cacheWrite: usage.cache_creation_input_tokens ?? undefined,
+  });
   const thinking = usage.output_tokens_details?.thinking_tokens;
   if (thinking !== undefined) out.reasoningTokens = thinking;
   return out;

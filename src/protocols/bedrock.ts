@@ -12,6 +12,7 @@
  */
 import { InvalidInputError, ProtocolError, apiErrorFromStatus, type APIError } from '../errors.js';
 import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEvent, ReasoningDetail, TokenUsage } from '../types.js';
+import { usageWithSeparateCache } from '../usage.js';
 import { EventStreamDecoder } from './eventstream.js';
 import { EFFORT_BUDGETS, parseDataURI, parseToolArguments } from './media.js';
 import type { Endpoint, FrameDecoder, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
@@ -56,14 +57,7 @@ export function mapBedrockFinish(raw: string): FinishReason {
 
 /** Bedrock usage into the canonical convention (cache reads and writes counted as input). */
 export function readBedrockUsage(usage: BedrockUsage): TokenUsage {
-  const cacheRead = usage.cacheReadInputTokens;
-  const cacheWrite = usage.cacheWriteInputTokens;
-  const prompt = (usage.inputTokens ?? 0) + (cacheRead ?? 0) + (cacheWrite ?? 0);
-  const completion = usage.outputTokens ?? 0;
-  const out: TokenUsage = { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion };
-  if (cacheRead !== undefined) out.cachedTokens = cacheRead;
-  if (cacheWrite !== undefined) out.cacheWriteTokens = cacheWrite;
-  return out;
+  return usageWithSeparateCache({ input: usage.inputTokens, output: usage.outputTokens, cacheRead: usage.cacheReadInputTokens, cacheWrite: usage.cacheWriteInputTokens });
 }
 
 /** HTTP status of Bedrock's exception types, for exceptions sent inside a 200 stream. */
