@@ -59,9 +59,23 @@ export function priceProvider(config: ProviderConfig & { cloud: CloudName }): st
   return config.simulated ? config.cloud : config.name;
 }
 
+/**
+ * What a simulated cloud is called with: credentials in the cloud's real shape (the simulator
+ * checks their shape, as it has no secrets to check them against).
+ */
+const SIMULATED_CREDENTIALS: Env = {
+  AZURE_OPENAI_API_KEY: 'sim-azure-key-0123456789abcdef',
+  AWS_ACCESS_KEY_ID: 'AKIASIMULATOR0000000',
+  AWS_SECRET_ACCESS_KEY: 'simulatorSecretAccessKey/0123456789abcdef',
+  AWS_REGION: 'us-east-1',
+  VERTEX_ACCESS_TOKEN: 'ya29.simulated-access-token',
+  GOOGLE_CLOUD_PROJECT: 'sim-project',
+  GOOGLE_CLOUD_LOCATION: 'us-central1',
+};
+
 /** The endpoint of one deployment at a cloud: address, headers and the authorize hook. */
 export async function cloudEndpoint(config: ProviderConfig & { cloud: CloudName }, deployment: Deployment, ctx: ResolveContext, simulatorURL?: string): Promise<Endpoint> {
-  const env = ctx.env;
+  const env = config.simulated ? SIMULATED_CREDENTIALS : ctx.env;
   const settings = config.cloudSettings ?? {};
   const override = simulatorURL ?? set(env, `${config.name.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_BASE_URL`);
   const headers = { ...config.headers, ...ctx.headers };
