@@ -66,7 +66,7 @@ describe('switchboard models', () => {
     const { out, err } = await run(['models', 'gpt-4o-mini']);
     const row = out.split('\n').find((l) => l.startsWith('openai/gpt-4o-mini '));
     expect(row).toBeDefined();
-    expect(row?.split(/\s+/)).toEqual(['openai/gpt-4o-mini', 'openai,openrouter', '0.15', '0.60', '128,000']);
+    expect(row?.split(/\s+/)).toEqual(['openai/gpt-4o-mini', 'openai,openrouter,azure', '0.15', '0.60', '128,000']);
     expect(out.split('\n')[0]).toMatch(/^MODEL\s+PROVIDERS\s+INPUT \$\/M\s+OUTPUT \$\/M\s+CONTEXT$/);
     expect(err).toMatch(/models? \(snapshot of \d{4}-\d{2}-\d{2}\)/);
   });
