@@ -137,7 +137,7 @@ export function registerModels(program: Command, io: CliIO): void {
       const rows = [['MODEL', 'PROVIDERS', 'INPUT $/M', 'OUTPUT $/M', 'CONTEXT']];
       for (const m of models) {
         const p = rowPricing(m, provider);
-        rows.push([m.id, m.providers.map((x) => x.provider).join(','), formatPrice(p?.input), formatPrice(p?.output), formatContext(m.contextLength)]);
+        rows.push([m.id, [...new Set(m.providers.map((x) => x.provider))].join(','), formatPrice(p?.input), formatPrice(p?.output), formatContext(m.contextLength)]);
       }
       io.stdout.write(`${table(rows)}\n`);
       const from = result.source === 'snapshot' ? `snapshot of ${result.catalog.generatedAt.slice(0, 10)}` : `${result.source} list of ${result.fetchedAt ?? ''}`;
