@@ -42,7 +42,8 @@ beforeAll(async () => {
     const meta = { id: 'r1', model: parsed.model, created: 0 };
     if (!parsed.stream) {
       res.writeHead(200, { 'content-type': 'application/json' });
-      return res.end(JSON.stringify(bedrockServer.writeResponse(events, meta, end)));
+      res.end(JSON.stringify(bedrockServer.writeResponse(events, meta, end)));
+      return;
     }
     const writer = bedrockServer.createStreamWriter(meta);
     res.writeHead(200, { 'content-type': writer.contentType });
@@ -66,7 +67,7 @@ describe('the AWS SDK against the Bedrock server half', () => {
     for await (const event of out.stream ?? []) {
       if (event.contentBlockDelta?.delta?.text) text += event.contentBlockDelta.delta.text;
       if (event.messageStop) stopReason = event.messageStop.stopReason;
-      if (event.metadata) usage = event.metadata.usage as Record<string, unknown>;
+      if (event.metadata) usage = { ...event.metadata.usage };
     }
     expect(text).toBe('Du sagtest: Grüß Gott, Jürgen');
     expect(stopReason).toBe('end_turn');
