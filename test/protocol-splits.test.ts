@@ -7,12 +7,12 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProtocolName } from '../src/protocols/protocol.js';
 import type { ProtocolEvent } from '../src/types.js';
-import { ANTHROPIC_STREAM, GEMINI_STREAM, OPENAI_STREAM } from './helpers/fixtures.js';
+import { ANTHROPIC_STREAM, GEMINI_STREAM, OPENAI_STREAM, RESPONSES_STREAM } from './helpers/fixtures.js';
 import { collect, endpoint, sendSSE, startStandIn, type StandIn } from './helpers/stand-in.js';
 
 /** The SSE protocols (Bedrock's binary frames have their own property test). */
 type SSEProtocol = Exclude<ProtocolName, 'bedrock'>;
-const STREAMS: Record<SSEProtocol, string> = { openai: OPENAI_STREAM, anthropic: ANTHROPIC_STREAM, gemini: GEMINI_STREAM };
+const STREAMS: Record<SSEProtocol, string> = { openai: OPENAI_STREAM, 'openai-responses': RESPONSES_STREAM, anthropic: ANTHROPIC_STREAM, gemini: GEMINI_STREAM };
 
 let server: StandIn;
 beforeAll(async () => {
@@ -33,7 +33,7 @@ function withoutGeneratedIds(events: ProtocolEvent[]): ProtocolEvent[] {
 
 async function eventsFor(protocol: SSEProtocol, cuts: number[]): Promise<ProtocolEvent[]> {
   const base = `${server.url}/${protocol}/${cuts.join(',') || '-'}`;
-  return withoutGeneratedIds(await collect(endpoint(protocol, protocol === 'openai' ? `${base}/v1` : base)));
+  return withoutGeneratedIds(await collect(endpoint(protocol, protocol.startsWith('openai') ? `${base}/v1` : base)));
 }
 
 describe.each(Object.keys(STREAMS) as SSEProtocol[])('%s stream split at arbitrary bytes', (protocol) => {

@@ -7,10 +7,13 @@ import { geminiProtocol } from './gemini.js';
 import { geminiServer } from './gemini-server.js';
 import { openaiProtocol } from './openai.js';
 import { openaiServer } from './openai-server.js';
+import { openaiResponsesProtocol } from './openai-responses.js';
+import { openaiResponsesServer } from './openai-responses-server.js';
 import type { Protocol, ProtocolName, ProtocolServer, ServerProtocolName } from './protocol.js';
 
 const PROTOCOLS: Record<ProtocolName, Protocol> = {
   openai: openaiProtocol,
+  'openai-responses': openaiResponsesProtocol,
   anthropic: anthropicProtocol,
   gemini: geminiProtocol,
   bedrock: bedrockProtocol,
@@ -22,8 +25,9 @@ export function getProtocol(name: ProtocolName): Protocol {
   return protocol;
 }
 
-const SERVERS: Partial<Record<ServerProtocolName, ProtocolServer>> = {
+const SERVERS: Record<ServerProtocolName, ProtocolServer> = {
   openai: openaiServer,
+  'openai-responses': openaiResponsesServer,
   anthropic: anthropicServer,
   gemini: geminiServer,
   bedrock: bedrockServer,
@@ -35,9 +39,9 @@ export function getProtocolServer(name: ServerProtocolName): ProtocolServer {
   return server;
 }
 
-export { anthropicServer, bedrockServer, geminiServer, openaiServer };
+export { anthropicServer, bedrockServer, geminiServer, openaiResponsesServer, openaiServer };
 export { WireRequestError } from './protocol.js';
-export { anthropicProtocol, bedrockProtocol, geminiProtocol, openaiProtocol };
+export { anthropicProtocol, bedrockProtocol, geminiProtocol, openaiProtocol, openaiResponsesProtocol };
 export type {
   Endpoint,
   ListedModel,

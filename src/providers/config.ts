@@ -42,7 +42,7 @@ const CLOUD_FIELDS: Record<CloudName, Record<string, 'string' | 'map'>> = {
   bedrock: { region: 'string' },
 };
 
-const PROTOCOLS: ProtocolName[] = ['openai', 'anthropic', 'gemini'];
+const PROTOCOLS: ProtocolName[] = ['openai', 'openai-responses', 'anthropic', 'gemini'];
 const PROVIDER_KEYS = new Set(['name', 'protocol', 'baseURL', 'keyEnv', 'headers']);
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -64,7 +64,7 @@ export const BUILTIN_PROVIDERS: ProviderConfig[] = [
     protocol: 'openai',
     baseURL: 'https://api.openai.com/v1',
     keyEnv: ['OPENAI_API_KEY'],
-    compat: { maxTokensField: 'max_completion_tokens', reasoningFormat: 'openai' },
+    compat: { maxTokensField: 'max_completion_tokens', reasoningFormat: 'openai', responsesAPI: 'when-required' },
     openrouterSlug: 'openai',
   },
   { name: 'anthropic', protocol: 'anthropic', baseURL: 'https://api.anthropic.com', keyEnv: ['ANTHROPIC_API_KEY'], openrouterSlug: 'anthropic' },
@@ -99,6 +99,10 @@ export const BUILTIN_PROVIDERS: ProviderConfig[] = [
   { name: 'sim-flaky', protocol: 'openai', baseURL: '', keyEnv: [], simulated: true, compat: { reasoningFormat: 'openrouter', webPlugin: true } },
   { name: 'sim-anthropic', protocol: 'anthropic', baseURL: '', keyEnv: [], simulated: true },
   { name: 'sim-gemini', protocol: 'gemini', baseURL: '', keyEnv: [], simulated: true },
+  // The clouds as the simulator serves them: their own paths and auth headers (sim/clouds.ts).
+  { name: 'sim-azure', protocol: 'openai', baseURL: '', keyEnv: [], simulated: true, cloud: 'azure', compat: { maxTokensField: 'max_completion_tokens', reasoningFormat: 'openai' } },
+  { name: 'sim-bedrock', protocol: 'bedrock', baseURL: '', keyEnv: [], simulated: true, cloud: 'bedrock' },
+  { name: 'sim-vertex', protocol: 'gemini', baseURL: '', keyEnv: [], simulated: true, cloud: 'vertex' },
 ];
 
 /** `OPENROUTER_BASE_URL` for `openrouter`, `LLAMA_CPP_BASE_URL` for `llama.cpp`. */

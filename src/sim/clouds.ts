@@ -5,19 +5,10 @@
  * one is refused with the cloud's own status and body.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { WireRequestError, type ServerProtocolName } from '../protocols/protocol.js';
+import { WireRequestError } from '../protocols/protocol.js';
+import type { SimRoute } from './routes.js';
 
 export type SimCloud = 'azure' | 'bedrock' | 'vertex';
-
-/** A request to a cloud path: the protocol its body speaks, and what the path says. */
-export interface CloudRoute {
-  kind: 'generate' | 'count' | 'models';
-  protocol: ServerProtocolName;
-  pathModel?: string;
-  pathStream?: boolean;
-  /** Vertex's Claude: the model is in the path, not the body. */
-  modelInPath?: boolean;
-}
 
 /** The endpoints of each cloud, for error messages. */
 export const CLOUD_ENDPOINT_HINTS: Record<SimCloud, string> = {
@@ -31,15 +22,15 @@ const BEDROCK = /^\/model\/([^/]+)\/(converse|converse-stream|count-tokens)$/;
 const VERTEX = /^\/v1\/projects\/([^/]+)\/locations\/([a-z0-9-]+)\/publishers\/(google|anthropic)\/models\/([^/:]+):(\w+)$/;
 
 /** Match a method and path below `/{provider}` of a simulated cloud. */
-export function cloudRouteFor(cloud: SimCloud, method: string, path: string, query: URLSearchParams): CloudRoute | WireRequestError | undefined {
+export function cloudRouteFor(cloud: SimCloud, method: string, path: string, query: URLSearchParams): SimRoute | undefined {
   if (cloud === 'azure') {
-    if (method === 'GET' && path === '/openai/v1/models') return { kind: 'models', protocol: 'openai' };
+    if (method === 'GET' && path === '/openai/v1/models') return { kind: 'models' };
     if (method !== 'POST') return undefined;
     if (path === '/openai/v1/chat/completions') return { kind: 'generate', protocol: 'openai' };
     const deployment = AZURE_DEPLOYMENT.exec(path);
     if (!deployment?.[1]) return undefined;
-    if (!query.get('api-version')) return new WireRequestError(404, 'invalid_request_error', 'Resource not found: the deployment paths need ?api-version=...');
-    return { kind: 'generate', protocol: 'openai', pathModel: decodeURIComponent(deployment[1]) };
+    if (!query.get('api-version')) return { kind: 'invalid', message: 'Missing API version: the deployment paths need ?api-version=... (or use /openai/v1/chat/completions).' };
+    return { kind: 'generate', protocol: 'openai', pathModel: decodeURIComponent(deployment[1]), modelInPath: true };
   }
   if (cloud === 'bedrock') {
     const match = method === 'POST' ? BEDROCK.exec(path) : null;
@@ -57,7 +48,7 @@ export function cloudRouteFor(cloud: SimCloud, method: string, path: string, que
   }
   if (verb === 'countTokens') return { kind: 'count', protocol: 'gemini', pathModel: model };
   if (verb !== 'generateContent' && verb !== 'streamGenerateContent') return undefined;
-  if (verb === 'streamGenerateContent' && query.get('alt') !== 'sse') return new WireRequestError(400, 'INVALID_ARGUMENT', 'the simulator streams Gemini responses as server-sent events only: add ?alt=sse');
+  if (verb === 'streamGenerateContent' && query.get('alt') !== 'sse') return { kind: 'invalid', message: 'the simulator streams Gemini responses as server-sent events only: add ?alt=sse' };
   return { kind: 'generate', protocol: 'gemini', pathModel: model, pathStream: verb === 'streamGenerateContent' };
 }
 
