@@ -76,6 +76,21 @@ describe('the simulated clouds check their auth headers', () => {
   });
 });
 
+describe('sim-vertex serves Claude as Vertex does', () => {
+  it('answers :rawPredict with the model named in the path and Vertex\'s anthropic_version in the body', async () => {
+    const res = await postJson(
+      `${sim.url}/sim-vertex/v1/projects/p/locations/us-east5/publishers/anthropic/models/llama:rawPredict`,
+      { anthropic_version: 'vertex-2023-10-16', max_tokens: 200, messages: [{ role: 'user', content: 'My name is Ana. What is my name?' }] },
+      { authorization: 'Bearer ya29.simulated' },
+    );
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { type: string; content: { text: string }[]; usage: { output_tokens: number } };
+    expect(body.type).toBe('message');
+    expect(body.content[0]?.text).toContain('Ana');
+    expect(body.usage.output_tokens).toBeGreaterThan(0);
+  });
+});
+
 describe('official SDKs against the simulated clouds', () => {
   it('the AWS SDK streams from sim-bedrock with ConverseStream', async () => {
     const client = new BedrockRuntimeClient({
