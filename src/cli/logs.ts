@@ -74,6 +74,9 @@ export function registerLogs(program: Command, io: CliIO): void {
         const { summary, turns } = found;
         let out = `Conversation ${summary.id} · started ${summary.startedAt} · ${summary.status} · ${summary.models.join(', ')}\n`;
         out += `${summary.turns} turns · ${summary.tokens} tokens · ${formatCost(summary.cost)}\n`;
+        if (summary.byModel.length > 1) {
+          for (const m of summary.byModel) out += `  ${m.model} (${m.provider}): ${m.turns} ${m.turns === 1 ? 'turn' : 'turns'} · ${m.tokens} tokens · ${formatCost(m.cost)}\n`;
+        }
         let seq = -1;
         for (const t of turns) {
           if (t.replaced) continue;

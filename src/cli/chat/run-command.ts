@@ -44,7 +44,7 @@ export async function runCommand(session: ChatSession, name: ChatCommandName, ar
         await showHistory(session);
         break;
       case 'usage':
-        session.say(usageLines(chat.toJSON().usage).join('\n'));
+        session.say(usageLines(chat.toJSON()).join('\n'));
         break;
       case 'reset':
         await session.restart();

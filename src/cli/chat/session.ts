@@ -8,7 +8,8 @@ import type { Env } from '../../providers/resolve.js';
 import type { ConversationLog } from '../../store/conversation-log.js';
 import type { Message, TurnResult } from '../../types.js';
 import type { CliIO } from '../io.js';
-import { compareLine, costLine, providerLine, sumCost } from './format.js';
+import { dollarsToFemto, femtoToDollars, sumCosts } from '../../money.js';
+import { compareLine, costLine, providerLine } from './format.js';
 import { createView } from './layout.js';
 import { loadMarkdown } from './markdown.js';
 import type { Style } from './style.js';
@@ -38,6 +39,9 @@ export class ChatSession {
   #log: Promise<ConversationLog | undefined> = Promise.resolve(undefined);
   #conversationId: string | undefined;
   #current: AbortController | undefined;
+  /** What the turns of this session cost (femto-dollars), replies later replaced by /retry included: they were paid for. */
+  #spentFemto = 0n;
+  #spentPriced = false;
 
   constructor(chat: Chat, options: SessionOptions, conversationId?: string) {
     this.chat = chat;
@@ -141,14 +145,24 @@ export class ChatSession {
     if (ordered.length > 0) {
       if (models.length > 1) this.say(style.dim(compareLine(models, results, failed)));
       if (this.o.showProvider) this.say(style.dim(providerLine(ordered)));
-      if (this.o.showCost) this.say(style.dim(costLine(sumCost(ordered.map((r) => r.usage.cost)), this.sessionCost(chat))));
+      for (const r of ordered) {
+        if (r.usage.cost === null) continue;
+        this.#spentFemto += dollarsToFemto(r.usage.cost);
+        this.#spentPriced = true;
+      }
+      if (this.o.showCost) this.say(style.dim(costLine(sumCosts(ordered.map((r) => r.usage.cost)), this.sessionCost(), this.conversationCost(chat))));
     }
     return { results: ordered, errors: [...failed].map(([model, error]) => ({ model, error })), stopped };
   }
 
-  /** The whole session's cost (every model, every turn, resumed ones included); null when a price is unknown. */
-  sessionCost(chat: Chat = this.chat): number | null {
-    return sumCost(Object.values(chat.toJSON().usage).map((u) => u.cost));
+  /** What this session's turns cost (every model; not the turns of a resumed conversation's earlier sessions); null when none was priced. */
+  sessionCost(): number | null {
+    return this.#spentPriced ? femtoToDollars(this.#spentFemto) : null;
+  }
+
+  /** The whole conversation's cost, every model, resumed turns included. */
+  conversationCost(chat: Chat = this.chat): number | null {
+    return sumCosts(Object.values(chat.toJSON().usage).map((u) => u.cost));
   }
 
   async #record(user: string, outcome: TurnOutcome, replacesLast: boolean): Promise<void> {
