@@ -263,7 +263,7 @@ export class Chat<M extends string | string[] = string | string[]> {
   async send<S extends SchemaInput>(input: Input, options: RequestOptions & { schema: S }): Promise<M extends string ? InferSchema<S> : Record<string, InferSchema<S> | Error>>;
   async send(input: Input, options?: RequestOptions): Promise<M extends string ? string : Replies>;
   async send(input: Input, options: RequestOptions = {}): Promise<unknown> {
-    const collected = await collectReplies(this.stream(input, collectedRequest(options)), this.#keyed);
+    const collected = await collectReplies(this.stream(input, collectedRequest(options)), this.#keyed, this.models);
     const replies = options.schema === undefined ? collected.replies : collected.objects;
     return this.#keyed ? replies : replies[this.models[0] as string];
   }

@@ -117,7 +117,7 @@ describe('switchboard chat with piped input', () => {
     expect(line?.[1]).toBe(line?.[2]);
     expect(Number(line?.[3].slice(1))).toBeGreaterThan(Number(line?.[2].slice(1)));
     const missing = await runPiped(['chat', '--resume', 'nosuchid'], '', env);
-    expect(missing.status).toBe(1);
-    expect(missing.stderr).toContain('no conversation "nosuchid" in the log');
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('no conversation "nosuchid" in the log; "switchboard logs" lists them.');
   });
 });

@@ -116,7 +116,7 @@ describe('switchboard chat in a terminal', () => {
       // The reply is done when the next prompt shows.
       await one.waitFor((s) => (s.match(/^> /gm) ?? []).length >= 2);
       await one.type('pause');
-      const paused = await one.waitFor(/Continue with: switchboard chat --resume (\S+)/);
+      const paused = await one.waitFor(/Continue with: (?:npx )?switchboard chat --resume (\S+)/);
       id = /--resume (\S+)/.exec(paused)?.[1] as string;
       await one.waitFor('[exited 0]');
     } finally {

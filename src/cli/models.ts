@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import type { CatalogModel, Pricing } from '../catalog/catalog.js';
 import type { ProviderSource } from '../catalog/refresh.js';
+import { didYouMean } from '../suggest.js';
 import { CLIError, commandContext, type CliIO } from './io.js';
 
 interface ModelsOptions {
@@ -29,10 +30,22 @@ function formatContext(n: number | undefined): string {
   return n === undefined ? '-' : n.toLocaleString('en-US');
 }
 
+/**
+ * Whether `text` has `query` starting at a word: `mini` finds `gpt-4o-mini` but not
+ * `gemini-2.0-flash`; `gpt-4o` finds `openai/gpt-4o-mini`.
+ */
+function hasWordPrefix(text: string, query: string): boolean {
+  const t = text.toLowerCase();
+  for (let at = t.indexOf(query); at >= 0; at = t.indexOf(query, at + 1)) {
+    if (at === 0 || /[^a-z0-9]/.test(t[at - 1] as string) || (/[0-9]/.test(t[at - 1] as string) !== /[0-9]/.test(query[0] as string))) return true;
+  }
+  return false;
+}
+
 function matches(m: CatalogModel, query: string): boolean {
   const q = query.toLowerCase();
-  if (m.id.toLowerCase().includes(q) || m.name.toLowerCase().includes(q)) return true;
-  return (m.aliases ?? []).some((a) => a.toLowerCase().includes(q)) || m.providers.some((p) => p.model.toLowerCase().includes(q));
+  const texts = [m.id, m.name, ...(m.aliases ?? []), ...m.providers.map((p) => p.model)];
+  return texts.some((t) => hasWordPrefix(t, q));
 }
 
 /** The pricing shown for a row: the provider's own when filtering by provider. */
@@ -47,7 +60,8 @@ function compare(sort: string, provider: string | undefined): (a: CatalogModel, 
   if (sort === 'price') {
     const key = (m: CatalogModel): number => {
       const p = rowPricing(m, provider);
-      return p?.input === undefined || p.output === undefined ? Infinity : p.input + p.output;
+      // The blend the routing modes use: three input tokens to one output token.
+      return p?.input === undefined || p.output === undefined ? Infinity : (3 * p.input + p.output) / 4;
     };
     return (a, b) => key(a) - key(b) || byId(a, b);
   }
@@ -104,9 +118,9 @@ export function registerModels(program: Command, io: CliIO): void {
   program
     .command('models')
     .description('List models with their providers, prices ($ per million tokens) and context length.')
-    .argument('[query]', 'only models whose id, name or provider id contains this')
+    .argument('[query]', 'only models with a word of their id, name or provider id starting with this ("mini" finds gpt-4o-mini, not gemini)')
     .option('-p, --provider <name>', 'only models this provider serves (prices shown are its own)')
-    .option('-s, --sort <key>', `sort by ${SORTS.join(', ')}`, 'name')
+    .option('-s, --sort <key>', `sort by ${SORTS.join(', ')} (price: 3 input tokens to 1 output, as the routing modes weigh it)`, 'name')
     .option('--json', 'one JSON object per line')
     .option('--refresh', "fetch OpenRouter's live list (and local/keyed providers' lists) now")
     .action(async (query: string | undefined, opts: ModelsOptions) => {
@@ -123,6 +137,14 @@ export function registerModels(program: Command, io: CliIO): void {
       let models = [...result.models];
       if (query) models = models.filter((m) => matches(m, query));
       const provider = opts.provider;
+      if (provider !== undefined) {
+        const { registry } = await commandContext(io);
+        const known = new Set([...registry.names(), ...result.models.flatMap((m) => m.providers.map((p) => p.provider))]);
+        if (!known.has(provider)) {
+          const hint = didYouMean(provider, known);
+          throw new CLIError(`unknown provider "${provider}"${hint ? `; ${hint}` : ''} (the catalog's providers: ${[...new Set(result.models.flatMap((m) => m.providers.map((p) => p.provider)))].sort().join(', ')}).`);
+        }
+      }
       if (provider !== undefined) models = models.filter((m) => m.providers.some((p) => p.provider === provider));
       models.sort(compare(opts.sort, provider));
 

@@ -4,6 +4,7 @@
  * branches in protocol code.
  */
 import { UnknownProviderError } from '../errors.js';
+import { didYouMean } from '../suggest.js';
 import type { ProtocolCompat, ProtocolName } from '../protocols/protocol.js';
 
 export interface ProviderConfig {
@@ -112,7 +113,7 @@ export class ProviderRegistry {
 
   get(name: string): ProviderConfig {
     const config = this.providers.get(name);
-    if (!config) throw new UnknownProviderError(name, this.names());
+    if (!config) throw new UnknownProviderError(name, this.names(), { suggestion: didYouMean(name, this.names()) });
     return config;
   }
 

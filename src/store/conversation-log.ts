@@ -82,6 +82,8 @@ export interface ConversationLog {
   /** Log one user message and each model's outcome, and the chat state after it, in one transaction. */
   recordTurn(id: string, entry: { user: string; results: TurnResult[]; errors: { model: string; error: string }[]; state: unknown; models: string[]; replacesLast?: boolean }): void;
   setStatus(id: string, status: ConversationStatus, state?: unknown): void;
+  /** Ids equal to or starting with `prefix` (at most `limit`): tells "no such conversation" from "ambiguous prefix". */
+  matchingIds(prefix: string, limit?: number): string[];
   /** The chat state to resume: the given conversation (id or unique prefix), or the last paused one. */
   resumable(id?: string): { id: string; state: unknown } | undefined;
   list(options?: { limit?: number; search?: string }): ConversationSummary[];
@@ -278,9 +280,16 @@ export class SQLiteConversationLog implements ConversationLog {
 
   /** A full id from an id or a unique prefix of one. */
   #resolve(id: string): string | undefined {
-    const rows = this.#db.prepare("SELECT id FROM conversations WHERE id = ? OR id LIKE ? ESCAPE '\\' LIMIT 2").pluck().all(id, `${id.replace(/[\\%_]/g, '\\$&')}%`) as string[];
+    const rows = this.matchingIds(id, 2);
     if (rows.includes(id)) return id;
     return rows.length === 1 ? rows[0] : undefined;
+  }
+
+  matchingIds(prefix: string, limit = 5): string[] {
+    return this.#db
+      .prepare("SELECT id FROM conversations WHERE id = ? OR id LIKE ? ESCAPE '\\' ORDER BY id = ? DESC, updated_at DESC LIMIT ?")
+      .pluck()
+      .all(prefix, `${prefix.replace(/[\\%_]/g, '\\$&')}%`, prefix, limit) as string[];
   }
 
   create(models: string[], system: string | undefined): string {

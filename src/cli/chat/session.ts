@@ -7,7 +7,7 @@ import type { ProviderRegistry } from '../../providers/registry.js';
 import type { Env } from '../../providers/resolve.js';
 import type { ConversationLog } from '../../store/conversation-log.js';
 import type { Message, TurnResult } from '../../types.js';
-import type { CliIO } from '../io.js';
+import { cliMessage, type CliIO } from '../io.js';
 import { dollarsToFemto, femtoToDollars, sumCosts } from '../../money.js';
 import { compareLine, costLine, providerLine } from './format.js';
 import { createView } from './layout.js';
@@ -125,14 +125,14 @@ export class ChatSession {
           results.set(event.model, event.result);
           view.finish(event.model, event.result);
         } else if (event.type === 'error' && !controller.signal.aborted) {
-          failed.set(event.model, event.error.message);
-          view.fail(event.model, event.error.message);
+          failed.set(event.model, cliMessage(event.error));
+          view.fail(event.model, cliMessage(event.error));
         }
       }
     } catch (err) {
       if (!controller.signal.aborted) {
         const model = models[0] as string;
-        const message = err instanceof Error ? err.message : String(err);
+        const message = err instanceof Error ? cliMessage(err) : String(err);
         failed.set(model, message);
         view.fail(model, message);
       }
