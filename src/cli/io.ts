@@ -8,6 +8,7 @@ export interface OutStream {
   write(chunk: string): unknown;
   isTTY?: boolean | undefined;
   columns?: number | undefined;
+  rows?: number | undefined;
 }
 
 export interface CliIO {

@@ -53,6 +53,12 @@ export class Terminal {
     return stdout;
   }
 
+  /** The screen row by row as the terminal shows it: rows the terminal wrapped itself are not joined back (no -J). */
+  async rows(): Promise<string[]> {
+    const { stdout } = await run('tmux', ['-L', SOCKET, 'capture-pane', '-p', '-S', '-2000', '-t', this.name]);
+    return stdout.split('\n');
+  }
+
   /** Type text and press Enter. */
   async type(line: string): Promise<void> {
     await run('tmux', ['-L', SOCKET, 'send-keys', '-t', this.name, '-l', line]);

@@ -11,6 +11,7 @@ import { LineReader } from './lines.js';
 import { runCommand } from './run-command.js';
 import { ChatSession } from './session.js';
 import { createStyle } from './style.js';
+import { wrapLine } from './text.js';
 
 export interface ChatFlags {
   model: string[];
@@ -74,7 +75,8 @@ export async function runChat(io: CliIO, flags: ChatFlags): Promise<void> {
     { io, env, registry, style, live: io.stdout.isTTY === true, showCost: flags.showCost === true, showProvider: flags.showProvider === true },
     conversationId,
   );
-  (interactive ? io.stdout : io.stderr).write(`${style.dim(welcome)}\n`);
+  const greeting = interactive && io.stdout.isTTY ? wrapLine(welcome, Math.max(20, io.stdout.columns ?? 80) - 1) : [welcome];
+  (interactive ? io.stdout : io.stderr).write(`${greeting.map((l) => style.dim(l)).join('\n')}\n`);
   const reader = new LineReader(io, interactive);
   reader.onInterrupt(() => {
     if (!session.interrupt()) reader.close();

@@ -11,6 +11,7 @@ import { cliMessage, type CliIO } from '../io.js';
 import { dollarsToFemto, femtoToDollars, sumCosts } from '../../money.js';
 import { compareLine, costLine, providerLine } from './format.js';
 import { createView } from './layout.js';
+import { wrapLine } from './text.js';
 import { loadMarkdown } from './markdown.js';
 import type { Style } from './style.js';
 
@@ -113,7 +114,8 @@ export class ChatSession {
     const models = chat.models;
     const { io, style, live } = this.o;
     if (style.color && models.length > 1) await loadMarkdown().catch(() => undefined);
-    const view = createView(models, { out: io.stdout, style, live, width: Math.max(20, io.stdout.columns ?? 80) });
+    const width = Math.max(20, io.stdout.columns ?? 80);
+    const view = createView(models, { out: io.stdout, style, live, width, height: io.stdout.rows ?? 24 });
     const controller = new AbortController();
     this.#current = controller;
     const results = new Map<string, TurnResult>();
@@ -143,7 +145,8 @@ export class ChatSession {
     await view.close(stopped);
     const ordered = models.map((m) => results.get(m)).filter((r): r is TurnResult => r !== undefined);
     if (ordered.length > 0) {
-      if (models.length > 1) this.say(style.dim(compareLine(models, results, failed)));
+      // On a terminal the compare line wraps between words, never inside one; a pipe gets one line.
+      if (models.length > 1) this.say(live ? wrapLine(compareLine(models, results, failed), width - 1).map((l) => style.dim(l)).join('\n') : style.dim(compareLine(models, results, failed)));
       if (this.o.showProvider) this.say(style.dim(providerLine(ordered)));
       for (const r of ordered) {
         if (r.usage.cost === null) continue;
