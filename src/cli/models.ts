@@ -3,12 +3,13 @@
  * The catalog modules are imported when the command runs, never at start-up.
  */
 import type { Command } from 'commander';
-import type { CatalogModel, Pricing } from '../catalog/catalog.js';
+import type { CatalogModel, ModelStatus, Pricing } from '../catalog/catalog.js';
 import type { ProviderSource } from '../catalog/refresh.js';
 import { didYouMean } from '../suggest.js';
 import { CLIError, commandContext, type CliIO } from './io.js';
 
 interface ModelsOptions {
+  all?: boolean;
   provider?: string;
   sort: string;
   json?: boolean;
@@ -48,6 +49,12 @@ function matches(m: CatalogModel, query: string): boolean {
   return texts.some((t) => hasWordPrefix(t, q));
 }
 
+/** The model's status where it is asked about: at one provider, or overall. */
+function statusAt(m: CatalogModel, provider: string | undefined): ModelStatus | undefined {
+  if (provider === undefined) return m.status;
+  return m.providers.find((p) => p.provider === provider)?.status;
+}
+
 /** The pricing shown for a row: the provider's own when filtering by provider. */
 function rowPricing(m: CatalogModel, provider: string | undefined): Pricing | undefined {
   if (provider === undefined) return m.pricing;
@@ -82,6 +89,7 @@ function jsonLine(m: CatalogModel, provider: string | undefined): string {
     id: m.id,
     name: m.name,
     providers: m.providers,
+    ...(m.status === undefined ? {} : { status: m.status }),
     pricing,
     contextLength: m.contextLength ?? null,
     maxOutput: m.maxOutput ?? null,
@@ -123,6 +131,7 @@ export function registerModels(program: Command, io: CliIO): void {
     .option('-s, --sort <key>', `sort by ${SORTS.join(', ')} (price: 3 input tokens to 1 output, as the routing modes weigh it)`, 'name')
     .option('--json', 'one JSON object per line')
     .option('--refresh', "fetch OpenRouter's live list (and local/keyed providers' lists) now")
+    .option('--all', 'include deprecated and retired models (marked), hidden otherwise')
     .action(async (query: string | undefined, opts: ModelsOptions) => {
       if (!(SORTS as readonly string[]).includes(opts.sort)) {
         throw new CLIError(`--sort takes ${SORTS.join(', ')}; got "${opts.sort}".`);
@@ -137,6 +146,8 @@ export function registerModels(program: Command, io: CliIO): void {
       let models = [...result.models];
       if (query) models = models.filter((m) => matches(m, query));
       const provider = opts.provider;
+      const hidden = models.filter((m) => statusAt(m, provider) !== undefined).length;
+      if (!opts.all) models = models.filter((m) => statusAt(m, provider) === undefined);
       if (provider !== undefined) {
         const { registry } = await commandContext(io);
         const known = new Set([...registry.names(), ...result.models.flatMap((m) => m.providers.map((p) => p.provider))]);
@@ -159,10 +170,13 @@ export function registerModels(program: Command, io: CliIO): void {
       const rows = [['MODEL', 'PROVIDERS', 'INPUT $/M', 'OUTPUT $/M', 'CONTEXT']];
       for (const m of models) {
         const p = rowPricing(m, provider);
-        rows.push([m.id, m.providers.map((x) => x.provider).join(','), formatPrice(p?.input), formatPrice(p?.output), formatContext(m.contextLength)]);
+        const status = statusAt(m, provider);
+        const served = opts.all ? m.providers : m.providers.filter((x) => x.status === undefined);
+        rows.push([status ? `${m.id} (${status})` : m.id, served.map((x) => (x.status ? `${x.provider} (${x.status})` : x.provider)).join(','), formatPrice(p?.input), formatPrice(p?.output), formatContext(m.contextLength)]);
       }
       io.stdout.write(`${table(rows)}\n`);
       const from = result.source === 'snapshot' ? `snapshot of ${result.catalog.generatedAt.slice(0, 10)}` : `${result.source} list of ${result.fetchedAt ?? ''}`;
-      io.stderr.write(`${models.length} model${models.length === 1 ? '' : 's'} (${from})\n`);
+      const more = !opts.all && hidden > 0 ? `; ${hidden} deprecated or retired hidden, --all shows them` : '';
+      io.stderr.write(`${models.length} model${models.length === 1 ? '' : 's'} (${from}${more})\n`);
     });
 }
