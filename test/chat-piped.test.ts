@@ -50,7 +50,7 @@ describe('switchboard chat with piped input', () => {
     const text = await runPiped(['logs', 'show', conv!.id.slice(0, 9)], '', env);
     expect(text.stdout).toContain('> What is my name?');
     expect(text.stdout).toMatch(/^Conversation \S+ · started \S+ · ended · sim\/llama, sim\/mini$/m);
-    expect(text.stdout).toMatch(/^  sim\/llama \(sim-fast\): 1 turn · \d+ tokens · \$0\.\d{6}$/m);
+    expect(text.stdout).toMatch(/^ {2}sim\/llama \(sim-fast\): 1 turn · \d+ tokens · \$0\.\d{6}$/m);
     expect(text.stdout).toMatch(/── sim\/mini \(sim-fast · \d+\+\d+ tok · \$0\.\d{6} · ttft \d+ ms\) ──\nYour name is Alan Turing\./);
 
     const found = await runPiped(['logs', '--search', 'Alan Turing'], '', env);
@@ -115,7 +115,7 @@ describe('switchboard chat with piped input', () => {
     // "This session" is what this run paid; the resumed conversation's total is named apart.
     const line = /\(cost: (\$0\.\d{6}) this turn, (\$0\.\d{6}) this session, (\$0\.\d{6}) the whole conversation\)/.exec(again.stdout);
     expect(line?.[1]).toBe(line?.[2]);
-    expect(Number(line?.[3].slice(1))).toBeGreaterThan(Number(line?.[2].slice(1)));
+    expect(Number((line?.[3] ?? '').slice(1))).toBeGreaterThan(Number((line?.[2] ?? '').slice(1)));
     const missing = await runPiped(['chat', '--resume', 'nosuchid'], '', env);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain('no conversation "nosuchid" in the log; "switchboard logs" lists them.');

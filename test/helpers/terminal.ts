@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-const SOCKET = `sb-chat-test-${process.pid}`;
+// One tmux server per test file: files run in threads of one process, and each stops its own server.
+const SOCKET = `sb-chat-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 let counter = 0;
 
 export function tempHome(): string {
@@ -44,8 +45,16 @@ export class Terminal {
     const name = `chat-${++counter}-${Date.now().toString(36)}`;
     const vars = Object.entries(env).map(([k, v]) => `${k}=${quote(v)}`).join(' ');
     const command = `env -i ${vars} ${quote(process.execPath)} ${quote(BIN)} ${args.map(quote).join(' ')}; echo "[exited $?]"; sleep 120`;
-    await run('tmux', ['-L', SOCKET, 'new-session', '-d', '-x', String(size.width), '-y', String(size.height), '-s', name, command]);
-    return new Terminal(name);
+    const tmuxArgs = ['-L', SOCKET, 'new-session', '-d', '-x', String(size.width), '-y', String(size.height), '-s', name, command];
+    // The server exits with its last session: a session started as it does so fails; the next try starts a fresh server.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await run('tmux', tmuxArgs);
+        return new Terminal(name);
+      } catch (err) {
+        if (attempt >= 3 || !String((err as Error).message).includes('server exited unexpectedly')) throw err;
+      }
+    }
   }
 
   async screen(): Promise<string> {
