@@ -1,5 +1,6 @@
 /** The short lines printed after a turn: comparison, cost, provider, usage. */
 import type { ChatJSON } from '../../chat.js';
+import type { UsageRow } from '../../store/conversation-log.js';
 import { dollarsToFemto, femtoToDollars, formatDollars } from '../../money.js';
 import type { TurnResult, Usage } from '../../types.js';
 
@@ -43,17 +44,10 @@ export function providerLine(results: TurnResult[]): string {
   return `(providers: ${results.map((r) => `${r.model} → ${r.provider}`).join(', ')})`;
 }
 
-/** Tokens and cost of the turns one model answered at one provider. */
-export interface Attribution {
+/** Tokens and cost of the turns one model answered at one provider: the figures of a `usage` row. */
+export interface Attribution extends Omit<UsageRow, 'key'> {
   model: string;
   provider: string;
-  turns: number;
-  promptTokens: number;
-  completionTokens: number;
-  totalTokens: number;
-  cost: number | null;
-  /** The same cost in integer femto-dollars (null when unknown), for exact totals. */
-  costFemto: bigint | null;
 }
 
 /**
