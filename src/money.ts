@@ -25,8 +25,13 @@ export function femtoToDecimal(femto: bigint): string {
   return `${negative ? '-' : ''}${whole}${frac === '' ? '' : `.${frac}`}`;
 }
 
+const EXACT = BigInt(Number.MAX_SAFE_INTEGER);
+
 /** Dollars as a number: the double nearest to the exact decimal of `femto`. */
 export function femtoToDollars(femto: bigint): number {
+  // Below 2^53 both operands are exact doubles and IEEE division rounds once: the same double
+  // as parsing the decimal, ten times faster.
+  if (femto <= EXACT && femto >= -EXACT) return Number(femto) / 1e15;
   return Number(femtoToDecimal(femto));
 }
 
