@@ -55,7 +55,13 @@ export async function runChat(io: CliIO, flags: ChatFlags): Promise<void> {
       opened.close();
       throw new CLIError('no paused conversation to resume; "switchboard logs" lists the logged ones, and "switchboard chat --resume ID" continues one.');
     }
-    chat = Chat.fromJSON(found.state, { env, registry });
+    try {
+      chat = Chat.fromJSON(found.state, { env, registry });
+    } catch (err) {
+      // The saved state is refused: the log's contents are at fault, not the command line (exit 1).
+      opened?.close();
+      throw new CLIError(`cannot resume conversation ${found.id}: ${(err as Error).message}`, 1);
+    }
     if (flags.model.length === 1 && chat.models.length === 1) chat.model = flags.model[0] as string;
     else for (const m of flags.model) if (!chat.models.includes(m)) chat.addModel(m);
     if (flags.system !== undefined) chat.system = flags.system;
