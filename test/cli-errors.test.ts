@@ -143,6 +143,19 @@ describe('exit codes', () => {
   });
 });
 
+describe('pipes', () => {
+  it('output piped into a reader that leaves early (| head -1) ends quietly, with no stack trace', async () => {
+    const { execFile } = await import('node:child_process');
+    const { BIN } = await import('./helpers/cli.js');
+    const script = `"${process.execPath}" "${BIN}" ask -m sim/llama -m sim/mini "Compare yourselves" | head -1`;
+    const result = await new Promise<{ stdout: string; stderr: string }>((resolve) => {
+      execFile('sh', ['-c', script], { env: { PATH: process.env.PATH ?? '', SWITCHBOARD_HOME: tempHome(), SWITCHBOARD_SIM_TIME_SCALE: '0', NO_COLOR: '1' } }, (_err, stdout, stderr) => resolve({ stdout, stderr }));
+    });
+    expect(result.stdout).toMatch(/^── sim\/llama \(sim-fast · \$0\.\d{6}\) ──\n$/);
+    expect(result.stderr).not.toContain('EPIPE');
+  });
+});
+
 describe('several models', () => {
   it('ask prints replies in -m order, each with its provider and cost, whatever finishes first', async () => {
     const env = { OPENROUTER_API_KEY: 'sk-or-test-1234567890', OPENROUTER_BASE_URL: `${up.url}/api/v1` };

@@ -9,6 +9,14 @@ import { SwitchboardError } from '../errors.js';
 import { CLIError, cliMessage, exitCodeFor, processIO } from './io.js';
 import { createProgram } from './program.js';
 
+// `switchboard ... | head`: the reader left; stop quietly, as other command-line tools do.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}
+
 const io = processIO();
 const program = createProgram(io);
 try {

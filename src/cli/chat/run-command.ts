@@ -122,7 +122,8 @@ async function listModels(session: ChatSession, query: string): Promise<void> {
     rows.push([`sim/${id}`, m.providers.join(','), formatPrice(first?.inputPrice), formatPrice(first?.outputPrice)]);
   }
   const result = await list({ refresh: false, env: session.o.env });
-  for (const m of result.models) rows.push([m.id, m.providers.map((p) => p.provider).join(','), formatPrice(m.pricing?.input), formatPrice(m.pricing?.output)]);
+  // Deprecated and retired models stay out of the list, as in `switchboard models`.
+  for (const m of result.models.filter((x) => x.status === undefined)) rows.push([m.id, m.providers.map((p) => p.provider).join(','), formatPrice(m.pricing?.input), formatPrice(m.pricing?.output)]);
   const q = query.toLowerCase();
   const matching = q ? rows.filter((r) => r[0]?.toLowerCase().includes(q) || r[1]?.toLowerCase().includes(q)) : rows;
   if (matching.length === 0) {
