@@ -5,6 +5,7 @@
  */
 import { MissingKeyError, ModelStringError, UnknownProviderError, registerSecret } from '../errors.js';
 import type { Endpoint } from '../protocols/protocol.js';
+import { needsResponsesAPI } from '../catalog/responses-only.js';
 import { MODES } from '../routing/grammar.js';
 import { suggestTarget } from '../suggest.js';
 import { simulatorBaseURL } from '../sim/embedded.js';
@@ -205,12 +206,15 @@ export async function endpointFor(deployment: Deployment, ctx: ResolveContext): 
     }
   }
   registerSecret(apiKey);
+  const compat = config.compat ?? {};
+  // An OpenAI-protocol provider may speak the Responses API, always or where the model needs it.
+  const responses = config.protocol === 'openai' && (compat.responsesAPI === 'always' || (compat.responsesAPI === 'when-required' && needsResponsesAPI(deployment.providerModel)));
   const endpoint: Endpoint = {
     provider: config.name,
-    protocol: config.protocol,
+    protocol: responses ? 'openai-responses' : config.protocol,
     baseURL: trimSlash(baseURL),
     headers: { ...config.headers, ...ctx.headers },
-    compat: config.compat ?? {},
+    compat,
   };
   if (apiKey !== undefined) endpoint.apiKey = apiKey;
   // Headers of built-in providers are ours (OpenRouter's attribution); any others the user configured.
