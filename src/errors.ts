@@ -195,12 +195,14 @@ export class ProtocolError extends SwitchboardError {
 export class StreamError extends APIError {}
 
 export class MissingKeyError extends SwitchboardError {
+  readonly provider: string;
   readonly envVar: string;
   constructor(provider: string, envVar: string) {
     super(
       'missing_key',
       `No API key for ${provider}: set the ${envVar} environment variable (or put it in .env), or pass apiKey.`,
     );
+    this.provider = provider;
     this.envVar = envVar;
   }
 }
@@ -228,9 +230,19 @@ export class ModelStringError extends SwitchboardError {
 }
 export class UnknownProviderError extends SwitchboardError {
   readonly provider: string;
-  constructor(provider: string, known: string[]) {
-    super('unknown_provider', `Unknown provider "${provider}". Known providers: ${known.join(', ')}.`);
+  /** The closest modes or providers, e.g. `did you mean "lowest-cost"?` ('' when none is close). */
+  readonly suggestion: string;
+  /**
+   * `modes` is given where a routing mode could stand (after `@` in a model string): the
+   * message then lists the modes too.
+   */
+  constructor(provider: string, known: string[], options: { suggestion?: string; modes?: readonly string[] } = {}) {
+    const what = options.modes ? 'provider or mode' : 'provider';
+    const suggestion = options.suggestion ?? '';
+    const modes = options.modes ? ` Modes: ${options.modes.join(', ')}.` : '';
+    super('unknown_provider', `Unknown ${what} "${provider}"${suggestion ? `; ${suggestion}` : '.'}${modes} Providers: ${known.join(', ')}.`);
     this.provider = provider;
+    this.suggestion = suggestion;
   }
 }
 export class ConfigError extends SwitchboardError {

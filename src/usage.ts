@@ -1,4 +1,5 @@
 /** Usage arithmetic: zeros, sums. Kept pure so Chat never mutates a usage it handed out. */
+import { dollarsToFemto, femtoToDollars } from './money.js';
 import type { TokenUsage, Usage } from './types.js';
 
 export function zeroUsage(): Usage {
@@ -8,14 +9,16 @@ export function zeroUsage(): Usage {
 const BREAKDOWNS = ['cachedTokens', 'cacheWriteTokens', 'reasoningTokens'] as const;
 
 /**
- * The sum of two usages. Cost is the sum of the known costs, and null when nothing priced
- * has been added: a conversation on a model with no known price reports null, not 0.
+ * The sum of two usages. Cost is the exact sum of the known costs (added as integer
+ * femto-dollars, see money.ts), and null when nothing priced has been added: a conversation
+ * on a model with no known price reports null, not 0.
  */
 export function addUsage(a: Usage, b: Usage): Usage {
   const aEmpty = a.totalTokens === 0 && a.cost === 0;
   let cost: number | null;
   if (b.cost === null) cost = aEmpty ? null : a.cost;
-  else cost = (a.cost ?? 0) + b.cost;
+  else if (a.cost === null) cost = b.cost;
+  else cost = femtoToDollars(dollarsToFemto(a.cost) + dollarsToFemto(b.cost));
   const out: Usage = {
     promptTokens: a.promptTokens + b.promptTokens,
     completionTokens: a.completionTokens + b.completionTokens,

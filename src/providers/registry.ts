@@ -4,6 +4,7 @@
  * branches in protocol code.
  */
 import { UnknownProviderError } from '../errors.js';
+import { didYouMean } from '../suggest.js';
 import type { ProtocolCompat, ProtocolName } from '../protocols/protocol.js';
 import type { CloudName, CloudSettings } from './clouds/index.js';
 
@@ -129,7 +130,7 @@ export class ProviderRegistry {
 
   get(name: string): ProviderConfig {
     const config = this.providers.get(name);
-    if (!config) throw new UnknownProviderError(name, this.names());
+    if (!config) throw new UnknownProviderError(name, this.names(), { suggestion: didYouMean(name, this.names()) });
     return config;
   }
 

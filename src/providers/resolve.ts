@@ -6,6 +6,8 @@
 import { MissingKeyError, ModelStringError, UnknownProviderError, registerSecret } from '../errors.js';
 import type { Endpoint } from '../protocols/protocol.js';
 import { needsResponsesAPI } from '../catalog/responses-only.js';
+import { MODES } from '../routing/grammar.js';
+import { suggestTarget } from '../suggest.js';
 import { simulatorBaseURL } from '../sim/embedded.js';
 import { SIM_DEFAULT_PROVIDER, SIM_MODELS } from '../sim/profiles.js';
 import { cloudDeployment, cloudEndpoint, hasCloudCredentials, type CloudName } from './clouds/index.js';
@@ -125,7 +127,7 @@ export function resolveModel(input: string, ctx: ResolveContext): Deployment {
       throw new ModelStringError(input, `the simulator has no model "${name}"; it serves ${Object.keys(SIM_MODELS).map((m) => `sim/${m}`).join(', ')}.`, 4);
     }
     const provider = pinned ?? SIM_DEFAULT_PROVIDER;
-    ctx.registry.get(provider);
+    if (!ctx.registry.has(provider)) throw unknownTarget(provider, ctx);
     return { model, provider, providerModel: name };
   }
 
@@ -176,7 +178,13 @@ function resolvePinned(input: string, model: string, pinned: string, ctx: Resolv
   }
   // A host we do not know directly (`@novita`): OpenRouter knows many more.
   if (hasOpenRouterKey(ctx)) return viaOpenRouter(model, pinned);
-  throw new UnknownProviderError(pinned, ctx.registry.names());
+  throw unknownTarget(pinned, ctx);
+}
+
+/** The word after `@` is neither a provider nor a mode: list both, with the closest. */
+function unknownTarget(word: string, ctx: ResolveContext): UnknownProviderError {
+  const providers = ctx.registry.names();
+  return new UnknownProviderError(word, providers, { modes: MODES, suggestion: suggestTarget(word, MODES, providers) });
 }
 
 /** The endpoint (URL, key, headers) for a deployment's provider. */

@@ -13,6 +13,7 @@ import { AbortError, StructuredOutputError } from '../errors.js';
 import { runTurn, type TurnOptions } from '../turn.js';
 import type { AssistantMessage, Message, RequestParams, StreamEvent, ToolMessage, TurnResult, TurnStep } from '../types.js';
 import { addUsage, zeroUsage } from '../usage.js';
+import { sumCosts } from '../money.js';
 import { parseOutput, responseFormatFor, retryPrompt } from './output.js';
 import { runToolCall } from './tool.js';
 
@@ -148,7 +149,7 @@ function combine(model: string, results: TurnResult[], steps: TurnStep[], added:
     steps,
   };
   // A free local model sums to cost 0; an unknown price anywhere leaves the sum unknown.
-  if (results.some((r) => r.usage.cost === null)) out.usage.cost = null;
+  out.usage.cost = results.some((r) => r.usage.cost === null) ? null : sumCosts(results.map((r) => r.usage.cost));
   const reasoning = results.map((r) => r.reasoning ?? '').filter(Boolean).join('\n\n');
   if (reasoning) out.reasoning = reasoning;
   else delete out.reasoning;
