@@ -11,7 +11,7 @@
 import { InvalidInputError, apiErrorFromStatus, ProtocolError, type APIError } from '../errors.js';
 import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEvent, ProviderBlocks, ReasoningDetail, TokenUsage } from '../types.js';
 import { usageWithSeparateCache } from '../usage.js';
-import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments } from './media.js';
+import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments, pushTurn, type WireTurn } from './media.js';
 import type { Endpoint, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
@@ -34,10 +34,7 @@ type ReplayedAssistant = Message & { reasoning_details?: ReasoningDetail[]; prov
 
 /** The forced tool whose input carries a structured reply; its input is streamed as the reply text. */
 export const OUTPUT_TOOL = 'switchboard_output';
-interface WireMessage {
-  role: 'user' | 'assistant';
-  content: Block[];
-}
+type WireMessage = WireTurn<Block>;
 
 interface WireContentBlock {
   type: string;
@@ -157,12 +154,7 @@ function partToBlock(part: ContentPart): Block {
 export function toAnthropicMessages(messages: Message[], provider?: string): { system: string | undefined; messages: WireMessage[] } {
   const system: string[] = [];
   const out: WireMessage[] = [];
-  const push = (role: WireMessage['role'], blocks: Block[]): void => {
-    if (blocks.length === 0) return;
-    const last = out[out.length - 1];
-    if (last && last.role === role) last.content.push(...blocks);
-    else out.push({ role, content: blocks });
-  };
+  const push = (role: WireMessage['role'], blocks: Block[]): void => pushTurn(out, role, blocks);
   for (const message of messages) {
     switch (message.role) {
       case 'system':

@@ -14,7 +14,7 @@ import { InvalidInputError, ProtocolError, apiErrorFromStatus, type APIError } f
 import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEvent, ReasoningDetail, TokenUsage } from '../types.js';
 import { usageWithSeparateCache } from '../usage.js';
 import { EventStreamDecoder } from './eventstream.js';
-import { EFFORT_BUDGETS, parseDataURI, parseToolArguments } from './media.js';
+import { EFFORT_BUDGETS, parseDataURI, parseToolArguments, pushTurn, type WireTurn } from './media.js';
 import type { Endpoint, FrameDecoder, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
 
 export const BEDROCK_STREAM_TYPE = 'application/vnd.amazon.eventstream';
@@ -30,10 +30,7 @@ export interface BedrockUsage {
 type Block = Record<string, unknown>;
 type ReplayedAssistant = Message & { reasoning_details?: ReasoningDetail[] };
 
-interface WireMessage {
-  role: 'user' | 'assistant';
-  content: Block[];
-}
+type WireMessage = WireTurn<Block>;
 
 interface WireContentBlock {
   text?: string;
@@ -134,12 +131,7 @@ export function toBedrockMessages(messages: Message[]): { system: Block[]; messa
   const system: Block[] = [];
   const out: WireMessage[] = [];
   let documents = 0;
-  const push = (role: WireMessage['role'], blocks: Block[]): void => {
-    if (blocks.length === 0) return;
-    const last = out[out.length - 1];
-    if (last && last.role === role) last.content.push(...blocks);
-    else out.push({ role, content: blocks });
-  };
+  const push = (role: WireMessage['role'], blocks: Block[]): void => pushTurn(out, role, blocks);
   for (const message of messages) {
     switch (message.role) {
       case 'system':
