@@ -13,6 +13,7 @@
 import { InvalidInputError, ProtocolError, apiErrorFromStatus, type APIError } from '../errors.js';
 import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEvent, ReasoningDetail, TokenUsage } from '../types.js';
 import { usageWithSeparateCache } from '../usage.js';
+import { mapAnthropicFinish } from './anthropic.js';
 import { EventStreamDecoder } from './eventstream.js';
 import { EFFORT_BUDGETS, parseDataURI, parseToolArguments, pushTurn, type WireTurn } from './media.js';
 import type { Endpoint, FrameDecoder, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
@@ -38,18 +39,14 @@ interface WireContentBlock {
   reasoningContent?: { reasoningText?: { text?: string; signature?: string } };
 }
 
-const FINISH: Record<string, FinishReason> = {
-  end_turn: 'stop',
-  stop_sequence: 'stop',
-  max_tokens: 'length',
-  model_context_window_exceeded: 'length',
-  tool_use: 'tool-calls',
+/** Converse's stop reasons are Anthropic's names, plus Bedrock's guardrails and filters. */
+const BEDROCK_FINISH: Record<string, FinishReason> = {
   guardrail_intervened: 'content-filter',
   content_filtered: 'content-filter',
 };
 
 export function mapBedrockFinish(raw: string): FinishReason {
-  return FINISH[raw] ?? 'other';
+  return BEDROCK_FINISH[raw] ?? mapAnthropicFinish(raw);
 }
 
 /** Bedrock usage into the canonical convention (cache reads and writes counted as input). */
