@@ -16,7 +16,8 @@
 import { randomUUID } from 'node:crypto';
 import { computeCostFemto, priceFor } from '../catalog/cost.js';
 import type { Budget, KeyRecord, Ledger, Limits, ReservationRow, SpendOutcome, TeamRecord } from '../store/ledger.js';
-import { femtoToMicrosCeil } from '../store/ledger.js';
+import { FEMTO_PER_MICRO, femtoToMicrosCeil } from '../store/ledger.js';
+import { formatDollars } from '../money.js';
 import { periodWindow } from '../store/periods.js';
 import type { Refusal, ScopeLimits, ScopeRef, ScopeState, SharedState, WindowState } from '../store/shared-state.js';
 import { systemClock, type Clock } from '../store/shared-state.js';
@@ -72,11 +73,9 @@ interface Drawn {
   period?: Budget & { startMs: number };
 }
 
-/** `$12.345678` from integer micro-dollars, without going through a float. */
+/** `12.345678` from integer micro-dollars, without going through a float. */
 export function formatMicros(micros: number): string {
-  const sign = micros < 0 ? '-' : '';
-  const m = Math.abs(micros);
-  return `${sign}${Math.floor(m / 1e6)}.${String(m % 1e6).padStart(6, '0')}`;
+  return micros === 0 ? '0.000000' : formatDollars(BigInt(micros) * FEMTO_PER_MICRO, 6).replace('$', '');
 }
 
 /** OpenAI's reset format: `20ms`, `6s`, `1m30s`. */
