@@ -206,6 +206,11 @@ describe('the request log', () => {
     const logs = await runCLI(['logs', '--json', '-n', '200'], { env: { SWITCHBOARD_HOME: gw.home } });
     const listed = logs.stdout.trim().split('\n').map((l) => JSON.parse(l) as { models: string[]; firstMessage: string });
     expect(listed.some((c) => c.models.includes('house'))).toBe(true);
+    // Refused requests are there too, with their status and reason.
+    const db = new SQLiteConversationLog({ env: { SWITCHBOARD_HOME: gw.home } });
+    const refused = db.usage({ by: 'model' }).find((r) => r.key === 'sim/nope');
+    db.close();
+    expect(refused?.turns).toBe(1);
     // Content stays out unless logging.content is on; keys never go in.
     expect(logs.stdout).not.toContain('counted request');
     expect(logs.stdout).not.toContain(MASTER_KEY);

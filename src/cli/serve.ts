@@ -5,8 +5,7 @@
  * runs N processes sharing the port (node:cluster); each reloads and drains on its own.
  */
 import type { Command } from 'commander';
-import { parseNumber } from './ask.js';
-import { CLIError, gatewayConfigFor, type CliIO } from './io.js';
+import { CLIError, gatewayConfigFor, parseNumber, type CliIO } from './io.js';
 
 interface ServeFlags {
   config?: string;

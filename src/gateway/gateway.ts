@@ -347,7 +347,35 @@ export class Gateway {
       this.metrics.rejected.inc({ reason });
       this.metrics.requests.inc({ protocol: server.name, status: String(answer.status) });
       this.metrics.errors.inc({ protocol: server.name, error_type: reason });
-      this.#log({ ts: new Date().toISOString(), ...logBase, status: answer.status, error_type: reason, error: err instanceof APIError ? err.providerMessage : err.message, duration_ms: round(performance.now() - receivedAt), ...extra });
+      const at = new Date().toISOString();
+      const message = err instanceof APIError ? err.providerMessage : err.message;
+      const durationMs = round(performance.now() - receivedAt);
+      this.#log({ ts: at, ...logBase, status: answer.status, error_type: reason, error: message, duration_ms: durationMs, ...extra });
+      // A caller who got past authentication is in the request log even when refused.
+      if (this.#requestLog && typeof extra.key_id === 'string') {
+        this.#requestLog.add({
+          requestId,
+          at,
+          keyId: extra.key_id,
+          protocol: server.name,
+          model: typeof extra.model === 'string' ? extra.model : '(unreadable request)',
+          provider: null,
+          resolvedModel: null,
+          user: '',
+          reply: null,
+          promptTokens: 0,
+          completionTokens: 0,
+          totalTokens: 0,
+          cost: null,
+          costFemto: null,
+          ttftMs: null,
+          latencyMs: durationMs,
+          tokensPerSecond: null,
+          overheadMs: durationMs,
+          status: answer.status,
+          error: message,
+        });
+      }
     };
 
     if (!matched) {
@@ -560,7 +588,8 @@ export class Gateway {
       model: parsed.model,
       provider: outcome.provider ?? null,
       resolvedModel: outcome.resolvedModel ?? null,
-      user: logContent ? lastUserText(parsed.request.messages) : '(gateway request; content not logged)',
+      // Empty without content logging: the full-text index then has nothing to do (half the row's cost).
+      user: logContent ? lastUserText(parsed.request.messages) : '',
       reply: logContent && !err ? outcome.text : null,
       promptTokens: usage?.promptTokens ?? 0,
       completionTokens: usage?.completionTokens ?? 0,

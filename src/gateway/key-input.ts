@@ -8,6 +8,7 @@
 import type { KeyPatch, KeyRecord, Ledger, LedgerUsageRow, Limits, NewKey, TeamPatch, TeamRecord } from '../store/ledger.js';
 import { FEMTO_PER_MICRO } from '../store/ledger.js';
 import { BUDGET_PERIODS, periodWindow, type BudgetPeriod } from '../store/periods.js';
+import { formatDollars } from '../money.js';
 import { formatMicros } from './budget-admission.js';
 
 /** Input that does not describe a key or a team: the message says which field and what it takes. */
@@ -119,14 +120,9 @@ export function teamPatchFrom(spec: KeySpec, current: Limits): TeamPatch {
   return { ...(budget === undefined ? {} : { budget }), ...(rpm === undefined ? {} : { rpm }), ...(tpm === undefined ? {} : { tpm }) };
 }
 
-/** Exact femto-dollars as dollars with `digits` decimals (rounded half up), for display only. */
+/** Exact femto-dollars as dollars with `digits` decimals and no sign (`25.000000`), for display and JSON. */
 export function formatFemto(femto: bigint, digits = 6): string {
-  const scale = 10n ** BigInt(15 - digits);
-  const negative = femto < 0n;
-  const units = ((negative ? -femto : femto) + scale / 2n) / scale;
-  const whole = units / 10n ** BigInt(digits);
-  const frac = (units % 10n ** BigInt(digits)).toString().padStart(digits, '0');
-  return `${negative ? '-' : ''}${whole}.${frac}`;
+  return femto === 0n ? (0).toFixed(digits) : formatDollars(femto, digits).replace('$', '');
 }
 
 /** What a key's spend looks like next to it: this period's (when it has a budget) and all time. */

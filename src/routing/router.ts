@@ -9,7 +9,7 @@
  * that may pass, fallback to the next candidate while no content token went out, a per-attempt
  * timeout and one overall deadline. Every attempt is measured into the metrics store.
  */
-import { AbortError, SwitchboardError, TimeoutError } from '../errors.js';
+import { AbortError, SwitchboardError, TimeoutError, redactURL } from '../errors.js';
 import type { Endpoint } from '../protocols/protocol.js';
 import { CUSTOM_PROVIDER, endpointFor, resolveModel, type Deployment, type ResolveContext } from '../providers/resolve.js';
 import { DeferredMetricsStore, openMetricsStore } from '../store/sqlite-metrics.js';
@@ -106,7 +106,7 @@ export function setRoutingDefaults(defaults: { metrics?: MetricsStore; policy?: 
   if (defaults.breakers) sharedBreakers = defaults.breakers;
 }
 
-const CONTENT = new Set<ProtocolEvent['type']>(['text-delta', 'reasoning-delta', 'tool-call-delta']);
+const CONTENT = new Set<ProtocolEvent['type']>(['text-delta', 'reasoning-delta', 'tool-call-delta', 'provider-block']);
 
 /** The endpoints of a model string with each one's model filled in. */
 function withModels(endpoints: EndpointNode[]): (EndpointNode & { model: string })[] {
@@ -138,7 +138,7 @@ function planStage(e: EndpointNode & { model: string }, options: RouteOptions, m
   const plan = (deployment: Deployment, prices?: { inputPrice?: number | undefined; outputPrice?: number | undefined }): Planned => {
     // A custom endpoint is known by its URL too: two servers answering the same model name
     // must not share measurements or a circuit breaker.
-    const key = deployment.provider === CUSTOM_PROVIDER && options.baseURL ? `${deploymentKey(deployment)} ${options.baseURL}` : deploymentKey(deployment);
+    const key = deployment.provider === CUSTOM_PROVIDER && options.baseURL ? `${deploymentKey(deployment)} ${redactURL(options.baseURL)}` : deploymentKey(deployment);
     return { key, provider: deployment.provider, deployment, inputPrice: prices?.inputPrice, outputPrice: prices?.outputPrice, stats: judged ? metrics.snapshot(key) : undefined };
   };
   let mode: Mode | null = null;
