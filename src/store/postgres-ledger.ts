@@ -13,6 +13,9 @@
  * itself cannot take a write, the row is written to Postgres directly (batched per event-loop
  * turn), and held in memory until one of them takes it.
  *
+ * Spend reads see what has reached Postgres: entries still on the stream are not in them yet
+ * (`drain()` waits for them), and budget counters live in Redis, so admission never waits.
+ *
  * Reads on the request path (a key by its secret's hash, a team) are cached for `cacheMs`
  * (default 1 s: a change made through any instance applies everywhere within it) and served
  * from the last answer while Postgres is unreachable, so requests keep flowing.
@@ -98,7 +101,11 @@ export interface PostgresLedgerOptions {
 /** One stream entry as Redis returns it (fields null once deleted). */
 type StreamEntry = [string, string[] | null];
 
-type Entry = { op: 'reserve'; row: ReservationRow } | { op: 'settle'; id: string; outcome: SpendOutcome };
+/**
+ * A settlement carries its reservation's row when this process wrote it: consumers drain the
+ * stream in parallel, so a settlement may reach Postgres before its reservation does.
+ */
+type Entry = { op: 'reserve'; row: ReservationRow; instance?: string } | { op: 'settle'; id: string; outcome: SpendOutcome; row?: ReservationRow; instance?: string };
 
 /** Spend entries as JSON (femto-dollars as a decimal string). */
 function encode(e: Entry): string {
@@ -196,6 +203,8 @@ export class PostgresLedger implements Ledger {
   private readonly cacheMs: number;
   private readonly log: (line: string) => void;
   private readonly cache = new Map<string, { at: number; value: unknown }>();
+  /** Reservations recorded here and not settled yet, by id. */
+  private readonly unsettled = new Map<string, ReservationRow>();
   /** Entries neither Redis nor Postgres took yet, oldest first. */
   private held: Entry[] = [];
   private direct: { entry: Entry; resolve: () => void }[] = [];
@@ -311,6 +320,9 @@ export class PostgresLedger implements Ledger {
 
   private async transaction<T>(fn: (db: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // A server that goes away mid-transaction errors the query; the client's own event must not crash the process.
+    const ignore = (): void => {};
+    client.on('error', ignore);
     try {
       await client.query('BEGIN');
       const out = await fn(client);
@@ -320,6 +332,7 @@ export class PostgresLedger implements Ledger {
       await client.query('ROLLBACK').catch(() => {});
       throw err;
     } finally {
+      client.off('error', ignore);
       client.release();
     }
   }
@@ -423,11 +436,14 @@ export class PostgresLedger implements Ledger {
   // --- Spend ----------------------------------------------------------------------------
 
   recordReservation(row: ReservationRow): Promise<void> {
-    return this.write({ op: 'reserve', row });
+    this.unsettled.set(row.id, row);
+    return this.write({ op: 'reserve', row, instance: this.instance });
   }
 
   settle(id: string, outcome: SpendOutcome): Promise<void> {
-    return this.write({ op: 'settle', id, outcome });
+    const row = this.unsettled.get(id);
+    this.unsettled.delete(id);
+    return this.write({ op: 'settle', id, outcome, ...(row ? { row, instance: this.instance } : {}) });
   }
 
   /** Queue one spend entry: on the Redis stream when there is one, else straight to Postgres. */
@@ -492,15 +508,16 @@ export class PostgresLedger implements Ledger {
 
   /** Write entries to Postgres in one transaction; every statement is idempotent. */
   private async apply(entries: Entry[]): Promise<void> {
-    const reserves = entries.filter((e): e is Extract<Entry, { op: 'reserve' }> => e.op === 'reserve').map((e) => e.row);
+    const reserving = entries.filter((e) => e.row !== undefined) as { row: ReservationRow; instance?: string }[];
+    const reserves = reserving.map((e) => e.row);
     const settles = entries.filter((e): e is Extract<Entry, { op: 'settle' }> => e.op === 'settle');
     await this.transaction(async (db) => {
       if (reserves.length > 0) {
         await db.query(
           `INSERT INTO spend (id, at, key_id, team_id, model, protocol, status, scopes, reserved_micros, expires_at, instance)
-           SELECT id, at, key_id, team_id, model, protocol, 'reserved', scopes, reserved_micros, expires_at, $10
-           FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[])
-             AS t(id, at, key_id, team_id, model, protocol, scopes, reserved_micros, expires_at)
+           SELECT id, at, key_id, team_id, model, protocol, 'reserved', scopes, reserved_micros, expires_at, instance
+           FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::text[])
+             AS t(id, at, key_id, team_id, model, protocol, scopes, reserved_micros, expires_at, instance)
            ON CONFLICT (id) DO NOTHING`,
           [
             reserves.map((r) => r.id),
@@ -512,7 +529,7 @@ export class PostgresLedger implements Ledger {
             reserves.map((r) => JSON.stringify(r.scopes)),
             reserves.map((r) => r.reservedMicros),
             reserves.map((r) => r.expiresAt),
-            this.instance,
+            reserving.map((e) => e.instance ?? null),
           ],
         );
       }
@@ -592,7 +609,10 @@ export class PostgresLedger implements Ledger {
     for (;;) {
       const waiting = this.held.length + this.direct.length + (this.queue ? Number(await this.queue.sendCommand(['XLEN', this.stream])) : 0);
       if (waiting === 0) return;
-      if (Date.now() > end) throw new LedgerError(`${waiting} spend entries are still waiting for Postgres.`, 'conflict');
+      if (Date.now() > end) {
+        const first = this.queue ? JSON.stringify(await this.queue.sendCommand(['XRANGE', this.stream, '-', '+', 'COUNT', '1'])) : '';
+        throw new LedgerError(`${waiting} spend entries are still waiting for Postgres (${this.lastDrainError ?? 'no error'}; first: ${first}).`, 'conflict');
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -603,13 +623,7 @@ export class PostgresLedger implements Ledger {
     return streamed + this.held.length + this.direct.length;
   }
 
-  /** Reads of spend see this instance's entries written before them (as SQLiteLedger's do), when Redis answers. */
-  private async settleReads(): Promise<void> {
-    await this.drain(2000).catch(() => {});
-  }
-
   async pendingReservations(at: number): Promise<ReservationRow[]> {
-    await this.settleReads();
     const rows = (
       await this.pool.query<{ id: string; at: number; key_id: string | null; team_id: string | null; model: string; protocol: string | null; scopes: string; reserved_micros: number; expires_at: number }>(
         "SELECT * FROM spend WHERE status = 'reserved' AND expires_at > $1 ORDER BY expires_at",
@@ -626,26 +640,22 @@ export class PostgresLedger implements Ledger {
   }
 
   async expireReservations(at: number): Promise<number> {
-    await this.settleReads();
     return (await this.pool.query("UPDATE spend SET status = 'expired', settled_at = $1 WHERE status = 'reserved' AND expires_at <= $1", [at])).rowCount ?? 0;
   }
 
   async spentMicros(scope: Scope, sinceMs: number): Promise<number> {
-    await this.settleReads();
     const f = scopeFilter(scope, 2);
     const row = await this.one<{ micros: string }>(`SELECT COALESCE(SUM(cost_micro + (cost_femto > 0)::int), 0)::text AS micros FROM spend WHERE ${f.where} AND at >= $1 AND ${SETTLED}`, [sinceMs, ...f.params]);
     return Number(row?.micros ?? 0);
   }
 
   async spentFemto(scope: Scope, sinceMs: number): Promise<bigint> {
-    await this.settleReads();
     const f = scopeFilter(scope, 2);
     const row = await this.one<{ micro: string; femto: string }>(`SELECT COALESCE(SUM(cost_micro), 0)::text AS micro, COALESCE(SUM(cost_femto), 0)::text AS femto FROM spend WHERE ${f.where} AND at >= $1 AND ${SETTLED}`, [sinceMs, ...f.params]);
     return BigInt(row?.micro ?? 0) * FEMTO_PER_MICRO + BigInt(row?.femto ?? 0);
   }
 
   async usage(query: UsageQuery): Promise<LedgerUsageRow[]> {
-    await this.settleReads();
     const group = query.by === 'day' ? 'at / 900000' : GROUP_COLUMN[query.by];
     const rows = (
       await this.pool.query<{ grp: string | number; requests: string; prompt: string; completion: string; micro: string; femto: string; unpriced: string }>(

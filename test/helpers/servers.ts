@@ -68,6 +68,7 @@ export async function startRedis(): Promise<RedisServer> {
     }
   };
   const start = async (): Promise<void> => {
+    if (child) return;
     child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no', '--protected-mode', 'no'], { stdio: 'ignore' });
     await waitFor(ping, 'redis-server');
   };
@@ -127,6 +128,7 @@ export async function startPostgres(): Promise<PostgresServer> {
     }
   };
   const start = async (): Promise<void> => {
+    if (child) return;
     const [cmd, args] = asPostgres(join(PG_BIN, 'postgres'), ['-D', data, '-p', String(port), '-h', '127.0.0.1', '-k', dir, '-c', 'fsync=off', '-c', 'max_connections=200']);
     child = spawn(cmd, args, { stdio: 'ignore' });
     await waitFor(ready, 'postgres');
