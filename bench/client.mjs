@@ -392,6 +392,41 @@ async function main() {
         });
       }
     }
+    // The simulator's own work alone, without HTTP: every frame of a planned 2,000-token turn.
+    if (oldDir) {
+      const { pathToFileURL } = await import('node:url');
+      const oldURL = (file) => pathToFileURL(`${oldDir.replace(/\/+$/, '')}/sim/${file}`).href;
+      const { planTurn, turnEvents } = await import('../dist/sim/turn.js');
+      const { getProtocolServer } = await import('../dist/protocols/index.js');
+      const { SIM_MODELS, SIM_PROVIDERS } = await import('../dist/sim/profiles.js');
+      const oldWires = { openai: 'openai-wire.js', anthropic: 'anthropic-wire.js', gemini: 'gemini-wire.js' };
+      const simRequest = { model: 'llama', system: '', messages: [{ role: 'user', text: prompt, attachments: [] }], stream: true, includeUsage: true };
+      const turn = planTurn(simRequest, 'sim-fast', SIM_PROVIDERS['sim-fast'], SIM_MODELS.llama, 0);
+      const framesContenders = [];
+      for (const protocol of Object.keys(oldWires)) {
+        const wire = Object.values(await import(oldURL(oldWires[protocol]))).find((v) => typeof v === 'object' && v?.streamEncoder);
+        framesContenders.push({
+          name: `frames ${protocol} (before)`,
+          run: async () => {
+            const e = wire.streamEncoder(turn, simRequest);
+            let out = e.head();
+            for (let i = 0; i < turn.pieces.length; i++) out += e.piece(turn.pieces[i], i);
+            return out + e.tail();
+          },
+        });
+        framesContenders.push({
+          name: `frames ${protocol} (server halves)`,
+          run: async () => {
+            const writer = getProtocolServer(protocol).createStreamWriter({ id: turn.id, model: turn.model, created: turn.created, provider: 'sim-fast', promptTokens: turn.promptTokens, includeUsage: true });
+            const events = turnEvents(turn);
+            let out = writer.start() + writer.write(events.before);
+            for (let i = 0; i < turn.pieces.length; i++) out += writer.write([{ type: 'text-delta', text: turn.pieces[i] }]);
+            return out + writer.write(events.after) + writer.end(events.end);
+          },
+        });
+      }
+      results.frames = await measure(framesContenders, quick ? { warmup: 20, iterations: 100 } : { warmup: 50, iterations: 300 });
+    }
     // Each simulator must send a full stream (frames differ in shape, so compare sizes loosely).
     for (const c of simContenders) if ((await c.run()).length < STREAM_CHUNKS * 10) throw new Error(`${c.name}: stream too short`);
     results.sim = await measure(simContenders, quick ? { warmup: 10, iterations: 20 } : { warmup: 20, iterations: 60 });
@@ -461,7 +496,14 @@ async function main() {
       }
     }
   }
-  const targets = { simOpenaiVsBefore: 1.2, simAnthropicVsBefore: 1.2, simGeminiVsBefore: 1.2, nonStreamVsFetch: 1.15, streamChunkVsRaw: 1.3, streamChunkVsOpenAI: 0.6, anthropicVsOpenAIPath: 1.3, geminiVsOpenAIPath: 1.3, fanout5VsOne: 1.15 };
+  const fr = results.frames;
+  if (fr) {
+    table(`The simulator's own work: every frame of a ${STREAM_CHUNKS}-token turn, no HTTP (${fr['frames openai (before)'].n} turns each; ratio vs OpenAI before)`, fr, 'frames openai (before)');
+    for (const protocol of ['openai', 'anthropic', 'gemini']) {
+      summary[`frames${protocol[0].toUpperCase()}${protocol.slice(1)}VsBefore`] = r(median(`frames ${protocol} (server halves)`, fr) / median(`frames ${protocol} (before)`, fr));
+    }
+  }
+  const targets = { simOpenaiVsBefore: 1.2, simAnthropicVsBefore: 1.2, simGeminiVsBefore: 1.2, framesOpenaiVsBefore: 1.2, framesAnthropicVsBefore: 1.2, framesGeminiVsBefore: 1.2, nonStreamVsFetch: 1.15, streamChunkVsRaw: 1.3, streamChunkVsOpenAI: 0.6, anthropicVsOpenAIPath: 1.3, geminiVsOpenAIPath: 1.3, fanout5VsOne: 1.15 };
   lines.push('Ratios (switchboard stream time = the slower of Call.stream and Chat.stream)');
   for (const [key, value] of Object.entries(summary)) {
     const target = targets[key];
@@ -480,6 +522,7 @@ async function main() {
     protocolMedianMs: medians(pr),
     fanoutMedianMs: medians(fo),
     simMedianMs: medians(results.sim),
+    framesMedianMs: medians(results.frames),
     node: process.version,
     exposeGC: gc !== null,
   };

@@ -224,14 +224,20 @@ async function main() {
     // RSS over a long run: the requests so far plus a soak up to BENCH_SOAK, half streamed.
     const soFar = Object.entries(results).filter(([k]) => k.startsWith('switchboard/')).reduce((n, [, r]) => n + r.total, 0);
     const rest = Math.max(0, SOAK - soFar);
+    const half = Math.ceil(rest / 4);
+    let rssMid = rssMb(switchboard.pid);
     if (rest > 0) {
-      await load(peers[3], upstream.url, false, 64, { amount: Math.ceil(rest / 2) });
-      await load(peers[3], upstream.url, true, 64, { amount: Math.ceil(rest / 2) });
+      await load(peers[3], upstream.url, false, 64, { amount: half });
+      await load(peers[3], upstream.url, true, 64, { amount: half });
+      await new Promise((r) => setTimeout(r, 1000));
+      rssMid = rssMb(switchboard.pid);
+      await load(peers[3], upstream.url, false, 64, { amount: half });
+      await load(peers[3], upstream.url, true, 64, { amount: half });
     }
     await new Promise((r) => setTimeout(r, 1000));
     const rssEnd = rssMb(switchboard.pid);
-    const soaked = soFar + rest;
-    process.stdout.write(`switchboard RSS: ${fmt(rssStart, 1)} MB after warm-up, ${fmt(rssEnd, 1)} MB after ${soaked} more requests\n`);
+    const soaked = soFar + 4 * half;
+    process.stdout.write(`switchboard RSS: ${fmt(rssStart, 1)} MB after warm-up, ${fmt(rssMid, 1)} MB ${soFar + 2 * half} requests later, ${fmt(rssEnd, 1)} MB after ${soaked}\n`);
 
     const at = (name, mode) => results[`${name}/${mode}/64`];
     const ratio = (a, b) => Number((a / b).toFixed(3));
@@ -243,7 +249,10 @@ async function main() {
       vsPortkey: ratio(Math.min(at('switchboard', 'json').rps / at('portkey', 'json').rps, at('switchboard', 'stream').rps / at('portkey', 'stream').rps), 1),
       addedTtfbMs: Number((sbTtfb - upTtfb).toFixed(3)),
       cpuUsPerRequest: Math.round(Math.max(at('switchboard', 'json').cpuUs, at('switchboard', 'stream').cpuUs)),
+      cpuUsAboveRawProxy: Math.round(Math.max(at('switchboard', 'json').cpuUs - at('raw-proxy', 'json').cpuUs, at('switchboard', 'stream').cpuUs - at('raw-proxy', 'stream').cpuUs)),
       rssGrowthMbPer100k: Number((((rssEnd - rssStart) / soaked) * 100_000).toFixed(2)),
+      // The second half alone: growth that goes on once the heap and SQLite's caches have filled.
+      rssGrowthSecondHalfMbPer100k: rest > 0 ? Number((((rssEnd - rssMid) / (2 * half)) * 100_000).toFixed(2)) : null,
       rawProxyCpuUsPerRequest: Math.round(Math.max(at('raw-proxy', 'json').cpuUs, at('raw-proxy', 'stream').cpuUs)),
       portkeyCpuUsPerRequest: Math.round(Math.max(at('portkey', 'json').cpuUs, at('portkey', 'stream').cpuUs)),
       failedRequests: Object.values(results).reduce((n, r) => n + r.failed, 0),

@@ -13,6 +13,8 @@ import type { Message, StreamEvent, TurnResult } from './types.js';
 export interface FanOutHooks {
   /** Called when a model's turn has finished, before its finish event is handed out. */
   onFinish?: (result: TurnResult) => void;
+  /** The caller's signal: once it aborts, no further event is handed out (not even buffered ones). */
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -37,8 +39,12 @@ async function* mergedTurns(
   messagesFor: (model: string) => Message[],
   options: TurnOptions,
 ): AsyncGenerator<StreamEvent[], void, undefined> {
-  const sources = models.map((model) => runModelTurn(model, messagesFor(model), options));
-  for await (const item of mergeSources(sources)) {
+  // One signal for the models' requests, so that leaving the stream early ends the ones still
+  // waiting on their servers at once, stalled or slow (see mergeSources).
+  const leave = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, leave.signal]) : leave.signal;
+  const sources = models.map((model) => runModelTurn(model, messagesFor(model), { ...options, signal }));
+  for await (const item of mergeSources(sources, () => leave.abort())) {
     const model = models[item.index] as string;
     if (item.error !== undefined) yield [{ type: 'error', model, error: asError(item.error) }];
     else if (item.value) yield item.value;
@@ -60,6 +66,7 @@ export function fanOutStream(
       ((event: StreamEvent) => {
         if (event.type === 'finish') onFinish(event.result);
       }),
+    hooks.signal,
   );
 }
 
@@ -81,10 +88,11 @@ function asError(err: unknown): Error {
 /** What `send` and `run` return: one reply, or replies keyed by model (an Error where a model failed). */
 export type Replies = Record<string, string | Error>;
 
-/** Drain a fan-out stream into replies. With one model a failure is thrown. */
+/** Drain a fan-out stream into replies, keyed in the order of `models` (not of completion). With one model a failure is thrown. */
 export async function collectReplies(
   events: AsyncIterable<StreamEvent>,
   keyed: boolean,
+  models: readonly string[] = [],
 ): Promise<{ replies: Replies; objects: Record<string, unknown>; results: Record<string, TurnResult> }> {
   const replies: Replies = {};
   const objects: Record<string, unknown> = {};
@@ -103,5 +111,13 @@ export async function collectReplies(
   // Our own streams are drained a batch at a time, without a promise per event.
   if (events instanceof EventStream) await events.forEach(visit);
   else for await (const event of events) visit(event);
-  return { replies, objects, results };
+  return { replies: inOrder(replies, models), objects: inOrder(objects, models), results: inOrder(results, models) };
+}
+
+function inOrder<T>(keyed: Record<string, T>, models: readonly string[]): Record<string, T> {
+  if (models.length < 2) return keyed;
+  const out: Record<string, T> = {};
+  for (const m of models) if (Object.hasOwn(keyed, m)) out[m] = keyed[m] as T;
+  for (const [m, v] of Object.entries(keyed)) if (!Object.hasOwn(out, m)) out[m] = v;
+  return out;
 }

@@ -275,13 +275,15 @@ describe('keys take effect at once', () => {
 });
 
 /** A real ledger that stops answering while `down` is set (the store outage of a deployment). */
-function flakyLedger(inner: SQLiteLedger): { ledger: Ledger; setDown(down: boolean): void } {
-  let down = false;
+function flakyLedger(inner: SQLiteLedger): { ledger: Ledger; setDown(down: boolean | string[]): void } {
+  /** true: every call fails; a list: only those methods fail. */
+  let down: boolean | string[] = false;
   const ledger = new Proxy(inner, {
     get(target, prop) {
       const value = Reflect.get(target, prop) as unknown;
       if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => (down ? Promise.reject(new Error('database is unreachable')) : (value as (...a: unknown[]) => unknown).apply(target, args));
+      const fails = (): boolean => down === true || (Array.isArray(down) && down.includes(String(prop)));
+      return (...args: unknown[]) => (fails() ? Promise.reject(new Error('database is unreachable')) : (value as (...a: unknown[]) => unknown).apply(target, args));
     },
   });
   return { ledger, setDown: (d) => (down = d) };
@@ -321,6 +323,18 @@ describe('when the store fails', () => {
     s.setDown(false);
     await s.admission.admit({ principal: s.principal, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' });
     expect(s.admission.health().store).toBe('ok');
+  });
+
+  it('closed: a ledger write that fails after the request was served is kept, and nothing more is admitted until it is written', async () => {
+    const s = await flaky('closed');
+    s.setDown(['recordReservation', 'settle']);
+    const t = await s.admission.admit({ principal: s.principal, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' });
+    await t.settle({ status: 'ok', costFemto: 7n * FEMTO_PER_MICRO });
+    expect(s.admission.health()).toMatchObject({ store: 'error', queued: 1 });
+    expect(await refusal(s.admission.admit({ principal: s.principal, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' }))).toMatchObject({ status: 503 });
+    s.setDown(false);
+    await s.admission.admit({ principal: s.principal, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' });
+    expect(await s.ledger.spentFemto(`key:${s.key.id}`, 0)).toBe(7n * FEMTO_PER_MICRO);
   });
 
   it('open: serves while it is down and writes the spend once it is back', async () => {

@@ -30,7 +30,7 @@ beforeAll(async () => {
       '  max_body_bytes: 4096',
       '  max_in_flight: 3',
     ].join('\n'),
-    { env: { UPSTREAM_URL: upstream.url, UPSTREAM_KEY: 'sk-upstream-secret-777777' } },
+    { env: { UPSTREAM_URL: upstream.url, UPSTREAM_KEY: 'sk-upstream-secret-777777', OPENROUTER_API_KEY: '', OPENAI_API_KEY: '' } },
   );
 });
 afterAll(async () => {
@@ -109,6 +109,12 @@ describe('bad input', () => {
       expect(typeof body.error.type).toBe('string');
     }
     expect(upstream.requests.length).toBe(before);
+  });
+
+  it('answers 503 naming the variable when the gateway has no key for a model\'s provider', async () => {
+    const res = await post('/v1/chat/completions', chat('openai/gpt-4o-mini'));
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/OPENROUTER_API_KEY/);
   });
 
   it('answers the Anthropic and Gemini endpoints in their own shapes', async () => {
@@ -200,6 +206,11 @@ describe('the request log', () => {
     const logs = await runCLI(['logs', '--json', '-n', '200'], { env: { SWITCHBOARD_HOME: gw.home } });
     const listed = logs.stdout.trim().split('\n').map((l) => JSON.parse(l) as { models: string[]; firstMessage: string });
     expect(listed.some((c) => c.models.includes('house'))).toBe(true);
+    // Refused requests are there too, with their status and reason.
+    const db = new SQLiteConversationLog({ env: { SWITCHBOARD_HOME: gw.home } });
+    const refused = db.usage({ by: 'model' }).find((r) => r.key === 'sim/nope');
+    db.close();
+    expect(refused?.turns).toBe(1);
     // Content stays out unless logging.content is on; keys never go in.
     expect(logs.stdout).not.toContain('counted request');
     expect(logs.stdout).not.toContain(MASTER_KEY);

@@ -28,11 +28,11 @@ afterAll(() => gw.close());
 const UPSTREAMS = ['sim/llama@sim-fast', 'sim/llama@sim-anthropic', 'sim/llama@sim-gemini'] as const;
 const PROVIDER = { 'sim/llama@sim-fast': 'sim-fast', 'sim/llama@sim-anthropic': 'sim-anthropic', 'sim/llama@sim-gemini': 'sim-gemini' };
 
-const weatherParams = {
+const weatherParams: { type: 'object'; properties: Record<string, { type: 'string' }>; required: string[] } = {
   type: 'object',
   properties: { city: { type: 'string' } },
   required: ['city'],
-} as const;
+};
 
 describe('the OpenAI client', () => {
   it.each(UPSTREAMS)('chats with %s, with usage, and says who answered', async (model) => {
@@ -108,6 +108,17 @@ describe('the OpenAI client', () => {
     expect(res.status).toBe('completed');
     expect(res.output_text).toMatch(/Ada/);
     expect(res.usage?.output_tokens).toBeGreaterThan(0);
+  });
+
+  it('counts Responses API input tokens', async () => {
+    const res = await fetch(`${gw.url}/v1/responses/input_tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${MASTER_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'fast', input: 'Hello there, how are you today?' }),
+    });
+    const body = (await res.json()) as { object: string; input_tokens: number };
+    expect(body.object).toBe('response.input_tokens');
+    expect(body.input_tokens).toBeGreaterThan(3);
   });
 
   it('streams the Responses API', async () => {

@@ -53,6 +53,19 @@ describe('switchboard serve', () => {
     expect(await s.exited).toBe(0);
   });
 
+  it('runs several worker processes on one port with --workers', async () => {
+    const s = await serve(['--workers', '2']);
+    const openai = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'anything', maxRetries: 0 });
+    const replies = await Promise.all([1, 2, 3, 4].map(() => openai.chat.completions.create({ model: 'sim/mini', messages: [{ role: 'user', content: 'Hi' }] })));
+    expect(replies.every((r) => (r.choices[0]?.message.content ?? '').length > 0)).toBe(true);
+    // An open gateway (no master key) needs no credential at all.
+    const bare = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'sim/mini', messages: [{ role: 'user', content: 'Hi' }] }) });
+    expect(bare.status).toBe(200);
+    expect(s.stderr()).not.toMatch(/cannot use the conversation log/);
+    s.child.kill('SIGTERM');
+    expect(await s.exited).toBe(0);
+  });
+
   it('reloads on change and on SIGHUP under load, refuses a bad config, and drops no request', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sb-serve-cfg-'));
     const file = join(dir, 'gateway.yaml');

@@ -35,7 +35,8 @@ describe('switchboard keys', () => {
     expect(list.stdout).not.toContain(key.slice(15));
 
     const shown = JSON.parse((await runCLI(['keys', 'show', 'ci-bot', '--json'], { env })).stdout) as Record<string, unknown>;
-    expect(shown).toMatchObject({ name: 'ci-bot', team: 'eng', budget: { amount: '25.000000', period: 'month' }, rpm: 60, models: ['sim/*'], metadata: { owner: 'ana' }, spend: { total_spend: '0.000000', period_spend: '0.000000', budget_remaining: '25.000000' } });
+    expect(shown).toMatchObject({ name: 'ci-bot', team: 'eng', budget: { amount: '25.000000', period: 'month' }, rpm: 60, models: ['sim/*'], metadata: { owner: 'ana' }, spend: { total_spend: '0.000000', period_spend: '0.000000', budget_remaining: '25.000000' }, team_spend: { budget_remaining: '100.000000' } });
+    expect((await runCLI(['keys', 'show', 'ci-bot'], { env })).stdout).toMatch(/\nbudget_remaining: 25\.000000\n.*team_budget_remaining: 100\.000000\n/s);
 
     const updated = JSON.parse((await runCLI(['keys', 'update', 'ci-bot', '--rpm', 'none', '--models', 'all', '--json'], { env })).stdout) as Record<string, unknown>;
     expect(updated).toMatchObject({ rpm: null, models: null, team: 'eng', admin: false });

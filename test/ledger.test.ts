@@ -32,13 +32,18 @@ describe('SQLiteLedger', () => {
     expect(formatFemto(100_000_000_000_000n + 200_000_000_000_000n, 2)).toBe('0.30');
   });
 
-  it('a bad write in a batch fails alone; the others of the same turn are committed', async () => {
+  it('a bad write in a batch fails alone; the others of the same turn are committed; a repeated reservation is a no-op', async () => {
     const ledger = new SQLiteLedger(file());
     await ledger.recordReservation(row('a', 1));
-    const [dup, fresh] = await Promise.allSettled([ledger.recordReservation(row('a', 2)), ledger.recordReservation(row('b', 3))]);
-    expect(dup.status).toBe('rejected');
+    const [bad, again, fresh] = await Promise.allSettled([
+      ledger.recordReservation({ ...row('x', 2), model: null as unknown as string }),
+      ledger.recordReservation(row('a', 2)),
+      ledger.recordReservation(row('b', 3)),
+    ]);
+    expect(bad.status).toBe('rejected');
+    expect(again.status).toBe('fulfilled');
     expect(fresh.status).toBe('fulfilled');
-    expect((await ledger.pendingReservations(0)).map((r) => r.id)).toEqual(['a', 'b']);
+    expect((await ledger.pendingReservations(0)).map((r) => [r.id, r.at])).toEqual([['a', 1], ['b', 3]]);
   });
 
   it('groups days in the configured time zone and skips rows still reserved', async () => {

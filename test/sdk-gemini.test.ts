@@ -3,7 +3,7 @@
  * written the SDK's way (`Type.OBJECT`, `parametersJsonSchema`, `responseSchema`), chats,
  * token counting and the error paths.
  */
-import { ApiError, GoogleGenAI, Type, type Content } from '@google/genai';
+import { ApiError, GoogleGenAI, Type, type Content, type HttpOptions } from '@google/genai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { startSimulator, type RunningSimulator } from '../src/sim/server.js';
@@ -11,7 +11,7 @@ import { countingFetch, failingSimulator, failOnceSimulator } from './helpers/sd
 
 let sim: RunningSimulator;
 let ai: GoogleGenAI;
-const genai = (s: RunningSimulator, extra: Partial<NonNullable<ConstructorParameters<typeof GoogleGenAI>[0]['httpOptions']>> = {}, apiKey = 'AIza-test-local') =>
+const genai = (s: RunningSimulator, extra: Partial<HttpOptions> = {}, apiKey = 'AIza-test-local') =>
   new GoogleGenAI({ apiKey, httpOptions: { baseUrl: `${s.url}/sim-gemini`, retryOptions: { attempts: 1 }, ...extra } });
 
 beforeAll(async () => {

@@ -211,6 +211,13 @@ describe('openai SDK: responses against the simulator', () => {
     expect(text.length).toBeGreaterThan(0);
   });
 
+  it('counts input tokens as usage reports them', async () => {
+    const input = 'Write 20 tokens about clouds.';
+    const response = await client.responses.create({ model: 'llama', input });
+    const counted = await client.responses.inputTokens.count({ model: 'llama', input });
+    expect(counted).toEqual({ object: 'response.input_tokens', input_tokens: response.usage?.input_tokens });
+  });
+
   it('continues a conversation with previous_response_id, and refuses an unknown one', async () => {
     const first = await client.responses.create({ model: 'llama', input: 'My name is José Mourinho.' });
     const second = await client.responses.create({ model: 'mini', input: 'What is my name?', previous_response_id: first.id });

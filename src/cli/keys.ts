@@ -4,7 +4,7 @@
  * request). A new or rotated key is printed once, alone on stdout; only its hash is kept.
  */
 import type { Command } from 'commander';
-import { CLIError, type CliIO } from './io.js';
+import { CLIError, gatewayConfigFor, type CliIO } from './io.js';
 import type { KeySpec } from '../gateway/key-input.js';
 
 interface CommonFlags {
@@ -31,12 +31,7 @@ interface KeyFlags extends LimitFlags {
 
 /** The ledger and keys of the gateway config (`-c`, else $SWITCHBOARD_GATEWAY_CONFIG, else the defaults). */
 async function open(flags: CommonFlags, io: CliIO) {
-  const { loadEnv } = await import('../providers/env.js');
-  loadEnv(io.cwd, io.env);
-  const { defaultGatewayConfig, loadGatewayConfig } = await import('../gateway/config.js');
-  const { resolve } = await import('node:path');
-  const path = flags.config ?? (io.env.SWITCHBOARD_GATEWAY_CONFIG || undefined);
-  const config = path === undefined ? defaultGatewayConfig(io.env) : await loadGatewayConfig(resolve(io.cwd, path), io.env);
+  const { config } = await gatewayConfigFor(flags.config, io);
   const { ledgerPath, SQLiteLedger } = await import('../store/ledger.js');
   const { loadPepper, VirtualKeys } = await import('../gateway/virtual-keys.js');
   const input = await import('../gateway/key-input.js');
@@ -124,8 +119,8 @@ function budgetText(view: Record<string, unknown>): string {
 function describe(view: Record<string, unknown>): string {
   const lines: string[] = [];
   for (const [k, v] of Object.entries(view)) {
-    if (k === 'spend' && v && typeof v === 'object') {
-      for (const [sk, sv] of Object.entries(v)) lines.push(`${sk}: ${String(sv)}`);
+    if ((k === 'spend' || k === 'team_spend') && v && typeof v === 'object') {
+      for (const [sk, sv] of Object.entries(v)) lines.push(`${k === 'spend' ? '' : 'team_'}${sk}: ${String(sv)}`);
     } else if (k === 'budget') lines.push(`budget: ${budgetText(view)}`);
     else lines.push(`${k}: ${v === null ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
   }
@@ -178,11 +173,11 @@ export function registerKeys(program: Command, io: CliIO): void {
     }),
   );
 
-  config(keys.command('show').description("A key's settings and spend (this period and all time).").argument('<key>', 'id or name').option('--json', 'JSON output')).action((id: string, flags: CommonFlags) =>
+  config(keys.command('show').description("A key's settings and spend, and its team's (this period and all time).").argument('<key>', 'id or name').option('--json', 'JSON output')).action((id: string, flags: CommonFlags) =>
     withLedger(flags, io, async ({ ledger, input, timeZone }) => {
       const key = await ledger.getKey(id);
       if (!key) throw new CLIError(`No key with id or name "${id}" (see: switchboard keys list).`);
-      const view = input.keyView(key, await input.spendView(ledger, `key:${key.id}`, key, Date.now(), timeZone));
+      const view = await input.keyShow(ledger, key, Date.now(), timeZone);
       io.stdout.write(flags.json ? `${JSON.stringify(view)}\n` : describe(view));
     }),
   );

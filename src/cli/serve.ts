@@ -5,8 +5,7 @@
  * runs N processes sharing the port (node:cluster); each reloads and drains on its own.
  */
 import type { Command } from 'commander';
-import { parseNumber } from './ask.js';
-import { CLIError, type CliIO } from './io.js';
+import { CLIError, gatewayConfigFor, parseNumber, type CliIO } from './io.js';
 
 interface ServeFlags {
   config?: string;
@@ -29,7 +28,7 @@ export function registerServe(program: Command, io: CliIO): void {
       const port = parseNumber(flags.port, '--port');
       if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new CLIError(`--port takes 0 to 65535; got "${flags.port}".`);
       const cluster = (await import('node:cluster')).default;
-      if (workers > 1 && cluster.isPrimary && (await configFor(flags, io)).config.virtualKeys.enabled) {
+      if (workers > 1 && cluster.isPrimary && (await gatewayConfigFor(flags.config, io)).config.virtualKeys.enabled) {
         // Each worker would keep its own counters, so N workers could spend N budgets.
         throw new CLIError('Virtual keys keep budgets and rate limits in one process: run them with --workers 1, or set virtual_keys.enabled: false to share the port without them.');
       }
@@ -45,6 +44,9 @@ export function registerServe(program: Command, io: CliIO): void {
 async function runPrimary(workers: number, io: CliIO): Promise<void> {
   const cluster = (await import('node:cluster')).default;
   let stopping = false;
+  // Create the request log's schema once, before the workers open it side by side.
+  const { openConversationLog } = await import('../store/conversation-log.js');
+  openConversationLog({ env: io.env, warn: (m) => void io.stderr.write(`switchboard serve: ${m}\n`) })?.close();
   for (let i = 0; i < workers; i++) cluster.fork();
   cluster.on('exit', (worker, code) => {
     if (stopping) return;
@@ -72,24 +74,14 @@ async function runPrimary(workers: number, io: CliIO): Promise<void> {
   });
 }
 
-/** The config file's path (if any), the configuration, and how to read it again. */
-async function configFor(flags: ServeFlags, io: CliIO) {
-  const { loadEnv } = await import('../providers/env.js');
-  loadEnv(io.cwd, io.env);
-  const { defaultGatewayConfig, loadGatewayConfig } = await import('../gateway/config.js');
-  const { resolve } = await import('node:path');
-  const configPath = flags.config ?? (io.env.SWITCHBOARD_GATEWAY_CONFIG || undefined);
-  const path = configPath === undefined ? undefined : resolve(io.cwd, configPath);
-  const load = () => (path === undefined ? Promise.resolve(defaultGatewayConfig(io.env)) : loadGatewayConfig(path, io.env));
-  return { path, load, config: await load() };
-}
-
 async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO, isWorker: boolean): Promise<void> {
   const { Gateway } = await import('../gateway/gateway.js');
   const { openConversationLog } = await import('../store/conversation-log.js');
-  const { path, load, config } = await configFor(flags, io);
+  const { path, load, config } = await gatewayConfigFor(flags.config, io);
+  // With several workers the first one speaks for all (they share the port and the config).
+  const cluster = (await import('node:cluster')).default;
   const say = (m: string): void => {
-    if (!isWorker || process.env.SWITCHBOARD_SERVE_VERBOSE_WORKERS) io.stderr.write(`switchboard serve: ${m}\n`);
+    if (!isWorker || cluster.worker?.id === 1) io.stderr.write(`switchboard serve: ${m}\n`);
   };
   const warn = (m: string): void => void io.stderr.write(`switchboard serve: ${m}\n`);
   const requestLog = config.logging.requests ? openConversationLog({ env: io.env, warn }) : undefined;
@@ -148,6 +140,8 @@ async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO,
       void gateway.shutdown().then(async ({ drained, aborted }) => {
         await keys?.close();
         say(drained ? 'drained; stopped' : `stopped; ${aborted} request(s) cut at the deadline`);
+        // A worker's channel to the primary would keep it alive.
+        cluster.worker?.disconnect();
         done();
       });
     };

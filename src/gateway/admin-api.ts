@@ -13,7 +13,7 @@
 import { LedgerError, USAGE_GROUPS, type Ledger, type UsageGroup } from '../store/ledger.js';
 import { systemClock, type Clock } from '../store/shared-state.js';
 import type { Principal } from './admission.js';
-import { KeyInputError, keyView, newKeyFrom, patchFrom, spendView, teamLimitsFrom, teamPatchFrom, teamView, usageView, type KeySpec } from './key-input.js';
+import { KeyInputError, keyShow, keyView, newKeyFrom, patchFrom, spendView, teamLimitsFrom, teamPatchFrom, teamView, usageView, type KeySpec } from './key-input.js';
 import type { VirtualKeys } from './virtual-keys.js';
 
 export interface AdminRequest {
@@ -62,7 +62,7 @@ export function createAdminApi(options: AdminApiOptions): AdminHandler {
   const showKey = async (idOrName: string): Promise<AdminResponse> => {
     const key = await ledger.getKey(idOrName);
     if (!key) return fail(404, 'not_found', `No key with id or name "${idOrName}".`);
-    return { status: 200, body: keyView(key, await spendView(ledger, `key:${key.id}`, key, clock.now(), timeZone)) };
+    return { status: 200, body: await keyShow(ledger, key, clock.now(), timeZone) };
   };
   const showTeam = async (id: string): Promise<AdminResponse> => {
     const team = await ledger.getTeam(id);

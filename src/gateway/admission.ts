@@ -20,7 +20,7 @@ export interface Principal {
 }
 
 export interface Authenticator {
-  /** The credential as sent (Bearer, x-api-key, x-goog-api-key or ?key=); null when not accepted. */
+  /** The credential as sent (Bearer, x-api-key, x-goog-api-key or ?key=; '' when none was sent); null when not accepted. */
   authenticate(credential: string): Promise<Principal | null>;
 }
 
@@ -94,7 +94,7 @@ export function masterKeyAuthenticator(masterKey: string): Authenticator {
   const principal: Principal = { kind: 'master', keyId: 'master', admin: true };
   return {
     authenticate(credential: string): Promise<Principal | null> {
-      return Promise.resolve(timingSafeEqual(digest(credential), expected) ? principal : null);
+      return Promise.resolve(credential !== '' && timingSafeEqual(digest(credential), expected) ? principal : null);
     },
   };
 }

@@ -1,9 +1,11 @@
 /**
- * Budgets, rate limits and model access for virtual keys: the gateway's Admission.
+ * Budgets and rate limits for virtual keys, their teams and the whole install: the gateway's
+ * Admission (the gateway itself checks a key's allowed models before it gets here).
  *
- * admit() (after the gateway checked the key's allowed models): one atomic reserve of the worst
+ * admit(): one atomic reserve of the worst
  * case across the key's, its team's and the install's scopes (budgets, requests and tokens
- * per minute), then a durable reservation row. settle(): the exact cost (the caller's, which
+ * per minute); its reservation row reaches the ledger if the request is still running after
+ * `reservationWriteDelayMs`, else with its outcome. settle(): the exact cost (the caller's, which
  * is the provider's reported cost when there was one, else the catalog's price of the usage)
  * replaces the reservation in the shared state and the ledger; a failure with no usage
  * releases it, a stream that failed midway is charged what it used.
@@ -13,8 +15,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { computeCostFemto, priceFor } from '../catalog/cost.js';
-import type { Budget, KeyRecord, Ledger, Limits, SpendOutcome, TeamRecord } from '../store/ledger.js';
-import { femtoToMicrosCeil } from '../store/ledger.js';
+import type { Budget, KeyRecord, Ledger, Limits, ReservationRow, SpendOutcome, TeamRecord } from '../store/ledger.js';
+import { FEMTO_PER_MICRO, femtoToMicrosCeil } from '../store/ledger.js';
+import { formatDollars } from '../money.js';
 import { periodWindow } from '../store/periods.js';
 import type { Refusal, ScopeLimits, ScopeRef, ScopeState, SharedState, WindowState } from '../store/shared-state.js';
 import { systemClock, type Clock } from '../store/shared-state.js';
@@ -40,6 +43,12 @@ export interface BudgetAdmissionOptions {
    * charged at $0, for self-hosted models; rate limits still apply).
    */
   unpricedModels?: 'refuse' | 'free';
+  /**
+   * How long a request runs before its reservation is written to the ledger (default 200 ms).
+   * A request that ends sooner is written once, reservation and outcome in one commit; a longer
+   * one is durable from then on, so a restart after a crash holds it again until it expires.
+   */
+  reservationWriteDelayMs?: number;
   /** Where store failures are reported (never with a credential in them). */
   log?: (line: string) => void;
 }
@@ -53,6 +62,7 @@ export interface AdmissionHealth {
 }
 
 const DEFAULT_MAX_TOKENS = 4096;
+const DEFAULT_WRITE_DELAY_MS = 200;
 
 /** The worst case of a request that no budget or token limit looks at. */
 const NO_LIMITS: WorstCase = { promptTokens: 0, outputCap: 0, costFemto: 0n };
@@ -63,11 +73,9 @@ interface Drawn {
   period?: Budget & { startMs: number };
 }
 
-/** `$12.345678` from integer micro-dollars, without going through a float. */
+/** `12.345678` from integer micro-dollars, without going through a float. */
 export function formatMicros(micros: number): string {
-  const sign = micros < 0 ? '-' : '';
-  const m = Math.abs(micros);
-  return `${sign}${Math.floor(m / 1e6)}.${String(m % 1e6).padStart(6, '0')}`;
+  return micros === 0 ? '0.000000' : formatDollars(BigInt(micros) * FEMTO_PER_MICRO, 6).replace('$', '');
 }
 
 /** OpenAI's reset format: `20ms`, `6s`, `1m30s`. */
@@ -120,6 +128,7 @@ export class BudgetAdmission implements Admission {
   private readonly totalBudget: Budget | undefined;
   private readonly mode: StoreErrorMode;
   private readonly unpricedModels: 'refuse' | 'free';
+  private readonly writeDelayMs: number;
   private readonly log: (line: string) => void;
   /** Budget counters rebuilt from the ledger in this process, per scope and period. */
   private readonly seeded = new Map<string, Promise<void>>();
@@ -136,6 +145,7 @@ export class BudgetAdmission implements Admission {
     this.totalBudget = options.totalBudget;
     this.mode = options.onStoreError ?? 'closed';
     this.unpricedModels = options.unpricedModels ?? 'refuse';
+    this.writeDelayMs = options.reservationWriteDelayMs ?? DEFAULT_WRITE_DELAY_MS;
     this.log = options.log ?? ((line) => process.stderr.write(`switchboard: ${line}\n`));
   }
 
@@ -181,10 +191,11 @@ export class BudgetAdmission implements Admission {
       const result = await this.state.reserve({ id, scopes, costMicros, tokens });
       if (!result.ok) throw this.refusal(result, key, costMicros, tokens, drawn);
       const refs: ScopeRef[] = scopes.map((s) => (s.budget ? { scope: s.scope, periodId: s.budget.periodId } : { scope: s.scope }));
-      const row = { id, at: now, model: req.model, protocol: req.protocol, scopes: refs, reservedMicros: costMicros, expiresAt: result.expiresAtMs };
-      await this.ledger.recordReservation({ ...row, ...(key ? { keyId: key.id } : {}), ...(key?.teamId === undefined ? {} : { teamId: key.teamId }) });
+      const row: ReservationRow = { id, at: now, model: req.model, protocol: req.protocol, scopes: refs, reservedMicros: costMicros, expiresAt: result.expiresAtMs };
+      if (key) row.keyId = key.id;
+      if (key?.teamId !== undefined) row.teamId = key.teamId;
       this.lastError = undefined;
-      return this.ticket(id, req.model, refs, limitHeaders(result.scopes));
+      return this.ticket(row, limitHeaders(result.scopes));
     } catch (err) {
       if (err instanceof AdmissionError) throw err;
       return this.storeFailed(err, id, req);
@@ -260,18 +271,31 @@ export class BudgetAdmission implements Admission {
     });
   }
 
-  private ticket(id: string, model: string, scopes: ScopeRef[], headers: Record<string, string>): Ticket {
+  private ticket(row: ReservationRow, headers: Record<string, string>): Ticket {
+    const { id, model, scopes } = row;
     let settled = false;
+    // The reservation's row, once the request has run long enough to need one (see reservationWriteDelayMs).
+    let written: Promise<void> | undefined;
+    const timer = setTimeout(() => (written = this.attempt(() => this.ledger.recordReservation(row))), this.writeDelayMs);
+    timer.unref();
     return {
       headers,
       settle: async (outcome) => {
         if (settled) return;
         settled = true;
+        clearTimeout(timer);
         const spend = this.exactSpend(model, outcome);
         const costMicros = femtoToMicrosCeil(spend.costFemto ?? 0n);
-        // Two writes, queued apart in open mode, so a replay never charges the shared state twice.
+        // The shared state and the ledger are written apart (and queued apart in open mode), so a
+        // replay never charges the shared state twice; recording a reservation twice is a no-op.
         await this.attempt(() => this.state.settle({ id, scopes, costMicros, tokens: spend.promptTokens + spend.completionTokens }));
-        await this.attempt(() => this.ledger.settle(id, spend));
+        if (written) {
+          await written;
+          await this.attempt(() => this.ledger.settle(id, spend));
+        } else {
+          // Both rows' writes land in the same commit.
+          await this.attempt(() => Promise.all([this.ledger.recordReservation(row), this.ledger.settle(id, spend)]).then(() => undefined));
+        }
       },
     };
   }

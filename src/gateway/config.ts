@@ -16,7 +16,7 @@ const nonNegativeInt = z.number().int().nonnegative();
 const providerSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'lower-case letters, digits, ".", "_" and "-"'),
-    protocol: z.enum(['openai', 'anthropic', 'gemini']),
+    protocol: z.enum(['openai', 'openai-responses', 'anthropic', 'gemini']),
     base_url: z.string().regex(/^https?:\/\//, 'an http:// or https:// URL'),
     api_key: z.string().optional(),
     headers: z.record(z.string(), z.string()).optional(),

@@ -74,6 +74,7 @@ function matchEndpoint(method: string, path: string, req: IncomingMessage): Matc
   if (method === 'POST') {
     if (path === '/v1/chat/completions') return { protocol: 'openai', kind: 'generate' };
     if (path === '/v1/responses') return { protocol: 'openai-responses', kind: 'generate' };
+    if (path === '/v1/responses/input_tokens') return { protocol: 'openai-responses', kind: 'count' };
     if (path === '/v1/messages') return { protocol: 'anthropic', kind: 'generate' };
     if (path === '/v1/messages/count_tokens') return { protocol: 'anthropic', kind: 'count' };
     const g = GEMINI_PATH.exec(path);
@@ -324,7 +325,35 @@ export class Gateway {
       this.metrics.rejected.inc({ reason });
       this.metrics.requests.inc({ protocol: server.name, status: String(answer.status) });
       this.metrics.errors.inc({ protocol: server.name, error_type: reason });
-      this.#log({ ts: new Date().toISOString(), ...logBase, status: answer.status, error_type: reason, error: err instanceof APIError ? err.providerMessage : err.message, duration_ms: round(performance.now() - receivedAt), ...extra });
+      const at = new Date().toISOString();
+      const message = err instanceof APIError ? err.providerMessage : err.message;
+      const durationMs = round(performance.now() - receivedAt);
+      this.#log({ ts: at, ...logBase, status: answer.status, error_type: reason, error: message, duration_ms: durationMs, ...extra });
+      // A caller who got past authentication is in the request log even when refused.
+      if (this.#requestLog && typeof extra.key_id === 'string') {
+        this.#requestLog.add({
+          requestId,
+          at,
+          keyId: extra.key_id,
+          protocol: server.name,
+          model: typeof extra.model === 'string' ? extra.model : '(unreadable request)',
+          provider: null,
+          resolvedModel: null,
+          user: '',
+          reply: null,
+          promptTokens: 0,
+          completionTokens: 0,
+          totalTokens: 0,
+          cost: null,
+          costFemto: null,
+          ttftMs: null,
+          latencyMs: durationMs,
+          tokensPerSecond: null,
+          overheadMs: durationMs,
+          status: answer.status,
+          error: message,
+        });
+      }
     };
 
     if (!matched) {
@@ -349,7 +378,8 @@ export class Gateway {
       const credential = credentialOf(req, query);
       let principal: Principal | null;
       try {
-        principal = credential === undefined ? null : await serving.authenticator.authenticate(credential);
+        // No credential is checked like an empty one: the open authenticator admits it, the others refuse it.
+        principal = await serving.authenticator.authenticate(credential ?? '');
       } catch (err) {
         // An authenticator whose store is down refuses in the caller's shape (503), not as a crash.
         if (!(err instanceof SwitchboardError)) throw err;
@@ -536,7 +566,8 @@ export class Gateway {
       model: parsed.model,
       provider: outcome.provider ?? null,
       resolvedModel: outcome.resolvedModel ?? null,
-      user: logContent ? lastUserText(parsed.request.messages) : '(gateway request; content not logged)',
+      // Empty without content logging: the full-text index then has nothing to do (half the row's cost).
+      user: logContent ? lastUserText(parsed.request.messages) : '',
       reply: logContent && !err ? outcome.text : null,
       promptTokens: usage?.promptTokens ?? 0,
       completionTokens: usage?.completionTokens ?? 0,

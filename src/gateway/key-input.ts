@@ -8,6 +8,7 @@
 import type { KeyPatch, KeyRecord, Ledger, LedgerUsageRow, Limits, NewKey, TeamPatch, TeamRecord } from '../store/ledger.js';
 import { FEMTO_PER_MICRO } from '../store/ledger.js';
 import { BUDGET_PERIODS, periodWindow, type BudgetPeriod } from '../store/periods.js';
+import { formatDollars } from '../money.js';
 import { formatMicros } from './budget-admission.js';
 
 /** Input that does not describe a key or a team: the message says which field and what it takes. */
@@ -119,14 +120,9 @@ export function teamPatchFrom(spec: KeySpec, current: Limits): TeamPatch {
   return { ...(budget === undefined ? {} : { budget }), ...(rpm === undefined ? {} : { rpm }), ...(tpm === undefined ? {} : { tpm }) };
 }
 
-/** Exact femto-dollars as dollars with `digits` decimals (rounded half up), for display only. */
+/** Exact femto-dollars as dollars with `digits` decimals and no sign (`25.000000`), for display and JSON. */
 export function formatFemto(femto: bigint, digits = 6): string {
-  const scale = 10n ** BigInt(15 - digits);
-  const negative = femto < 0n;
-  const units = ((negative ? -femto : femto) + scale / 2n) / scale;
-  const whole = units / 10n ** BigInt(digits);
-  const frac = (units % 10n ** BigInt(digits)).toString().padStart(digits, '0');
-  return `${negative ? '-' : ''}${whole}.${frac}`;
+  return femto === 0n ? (0).toFixed(digits) : formatDollars(femto, digits).replace('$', '');
 }
 
 /** What a key's spend looks like next to it: this period's (when it has a budget) and all time. */
@@ -194,5 +190,13 @@ export async function spendView(ledger: Ledger, scope: string, limits: Limits, n
     view.period_spend = formatFemto(spent);
     view.budget_remaining = formatFemto(remaining < 0n ? 0n : remaining);
   }
+  return view;
+}
+
+/** A key with its spend and, when it is in a team, the team's: what `keys show` and GET /admin/keys/{id} answer. */
+export async function keyShow(ledger: Ledger, key: KeyRecord, now: number, timeZone: string): Promise<Record<string, unknown>> {
+  const view = keyView(key, await spendView(ledger, `key:${key.id}`, key, now, timeZone));
+  const team = key.teamId === undefined ? undefined : await ledger.getTeam(key.teamId);
+  if (team) view.team_spend = await spendView(ledger, `team:${team.id}`, team, now, timeZone);
   return view;
 }

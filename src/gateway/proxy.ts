@@ -16,7 +16,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { estimateTokens } from '../catalog/context.js';
-import { AbortError, SwitchboardError, TimeoutError } from '../errors.js';
+import { AbortError, MissingKeyError, ServerError, SwitchboardError, TimeoutError } from '../errors.js';
 import { sendRequest } from '../protocols/transport.js';
 import { getProtocol } from '../protocols/index.js';
 import type { ProtocolServer, ResponseMeta, ServerRequest, StreamEnd, StreamWriter, WireRequestError } from '../protocols/protocol.js';
@@ -73,6 +73,8 @@ export interface ProxyRequest {
 const CONTENT = new Set<ProtocolEvent['type']>(['text-delta', 'reasoning-delta', 'tool-call-delta']);
 
 function asSwitchboardError(err: unknown): SwitchboardError | WireRequestError {
+  // The gateway lacks an upstream key: not the caller's key (a 401 would say so), a 503.
+  if (err instanceof MissingKeyError) return new ServerError({ status: 503, provider: 'gateway', providerMessage: `This model is not available on this gateway: ${err.message}` });
   if (err instanceof SwitchboardError || (err instanceof Error && err.name === 'WireRequestError')) return err as SwitchboardError;
   return new SwitchboardError('server', `The gateway failed while serving the request: ${err instanceof Error ? err.message : String(err)}`);
 }

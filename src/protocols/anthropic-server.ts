@@ -294,6 +294,9 @@ class MessagesWriter implements StreamWriter {
   }
 
   write(events: readonly ProtocolEvent[]): string {
+    // The hot path: one text delta per call, inside an open text block.
+    const only = events.length === 1 ? events[0] : undefined;
+    if (only?.type === 'text-delta' && this.block?.kind === 'text') return `${this.textPrefix}${JSON.stringify(only.text)}}}\n\n`;
     let frames = '';
     for (const event of events) {
       switch (event.type) {

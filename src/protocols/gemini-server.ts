@@ -313,6 +313,9 @@ class GenerateContentWriter implements StreamWriter {
   }
 
   write(events: readonly ProtocolEvent[]): string {
+    // The hot path: one text delta per call.
+    const only = events.length === 1 ? events[0] : undefined;
+    if (only?.type === 'text-delta') return `data: ${this.textHead}${JSON.stringify(only.text)}${this.textTail}\r\n\r\n`;
     let frames = '';
     for (const event of events) {
       if (event.type === 'text-delta') frames += `data: ${this.textHead}${JSON.stringify(event.text)}${this.textTail}\r\n\r\n`;

@@ -372,4 +372,6 @@ export const openaiResponsesServer: ProtocolServer = {
   writeError: (error) => openaiServer.writeError(error),
 
   writeModelList: (models) => openaiServer.writeModelList(models),
+
+  writeTokenCount: (tokens) => ({ object: 'response.input_tokens', input_tokens: tokens }),
 };

@@ -240,11 +240,16 @@ class ChatCompletionsWriter implements StreamWriter {
   /** `,"usage":null` when the final chunk will carry usage, as OpenAI marks the others. */
   private readonly usageNull: string;
   private readonly toolCalls = new Set<number>();
+  /** A content chunk around its text, for the hot path. */
+  private readonly textHead: string;
+  private readonly textTail: string;
 
   constructor(private readonly meta: ResponseMeta) {
     const provider = meta.provider === undefined ? '' : `,"provider":${JSON.stringify(meta.provider)}`;
     this.prefix = `data: {"id":"chatcmpl-${meta.id}","object":"chat.completion.chunk","created":${meta.created},"model":${JSON.stringify(meta.model)}${provider},"system_fingerprint":null,"choices":[{"index":0,"delta":`;
     this.usageNull = meta.includeUsage ? ',"usage":null' : '';
+    this.textHead = `${this.prefix}{"content":`;
+    this.textTail = `},"logprobs":null,"finish_reason":null}]${this.usageNull}}\n\n`;
   }
 
   private chunk(delta: string, finish = 'null'): string {
@@ -256,6 +261,9 @@ class ChatCompletionsWriter implements StreamWriter {
   }
 
   write(events: readonly ProtocolEvent[]): string {
+    // The hot path: one text delta per call.
+    const only = events.length === 1 ? events[0] : undefined;
+    if (only?.type === 'text-delta') return this.textHead + JSON.stringify(only.text) + this.textTail;
     let frames = '';
     for (const event of events) {
       switch (event.type) {

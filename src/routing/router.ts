@@ -9,7 +9,7 @@
  * that may pass, fallback to the next candidate while no content token went out, a per-attempt
  * timeout and one overall deadline. Every attempt is measured into the metrics store.
  */
-import { AbortError, SwitchboardError, TimeoutError } from '../errors.js';
+import { AbortError, SwitchboardError, TimeoutError, redactURL } from '../errors.js';
 import type { Endpoint } from '../protocols/protocol.js';
 import { CUSTOM_PROVIDER, endpointFor, resolveModel, type Deployment, type ResolveContext } from '../providers/resolve.js';
 import { DeferredMetricsStore, openMetricsStore } from '../store/sqlite-metrics.js';
@@ -101,7 +101,7 @@ export function setRoutingDefaults(defaults: { metrics?: MetricsStore; policy?: 
   if (defaults.breakers) sharedBreakers = defaults.breakers;
 }
 
-const CONTENT = new Set<ProtocolEvent['type']>(['text-delta', 'reasoning-delta', 'tool-call-delta']);
+const CONTENT = new Set<ProtocolEvent['type']>(['text-delta', 'reasoning-delta', 'tool-call-delta', 'provider-block']);
 
 /** The endpoints of a model string with each one's model filled in. */
 function withModels(endpoints: EndpointNode[]): (EndpointNode & { model: string })[] {
@@ -133,7 +133,7 @@ function planStage(e: EndpointNode & { model: string }, options: RouteOptions, m
   const plan = (deployment: Deployment, prices?: { inputPrice?: number | undefined; outputPrice?: number | undefined }): Planned => {
     // A custom endpoint is known by its URL too: two servers answering the same model name
     // must not share measurements or a circuit breaker.
-    const key = deployment.provider === CUSTOM_PROVIDER && options.baseURL ? `${deploymentKey(deployment)} ${options.baseURL}` : deploymentKey(deployment);
+    const key = deployment.provider === CUSTOM_PROVIDER && options.baseURL ? `${deploymentKey(deployment)} ${redactURL(options.baseURL)}` : deploymentKey(deployment);
     return { key, provider: deployment.provider, deployment, inputPrice: prices?.inputPrice, outputPrice: prices?.outputPrice, stats: judged ? metrics.snapshot(key) : undefined };
   };
   let mode: Mode | null = null;
@@ -206,9 +206,11 @@ export async function* route(modelString: string, options: RouteOptions, attempt
 
   async function* runAttempt(p: Planned, endpoint: Endpoint): AsyncGenerator<RouteItem, AttemptOutcome> {
     const attemptTimeout = options.attemptTimeoutMs !== undefined && options.attemptTimeoutMs > 0 ? options.attemptTimeoutMs : undefined;
-    const controller = signal !== undefined || attemptTimeout !== undefined ? new AbortController() : undefined;
+    // Without an attempt timeout the caller's signal is passed on as it is: a controller of its
+    // own and a listener per attempt cost about 40 µs a request in the gateway's benchmark.
+    const controller = attemptTimeout !== undefined ? new AbortController() : undefined;
     const onStop = (): void => controller?.abort();
-    signal?.addEventListener('abort', onStop, { once: true });
+    if (controller) signal?.addEventListener('abort', onStop, { once: true });
     let timedOut = false;
     const timer =
       attemptTimeout !== undefined
@@ -224,7 +226,7 @@ export async function* route(modelString: string, options: RouteOptions, attempt
     let contentEvents = 0;
     let outputTokens: number | undefined;
     try {
-      for await (const events of attempt(p.deployment, endpoint, controller?.signal)) {
+      for await (const events of attempt(p.deployment, endpoint, controller?.signal ?? signal)) {
         const t = performance.now();
         for (const ev of events) {
           if (CONTENT.has(ev.type)) {

@@ -11,16 +11,17 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { RateLimitError, ServerError, type SwitchboardError } from '../errors.js';
+import { APIError, apiErrorFromStatus, RateLimitError, ServerError, type SwitchboardError } from '../errors.js';
 import { getProtocolServer } from '../protocols/index.js';
 import { WireRequestError, type ProtocolServer, type ResponseMeta, type ServerProtocolName } from '../protocols/protocol.js';
 import type { Message } from '../types.js';
 import { VERSION } from '../version.js';
 import { anthropicThinkingReplayError, canonicalModel, simRequestFrom } from './conversation.js';
 import { sendJson, sendStream, sendTruncatedJson, type StreamEncoder } from './delivery.js';
-import { FailureInjector, SIM_FAILURE_KINDS, type SimFailureKind } from './failures.js';
+import { ALL_SIM_FAILURE_KINDS, FailureInjector, SIM_FAILURE_KINDS, type SimFailureKind } from './failures.js';
 import { ProfileStore } from './profile-store.js';
 import { SIM_MODELS, type SimModelProfile, type SimProviderProfile } from './profiles.js';
+import { CLOUD_ENDPOINT_HINTS, cloudCredentialProblem, cloudRouteFor } from './clouds.js';
 import { ENDPOINT_HINTS, routeFor } from './routes.js';
 import { allEvents, candidatesTotal, planTurn, requestTokens, totalDelay, turnEvents, type PlannedTurn } from './turn.js';
 import { simulatorProviderURL } from './urls.js';
@@ -37,7 +38,7 @@ export interface SimulatorOptions {
   timeScale?: number;
   /** Share of sim-flaky requests that fail. Default from SWITCHBOARD_SIM_FAIL_RATE, else the profile's. */
   failRate?: number;
-  /** Which failures a failing request picks from; default all three. */
+  /** Which failures a failing request picks from; default server-error, rate-limit and cut-stream (overloaded and stream-error on request). */
   failureKinds?: SimFailureKind[];
   /** Seed of the failure PRNG; the same seed gives the same sequence of failures. Default 1. */
   seed?: number;
@@ -58,16 +59,17 @@ export interface RunningSimulator {
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 /** Tool call ids in each protocol's style. */
-const CALL_PREFIX: Record<ServerProtocolName, string> = { openai: 'call_', 'openai-responses': 'call_', anthropic: 'toolu_', gemini: 'call_' };
+const CALL_PREFIX: Record<ServerProtocolName, string> = { openai: 'call_', 'openai-responses': 'call_', anthropic: 'toolu_', gemini: 'call_', bedrock: 'tooluse_' };
 
 /** The header each provider names its request id in. */
-const REQUEST_ID_HEADER: Partial<Record<ServerProtocolName, string>> = { openai: 'x-request-id', 'openai-responses': 'x-request-id', anthropic: 'request-id' };
+const REQUEST_ID_HEADER: Partial<Record<ServerProtocolName, string>> = { openai: 'x-request-id', 'openai-responses': 'x-request-id', anthropic: 'request-id', bedrock: 'x-amzn-requestid' };
 
 /** How each provider refuses a wrong key (Gemini answers 400 API_KEY_INVALID, not 401). */
 const BAD_KEY: Record<SimProviderProfile['protocol'], () => WireRequestError> = {
   openai: () => new WireRequestError(401, 'invalid_request_error', 'Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.', undefined, 'invalid_api_key'),
   anthropic: () => new WireRequestError(401, 'authentication_error', 'invalid x-api-key'),
   gemini: () => new WireRequestError(400, 'INVALID_ARGUMENT', 'API key not valid. Please pass a valid API key.', undefined, 'API_KEY_INVALID'),
+  bedrock: () => new WireRequestError(403, 'UnrecognizedClientException', 'The security token included in the request is invalid.'),
 };
 
 /** The key a request carries, wherever the protocol puts it. */
@@ -120,7 +122,7 @@ function encoderFor(server: ProtocolServer, meta: ResponseMeta, turn: PlannedTur
     piece: (text) => writer.write([{ type: 'text-delta', text }]),
     tail: () => writer.write(events.after) + writer.end(events.end),
   };
-  return { writer, encoder, contentType: writer.contentType };
+  return { writer, encoder, contentType: writer.contentType, encoding: writer.encoding };
 }
 
 /** A non-negative number from an option or an environment variable, else the fallback. */
@@ -140,18 +142,10 @@ class HttpError extends Error {
   }
 }
 
-/** An HttpError in a protocol's own error vocabulary. */
-function wireError(protocol: ServerProtocolName, status: number, message: string): WireRequestError {
-  const code = protocol.startsWith('openai') && status === 404 ? 'model_not_found' : undefined;
-  return new WireRequestError(status, ERROR_TYPES[protocol](status), message, undefined, code);
+/** A refusal with an HTTP status, typed as the provider's error; the server half writes it in its own vocabulary. */
+function wireError(status: number, message: string): APIError {
+  return apiErrorFromStatus({ status, provider: 'simulator', providerMessage: message });
 }
-
-const ERROR_TYPES: Record<ServerProtocolName, (status: number) => string> = {
-  openai: (status) => (status === 404 ? 'invalid_request_error' : status >= 500 ? 'server_error' : 'invalid_request_error'),
-  'openai-responses': (status) => (status >= 500 ? 'server_error' : 'invalid_request_error'),
-  anthropic: (status) => ({ 400: 'invalid_request_error', 404: 'not_found_error', 413: 'request_too_large' })[status] ?? (status >= 500 ? 'api_error' : 'invalid_request_error'),
-  gemini: (status) => ({ 400: 'INVALID_ARGUMENT', 404: 'NOT_FOUND', 413: 'INVALID_ARGUMENT' })[status] ?? (status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT'),
-};
 
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -189,6 +183,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   const timeScale = numberSetting(options.timeScale, process.env.SWITCHBOARD_SIM_TIME_SCALE, 1);
   const failRateEnv = numberSetting(options.failRate, process.env.SWITCHBOARD_SIM_FAIL_RATE, NaN);
   const profiles = new ProfileStore(Number.isNaN(failRateEnv) ? undefined : Math.min(1, failRateEnv));
+  const unknownKind = options.failureKinds?.find((k) => !ALL_SIM_FAILURE_KINDS.includes(k));
+  if (unknownKind !== undefined) throw new TypeError(`Unknown simulator failure kind "${String(unknownKind)}"; expected one of ${ALL_SIM_FAILURE_KINDS.join(', ')}.`);
   const failures = new FailureInjector(options.seed ?? 1, options.failureKinds ?? SIM_FAILURE_KINDS);
   const responses = new ResponseMemory();
   let origin = '';
@@ -202,7 +198,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
         Object.entries(SIM_MODELS).map(([name, m]) => [name, { ids: [name, `sim/${name}`], providers: m.providers, contextLength: m.contextLength, replyWords: m.replyWords }]),
       ),
       providers: Object.fromEntries(
-        Object.entries(profiles.all()).map(([name, p]) => [name, { ...p, baseURL: simulatorProviderURL(origin, name, p.protocol), endpoint: ENDPOINT_HINTS[p.protocol] }]),
+        Object.entries(profiles.all()).map(([name, p]) => [name, { ...p, baseURL: simulatorProviderURL(origin, name, p.protocol, p.cloud), endpoint: p.cloud ? CLOUD_ENDPOINT_HINTS[p.cloud] : ENDPOINT_HINTS[p.protocol] }]),
       ),
       control: { 'GET /_sim/profiles': 'current provider profiles', 'POST /_sim/profiles/{provider}': 'change profile fields (JSON)', 'DELETE /_sim/profiles': 'reset profiles' },
     };
@@ -239,16 +235,20 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     sendJson(res, answer.status, answer.body, { ...headers, ...answer.headers }, delayMs);
   }
 
-  async function generate(req: IncomingMessage, res: ServerResponse, provider: string, profile: SimProviderProfile, route: { kind: 'generate' | 'count'; protocol: ServerProtocolName; pathModel?: string; pathStream?: boolean }, headers: Record<string, string>): Promise<void> {
+  async function generate(req: IncomingMessage, res: ServerResponse, provider: string, profile: SimProviderProfile, route: { kind: 'generate' | 'count'; protocol: ServerProtocolName; pathModel?: string; pathStream?: boolean; modelInPath?: boolean }, headers: Record<string, string>): Promise<void> {
     const { protocol } = route;
     const server = getProtocolServer(protocol);
     const ctx = { headers: req.headers, counting: route.kind === 'count', ...(route.pathModel === undefined ? {} : { pathModel: route.pathModel }), ...(route.pathStream === undefined ? {} : { pathStream: route.pathStream }) };
-    const parsed = server.parseRequest(await readJson(req), ctx);
+    const wireBody = await readJson(req);
+    // Vertex's Claude and Azure's deployment paths name the model in the path; the body may not.
+    const record = route.modelInPath && typeof wireBody === 'object' && wireBody !== null ? (wireBody as Record<string, unknown>) : undefined;
+    if (record && record.model === undefined) record.model = route.pathModel;
+    const parsed = server.parseRequest(wireBody, ctx);
     const modelName = canonicalModel(parsed.model);
     const model = SIM_MODELS[modelName];
     if (!model || !model.providers.includes(provider)) {
       const served = Object.keys(servedModels(provider));
-      throw wireError(protocol, 404, `${provider} does not serve model ${parsed.model}; it serves ${served.join(', ')} (also as ${served.map((m) => `sim/${m}`).join(', ')})`);
+      throw wireError(404, `${provider} does not serve model ${parsed.model}; it serves ${served.join(', ')} (also as ${served.map((m) => `sim/${m}`).join(', ')})`);
     }
     if (parsed.previousResponseId !== undefined) {
       const earlier = responses.get(parsed.previousResponseId);
@@ -259,7 +259,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     if (route.kind === 'count') return sendJson(res, 200, server.writeTokenCount?.(requestTokens(request)), headers);
     if (protocol === 'anthropic') {
       const broken = anthropicThinkingReplayError(parsed);
-      if (broken) throw wireError(protocol, 400, broken);
+      if (broken) throw wireError(400, broken);
     }
     const turn = planTurn(request, provider, profile, model, timeScale, CALL_PREFIX[protocol]);
     const failure = failures.decide(provider, profile.failRate ?? 0, turn.pieces.length);
@@ -283,10 +283,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     if (parsed.includeUsage) meta.includeUsage = true;
     const cutAfter = failure?.kind === 'cut-stream' || failure?.kind === 'stream-error' ? failure.afterTokens : undefined;
     if (parsed.stream) {
-      if ((parsed.choices ?? 1) > 1) throw wireError(protocol, 400, 'the simulator streams one candidate only: ask for several (n, candidateCount) without streaming');
-      const { writer, encoder, contentType } = encoderFor(server, meta, turn);
+      if ((parsed.choices ?? 1) > 1) throw wireError(400, 'the simulator streams one candidate only: ask for several (n, candidateCount) without streaming');
+      const { writer, encoder, contentType, encoding } = encoderFor(server, meta, turn);
       const errorFrame = failure?.kind === 'stream-error' ? writer.error(new ServerError({ status: 503, provider, providerMessage: 'Overloaded' }, 'overloaded')) : undefined;
-      return sendStream(res, turn, encoder, { headers, contentType, ...(cutAfter === undefined ? {} : { cutAfter }), ...(errorFrame === undefined ? {} : { errorFrame }) });
+      return sendStream(res, turn, encoder, { headers, contentType, ...(encoding === undefined ? {} : { encoding }), ...(cutAfter === undefined ? {} : { cutAfter }), ...(errorFrame === undefined ? {} : { errorFrame }) });
     }
     const candidates = parsed.choices ?? 1;
     let body: unknown;
@@ -310,21 +310,23 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     const subpath = slash < 0 ? '/' : path.slice(slash);
     const profile = profiles.get(provider);
     if (!profile) throw new HttpError(404, `no simulated provider "${provider}"; the simulator serves ${profiles.names().join(', ')} under ${origin}/{provider}/`);
-    const route = routeFor(profile.protocol, method, subpath, url.searchParams);
+    const route = profile.cloud ? cloudRouteFor(profile.cloud, method, subpath, url.searchParams) : routeFor(profile.protocol, method, subpath, url.searchParams);
     const protocol = route && 'protocol' in route ? route.protocol : profile.protocol;
     const server = getProtocolServer(protocol);
     const idHeader = REQUEST_ID_HEADER[protocol];
     const headers: Record<string, string> = idHeader ? { [idHeader]: requestId() } : {};
     try {
-      if (!route) throw wireError(protocol, 404, `${provider} speaks the ${profile.protocol} protocol and has no endpoint ${method} ${subpath}; use ${ENDPOINT_HINTS[profile.protocol]}`);
+      if (!route) throw wireError(404, `${provider} speaks the ${profile.protocol} protocol and has no endpoint ${method} ${subpath}; use ${profile.cloud ? CLOUD_ENDPOINT_HINTS[profile.cloud] : ENDPOINT_HINTS[profile.protocol]}`);
+      const refused = profile.cloud ? cloudCredentialProblem(profile.cloud, req.headers) : undefined;
+      if (refused) throw refused;
       if (credentialOf(req, url.searchParams)?.startsWith('sk-bad')) throw BAD_KEY[profile.protocol]();
-      if (route.kind === 'invalid') throw wireError(protocol, 400, route.message);
+      if (route.kind === 'invalid') throw wireError(400, route.message);
       if (route.kind === 'models') return sendJson(res, 200, server.writeModelList(listed(provider, profile)), headers);
       return await generate(req, res, provider, profile, route, headers);
     } catch (error) {
       // Errors past this point are answered in the provider's own protocol.
-      if (error instanceof HttpError) return sendError(res, server, wireError(protocol, error.status, error.message), headers);
-      if (error instanceof WireRequestError) return sendError(res, server, error, headers);
+      if (error instanceof HttpError) return sendError(res, server, wireError(error.status, error.message), headers);
+      if (error instanceof WireRequestError || error instanceof APIError) return sendError(res, server, error, headers);
       throw error;
     }
   }
@@ -341,7 +343,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
       }
       const status = error instanceof HttpError ? error.status : 500;
       const message = error instanceof Error ? error.message : String(error);
-      sendJson(res, status, getProtocolServer('openai').writeError(wireError('openai', status, message)).body);
+      sendJson(res, status, getProtocolServer('openai').writeError(wireError(status, message)).body);
     });
   });
 

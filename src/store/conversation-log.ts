@@ -4,6 +4,12 @@
  * loses at most the turn in flight. The chat state (`chat.toJSON()`) is kept beside the
  * turns for `--resume`. Opening fails soft: a locked file or one of another schema version
  * gives `undefined` and one line saying why, and the chat goes on unlogged.
+ *
+ * Several processes may share one file: WAL lets them read while one writes, a busy timeout
+ * makes a writer wait its turn instead of failing, every write transaction takes the write
+ * lock first (BEGIN IMMEDIATE, so it never has to upgrade a read lock, which SQLite refuses
+ * without waiting), a write still refused as busy is tried again, and the schema is created
+ * inside such a transaction that looks again for a schema another process just created.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -11,9 +17,16 @@ import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { switchboardHome } from '../paths.js';
 import type { Env } from '../providers/resolve.js';
+import { costToFemto, dollarsToFemto, femtoToDollars } from '../money.js';
 import type { TurnResult } from '../types.js';
 
-export const LOG_SCHEMA_VERSION = 1;
+/** 2 added `turns.cost_femto`, the exact cost every sum reads; a version-1 log is upgraded in place. */
+export const LOG_SCHEMA_VERSION = 2;
+
+/** How long a write waits for another process's write to finish before SQLite calls it busy. */
+const BUSY_TIMEOUT_MS = 5000;
+/** Attempts of a write that SQLite still refuses as busy. */
+const WRITE_ATTEMPTS = 3;
 
 export type ConversationStatus = 'active' | 'paused' | 'ended';
 
@@ -46,9 +59,20 @@ export interface ConversationSummary {
   models: string[];
   turns: number;
   tokens: number;
-  /** Null when some turn's price is unknown and none is known. */
+  /** The exact sum of the turns' costs; null when no turn's price is known. */
   cost: number | null;
   firstMessage: string;
+  /** Who answered: one entry per model and provider, in order of first answer, summing to the totals above. */
+  byModel: ModelSpend[];
+}
+
+/** The turns one model answered at one provider within a conversation. */
+export interface ModelSpend {
+  model: string;
+  provider: string;
+  turns: number;
+  tokens: number;
+  cost: number | null;
 }
 
 export interface UsageRow {
@@ -58,6 +82,8 @@ export interface UsageRow {
   completionTokens: number;
   totalTokens: number;
   cost: number | null;
+  /** The same cost as integer femto-dollars, for adding rows up exactly. */
+  costFemto: bigint | null;
 }
 
 /** What the chat writes and the `logs`/`usage` commands read; a Redis or remote log can plug in here. */
@@ -68,6 +94,8 @@ export interface ConversationLog {
   /** Log one user message and each model's outcome, and the chat state after it, in one transaction. */
   recordTurn(id: string, entry: { user: string; results: TurnResult[]; errors: { model: string; error: string }[]; state: unknown; models: string[]; replacesLast?: boolean }): void;
   setStatus(id: string, status: ConversationStatus, state?: unknown): void;
+  /** Ids equal to or starting with `prefix` (at most `limit`): tells "no such conversation" from "ambiguous prefix". */
+  matchingIds(prefix: string, limit?: number): string[];
   /** The chat state to resume: the given conversation (id or unique prefix), or the last paused one. */
   resumable(id?: string): { id: string; state: unknown } | undefined;
   list(options?: { limit?: number; search?: string }): ConversationSummary[];
@@ -89,7 +117,7 @@ export interface RequestRecord {
   model: string;
   provider: string | null;
   resolvedModel: string | null;
-  /** The last user message, when content logging is on; a placeholder otherwise. */
+  /** The last user message, when content logging is on; '' otherwise. */
   user: string;
   reply: string | null;
   promptTokens: number;
@@ -139,6 +167,7 @@ CREATE TABLE turns (
   completion_tokens INTEGER NOT NULL DEFAULT 0,
   total_tokens INTEGER NOT NULL DEFAULT 0,
   cost REAL,
+  cost_femto INTEGER,
   ttft_ms REAL,
   latency_ms REAL,
   tps REAL,
@@ -183,6 +212,8 @@ interface TurnRow {
   completion_tokens: number;
   total_tokens: number;
   cost: number | null;
+  /** cost_femto as text: a femto-dollar count can exceed a double's exact integers. */
+  cost_text: string | null;
   ttft_ms: number | null;
   latency_ms: number | null;
   tps: number | null;
@@ -198,8 +229,13 @@ interface SummaryRow {
   models: string;
   turns: number;
   tokens: number | null;
-  cost: number | null;
+  cost: string | null;
   first_message: string | null;
+}
+
+/** A SQL sum of femto-dollars, read as text so no sum passes through a double, as dollars. */
+function textFemtoToDollars(sum: string | null): number | null {
+  return sum === null ? null : femtoToDollars(BigInt(sum));
 }
 
 function newId(): string {
@@ -215,7 +251,7 @@ const SUMMARY_SQL = `
 SELECT c.id, c.started_at, c.updated_at, c.status, c.models,
   (SELECT count(DISTINCT seq) FROM turns t WHERE t.conversation_id = c.id AND t.replaced = 0) AS turns,
   (SELECT sum(total_tokens) FROM turns t WHERE t.conversation_id = c.id) AS tokens,
-  (SELECT sum(cost) FROM turns t WHERE t.conversation_id = c.id) AS cost,
+  (SELECT CAST(sum(cost_femto) AS TEXT) FROM turns t WHERE t.conversation_id = c.id) AS cost,
   (SELECT user_text FROM turns t WHERE t.conversation_id = c.id ORDER BY seq, id LIMIT 1) AS first_message
 FROM conversations c`;
 
@@ -226,12 +262,12 @@ export class SQLiteConversationLog implements ConversationLog {
   #requestsTable = false;
 
   /** Opens (or creates) the log; throws LogUnavailableError with a one-line reason when it cannot be used. */
-  constructor(options: { path?: string; env?: Env; readonly?: boolean } = {}) {
+  constructor(options: { path?: string; env?: Env; readonly?: boolean; busyTimeoutMs?: number } = {}) {
     this.path = options.path ?? join(switchboardHome(options.env), 'logs.db');
     mkdirSync(dirname(this.path), { recursive: true });
     let db: Database.Database;
     try {
-      db = new Database(this.path, { timeout: 200 });
+      db = new Database(this.path, { timeout: options.busyTimeoutMs ?? BUSY_TIMEOUT_MS });
     } catch (err) {
       throw new LogUnavailableError(`cannot open the conversation log ${this.path} (${(err as Error).message})`);
     }
@@ -256,9 +292,13 @@ export class SQLiteConversationLog implements ConversationLog {
   /** Create the schema in an empty file; refuse a file of another version. Returns whether FTS5 is there. */
   #migrate(): boolean {
     const db = this.#db;
-    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
+    const listTables = (): string[] => db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
+    let tables = listTables();
     if (tables.length === 0) {
-      db.transaction(() => {
+      // Another process may be creating it at this moment: under the write lock, look again.
+      tables = this.#write(() => {
+        const now = listTables();
+        if (now.length > 0) return now;
         db.exec(SCHEMA);
         db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(LOG_SCHEMA_VERSION);
         try {
@@ -266,13 +306,14 @@ export class SQLiteConversationLog implements ConversationLog {
         } catch {
           // No FTS5 in this SQLite: search falls back to LIKE.
         }
-      })();
-      return this.#hasTable('turns_fts');
+        return listTables();
+      });
     }
     if (!tables.includes('schema_version')) {
       throw new LogUnavailableError(`the conversation log ${this.path} is not a switchboard log (no schema version)`);
     }
-    const version = db.prepare('SELECT max(version) FROM schema_version').pluck().get() as number | null;
+    let version = db.prepare('SELECT max(version) FROM schema_version').pluck().get() as number | null;
+    if (version === 1) version = this.#upgradeFrom1();
     if (version !== LOG_SCHEMA_VERSION) {
       const which = version !== null && version > LOG_SCHEMA_VERSION ? 'a newer' : 'an older';
       throw new LogUnavailableError(
@@ -282,30 +323,75 @@ export class SQLiteConversationLog implements ConversationLog {
     return this.#hasTable('turns_fts');
   }
 
+  /**
+   * Version 1 kept costs as REAL only: add the exact femto-dollar column, filled from each
+   * cost's decimal, under the write lock (another process may be upgrading at this moment).
+   */
+  #upgradeFrom1(): number {
+    const db = this.#db;
+    return this.#write(() => {
+      const version = db.prepare('SELECT max(version) FROM schema_version').pluck().get() as number | null;
+      if (version !== 1) return version ?? 0;
+      db.exec('ALTER TABLE turns ADD COLUMN cost_femto INTEGER');
+      const fill = db.prepare('UPDATE turns SET cost_femto = ? WHERE id = ?');
+      for (const row of db.prepare('SELECT id, cost FROM turns WHERE cost IS NOT NULL').all() as { id: number; cost: number }[]) {
+        fill.run(dollarsToFemto(row.cost), row.id);
+      }
+      db.prepare('UPDATE schema_version SET version = ?').run(LOG_SCHEMA_VERSION);
+      return LOG_SCHEMA_VERSION;
+    });
+  }
+
+  /**
+   * Run `body` as one write transaction that holds the write lock from its start. SQLite waits
+   * up to the busy timeout for another writer; a write refused as busy even so is tried again.
+   */
+  #write<T>(body: () => T): T {
+    const run = this.#db.transaction(body);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return run.immediate();
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? '';
+        if (attempt >= WRITE_ATTEMPTS || !code.startsWith('SQLITE_BUSY')) throw err;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20 * attempt);
+      }
+    }
+  }
+
   #hasTable(name: string): boolean {
     return this.#db.prepare("SELECT 1 FROM sqlite_master WHERE name = ?").get(name) !== undefined;
   }
 
   /** A full id from an id or a unique prefix of one. */
   #resolve(id: string): string | undefined {
-    const rows = this.#db.prepare("SELECT id FROM conversations WHERE id = ? OR id LIKE ? ESCAPE '\\' LIMIT 2").pluck().all(id, `${id.replace(/[\\%_]/g, '\\$&')}%`) as string[];
+    const rows = this.matchingIds(id, 2);
     if (rows.includes(id)) return id;
     return rows.length === 1 ? rows[0] : undefined;
+  }
+
+  matchingIds(prefix: string, limit = 5): string[] {
+    return this.#db
+      .prepare("SELECT id FROM conversations WHERE id = ? OR id LIKE ? ESCAPE '\\' ORDER BY id = ? DESC, updated_at DESC LIMIT ?")
+      .pluck()
+      .all(prefix, `${prefix.replace(/[\\%_]/g, '\\$&')}%`, prefix, limit) as string[];
   }
 
   create(models: string[], system: string | undefined): string {
     const id = newId();
     const now = new Date().toISOString();
-    this.#db
-      .prepare('INSERT INTO conversations (id, started_at, updated_at, status, models, system) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(id, now, now, 'active', JSON.stringify(models), system ?? null);
+    this.#write(() =>
+      this.#db
+        .prepare('INSERT INTO conversations (id, started_at, updated_at, status, models, system) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(id, now, now, 'active', JSON.stringify(models), system ?? null),
+    );
     return id;
   }
 
   recordTurn(id: string, entry: { user: string; results: TurnResult[]; errors: { model: string; error: string }[]; state: unknown; models: string[]; replacesLast?: boolean }): void {
     const db = this.#db;
     const now = new Date().toISOString();
-    db.transaction(() => {
+    this.#write(() => {
       let seq = ((db.prepare('SELECT max(seq) FROM turns WHERE conversation_id = ?').pluck().get(id) as number | null) ?? 0) + 1;
       if (entry.replacesLast && seq > 1) {
         seq -= 1;
@@ -313,21 +399,23 @@ export class SQLiteConversationLog implements ConversationLog {
       }
       const insert = db.prepare(
         `INSERT INTO turns (conversation_id, seq, at, user_text, model, provider, resolved_model, reply, prompt_tokens, completion_tokens,
-          total_tokens, cost, ttft_ms, latency_ms, tps, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          total_tokens, cost, cost_femto, ttft_ms, latency_ms, tps, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
       for (const r of entry.results) {
         const u = r.usage;
-        insert.run(id, seq, r.startedAt || now, entry.user, r.model, r.provider, r.resolvedModel, r.text, u.promptTokens, u.completionTokens, u.totalTokens, u.cost, r.ttftMs, r.latencyMs, r.tokensPerSecond, null);
+        insert.run(id, seq, r.startedAt || now, entry.user, r.model, r.provider, r.resolvedModel, r.text, u.promptTokens, u.completionTokens, u.totalTokens, u.cost, costToFemto(u.cost), r.ttftMs, r.latencyMs, r.tokensPerSecond, null);
       }
-      for (const e of entry.errors) insert.run(id, seq, now, entry.user, e.model, null, null, null, 0, 0, 0, null, null, null, null, e.error);
+      for (const e of entry.errors) insert.run(id, seq, now, entry.user, e.model, null, null, null, 0, 0, 0, null, null, null, null, null, e.error);
       db.prepare('UPDATE conversations SET updated_at = ?, models = ?, state = ? WHERE id = ?').run(now, JSON.stringify(entry.models), JSON.stringify(entry.state), id);
-    })();
+    });
   }
 
   setStatus(id: string, status: ConversationStatus, state?: unknown): void {
     const now = new Date().toISOString();
-    if (state === undefined) this.#db.prepare('UPDATE conversations SET status = ?, updated_at = ? WHERE id = ?').run(status, now, id);
-    else this.#db.prepare('UPDATE conversations SET status = ?, updated_at = ?, state = ? WHERE id = ?').run(status, now, JSON.stringify(state), id);
+    this.#write(() => {
+      if (state === undefined) this.#db.prepare('UPDATE conversations SET status = ?, updated_at = ? WHERE id = ?').run(status, now, id);
+      else this.#db.prepare('UPDATE conversations SET status = ?, updated_at = ?, state = ? WHERE id = ?').run(status, now, JSON.stringify(state), id);
+    });
   }
 
   resumable(id?: string): { id: string; state: unknown } | undefined {
@@ -340,16 +428,27 @@ export class SQLiteConversationLog implements ConversationLog {
   }
 
   #summary(r: SummaryRow): ConversationSummary {
+    const byModel = (
+      this.#db
+        .prepare(
+          `SELECT model, provider, count(*) AS turns, sum(total_tokens) AS tokens, CAST(sum(cost_femto) AS TEXT) AS cost FROM turns
+           WHERE conversation_id = ? AND error IS NULL GROUP BY model, provider ORDER BY min(id)`,
+        )
+        .all(r.id) as { model: string; provider: string | null; turns: number; tokens: number; cost: string | null }[]
+    ).map((m): ModelSpend => ({ model: m.model, provider: m.provider ?? '?', turns: m.turns, tokens: m.tokens, cost: textFemtoToDollars(m.cost) }));
+    // Every model that answered, in order, then those the chat holds now that have not answered yet.
+    const models = [...new Set([...byModel.map((m) => m.model), ...(JSON.parse(r.models) as string[])])];
     return {
       id: r.id,
       startedAt: r.started_at,
       updatedAt: r.updated_at,
       status: r.status,
-      models: JSON.parse(r.models) as string[],
+      models,
       turns: r.turns,
       tokens: r.tokens ?? 0,
-      cost: r.cost,
+      cost: textFemtoToDollars(r.cost),
       firstMessage: r.first_message ?? '',
+      byModel,
     };
   }
 
@@ -375,7 +474,7 @@ export class SQLiteConversationLog implements ConversationLog {
     if (full === undefined) return undefined;
     const row = this.#db.prepare(`${SUMMARY_SQL} WHERE c.id = ?`).get(full) as SummaryRow | undefined;
     if (!row) return undefined;
-    const turns = (this.#db.prepare('SELECT * FROM turns WHERE conversation_id = ? ORDER BY seq, id').all(full) as TurnRow[]).map(
+    const turns = (this.#db.prepare('SELECT *, CAST(cost_femto AS TEXT) AS cost_text FROM turns WHERE conversation_id = ? ORDER BY seq, id').all(full) as TurnRow[]).map(
       (t): LoggedTurn => ({
         seq: t.seq,
         at: t.at,
@@ -387,7 +486,7 @@ export class SQLiteConversationLog implements ConversationLog {
         promptTokens: t.prompt_tokens,
         completionTokens: t.completion_tokens,
         totalTokens: t.total_tokens,
-        cost: t.cost,
+        cost: textFemtoToDollars(t.cost_text),
         ttftMs: t.ttft_ms,
         latencyMs: t.latency_ms,
         tokensPerSecond: t.tps,
@@ -406,10 +505,10 @@ export class SQLiteConversationLog implements ConversationLog {
       this.#db
         .prepare(
           `SELECT ${key} AS key, count(*) AS turns, sum(prompt_tokens) AS promptTokens, sum(completion_tokens) AS completionTokens,
-           sum(total_tokens) AS totalTokens, sum(cost) AS cost FROM turns ${where} GROUP BY 1 ORDER BY ${options.by === 'day' ? '1' : 'totalTokens DESC, 1'}`,
+           sum(total_tokens) AS totalTokens, CAST(sum(cost_femto) AS TEXT) AS cost FROM turns ${where} GROUP BY 1 ORDER BY ${options.by === 'day' ? '1' : 'totalTokens DESC, 1'}`,
         )
-        .all(...params) as UsageRow[]
-    );
+        .all(...params) as (Omit<UsageRow, 'cost' | 'costFemto'> & { cost: string | null })[]
+    ).map((r) => ({ ...r, cost: textFemtoToDollars(r.cost), costFemto: r.cost === null ? null : BigInt(r.cost) }));
   }
 
   recordRequests(records: RequestRecord[]): void {
@@ -421,7 +520,7 @@ export class SQLiteConversationLog implements ConversationLog {
     const conversation = db.prepare('INSERT INTO conversations (id, started_at, updated_at, status, models) VALUES (?, ?, ?, ?, ?)');
     const turn = db.prepare(
       `INSERT INTO turns (conversation_id, seq, at, user_text, model, provider, resolved_model, reply, prompt_tokens, completion_tokens,
-        total_tokens, cost, ttft_ms, latency_ms, tps, error) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        total_tokens, cost, cost_femto, ttft_ms, latency_ms, tps, error) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const request = db.prepare('INSERT INTO requests (request_id, conversation_id, at, key_id, protocol, status, cost_femto, overhead_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     db.transaction(() => {
@@ -429,7 +528,7 @@ export class SQLiteConversationLog implements ConversationLog {
         // Many requests can start in one millisecond: more randomness than a chat's id needs.
         const id = `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
         conversation.run(id, r.at, r.at, 'ended', JSON.stringify([r.model]));
-        turn.run(id, r.at, r.user, r.model, r.provider, r.resolvedModel, r.reply, r.promptTokens, r.completionTokens, r.totalTokens, r.cost, r.ttftMs, r.latencyMs, r.tokensPerSecond, r.error);
+        turn.run(id, r.at, r.user, r.model, r.provider, r.resolvedModel, r.reply, r.promptTokens, r.completionTokens, r.totalTokens, r.cost, r.costFemto === null ? null : BigInt(r.costFemto), r.ttftMs, r.latencyMs, r.tokensPerSecond, r.error);
         request.run(r.requestId, id, r.at, r.keyId, r.protocol, r.status, r.costFemto, r.overheadMs);
       }
     })();

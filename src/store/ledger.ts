@@ -150,6 +150,7 @@ export interface Ledger {
   /** The key a secret's hash belongs to, when the secret, the key and its expiry all allow it at `at`. */
   keyBySecretHash(secretHash: string, at: number): Promise<KeyRecord | undefined>;
 
+  /** Write a reservation's row; writing the same id again changes nothing. */
   recordReservation(row: ReservationRow): Promise<void>;
   settle(id: string, outcome: SpendOutcome): Promise<void>;
   /** Unsettled reservations still within their expiry (to hold again after a restart). */
@@ -476,7 +477,8 @@ export class SQLiteLedger implements Ledger {
 
   recordReservation(row: ReservationRow): Promise<void> {
     const insert = this.sql(
-      "INSERT INTO spend (id, at, key_id, team_id, model, protocol, status, scopes, reserved_micros, expires_at) VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?)",
+      // A replayed write (open mode, after an outage) must not fail on the row it already wrote.
+      "INSERT INTO spend (id, at, key_id, team_id, model, protocol, status, scopes, reserved_micros, expires_at) VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?) ON CONFLICT(id) DO NOTHING",
     );
     return this.batched(() => insert.run(row.id, row.at, row.keyId ?? null, row.teamId ?? null, row.model, row.protocol ?? null, JSON.stringify(row.scopes), row.reservedMicros, row.expiresAt));
   }

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-const SOCKET = `sb-chat-test-${process.pid}`;
+// One tmux server per test file: files run in threads of one process, and each stops its own server.
+const SOCKET = `sb-chat-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 let counter = 0;
 
 export function tempHome(): string {
@@ -44,13 +45,21 @@ export class Terminal {
     const name = `chat-${++counter}-${Date.now().toString(36)}`;
     const vars = Object.entries(env).map(([k, v]) => `${k}=${quote(v)}`).join(' ');
     const command = `env -i ${vars} ${quote(process.execPath)} ${quote(BIN)} ${args.map(quote).join(' ')}; echo "[exited $?]"; sleep 120`;
-    await run('tmux', ['-L', SOCKET, 'new-session', '-d', '-x', String(size.width), '-y', String(size.height), '-s', name, command]);
+    // exit-empty off: the server outlives its last session, so a session started right after
+    // another one closed never meets a server that is shutting down ("server exited unexpectedly").
+    await run('tmux', ['-L', SOCKET, 'new-session', '-d', '-x', String(size.width), '-y', String(size.height), '-s', name, command, ';', 'set-option', '-g', 'exit-empty', 'off']);
     return new Terminal(name);
   }
 
   async screen(): Promise<string> {
     const { stdout } = await run('tmux', ['-L', SOCKET, 'capture-pane', '-p', '-J', '-S', '-2000', '-t', this.name]);
     return stdout;
+  }
+
+  /** The screen row by row as the terminal shows it: rows the terminal wrapped itself are not joined back (no -J). */
+  async rows(): Promise<string[]> {
+    const { stdout } = await run('tmux', ['-L', SOCKET, 'capture-pane', '-p', '-S', '-2000', '-t', this.name]);
+    return stdout.split('\n');
   }
 
   /** Type text and press Enter. */

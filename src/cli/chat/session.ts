@@ -7,9 +7,11 @@ import type { ProviderRegistry } from '../../providers/registry.js';
 import type { Env } from '../../providers/resolve.js';
 import type { ConversationLog } from '../../store/conversation-log.js';
 import type { Message, TurnResult } from '../../types.js';
-import type { CliIO } from '../io.js';
-import { compareLine, costLine, providerLine, sumCost } from './format.js';
+import { cliMessage, type CliIO } from '../io.js';
+import { dollarsToFemto, femtoToDollars, sumCosts } from '../../money.js';
+import { compareLine, costLine, providerLine } from './format.js';
 import { createView } from './layout.js';
+import { wrapLine } from './text.js';
 import { loadMarkdown } from './markdown.js';
 import type { Style } from './style.js';
 
@@ -37,7 +39,13 @@ export class ChatSession {
   readonly o: SessionOptions;
   #log: Promise<ConversationLog | undefined> = Promise.resolve(undefined);
   #conversationId: string | undefined;
+  /** Log operations that failed, oldest first, tried again before the next one. */
+  #unlogged: ((log: ConversationLog) => void)[] = [];
+  #logFailing = false;
   #current: AbortController | undefined;
+  /** What the turns of this session cost (femto-dollars), replies later replaced by /retry included: they were paid for. */
+  #spentFemto = 0n;
+  #spentPriced = false;
 
   constructor(chat: Chat, options: SessionOptions, conversationId?: string) {
     this.chat = chat;
@@ -109,7 +117,8 @@ export class ChatSession {
     const models = chat.models;
     const { io, style, live } = this.o;
     if (style.color && models.length > 1) await loadMarkdown().catch(() => undefined);
-    const view = createView(models, { out: io.stdout, style, live, width: Math.max(20, io.stdout.columns ?? 80) });
+    const width = Math.max(20, io.stdout.columns ?? 80);
+    const view = createView(models, { out: io.stdout, style, live, width, height: io.stdout.rows ?? 24 });
     const controller = new AbortController();
     this.#current = controller;
     const results = new Map<string, TurnResult>();
@@ -121,14 +130,14 @@ export class ChatSession {
           results.set(event.model, event.result);
           view.finish(event.model, event.result);
         } else if (event.type === 'error' && !controller.signal.aborted) {
-          failed.set(event.model, event.error.message);
-          view.fail(event.model, event.error.message);
+          failed.set(event.model, cliMessage(event.error));
+          view.fail(event.model, cliMessage(event.error));
         }
       }
     } catch (err) {
       if (!controller.signal.aborted) {
         const model = models[0] as string;
-        const message = err instanceof Error ? err.message : String(err);
+        const message = err instanceof Error ? cliMessage(err) : String(err);
         failed.set(model, message);
         view.fail(model, message);
       }
@@ -139,16 +148,27 @@ export class ChatSession {
     await view.close(stopped);
     const ordered = models.map((m) => results.get(m)).filter((r): r is TurnResult => r !== undefined);
     if (ordered.length > 0) {
-      if (models.length > 1) this.say(style.dim(compareLine(models, results, failed)));
+      // On a terminal the compare line wraps between words, never inside one; a pipe gets one line.
+      if (models.length > 1) this.say(live ? wrapLine(compareLine(models, results, failed), width - 1).map((l) => style.dim(l)).join('\n') : style.dim(compareLine(models, results, failed)));
       if (this.o.showProvider) this.say(style.dim(providerLine(ordered)));
-      if (this.o.showCost) this.say(style.dim(costLine(sumCost(ordered.map((r) => r.usage.cost)), this.sessionCost(chat))));
+      for (const r of ordered) {
+        if (r.usage.cost === null) continue;
+        this.#spentFemto += dollarsToFemto(r.usage.cost);
+        this.#spentPriced = true;
+      }
+      if (this.o.showCost) this.say(style.dim(costLine(sumCosts(ordered.map((r) => r.usage.cost)), this.sessionCost(), this.conversationCost(chat))));
     }
     return { results: ordered, errors: [...failed].map(([model, error]) => ({ model, error })), stopped };
   }
 
-  /** The whole session's cost (every model, every turn, resumed ones included); null when a price is unknown. */
-  sessionCost(chat: Chat = this.chat): number | null {
-    return sumCost(Object.values(chat.toJSON().usage).map((u) => u.cost));
+  /** What this session's turns cost (every model; not the turns of a resumed conversation's earlier sessions); null when none was priced. */
+  sessionCost(): number | null {
+    return this.#spentPriced ? femtoToDollars(this.#spentFemto) : null;
+  }
+
+  /** The whole conversation's cost, every model, resumed turns included. */
+  conversationCost(chat: Chat = this.chat): number | null {
+    return sumCosts(Object.values(chat.toJSON().usage).map((u) => u.cost));
   }
 
   async #record(user: string, outcome: TurnOutcome, replacesLast: boolean): Promise<void> {
@@ -160,20 +180,25 @@ export class ChatSession {
     });
   }
 
-  /** Run a log operation; a failure is said once and logging stops (the chat goes on). */
+  /**
+   * Run a log operation after any that failed before, in order. A failure is said once and the
+   * chat goes on; what failed stays queued and is written by the next operation that works, so
+   * a log that was busy or briefly unwritable loses nothing.
+   */
   async #withLog(action: (log: ConversationLog) => void): Promise<void> {
     const log = await this.#log;
     if (!log) return;
+    this.#unlogged.push(action);
     try {
-      action(log);
-    } catch (err) {
-      this.warn(`the conversation log stopped working (${(err as Error).message}); this chat is no longer logged.`);
-      this.#log = Promise.resolve(undefined);
-      try {
-        log.close();
-      } catch {
-        // already unusable
+      while (this.#unlogged.length > 0) {
+        (this.#unlogged[0] as (log: ConversationLog) => void)(log);
+        this.#unlogged.shift();
       }
+      if (this.#logFailing) this.warn('the conversation log works again; the turns it missed are written.');
+      this.#logFailing = false;
+    } catch (err) {
+      if (!this.#logFailing) this.warn(`the conversation log failed (${(err as Error).message}); this turn will be written with the next one.`);
+      this.#logFailing = true;
     }
   }
 
@@ -194,8 +219,10 @@ export class ChatSession {
 
   /** /reset: the logged conversation ends; the next message starts a new one. */
   async restart(): Promise<void> {
+    const id = this.#conversationId;
+    const state = this.chat.toJSON();
     await this.#withLog((log) => {
-      if (this.#conversationId !== undefined) log.setStatus(this.#conversationId, 'ended', this.chat.toJSON());
+      if (id !== undefined) log.setStatus(id, 'ended', state);
     });
     this.chat.reset();
     this.#conversationId = undefined;
