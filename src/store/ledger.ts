@@ -204,11 +204,12 @@ CREATE INDEX IF NOT EXISTS spend_team ON spend(team_id, at);
 CREATE INDEX IF NOT EXISTS spend_open ON spend(expires_at) WHERE status = 'reserved';
 `;
 
-interface KeyRow {
+/** A keys row as SQLite (admin 0/1) or Postgres (admin boolean) returns it. */
+export interface KeyRow {
   id: string;
   name: string;
   team_id: string | null;
-  admin: number;
+  admin: number | boolean;
   budget_micros: number | null;
   budget_period: string | null;
   rpm: number | null;
@@ -220,7 +221,7 @@ interface KeyRow {
   metadata: string;
 }
 
-type TeamRow = Pick<KeyRow, 'id' | 'budget_micros' | 'budget_period' | 'rpm' | 'tpm' | 'created_at'>;
+export type TeamRow = Pick<KeyRow, 'id' | 'budget_micros' | 'budget_period' | 'rpm' | 'tpm' | 'created_at'>;
 
 function limitsFrom(row: TeamRow): Limits {
   const out: Limits = {};
@@ -230,8 +231,8 @@ function limitsFrom(row: TeamRow): Limits {
   return out;
 }
 
-function keyFrom(row: KeyRow): KeyRecord {
-  const key: KeyRecord = { id: row.id, name: row.name, admin: row.admin === 1, createdAt: row.created_at, metadata: JSON.parse(row.metadata) as Record<string, string>, ...limitsFrom(row) };
+export function keyFrom(row: KeyRow): KeyRecord {
+  const key: KeyRecord = { id: row.id, name: row.name, admin: row.admin === 1 || row.admin === true, createdAt: row.created_at, metadata: JSON.parse(row.metadata) as Record<string, string>, ...limitsFrom(row) };
   if (row.team_id !== null) key.teamId = row.team_id;
   if (row.models !== null) key.models = JSON.parse(row.models) as string[];
   if (row.expires_at !== null) key.expiresAt = row.expires_at;
@@ -239,7 +240,7 @@ function keyFrom(row: KeyRow): KeyRecord {
   return key;
 }
 
-function teamFrom(row: TeamRow): TeamRecord {
+export function teamFrom(row: TeamRow): TeamRecord {
   return { id: row.id, createdAt: row.created_at, ...limitsFrom(row) };
 }
 
@@ -262,7 +263,8 @@ export function femtoToMicrosCeil(femto: bigint): number {
   return Number((femto + FEMTO_PER_MICRO - 1n) / FEMTO_PER_MICRO);
 }
 
-const GROUP_COLUMN: Record<Exclude<UsageGroup, 'day'>, string> = {
+/** The SQL expression each usage grouping groups by (the same in SQLite and Postgres). */
+export const GROUP_COLUMN: Record<Exclude<UsageGroup, 'day'>, string> = {
   key: "COALESCE(key_id, 'master')",
   team: "COALESCE(team_id, '-')",
   model: 'model',
@@ -586,7 +588,7 @@ export class SQLiteLedger implements Ledger {
   }
 }
 
-function dayFormatter(timeZone: string): (ms: number) => string {
+export function dayFormatter(timeZone: string): (ms: number) => string {
   const f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
   return (ms) => f.format(new Date(ms));
 }

@@ -27,7 +27,13 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { createClient } from 'redis';
 import {
+  dayFormatter,
   FEMTO_PER_MICRO,
+  GROUP_COLUMN,
+  keyFrom,
+  teamFrom,
+  type KeyRow,
+  type TeamRow,
   LedgerError,
   splitFemto,
   type KeyPatch,
@@ -41,10 +47,8 @@ import {
   type SpendOutcome,
   type TeamPatch,
   type TeamRecord,
-  type UsageGroup,
   type UsageQuery,
 } from './ledger.js';
-import type { BudgetPeriod } from './periods.js';
 import type { ScopeRef } from './shared-state.js';
 
 type RedisClient = ReturnType<typeof createClient>;
@@ -115,42 +119,6 @@ function decode(text: string): Entry {
   return JSON.parse(text, (_k, v: unknown) => (typeof v === 'string' && /^-?\d+n$/.test(v) ? BigInt(v.slice(0, -1)) : v)) as Entry;
 }
 
-interface KeyRow {
-  id: string;
-  name: string;
-  team_id: string | null;
-  admin: boolean;
-  budget_micros: number | null;
-  budget_period: string | null;
-  rpm: number | null;
-  tpm: number | null;
-  models: string | null;
-  expires_at: number | null;
-  revoked_at: number | null;
-  created_at: number;
-  metadata: string;
-}
-type TeamRow = Pick<KeyRow, 'id' | 'budget_micros' | 'budget_period' | 'rpm' | 'tpm' | 'created_at'>;
-
-function limitsFrom(row: TeamRow): Limits {
-  const out: Limits = {};
-  if (row.budget_micros !== null) out.budget = { limitMicros: row.budget_micros, period: (row.budget_period ?? 'total') as BudgetPeriod };
-  if (row.rpm !== null) out.rpm = row.rpm;
-  if (row.tpm !== null) out.tpm = row.tpm;
-  return out;
-}
-function keyFrom(row: KeyRow): KeyRecord {
-  const key: KeyRecord = { id: row.id, name: row.name, admin: row.admin, createdAt: row.created_at, metadata: JSON.parse(row.metadata) as Record<string, string>, ...limitsFrom(row) };
-  if (row.team_id !== null) key.teamId = row.team_id;
-  if (row.models !== null) key.models = JSON.parse(row.models) as string[];
-  if (row.expires_at !== null) key.expiresAt = row.expires_at;
-  if (row.revoked_at !== null) key.revokedAt = row.revoked_at;
-  return key;
-}
-function teamFrom(row: TeamRow): TeamRecord {
-  return { id: row.id, createdAt: row.created_at, ...limitsFrom(row) };
-}
-
 function scopeFilter(scope: Scope, first: number): { where: string; params: string[] } {
   if (scope === 'total') return { where: 'TRUE', params: [] };
   const i = scope.indexOf(':');
@@ -161,13 +129,6 @@ function scopeFilter(scope: Scope, first: number): { where: string; params: stri
 }
 
 const SETTLED = "status IN ('ok', 'error', 'cancelled')";
-const GROUP_COLUMN: Record<Exclude<UsageGroup, 'day'>, string> = {
-  key: "COALESCE(key_id, 'master')",
-  team: "COALESCE(team_id, '-')",
-  model: 'model',
-  provider: "COALESCE(provider, '-')",
-};
-
 /** Run the migrations not yet applied, under an advisory lock; returns the versions applied. */
 export async function migrate(pool: pg.Pool, upTo = MIGRATIONS.length): Promise<number[]> {
   const client = await pool.connect();
@@ -691,9 +652,3 @@ export class PostgresLedger implements Ledger {
     await this.pool.end().catch(() => {});
   }
 }
-
-function dayFormatter(timeZone: string): (ms: number) => string {
-  const f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
-  return (ms) => f.format(new Date(ms));
-}
-
