@@ -10,7 +10,7 @@ export { citationsFrom } from './citations.js';
 export { image, pdf, audio, type Input, type InputItem, type Media } from './input.js';
 export * from './errors.js';
 export type * from './types.js';
-export { ProviderRegistry, defaultRegistry, type ProviderConfig } from './providers/registry.js';
+export { ProviderRegistry, defaultRegistry, type ProviderConfig, type GroupMember } from './providers/registry.js';
 export { startSimulator, type RunningSimulator, type SimulatorOptions } from './sim/server.js';
 export { validateHistory } from './history.js';
 export {
@@ -25,7 +25,8 @@ export {
   type Mode,
   type Metric,
 } from './routing/grammar.js';
-export { setRoutingDefaults, defaultMetricsStore, type RoutingOptions } from './routing/router.js';
+export { setRoutingDefaults, defaultMetricsStore, defaultPriorStore, type RoutingOptions } from './routing/router.js';
+export { PriorStore, parseEndpointsListing, refreshPriors, type Prior, type PriorListing, type PriorStoreOptions } from './routing/priors.js';
 export { RoutingPolicy, seededRandom, type PolicyOptions } from './routing/policy.js';
 export { CircuitBreakers, type RetryOptions, type BreakerOptions } from './routing/retry.js';
 export { MemoryMetricsStore, type MetricsStore, type MetricSample, type DeploymentStats, type Percentiles } from './routing/metrics.js';

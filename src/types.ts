@@ -97,9 +97,15 @@ export type ProtocolEvent =
       name?: string;
       argumentsDelta: string;
     }
-  | { type: 'usage'; usage: TokenUsage; cost?: number; raw?: unknown }
+  | { type: 'usage'; usage: TokenUsage; cost?: number; raw?: unknown; timing?: ProviderTiming }
   | { type: 'finish'; reason: FinishReason; rawReason?: string }
   | { type: 'annotations'; annotations: unknown[] };
+
+/** Timing a provider measured itself (llama.cpp's `timings`): better than ours, which includes the network. */
+export interface ProviderTiming {
+  /** Output tokens per second while generating. */
+  tokensPerSecond?: number;
+}
 
 /** Request parameters passed through to the provider. */
 export interface RequestParams {

@@ -5,7 +5,7 @@
  * (OpenAI's prompt_tokens already include cached tokens; completion_tokens include reasoning).
  */
 import { StreamError } from '../errors.js';
-import type { CanonicalRequest, FinishReason, ProtocolEvent, TokenUsage } from '../types.js';
+import type { CanonicalRequest, FinishReason, ProtocolEvent, ProviderTiming, TokenUsage } from '../types.js';
 import type { Endpoint, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
 
 interface WireUsage {
@@ -52,7 +52,15 @@ interface WireChunk {
   provider?: string;
   choices?: WireChoice[];
   usage?: WireUsage | null;
+  /** llama.cpp's own measurement of the request (`predicted_per_second`: output tokens/s). */
+  timings?: { predicted_per_second?: unknown } | null;
   error?: { message?: string; code?: string | number; type?: string; metadata?: unknown };
+}
+
+/** The provider's own output speed from llama.cpp's `timings`, when it is a usable number. */
+function timingOf(chunk: WireChunk): ProviderTiming | undefined {
+  const tps = chunk.timings?.predicted_per_second;
+  return typeof tps === 'number' && Number.isFinite(tps) && tps > 0 ? { tokensPerSecond: tps } : undefined;
 }
 
 const FINISH: Record<string, FinishReason> = {
@@ -90,8 +98,9 @@ export function readOpenAIUsage(usage: WireUsage): TokenUsage {
   return out;
 }
 
-function usageEvent(usage: WireUsage): ProtocolEvent {
+function usageEvent(usage: WireUsage, timing?: ProviderTiming): ProtocolEvent {
   const event: ProtocolEvent = { type: 'usage', usage: readOpenAIUsage(usage), raw: usage };
+  if (timing) event.timing = timing;
   if (typeof usage.cost === 'number' && Number.isFinite(usage.cost) && usage.cost >= 0) event.cost = usage.cost;
   return event;
 }
@@ -159,6 +168,8 @@ export function buildOpenAIBody(request: CanonicalRequest, endpoint: Endpoint): 
 class OpenAIStreamReader implements StreamReader {
   done = false;
   private started = false;
+  /** llama.cpp sends `timings` on its last chunks; kept until the usage that goes with it. */
+  private timing: ProviderTiming | undefined;
   constructor(private readonly provider: string) {}
 
   onEvent(message: SSEMessage, out: ProtocolEvent[]): void {
@@ -209,7 +220,8 @@ class OpenAIStreamReader implements StreamReader {
         out.push({ type: 'finish', reason: mapOpenAIFinish(choice.finish_reason), rawReason: choice.finish_reason });
       }
     }
-    if (chunk.usage) out.push(usageEvent(chunk.usage));
+    this.timing = timingOf(chunk) ?? this.timing;
+    if (chunk.usage) out.push(usageEvent(chunk.usage, this.timing));
   }
 }
 
@@ -257,7 +269,7 @@ export const openaiProtocol: Protocol = {
     if (choice?.finish_reason) {
       out.push({ type: 'finish', reason: mapOpenAIFinish(choice.finish_reason), rawReason: choice.finish_reason });
     }
-    if (chunk.usage) out.push(usageEvent(chunk.usage));
+    if (chunk.usage) out.push(usageEvent(chunk.usage, timingOf(chunk)));
     return out;
   },
 

@@ -5,8 +5,10 @@
  * Stats are robust and recent: each deployment keeps its last `window` samples, and each
  * sample weighs less the older it is (by age in time and by how many samples came after it),
  * so p50/p90 follow a provider that changed speed within a few requests while one outlier
- * moves nothing. `MetricsStore` is an interface: in-memory here, SQLite in `store/`, a shared
- * (Redis) store later.
+ * moves nothing. A change detector cuts the window at a shift: when the newest samples (at
+ * least `changeRun` of them) all lie beyond `changeRatio` (and three spreads) of the older
+ * ones' typical value, on the same side, the log estimate counts only the samples since. `MetricsStore` is an interface:
+ * in-memory here, SQLite in `store/`, batched writes to a shared store in `store/shared-metrics.ts`.
  */
 
 /** One attempt at one deployment. Times in ms; `at` is a Unix time in ms. */
@@ -30,6 +32,17 @@ export interface Percentiles {
   mean: number;
   /** How many samples carried this figure. */
   count: number;
+  /**
+   * Weighted mean of the natural log of the values (speeds and times vary by factors), over
+   * the samples since a detected shift (all of the window when none).
+   */
+  logMean: number;
+  /** Weighted standard deviation of the log values, over the same samples (0 with one). */
+  logSd: number;
+  /** Sum of those samples' weights: how much evidence the estimate rests on (at most about 6 by default). */
+  weight: number;
+  /** Unix ms of the first sample after a detected shift; undefined when none was detected in the window. */
+  changedAt?: number;
 }
 
 export interface DeploymentStats {
@@ -67,9 +80,13 @@ export interface StatsOptions {
   sampleHalfLife?: number;
   /** A sample's weight halves after this many ms (default 10 minutes). */
   timeHalfLifeMs?: number;
+  /** Newest samples that must agree before a shift is believed (default 2: one outlier moves nothing). */
+  changeRun?: number;
+  /** Factor between the newest samples and the older ones' log mean that counts as a shift (default 1.5). */
+  changeRatio?: number;
 }
 
-const DEFAULTS: Required<StatsOptions> = { window: 40, sampleHalfLife: 4, timeHalfLifeMs: 10 * 60_000 };
+const DEFAULTS: Required<StatsOptions> = { window: 40, sampleHalfLife: 4, timeHalfLifeMs: 10 * 60_000, changeRun: 2, changeRatio: 1.5 };
 
 /** The key a deployment is measured under. */
 export function deploymentKey(d: { model: string; provider: string }): string {
@@ -77,7 +94,7 @@ export function deploymentKey(d: { model: string; provider: string }): string {
 }
 
 /** Weighted percentile (nearest rank on cumulative weight). */
-export function weightedPercentile(values: { value: number; weight: number }[], q: number): number {
+export function weightedPercentile(values: readonly { value: number; weight: number }[], q: number): number {
   const sorted = [...values].sort((a, b) => a.value - b.value);
   const total = sorted.reduce((s, v) => s + v.weight, 0);
   if (sorted.length === 0 || total <= 0) return Number.NaN;
@@ -90,11 +107,71 @@ export function weightedPercentile(values: { value: number; weight: number }[], 
   return (sorted[sorted.length - 1] as { value: number }).value;
 }
 
-function summarize(values: { value: number; weight: number }[]): Percentiles | undefined {
+interface Weighted {
+  value: number;
+  weight: number;
+  at: number;
+}
+
+function summarize(values: Weighted[]): Percentiles | undefined {
   if (values.length === 0) return undefined;
-  const total = values.reduce((s, v) => s + v.weight, 0);
-  const mean = values.reduce((s, v) => s + v.value * v.weight, 0) / total;
-  return { p50: weightedPercentile(values, 0.5), p90: weightedPercentile(values, 0.9), mean, count: values.length };
+  let total = 0;
+  let sum = 0;
+  let logSum = 0;
+  for (const v of values) {
+    total += v.weight;
+    sum += v.value * v.weight;
+    logSum += Math.log(Math.max(v.value, 1e-9)) * v.weight;
+  }
+  const logMean = logSum / total;
+  let spread = 0;
+  for (const v of values) spread += v.weight * (Math.log(Math.max(v.value, 1e-9)) - logMean) ** 2;
+  return {
+    p50: weightedPercentile(values, 0.5),
+    p90: weightedPercentile(values, 0.9),
+    mean: sum / total,
+    count: values.length,
+    logMean,
+    logSd: Math.sqrt(spread / total),
+    weight: total,
+  };
+}
+
+/**
+ * Where the newest run of samples departs from the rest: the index of the first sample after
+ * the shift, or 0 when there is none. A shift is a run of at least `run` newest samples that
+ * all lie beyond `ratio` (and beyond three standard deviations) of the log mean of every
+ * sample before them, on the same side; the longest such run wins. Linear in the number of
+ * samples.
+ */
+export function changePoint(values: readonly { value: number }[], run: number, ratio: number): number {
+  const n = values.length;
+  if (n < run + 1) return 0;
+  const log = values.map((v) => Math.log(Math.max(v.value, 1e-9)));
+  const least = Math.log(ratio);
+  const prefix = new Array<number>(n + 1);
+  const squares = new Array<number>(n + 1);
+  prefix[0] = 0;
+  squares[0] = 0;
+  for (let i = 0; i < n; i++) {
+    prefix[i + 1] = (prefix[i] as number) + (log[i] as number);
+    squares[i + 1] = (squares[i] as number) + (log[i] as number) ** 2;
+  }
+  let low = Infinity;
+  let high = -Infinity;
+  let found = 0;
+  // start = index of the first sample of the run; the run is start..n-1.
+  for (let start = n - 1; start >= 1; start--) {
+    low = Math.min(low, log[start] as number);
+    high = Math.max(high, log[start] as number);
+    if (n - start < run) continue;
+    const before = (prefix[start] as number) / start;
+    // A noisy deployment needs a larger departure: three of its usual spreads at least.
+    const spread = Math.sqrt(Math.max(0, (squares[start] as number) / start - before ** 2));
+    const limit = Math.max(least, 3 * spread);
+    if (high < before - limit || low > before + limit) found = start;
+  }
+  return found;
 }
 
 /** Stats from a deployment's samples, newest last. */
@@ -111,12 +188,23 @@ export function computeStats(deployment: string, samples: readonly MetricSample[
     return 0.5 ** (newer / o.sampleHalfLife) * 0.5 ** (age / o.timeHalfLifeMs);
   });
   const pick = (get: (s: MetricSample) => number | undefined) => {
-    const out: { value: number; weight: number }[] = [];
+    const out: Weighted[] = [];
     recent.forEach((s, i) => {
       const v = get(s);
-      if (s.ok && v !== undefined && Number.isFinite(v)) out.push({ value: v, weight: weights[i] ?? 0 });
+      if (s.ok && v !== undefined && Number.isFinite(v)) out.push({ value: v, weight: weights[i] ?? 0, at: s.at });
     });
-    return summarize(out);
+    const summary = summarize(out);
+    const cut = changePoint(out, o.changeRun, o.changeRatio);
+    if (summary && cut > 0) {
+      // Percentiles stay those of the whole window (thresholds and reports want a steady
+      // figure); the log estimate the policy ranks by follows the shift at once.
+      const since = summarize(out.slice(cut)) as Percentiles;
+      summary.logMean = since.logMean;
+      summary.logSd = since.logSd;
+      summary.weight = since.weight;
+      summary.changedAt = (out[cut] as Weighted).at;
+    }
+    return summary;
   };
   let failWeight = 0;
   let allWeight = 0;
@@ -155,6 +243,8 @@ export function computeStats(deployment: string, samples: readonly MetricSample[
 /** Keeps each deployment's recent samples in memory (the process-local store). */
 export class MemoryMetricsStore implements MetricsStore {
   readonly #samples = new Map<string, MetricSample[]>();
+  /** Stats per deployment, computed once per new sample (a decision reads them, it does not recompute). */
+  readonly #cache = new Map<string, { now: number; stats: DeploymentStats | undefined }>();
   readonly #options: Required<StatsOptions>;
   readonly #now: () => number;
 
@@ -171,10 +261,17 @@ export class MemoryMetricsStore implements MetricsStore {
     }
     list.push(sample);
     if (list.length > this.#options.window * 2) list.splice(0, list.length - this.#options.window);
+    this.#cache.delete(deployment);
   }
 
   snapshot(deployment: string, now = this.#now()): DeploymentStats | undefined {
-    return computeStats(deployment, this.#samples.get(deployment) ?? [], now, this.#options);
+    // Weights count ages from the newest sample, so the stats change only with a new sample
+    // (or a clock set before it); the time-based decay between decisions is the policy's.
+    const cached = this.#cache.get(deployment);
+    if (cached && (cached.stats === undefined || (now >= cached.stats.lastAt && cached.now >= cached.stats.lastAt))) return cached.stats;
+    const stats = computeStats(deployment, this.#samples.get(deployment) ?? [], now, this.#options);
+    this.#cache.set(deployment, { now, stats });
+    return stats;
   }
 
   deployments(): string[] {

@@ -78,12 +78,16 @@ interface BreakerState {
   openUntil: number;
   trips: number;
   probing: boolean;
+  /** The request whose failure was counted last: its retries do not count again. */
+  lastRequest: object | undefined;
 }
 
 /**
- * One circuit breaker per deployment: `failureThreshold` consecutive failures open it for
- * `cooldownMs`; after that one probe request goes through (others still skip it); a success
- * closes it, a failure opens it again for twice as long (up to 8x).
+ * One circuit breaker per deployment: failures of `failureThreshold` different requests in a
+ * row open it for `cooldownMs`; after that one probe request goes through (others still skip
+ * it); a success closes it, a failure opens it again for twice as long (up to 8x). Retries of
+ * one request count once: a request that fails every time (an input the server cannot take)
+ * says nothing about the server until other requests fail too.
  */
 export class CircuitBreakers {
   readonly #states = new Map<string, BreakerState>();
@@ -100,7 +104,7 @@ export class CircuitBreakers {
   #get(key: string): BreakerState {
     let s = this.#states.get(key);
     if (!s) {
-      s = { failures: 0, openUntil: 0, trips: 0, probing: false };
+      s = { failures: 0, openUntil: 0, trips: 0, probing: false, lastRequest: undefined };
       this.#states.set(key, s);
     }
     return s;
@@ -133,19 +137,29 @@ export class CircuitBreakers {
     return true;
   }
 
+  /** Permission whatever the state: the deployment is the only one left (counts as the probe). */
+  forceAcquire(key: string): void {
+    const s = this.#get(key);
+    if (s.openUntil !== 0) s.probing = true;
+  }
+
   success(key: string): void {
     const s = this.#get(key);
     s.failures = 0;
     s.openUntil = 0;
     s.trips = 0;
     s.probing = false;
+    s.lastRequest = undefined;
   }
 
-  failure(key: string): void {
+  /** A failure that counts against the deployment; `request` identifies the request, so its retries count once. */
+  failure(key: string, request?: object): void {
     const s = this.#get(key);
-    s.failures++;
     const wasProbe = s.probing;
     s.probing = false;
+    if (request !== undefined && request === s.lastRequest) return;
+    s.lastRequest = request;
+    s.failures++;
     if (wasProbe || s.failures >= this.#threshold) {
       s.trips++;
       s.openUntil = this.#now() + this.#cooldown * Math.min(8, 2 ** (s.trips - 1));

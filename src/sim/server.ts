@@ -10,6 +10,7 @@ import { VERSION } from '../version.js';
 import { anthropicWire } from './anthropic-wire.js';
 import { canonicalModel } from './conversation.js';
 import { sendJson, sendStream, sendTruncatedJson } from './delivery.js';
+import { ENDPOINTS_LISTING_PREFIX, sendEndpointsListing } from './endpoints-listing.js';
 import { FailureInjector, SIM_FAILURE_KINDS, type SimFailureKind } from './failures.js';
 import { geminiWire } from './gemini-wire.js';
 import { openaiWire } from './openai-wire.js';
@@ -181,6 +182,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     const method = req.method ?? 'GET';
     if (path === '/' && method === 'GET') return sendJson(res, 200, describe());
     if (path.startsWith('/_sim/')) return control(req, res, path);
+    if (path.startsWith(ENDPOINTS_LISTING_PREFIX) && method === 'GET') return sendEndpointsListing(res, path, profiles, timeScale);
 
     const slash = path.indexOf('/', 1);
     const provider = decodeURIComponent(slash < 0 ? path.slice(1) : path.slice(1, slash));
