@@ -31,6 +31,7 @@ export { RoutingPolicy, seededRandom, type PolicyOptions } from './routing/polic
 export { CircuitBreakers, type RetryOptions, type BreakerOptions } from './routing/retry.js';
 export { MemoryMetricsStore, type MetricsStore, type MetricSample, type DeploymentStats, type Percentiles } from './routing/metrics.js';
 export { SQLiteMetricsStore, openMetricsStore, type SQLiteMetricsOptions } from './store/sqlite-metrics.js';
+export { SharedMetricsStore, MemorySharedBackend, type SharedMetricsBackend, type SharedMetricsOptions, type MetricsBucket } from './store/shared-metrics.js';
 export { setCatalogCandidates, type Candidate, type CandidateSource } from './routing/candidates.js';
 export { NoDeploymentError, type UnavailableCandidate } from './routing/no-deployment-error.js';
 export { VERSION } from './version.js';

@@ -107,55 +107,83 @@ export function weightedPercentile(values: readonly { value: number; weight: num
   return (sorted[sorted.length - 1] as { value: number }).value;
 }
 
-interface Weighted {
-  value: number;
-  weight: number;
-  at: number;
-}
-
-function summarize(values: Weighted[]): Percentiles | undefined {
-  if (values.length === 0) return undefined;
-  let total = 0;
-  let sum = 0;
-  let logSum = 0;
-  for (const v of values) {
-    total += v.weight;
-    sum += v.value * v.weight;
-    logSum += Math.log(Math.max(v.value, 1e-9)) * v.weight;
+/**
+ * Scratch space for the stats of one window, reused by every call (they run synchronously
+ * and one at a time): allocating typed arrays costs more than the arithmetic on them.
+ */
+let scratchSize = 0;
+let scratch: Float64Array[] = [];
+function scratchArrays(n: number): Float64Array[] {
+  if (n + 1 > scratchSize) {
+    scratchSize = Math.max(n + 1, 2 * scratchSize, 64);
+    scratch = Array.from({ length: 10 }, () => new Float64Array(scratchSize));
   }
-  const logMean = logSum / total;
-  let spread = 0;
-  for (const v of values) spread += v.weight * (Math.log(Math.max(v.value, 1e-9)) - logMean) ** 2;
-  return {
-    p50: weightedPercentile(values, 0.5),
-    p90: weightedPercentile(values, 0.9),
-    mean: sum / total,
-    count: values.length,
-    logMean,
-    logSd: Math.sqrt(spread / total),
-    weight: total,
-  };
+  return scratch;
 }
 
 /**
- * Where the newest run of samples departs from the rest: the index of the first sample after
+ * Percentiles of `values[from..to)` with their weights. An insertion sort on scratch arrays:
+ * windows are small (40) and this runs once per new sample, so nothing is allocated per value.
+ */
+function summarize(values: Float64Array, logs: Float64Array, weights: Float64Array, from: number, to: number): Percentiles | undefined {
+  const n = to - from;
+  if (n <= 0) return undefined;
+  let total = 0;
+  let sum = 0;
+  let logSum = 0;
+  let logSquares = 0;
+  const [, , , , , sortedValues, sortedWeights] = scratchArrays(n) as [unknown, unknown, unknown, unknown, unknown, Float64Array, Float64Array];
+  for (let i = 0; i < n; i++) {
+    const v = values[from + i] as number;
+    const w = weights[from + i] as number;
+    const log = logs[from + i] as number;
+    total += w;
+    sum += v * w;
+    logSum += log * w;
+    logSquares += log * log * w;
+    let j = i;
+    while (j > 0 && (sortedValues[j - 1] as number) > v) {
+      sortedValues[j] = sortedValues[j - 1] as number;
+      sortedWeights[j] = sortedWeights[j - 1] as number;
+      j--;
+    }
+    sortedValues[j] = v;
+    sortedWeights[j] = w;
+  }
+  const logMean = logSum / total;
+  let p50 = Number.NaN;
+  let p90 = sortedValues[n - 1] as number;
+  let acc = 0;
+  for (let i = 0; i < n; i++) {
+    acc += sortedWeights[i] as number;
+    if (Number.isNaN(p50) && acc >= 0.5 * total - 1e-12) p50 = sortedValues[i] as number;
+    if (acc >= 0.9 * total - 1e-12) {
+      p90 = sortedValues[i] as number;
+      break;
+    }
+  }
+  return { p50, p90, mean: sum / total, count: n, logMean, logSd: Math.sqrt(Math.max(0, logSquares / total - logMean * logMean)), weight: total };
+}
+
+/**
+ * Where the newest run of samples (given as natural logs) departs from the rest: the index of the first sample after
  * the shift, or 0 when there is none. A shift is a run of at least `run` newest samples that
  * all lie beyond `ratio` (and beyond three standard deviations) of the log mean of every
  * sample before them, on the same side; the longest such run wins. Linear in the number of
  * samples.
  */
-export function changePoint(values: readonly { value: number }[], run: number, ratio: number): number {
-  const n = values.length;
+export function changePoint(logs: ArrayLike<number>, run: number, ratio: number, count = logs.length): number {
+  const n = count;
   if (n < run + 1) return 0;
-  const log = values.map((v) => Math.log(Math.max(v.value, 1e-9)));
   const least = Math.log(ratio);
-  const prefix = new Array<number>(n + 1);
-  const squares = new Array<number>(n + 1);
+  const log = logs;
+  const [, , , , , , , prefix, squares] = scratchArrays(n) as [unknown, unknown, unknown, unknown, unknown, unknown, unknown, Float64Array, Float64Array];
   prefix[0] = 0;
   squares[0] = 0;
   for (let i = 0; i < n; i++) {
-    prefix[i + 1] = (prefix[i] as number) + (log[i] as number);
-    squares[i + 1] = (squares[i] as number) + (log[i] as number) ** 2;
+    const l = log[i] as number;
+    prefix[i + 1] = (prefix[i] as number) + l;
+    squares[i + 1] = (squares[i] as number) + l * l;
   }
   let low = Infinity;
   let high = -Infinity;
@@ -167,7 +195,7 @@ export function changePoint(values: readonly { value: number }[], run: number, r
     if (n - start < run) continue;
     const before = (prefix[start] as number) / start;
     // A noisy deployment needs a larger departure: three of its usual spreads at least.
-    const spread = Math.sqrt(Math.max(0, (squares[start] as number) / start - before ** 2));
+    const spread = Math.sqrt(Math.max(0, (squares[start] as number) / start - before * before));
     const limit = Math.max(least, 3 * spread);
     if (high < before - limit || low > before + limit) found = start;
   }
@@ -177,32 +205,41 @@ export function changePoint(values: readonly { value: number }[], run: number, r
 /** Stats from a deployment's samples, newest last. */
 export function computeStats(deployment: string, samples: readonly MetricSample[], now: number, options: StatsOptions = {}): DeploymentStats | undefined {
   if (samples.length === 0) return undefined;
-  const o = { ...DEFAULTS, ...options };
-  const recent = samples.slice(-o.window);
+  const o = options.window === undefined && Object.keys(options).length === 0 ? DEFAULTS : { ...DEFAULTS, ...options };
+  const recent = samples.length > o.window ? samples.slice(-o.window) : samples;
   // Ages count from the newest sample, so figures stay defined however old the data is;
   // how stale the whole set is shows in `lastAt` (the policy re-checks stale deployments).
-  const newest = recent.reduce((m, s) => Math.max(m, s.at), Number.NEGATIVE_INFINITY);
-  const weights = recent.map((s, i) => {
-    const newer = recent.length - 1 - i;
-    const age = Math.max(0, Math.min(now, newest) - s.at);
-    return 0.5 ** (newer / o.sampleHalfLife) * 0.5 ** (age / o.timeHalfLifeMs);
-  });
-  const pick = (get: (s: MetricSample) => number | undefined) => {
-    const out: Weighted[] = [];
-    recent.forEach((s, i) => {
+  let newest = Number.NEGATIVE_INFINITY;
+  for (const s of recent) newest = Math.max(newest, s.at);
+  const reference = Math.min(now, newest);
+  const [weights, values, logs, valueWeights, at] = scratchArrays(recent.length) as [Float64Array, Float64Array, Float64Array, Float64Array, Float64Array];
+  const perNewer = Math.LN2 / o.sampleHalfLife;
+  const perMs = Math.LN2 / o.timeHalfLifeMs;
+  for (let i = 0; i < recent.length; i++) {
+    weights[i] = Math.exp(-(recent.length - 1 - i) * perNewer - Math.max(0, reference - (recent[i] as MetricSample).at) * perMs);
+  }
+  const pick = (get: (s: MetricSample) => number | undefined): Percentiles | undefined => {
+    let n = 0;
+    for (let i = 0; i < recent.length; i++) {
+      const s = recent[i] as MetricSample;
       const v = get(s);
-      if (s.ok && v !== undefined && Number.isFinite(v)) out.push({ value: v, weight: weights[i] ?? 0, at: s.at });
-    });
-    const summary = summarize(out);
-    const cut = changePoint(out, o.changeRun, o.changeRatio);
+      if (!s.ok || v === undefined || !Number.isFinite(v)) continue;
+      values[n] = v;
+      logs[n] = Math.log(Math.max(v, 1e-9));
+      valueWeights[n] = weights[i] as number;
+      at[n] = s.at;
+      n++;
+    }
+    const summary = summarize(values, logs, valueWeights, 0, n);
+    const cut = changePoint(logs, o.changeRun, o.changeRatio, n);
     if (summary && cut > 0) {
       // Percentiles stay those of the whole window (thresholds and reports want a steady
       // figure); the log estimate the policy ranks by follows the shift at once.
-      const since = summarize(out.slice(cut)) as Percentiles;
+      const since = summarize(values, logs, valueWeights, cut, n) as Percentiles;
       summary.logMean = since.logMean;
       summary.logSd = since.logSd;
       summary.weight = since.weight;
-      summary.changedAt = (out[cut] as Weighted).at;
+      summary.changedAt = at[cut] as number;
     }
     return summary;
   };

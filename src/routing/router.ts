@@ -9,7 +9,7 @@
  * that may pass, fallback to the next candidate while no content token went out, a per-attempt
  * timeout and one overall deadline. Every attempt is measured into the metrics store.
  */
-import { AbortError, SwitchboardError, TimeoutError } from '../errors.js';
+import { AbortError, APIError, SwitchboardError, TimeoutError } from '../errors.js';
 import type { Endpoint } from '../protocols/protocol.js';
 import { CUSTOM_PROVIDER, endpointFor, resolveModel, type Deployment, type ResolveContext } from '../providers/resolve.js';
 import { switchboardHome } from '../paths.js';
@@ -242,6 +242,11 @@ interface AttemptOutcome {
   callersFault?: boolean;
 }
 
+/** What identifies a failure as the same one again: an HTTP error's status and message; undefined for timeouts and cut connections. */
+function failureSignature(error: unknown): string | undefined {
+  return error instanceof APIError ? `${error.status} ${error.message}` : undefined;
+}
+
 /** What one successful attempt measured, for the metrics store. */
 export function measure(m: {
   at: number;
@@ -391,6 +396,7 @@ export async function* route(modelString: string, options: RouteOptions, attempt
    */
   async function* tryDeployment(p: Planned, lastCandidate: boolean, forced: boolean): AsyncGenerator<RouteItem, 'done' | 'next'> {
     const endpoint = await endpointFor(p.deployment, options);
+    let firstFailure: string | undefined;
     for (let retries = 0; ; retries++) {
       yield { kind: 'attempt', deployment: p.deployment, endpoint };
       const outcome = yield* runAttempt(p, endpoint);
@@ -403,8 +409,13 @@ export async function* route(modelString: string, options: RouteOptions, attempt
         breakers.release(p.key);
         throw signal?.aborted ? stopped() : error;
       }
-      if (countsAgainstDeployment(error) && !outcome.callersFault) breakers.failure(p.key, requestToken);
-      else breakers.release(p.key);
+      if (countsAgainstDeployment(error) && !outcome.callersFault) {
+        breakers.failure(p.key, requestToken);
+        // The same answer again on the retry: the request, not the server, is the cause.
+        const signature = failureSignature(error);
+        if (retries > 0 && signature !== undefined && signature === firstFailure) breakers.forgive(p.key, requestToken);
+        firstFailure ??= signature;
+      } else breakers.release(p.key);
       // After a content token reached the caller, the stream ends with the error.
       if (outcome.emitted && !options.collected) throw error;
       lastError = error;
