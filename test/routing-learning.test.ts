@@ -18,7 +18,7 @@ import { createRegistry, parseConfig } from '../src/providers/config.js';
 import type { ProviderRegistry } from '../src/providers/registry.js';
 import { MemoryMetricsStore } from '../src/routing/metrics.js';
 import { RoutingPolicy } from '../src/routing/policy.js';
-import { parseEndpointsListing, PriorStore } from '../src/routing/priors.js';
+import { parseEndpointsListing, PriorStore, refreshPriors } from '../src/routing/priors.js';
 import { CircuitBreakers } from '../src/routing/retry.js';
 import { defaultMetricsStore } from '../src/routing/router.js';
 import { startSimulator, type RunningSimulator } from '../src/sim/server.js';
@@ -276,6 +276,33 @@ describe('priors from the endpoints listing', () => {
     const known = new Map([['groq', 'groq'], ['deepinfra', 'deepinfra']]);
     expect(parseEndpointsListing(listing, 1, (tag) => known.get(tag.split('/')[0] ?? ''))).toEqual({ groq: { tokensPerSecond: 500, ttftMs: 200, uptime: 0.99, fetchedAt: 1 } });
     expect(parseEndpointsListing({ data: null }, 1, () => 'x')).toEqual({});
+  });
+
+  it('refreshPriors fetches OpenRouter listings, maps hosts to our providers and caches them with their age', async () => {
+    const openrouter = await startStandIn((req, res) => {
+      const ok = req.url === '/api/v1/models/meta-llama/llama-3.3-70b-instruct/endpoints';
+      res.writeHead(ok ? 200 : 404, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify(
+          ok
+            ? { data: { id: 'meta-llama/llama-3.3-70b-instruct', endpoints: [{ provider_name: 'Groq', tag: 'groq', throughput_last_30m: { p50: 310 }, latency_last_30m: { p50: 0.25 }, uptime_last_5m: 100 }] } }
+            : { error: { code: 404, message: 'Not found' } },
+        ),
+      );
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'sb-priors-'));
+    try {
+      const path = join(dir, 'priors.json');
+      const store = new PriorStore({ path, now: () => 42 });
+      const fetched = await refreshPriors(store, ['meta-llama/llama-3.3-70b-instruct', 'nobody/nothing'], { registry: registry(), apiBase: `${openrouter.url}/api/v1` });
+      expect(fetched).toBe(1);
+      const again = new PriorStore({ path });
+      expect(again.get('meta-llama/llama-3.3-70b-instruct')?.providers).toEqual({ groq: { tokensPerSecond: 310, ttftMs: 250, uptime: 1, fetchedAt: 42 } });
+      expect(again.get('nobody/nothing')).toBeUndefined();
+    } finally {
+      await openrouter.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a fresh install picks the published fastest on its first request, by speed and by first-token time', async () => {
