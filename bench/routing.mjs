@@ -123,7 +123,6 @@ const llamaProviders = live.models[MODEL.slice(4)].providers;
     const p = baseName(r.result.provider);
     picks[p] = (picks[p] ?? 0) + 1;
     achieved += speeds[p] ?? 0;
-    if (process.env.BENCH_DEBUG) console.error(i, p, Math.round(r.result.tokensPerSecond));
     if (i % half >= 20) {
       settled++;
       const fastest = Object.entries(speeds).sort((a, b) => b[1] - a[1])[0][0];

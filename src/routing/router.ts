@@ -114,35 +114,31 @@ function storageEnv(env: Record<string, string | undefined>): Record<string, str
   return out;
 }
 
-function inMemoryOnly(env: Record<string, string | undefined>): boolean {
-  const kind = env.SWITCHBOARD_METRICS;
-  return kind === 'memory' || kind === 'off' || kind === '0';
+/**
+ * The store kept for the folder `env` points at, made by `make` the first time: given the
+ * storage variables, or null when routing keeps nothing on disk (SWITCHBOARD_METRICS=memory).
+ */
+function storeForHome<T>(stores: Map<string, T>, env: Record<string, string | undefined>, make: (storage: Record<string, string | undefined> | null) => T): T {
+  const storage = storageEnv(env);
+  const kind = storage.SWITCHBOARD_METRICS;
+  const memory = kind === 'memory' || kind === 'off' || kind === '0';
+  const home = memory ? ':memory:' : switchboardHome(storage);
+  let store = stores.get(home);
+  if (store === undefined) {
+    store = make(memory ? null : storage);
+    stores.set(home, store);
+  }
+  return store;
 }
 
 /** The process-wide metrics store the router uses when none is given (one per home folder). */
 export function defaultMetricsStore(env: Record<string, string | undefined> = process.env): MetricsStore {
-  if (sharedMetrics) return sharedMetrics;
-  const storage = storageEnv(env);
-  const home = inMemoryOnly(storage) ? ':memory:' : switchboardHome(storage);
-  let store = metricsByHome.get(home);
-  if (!store) {
-    store = home === ':memory:' ? new MemoryMetricsStore() : new DeferredMetricsStore(() => openMetricsStore({ env: storage }));
-    metricsByHome.set(home, store);
-  }
-  return store;
+  return sharedMetrics ?? storeForHome(metricsByHome, env, (storage) => (storage ? new DeferredMetricsStore(() => openMetricsStore({ env: storage })) : new MemoryMetricsStore()));
 }
 
 /** The process-wide prior store (one per home folder; memory only with SWITCHBOARD_METRICS=memory). */
 export function defaultPriorStore(env: Record<string, string | undefined> = process.env): PriorStore {
-  if (sharedPriors) return sharedPriors;
-  const storage = storageEnv(env);
-  const home = inMemoryOnly(storage) ? ':memory:' : switchboardHome(storage);
-  let store = priorsByHome.get(home);
-  if (!store) {
-    store = new PriorStore(home === ':memory:' ? { path: null } : { env: storage });
-    priorsByHome.set(home, store);
-  }
-  return store;
+  return sharedPriors ?? storeForHome(priorsByHome, env, (storage) => new PriorStore(storage ? { env: storage } : { path: null }));
 }
 
 /** Replace the process-wide defaults (a shared store for a gateway, say). */
