@@ -80,13 +80,13 @@ export interface StatsOptions {
   sampleHalfLife?: number;
   /** A sample's weight halves after this many ms (default 10 minutes). */
   timeHalfLifeMs?: number;
-  /** Newest samples that must agree before a shift is believed (default 2: one outlier moves nothing). */
+  /** Newest samples that must agree before a shift is believed (default 3: one or two outliers move nothing). */
   changeRun?: number;
-  /** Factor between the newest samples and the older ones' log mean that counts as a shift (default 1.5). */
+  /** Factor between the newest samples and the older ones' log mean that counts as a shift (default 2). */
   changeRatio?: number;
 }
 
-const DEFAULTS: Required<StatsOptions> = { window: 40, sampleHalfLife: 4, timeHalfLifeMs: 10 * 60_000, changeRun: 2, changeRatio: 1.5 };
+const DEFAULTS: Required<StatsOptions> = { window: 40, sampleHalfLife: 4, timeHalfLifeMs: 10 * 60_000, changeRun: 3, changeRatio: 2 };
 
 /** The key a deployment is measured under. */
 export function deploymentKey(d: { model: string; provider: string }): string {

@@ -74,7 +74,7 @@ export interface PolicyOptions {
   forgetAfter?: number;
   /** Own evidence halves with this much time since its newest sample (default 10 minutes). */
   evidenceHalfLifeMs?: number;
-  /** Factor between a re-check's sample and older figures that makes the re-check stand alone (default 1.5, as the change detector's). */
+  /** Factor between a re-check's sample and older figures that makes the re-check stand alone (default 2, as the change detector's). */
   changeRatio?: number;
   /** Decisions after which a candidate rejected by a measured threshold is probed again (default 100). */
   recheckRejectedEvery?: number;
@@ -197,7 +197,7 @@ export class RoutingPolicy {
     this.#forgetAfter = options.forgetAfter ?? 25;
     this.#evidenceHalfLifeMs = options.evidenceHalfLifeMs ?? 10 * 60_000;
     this.#recheckRejectedEvery = options.recheckRejectedEvery ?? 100;
-    this.#changeRatio = options.changeRatio ?? 1.5;
+    this.#changeRatio = options.changeRatio ?? 2;
     this.#staleAfterMs = options.staleAfterMs ?? 10 * 60_000;
   }
 
