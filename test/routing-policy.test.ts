@@ -129,7 +129,7 @@ describe('policy', () => {
     const chosen = simulate(new RoutingPolicy(), 'm@c', 'lowest-cost', constraintsOf('m@c|tps>=100'), world, 200);
     expect(chosen.slice(0, 2)).toEqual(['cheap', 'cheap']); // unmeasured: optimistic
     const midShare = chosen.slice(2).filter((p) => p === 'mid').length / (chosen.length - 2);
-    expect(midShare).toBeGreaterThanOrEqual(0.98);
+    expect(midShare).toBeGreaterThanOrEqual(0.95); // the cheaper one, too slow, is probed every 40 decisions
     expect(chosen).not.toContain('fast');
   });
 

@@ -76,7 +76,7 @@ export interface PolicyOptions {
   evidenceHalfLifeMs?: number;
   /** Factor between a re-check's sample and older figures that makes the re-check stand alone (default 2, as the change detector's). */
   changeRatio?: number;
-  /** Decisions after which a candidate rejected by a measured threshold is probed again (default 100). */
+  /** Decisions after which a candidate rejected by a measured threshold is probed again (default 40). */
   recheckRejectedEvery?: number;
   /** A candidate rejected by a measured threshold whose data is older than this is probed (default 10 minutes). */
   staleAfterMs?: number;
@@ -196,7 +196,7 @@ export class RoutingPolicy {
     this.#priorHalfLifeMs = options.priorHalfLifeMs ?? 60 * 60_000;
     this.#forgetAfter = options.forgetAfter ?? 25;
     this.#evidenceHalfLifeMs = options.evidenceHalfLifeMs ?? 10 * 60_000;
-    this.#recheckRejectedEvery = options.recheckRejectedEvery ?? 100;
+    this.#recheckRejectedEvery = options.recheckRejectedEvery ?? 40;
     this.#changeRatio = options.changeRatio ?? 2;
     this.#staleAfterMs = options.staleAfterMs ?? 10 * 60_000;
   }
@@ -243,18 +243,19 @@ export class RoutingPolicy {
     const published = priorFigure(c.prior, metric);
     let precision = 0;
     let sum = 0;
-    // Not tried for a while: what we believe about it, measured or published, counts for less.
-    const untried = 0.5 ** (decisionsSince / this.#forgetAfter);
+    // Not tried for a while: what we believe about it, measured or published, counts for less
+    // (in halvings).
+    const untried = decisionsSince / this.#forgetAfter;
     if (own) {
       const lastAt = c.stats?.lastAt ?? now;
       const spread = Math.max(this.#noiseFloor, own.logSd);
-      const p = ((own.weight * untried) / spread ** 2) * 0.5 ** (Math.max(0, now - lastAt) / this.#evidenceHalfLifeMs);
+      const p = (own.weight / (spread * spread)) * halve(untried + Math.max(0, now - lastAt) / this.#evidenceHalfLifeMs);
       precision += p;
       sum += p * sign * own.logMean;
     }
     if (published !== undefined && published > 0 && c.prior) {
       // Each own sample halves what the prior is worth; its age halves it every priorHalfLifeMs.
-      const p = (untried / this.#priorSpread ** 2) * 0.5 ** (Math.max(0, now - c.prior.fetchedAt) / this.#priorHalfLifeMs + (own?.count ?? 0));
+      const p = (1 / (this.#priorSpread * this.#priorSpread)) * halve(untried + Math.max(0, now - c.prior.fetchedAt) / this.#priorHalfLifeMs + (own?.count ?? 0));
       precision += p;
       sum += p * sign * Math.log(published);
     }
@@ -370,6 +371,11 @@ export class RoutingPolicy {
     const state = this.#state(routeKey);
     state.lastTried.set(key, state.decisions);
   }
+}
+
+/** 0.5 to the power `halvings`. */
+function halve(halvings: number): number {
+  return Math.exp(-Math.LN2 * halvings);
 }
 
 function round(n: number): number {
