@@ -1,6 +1,7 @@
 /** Options shared by Call and Chat, and their translation into what a turn needs. */
 import { createRegistry } from './providers/config.js';
 import { loadEnv } from './providers/env.js';
+import { mergeLimits, type Limits } from './limits.js';
 import type { ProviderRegistry } from './providers/registry.js';
 import type { Env } from './providers/resolve.js';
 import { catalogCandidates } from './catalog/candidates.js';
@@ -42,6 +43,8 @@ export interface ClientOptions extends Omit<RequestParams, 'tools'>, ToolOptions
   timeout?: number;
   /** Aborts every request made with these options. */
   signal?: AbortSignal;
+  /** Time and size limits: first byte, idle, reply size, media size and loading time (see the README). */
+  limits?: Limits;
   /** Providers to resolve model strings against (defaults to the built-in registry). */
   registry?: ProviderRegistry;
   /** Environment to read keys and base URLs from (defaults to process.env plus `.env`). */
@@ -56,10 +59,12 @@ export interface ClientOptions extends Omit<RequestParams, 'tools'>, ToolOptions
 export interface RequestOptions extends Omit<RequestParams, 'tools'>, ToolOptions, SchemaOptions {
   signal?: AbortSignal;
   timeout?: number;
+  /** Limits for this request, over the client's. */
+  limits?: Limits;
   fitContext?: 'error' | 'drop-oldest';
 }
 
-const CLIENT_ONLY = new Set(['apiKey', 'baseURL', 'headers', 'timeout', 'signal', 'registry', 'env', 'system', 'fitContext', 'routing', 'tools', 'maxSteps', 'schema', 'schemaName']);
+const CLIENT_ONLY = new Set(['apiKey', 'baseURL', 'headers', 'timeout', 'signal', 'limits', 'registry', 'env', 'system', 'fitContext', 'routing', 'tools', 'maxSteps', 'schema', 'schemaName']);
 
 /** The request parameters among a bag of options. */
 export function pickParams(options: object): Omit<RequestParams, 'tools'> {
@@ -101,6 +106,7 @@ export function turnOptions(client: ClientOptions, request: RequestOptions = {},
     headers: client.headers,
     params,
     timeoutMs: request.timeout ?? client.timeout,
+    limits: mergeLimits(client.limits, request.limits),
     signal: signal ?? request.signal ?? client.signal,
   };
 }

@@ -37,7 +37,7 @@ export interface SwitchboardConfig {
   models: Record<string, GroupMember[]>;
 }
 
-const PROTOCOLS: ProtocolName[] = ['openai', 'anthropic', 'gemini'];
+const PROTOCOLS: ProtocolName[] = ['openai', 'openai-responses', 'anthropic', 'gemini'];
 const PROVIDER_KEYS = new Set(['name', 'protocol', 'baseURL', 'keyEnv', 'headers', 'local']);
 const MEMBER_KEYS = new Set(['provider', 'model', 'inputPrice', 'outputPrice']);
 

@@ -9,7 +9,7 @@
  * that may pass, fallback to the next candidate while no content token went out, a per-attempt
  * timeout and one overall deadline. Every attempt is measured into the metrics store.
  */
-import { AbortError, APIError, SwitchboardError, TimeoutError } from '../errors.js';
+import { AbortError, APIError, SwitchboardError, TimeoutError, redactURL } from '../errors.js';
 import type { Endpoint } from '../protocols/protocol.js';
 import { CUSTOM_PROVIDER, endpointFor, resolveModel, type Deployment, type ResolveContext } from '../providers/resolve.js';
 import { switchboardHome } from '../paths.js';
@@ -184,7 +184,7 @@ function planStage(e: EndpointNode & { model: string }, options: RouteOptions, m
   const plan = (deployment: Deployment, prices?: { inputPrice?: number | undefined; outputPrice?: number | undefined }): Planned => {
     // A custom endpoint is known by its URL too: two servers answering the same model name
     // must not share measurements or a circuit breaker.
-    const key = deployment.provider === CUSTOM_PROVIDER && options.baseURL ? `${deploymentKey(deployment)} ${options.baseURL}` : deploymentKey(deployment);
+    const key = deployment.provider === CUSTOM_PROVIDER && options.baseURL ? `${deploymentKey(deployment)} ${redactURL(options.baseURL)}` : deploymentKey(deployment);
     const prior = listing && Object.hasOwn(listing.providers, deployment.provider) ? listing.providers[deployment.provider] : undefined;
     return { key, provider: deployment.provider, deployment, inputPrice: prices?.inputPrice, outputPrice: prices?.outputPrice, stats: judged ? metrics.snapshot(key) : undefined, prior };
   };
