@@ -23,5 +23,6 @@ export async function simulatorOrigin(env: Env): Promise<string> {
 
 export async function simulatorBaseURL(provider: string, env: Env): Promise<string> {
   const protocol = SIM_PROVIDERS[provider]?.protocol ?? 'openai';
-  return simulatorProviderURL(await simulatorOrigin(env), provider, protocol);
+  const cloud = SIM_PROVIDERS[provider]?.cloud;
+  return simulatorProviderURL(await simulatorOrigin(env), provider, protocol, cloud);
 }
