@@ -11,6 +11,7 @@ import type { RequestParams } from './types.js';
 import { prepareOutput } from './tools/output.js';
 import type { SchemaInput } from './tools/schema.js';
 import { prepareTools, type ToolInput } from './tools/tool.js';
+import { resolveCache, type CacheSetting } from './cache/response-cache.js';
 
 /** Tools and structured output, for a client or one request. */
 export interface ToolOptions {
@@ -50,6 +51,8 @@ export interface ClientOptions extends Omit<RequestParams, 'tools'>, ToolOptions
   fitContext?: 'error' | 'drop-oldest';
   /** Routing: metrics store, policy, retries, breakers, deadline (see the README's routing section). */
   routing?: RoutingOptions;
+  /** Answer identical requests from the response cache: `true`, or `{ ttl, namespace, store, anyTemperature }`. */
+  cache?: CacheSetting;
 }
 
 /** Per-request options for `send`, `stream` and `run`. */
@@ -57,9 +60,11 @@ export interface RequestOptions extends Omit<RequestParams, 'tools'>, ToolOption
   signal?: AbortSignal;
   timeout?: number;
   fitContext?: 'error' | 'drop-oldest';
+  /** This request's response cache: `false` skips it, `true` uses the client's, an object chooses. */
+  cache?: CacheSetting;
 }
 
-const CLIENT_ONLY = new Set(['apiKey', 'baseURL', 'headers', 'timeout', 'signal', 'registry', 'env', 'system', 'fitContext', 'routing', 'tools', 'maxSteps', 'schema', 'schemaName']);
+const CLIENT_ONLY = new Set(['apiKey', 'baseURL', 'headers', 'timeout', 'signal', 'registry', 'env', 'system', 'fitContext', 'routing', 'tools', 'maxSteps', 'schema', 'schemaName', 'cache']);
 
 /** The request parameters among a bag of options. */
 export function pickParams(options: object): Omit<RequestParams, 'tools'> {
@@ -102,6 +107,7 @@ export function turnOptions(client: ClientOptions, request: RequestOptions = {},
     params,
     timeoutMs: request.timeout ?? client.timeout,
     signal: signal ?? request.signal ?? client.signal,
+    cache: resolveCache(client.cache, request.cache),
   };
 }
 

@@ -23,6 +23,7 @@ import type {
   TurnResult,
 } from './types.js';
 import { withCost } from './usage.js';
+import { cachedTurn, type ResponseCache } from './cache/response-cache.js';
 import type { OutputSpec } from './tools/output.js';
 import type { PreparedTool } from './tools/tool.js';
 
@@ -43,6 +44,8 @@ export interface TurnOptions extends RouteOptions {
    * with both numbers; `drop-oldest` sends it without its oldest turns (the history keeps them).
    */
   fitContext?: 'error' | 'drop-oldest' | undefined;
+  /** The response cache to answer from and write to (cache/response-cache.ts); none when absent. */
+  cache?: ResponseCache | undefined;
 }
 
 /** Catalog price times tokens; free on local servers; unknown (null) on a custom endpoint. */
@@ -87,7 +90,12 @@ class TurnAccumulator {
   annotations: unknown[] = [];
 }
 
-export async function* runTurn(
+/** One request's turn, answered from the response cache when one is on. */
+export function runTurn(modelString: string, messages: Message[], options: TurnOptions): AsyncGenerator<StreamEvent[], void, undefined> {
+  return options.cache ? cachedTurn(modelString, messages, { ...options, cache: options.cache }, liveTurn) : liveTurn(modelString, messages, options);
+}
+
+async function* liveTurn(
   modelString: string,
   messages: Message[],
   options: TurnOptions,

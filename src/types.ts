@@ -75,6 +75,13 @@ export interface TokenUsage {
 /** Token counts plus cost in US dollars; `cost` is null only when no price is known. */
 export interface Usage extends TokenUsage {
   cost: number | null;
+  /**
+   * What caching saved against the uncached price, in US dollars: a response-cache hit saves
+   * its whole original cost; a provider prompt cache the discount on cached input, less the
+   * surcharge on cache writes (so a turn that only writes the cache saves a negative amount).
+   * Absent when nothing was cached.
+   */
+  savedCost?: number;
 }
 
 export type FinishReason =
@@ -160,6 +167,8 @@ export interface TurnResult {
   /** Output tokens per second after the first token. */
   tokensPerSecond: number | null;
   startedAt: string;
+  /** Answered from the response cache: no request was sent, `usage.cost` is 0 and `usage.savedCost` what it saved. */
+  cached?: boolean;
   /** The provider's raw annotations (all types, as sent). */
   annotations?: unknown[];
   /** Web citations normalized from the annotations; annotation types not known are skipped. */

@@ -25,6 +25,7 @@ export function addUsage(a: Usage, b: Usage): Usage {
   for (const key of BREAKDOWNS) {
     if (a[key] !== undefined || b[key] !== undefined) out[key] = (a[key] ?? 0) + (b[key] ?? 0);
   }
+  if (a.savedCost !== undefined || b.savedCost !== undefined) out.savedCost = addDollars(a.savedCost ?? 0, b.savedCost ?? 0);
   return out;
 }
 
@@ -32,4 +33,9 @@ export function withCost(tokens: TokenUsage, cost: number | null): Usage {
   // Same object as `{ ...tokens, cost }`; in Node 20 a spread followed by another property
   // takes a slow path (about 1 µs, once per turn), Object.assign does not.
   return Object.assign({}, tokens, { cost });
+}
+
+/** Two dollar amounts summed in integer femto-dollars, so sums of many turns do not drift. */
+export function addDollars(a: number, b: number): number {
+  return Number(BigInt(Math.round(a * 1e15)) + BigInt(Math.round(b * 1e15))) / 1e15;
 }
