@@ -223,3 +223,22 @@ describe('response cache with tools', () => {
     expect(store.stats()).toMatchObject({ entries: 2, hits: 2 });
   });
 });
+
+describe('switchboard ask --cache and switchboard cache', () => {
+  it('a repeated ask is answered from the file; stats count it; clear empties it', async () => {
+    const { runCLI } = await import('./helpers/cli.js');
+    const env = { SWITCHBOARD_HOME: mkdtempSync(join(tmpdir(), 'sb-cli-cache-')) };
+    const ask = () => runCLI(['ask', '--cache', '--json', '-m', 'sim/llama@sim-anthropic', '-t', '0', 'Name three rivers.'], { env });
+    const first = JSON.parse((await ask()).stdout) as { text: string; cost: number; cached?: boolean };
+    const second = JSON.parse((await ask()).stdout) as { text: string; cost: number; cached?: boolean; savedCost?: number };
+    expect(first.cached).toBeUndefined();
+    expect(first.cost).toBeGreaterThan(0);
+    expect(second).toMatchObject({ text: first.text, cost: 0, cached: true, savedCost: first.cost });
+    const stats = JSON.parse((await runCLI(['cache', 'stats', '--json'], { env })).stdout) as Record<string, unknown>;
+    expect(stats).toMatchObject({ entries: 1, hits: 1, misses: 1, savedCost: first.cost });
+    const text = (await runCLI(['cache', 'stats'], { env })).stdout;
+    expect(text).toMatch(/hits {5}1, misses 1 \(50\.0% hits\)/);
+    expect((await runCLI(['cache', 'clear'], { env })).stdout).toBe('Removed 1 cached reply.\n');
+    expect(JSON.parse((await runCLI(['cache', 'stats', '--json'], { env })).stdout)).toMatchObject({ entries: 0, hits: 0, misses: 0, savedCost: 0 });
+  });
+});

@@ -91,8 +91,6 @@ function femto(cost: number): bigint {
   return BigInt(Math.round(cost * 1e15));
 }
 
-type TurnFn = (model: string, messages: Message[], options: CachedTurnOptions) => AsyncGenerator<StreamEvent[], void, undefined>;
-
 export interface CachedTurnOptions {
   cache?: ResponseCache | undefined;
   baseURL?: string | undefined;
