@@ -4,8 +4,14 @@
  * resolved, the endpoint, the messages, and every request parameter (tools, schema, sampling).
  * Object keys are sorted, so `{ role, content }` and `{ content, role }` hash alike. Nothing
  * secret goes in: API keys and headers are not part of a request's params.
+ *
+ * A chat sends its whole history every turn, so hashing it anew would cost more each turn
+ * (about 1 µs per KB). The hash state after each request's messages is kept beside its last
+ * message, so the next turn, whose history begins with the very same message objects, hashes
+ * only what was added. Chat never changes a message object once it is in the history (it
+ * keeps copies, and hands out copies), which is what makes object identity a safe test.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { Message, RequestParams } from '../types.js';
 
 /** Bumped when the key's inputs or the stored entry's shape change: old entries stop matching. */
@@ -50,14 +56,39 @@ function answerParams(params: RequestParams): Record<string, unknown> {
   return out;
 }
 
-/** The hex SHA-256 of the canonical request. */
+/** The hash state after a run of messages: kept beside the run's last message object. */
+interface HashedPrefix {
+  messages: readonly Message[];
+  hash: Hash;
+}
+const hashedPrefixes = new WeakMap<Message, HashedPrefix>();
+
+/** The longest run at the start of `messages` hashed before (the very same objects, in order). */
+function longestHashedPrefix(messages: readonly Message[]): HashedPrefix | undefined {
+  for (let end = messages.length - 1; end >= 0; end--) {
+    const prefix = hashedPrefixes.get(messages[end] as Message);
+    if (!prefix || prefix.messages.length !== end + 1) continue;
+    let same = true;
+    for (let i = 0; i < end && same; i++) same = prefix.messages[i] === messages[i];
+    if (same) return prefix;
+  }
+  return undefined;
+}
+
+/**
+ * The hex SHA-256 of the canonical request: the format version, each message's canonical
+ * JSON on its own line (JSON has no raw newline, so the lines cannot run together), then the
+ * model, endpoint and parameters.
+ */
 export function requestKey(input: KeyInput): string {
-  const canonical = canonicalJSON({
-    v: CACHE_FORMAT,
-    model: input.model,
-    baseURL: input.baseURL,
-    messages: input.messages,
-    params: answerParams(input.params),
-  });
-  return createHash('sha256').update(canonical).digest('hex');
+  const { messages } = input;
+  const known = longestHashedPrefix(messages);
+  let hash: Hash;
+  if (known) hash = known.hash.copy();
+  else hash = createHash('sha256').update(`switchboard-cache-v${CACHE_FORMAT}\n`);
+  for (let i = known ? known.messages.length : 0; i < messages.length; i++) hash.update(`${canonicalJSON(messages[i])}\n`);
+  const last = messages[messages.length - 1];
+  if (last && known?.messages.length !== messages.length) hashedPrefixes.set(last, { messages: [...messages], hash: hash.copy() });
+  hash.update(canonicalJSON({ model: input.model, baseURL: input.baseURL, params: answerParams(input.params) }));
+  return hash.digest('hex');
 }
