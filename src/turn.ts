@@ -24,6 +24,7 @@ import type {
 } from './types.js';
 import { withCost } from './usage.js';
 import { cachedTurn, type ResponseCache } from './cache/response-cache.js';
+import { providerCacheSaving } from './cache/savings.js';
 import type { OutputSpec } from './tools/output.js';
 import type { PreparedTool } from './tools/tool.js';
 
@@ -180,6 +181,9 @@ async function* liveTurn(
   const tokens: TokenUsage = acc.usage ?? { promptTokens: 0, completionTokens: 0, totalTokens: 0 };
   const price = options.priceCost ?? ((dep: Deployment, usage: TokenUsage) => catalogCost(options, dep, usage));
   const cost = acc.reportedCost ?? (acc.usage ? price(deployment, tokens) : null);
+  const usage = withCost(tokens, cost);
+  const saved = providerCacheSaving(tokens, cost, (uncached) => price(deployment as Deployment, uncached));
+  if (saved !== undefined) usage.savedCost = saved;
   const generating = firstTokenAt === undefined ? 0 : (ended - firstTokenAt) / 1000;
   const result: TurnResult = {
     model: modelString,
@@ -188,7 +192,7 @@ async function* liveTurn(
     text: acc.text,
     message,
     finishReason: acc.finish ?? (toolCalls.length > 0 ? 'tool-calls' : 'stop'),
-    usage: withCost(tokens, cost),
+    usage,
     ttftMs: firstTokenAt === undefined ? null : round(firstTokenAt - started),
     latencyMs: round(ended - started),
     tokensPerSecond: generating > 0 && tokens.completionTokens > 0 ? round(tokens.completionTokens / generating) : null,

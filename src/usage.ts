@@ -35,7 +35,16 @@ export function withCost(tokens: TokenUsage, cost: number | null): Usage {
   return Object.assign({}, tokens, { cost });
 }
 
+/** Dollars to integer femto-dollars (1e-15 dollars; exact for any cost a single turn has). */
+export function toFemto(dollars: number): bigint {
+  return BigInt(Math.round(dollars * 1e15));
+}
+
+export function fromFemto(femto: bigint): number {
+  return Number(femto) / 1e15;
+}
+
 /** Two dollar amounts summed in integer femto-dollars, so sums of many turns do not drift. */
 export function addDollars(a: number, b: number): number {
-  return Number(BigInt(Math.round(a * 1e15)) + BigInt(Math.round(b * 1e15))) / 1e15;
+  return fromFemto(toFemto(a) + toFemto(b));
 }

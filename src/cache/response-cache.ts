@@ -11,6 +11,7 @@
  */
 import { warnOnce } from '../catalog/cost.js';
 import type { AssistantMessage, Message, RequestParams, StreamEvent, TurnResult, Usage } from '../types.js';
+import { toFemto } from '../usage.js';
 import { requestKey } from './key.js';
 import { MemoryCacheStore, type CacheStore } from './store.js';
 
@@ -86,11 +87,6 @@ interface StoredReply {
   cost: number | null;
 }
 
-/** Dollars to integer femto-dollars (exact for any cost a single reply has). */
-function femto(cost: number): bigint {
-  return BigInt(Math.round(cost * 1e15));
-}
-
 export interface CachedTurnOptions {
   cache?: ResponseCache | undefined;
   baseURL?: string | undefined;
@@ -137,7 +133,7 @@ export async function* cachedTurn<O extends CachedTurnOptions>(
             cache.store.set(key, {
               value: JSON.stringify(toStored(result, deltas)),
               namespace: cache.namespace,
-              costFemto: result.usage.cost === null ? null : femto(result.usage.cost),
+              costFemto: result.usage.cost === null ? null : toFemto(result.usage.cost),
               expiresAt: cache.ttlMs === null ? null : Date.now() + cache.ttlMs,
             }),
           undefined,

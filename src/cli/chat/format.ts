@@ -1,5 +1,6 @@
 /** The short lines printed after a turn: comparison, cost, provider, usage. */
 import type { TurnResult, Usage } from '../../types.js';
+import { addDollars } from '../../usage.js';
 
 /** `$0.000204`; null is "price unknown". */
 export function formatCost(cost: number | null): string {
@@ -38,9 +39,19 @@ export function compareLine(models: string[], results: Map<string, TurnResult>, 
   return `compare: ${parts.join(' │ ')}`;
 }
 
-/** `(cost: $0.000204 this turn, $0.001020 this session)`. */
-export function costLine(turn: number | null, session: number | null): string {
-  return `(cost: ${formatCost(turn)} this turn, ${formatCost(session)} this session)`;
+/**
+ * `(cost: $0.000204 this turn, $0.001020 this session)`, then what caching saved this session
+ * when it is not zero (`, $0.000310 saved by caching`; a session that has only written the
+ * provider's cache so far paid extra: `, caching $0.000040 extra so far`).
+ */
+export function costLine(turn: number | null, session: number | null, saved = 0): string {
+  const caching = saved > 0 ? `, ${formatCost(saved)} saved by caching` : saved < 0 ? `, caching ${formatCost(-saved)} extra so far` : '';
+  return `(cost: ${formatCost(turn)} this turn, ${formatCost(session)} this session${caching})`;
+}
+
+/** What caching saved over a chat's models (see Usage.savedCost). */
+export function sumSaved(usages: Usage[]): number {
+  return usages.reduce((total, u) => (u.savedCost === undefined ? total : addDollars(total, u.savedCost)), 0);
 }
 
 /** `(provider: sim-fast)`, or per model when several answered. */

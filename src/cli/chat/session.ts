@@ -8,7 +8,7 @@ import type { Env } from '../../providers/resolve.js';
 import type { ConversationLog } from '../../store/conversation-log.js';
 import type { Message, TurnResult } from '../../types.js';
 import type { CliIO } from '../io.js';
-import { compareLine, costLine, providerLine, sumCost } from './format.js';
+import { compareLine, costLine, providerLine, sumCost, sumSaved } from './format.js';
 import { createView } from './layout.js';
 import { loadMarkdown } from './markdown.js';
 import type { Style } from './style.js';
@@ -141,7 +141,7 @@ export class ChatSession {
     if (ordered.length > 0) {
       if (models.length > 1) this.say(style.dim(compareLine(models, results, failed)));
       if (this.o.showProvider) this.say(style.dim(providerLine(ordered)));
-      if (this.o.showCost) this.say(style.dim(costLine(sumCost(ordered.map((r) => r.usage.cost)), this.sessionCost(chat))));
+      if (this.o.showCost) this.say(style.dim(costLine(sumCost(ordered.map((r) => r.usage.cost)), this.sessionCost(chat), sumSaved(Object.values(chat.toJSON().usage)))));
     }
     return { results: ordered, errors: [...failed].map(([model, error]) => ({ model, error })), stopped };
   }
