@@ -68,6 +68,8 @@ export interface TokenUsage {
   cachedTokens?: number;
   /** Input tokens written to the provider's prompt cache (part of promptTokens). */
   cacheWriteTokens?: number;
+  /** Of the cache writes, those kept for an hour (Anthropic's `ttl: "1h"`, billed at its own rate). */
+  cacheWrite1hTokens?: number;
   /** Output tokens spent on reasoning (part of completionTokens). */
   reasoningTokens?: number;
 }
@@ -126,6 +128,13 @@ export interface RequestParams {
    * `web_search` server tool. Citations come back in `TurnResult.citations`.
    */
   webSearch?: boolean | { maxResults?: number; engine?: string };
+  /**
+   * Provider prompt caching (protocols/prompt-cache.ts): on by default, `cache_control`
+   * breakpoints where a provider needs them (Anthropic; OpenRouter's Anthropic and Gemini
+   * models). `{ ttl: '1h' }` keeps entries an hour (writes cost 2x input instead of 1.25x);
+   * `false` sends no markers.
+   */
+  promptCaching?: boolean | { ttl?: '5m' | '1h' };
   /** Provider-specific body fields, merged into the wire request last. */
   extraBody?: Record<string, unknown>;
 }

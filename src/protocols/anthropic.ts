@@ -12,6 +12,7 @@ import { InvalidInputError, apiErrorFromStatus, ProtocolError, type APIError } f
 import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEvent, ReasoningDetail, TokenUsage } from '../types.js';
 import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments } from './media.js';
 import type { Endpoint, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
+import { addAnthropicBreakpoints } from './prompt-cache.js';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
 /** `max_tokens` when the caller sets none (the API requires one). */
@@ -22,6 +23,8 @@ export interface AnthropicUsage {
   output_tokens?: number;
   cache_creation_input_tokens?: number | null;
   cache_read_input_tokens?: number | null;
+  /** The cache writes split by lifetime. */
+  cache_creation?: { ephemeral_5m_input_tokens?: number; ephemeral_1h_input_tokens?: number } | null;
 }
 
 type Block = Record<string, unknown> & { type: string };
@@ -85,6 +88,8 @@ export function readAnthropicUsage(usage: AnthropicUsage): TokenUsage {
   const out: TokenUsage = { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion };
   if (cacheRead !== undefined) out.cachedTokens = cacheRead;
   if (cacheWrite !== undefined) out.cacheWriteTokens = cacheWrite;
+  const hourWrites = usage.cache_creation?.ephemeral_1h_input_tokens;
+  if (hourWrites) out.cacheWrite1hTokens = hourWrites;
   return out;
 }
 
@@ -243,6 +248,7 @@ export function buildAnthropicBody(request: CanonicalRequest): Record<string, un
       choice === 'auto' ? { type: 'auto' } : choice === 'required' ? { type: 'any' } : choice === 'none' ? { type: 'none' } : { type: 'tool', name: choice.name };
   }
   if (budget !== undefined) body.thinking = { type: 'enabled', budget_tokens: Math.min(budget, Math.max(1024, maxTokens - 1)) };
+  addAnthropicBreakpoints(body as Parameters<typeof addAnthropicBreakpoints>[0], params);
   if (params.extraBody) Object.assign(body, params.extraBody);
   return body;
 }

@@ -17,6 +17,8 @@ export interface ProtocolCompat {
   webPlugin?: boolean;
   /** OpenRouter: ask for usage accounting (cost) in the response. */
   usageAccounting?: boolean;
+  /** OpenRouter: `cache_control` breakpoints on Anthropic and Gemini models (see prompt-cache.ts). */
+  cacheMarkers?: boolean;
 }
 
 /** One provider's address, credentials and quirks: what a protocol needs to send a request. */
