@@ -1,8 +1,11 @@
-/** The wire protocols by name. */
+/** The wire protocols by name: client halves (getProtocol) and server halves (getProtocolServer). */
 import { anthropicProtocol } from './anthropic.js';
+import { anthropicServer } from './anthropic-server.js';
 import { geminiProtocol } from './gemini.js';
+import { geminiServer } from './gemini-server.js';
 import { openaiProtocol } from './openai.js';
-import type { Protocol, ProtocolName } from './protocol.js';
+import { openaiServer } from './openai-server.js';
+import type { Protocol, ProtocolName, ProtocolServer, ServerProtocolName } from './protocol.js';
 
 const PROTOCOLS: Record<ProtocolName, Protocol> = {
   openai: openaiProtocol,
@@ -16,5 +19,35 @@ export function getProtocol(name: ProtocolName): Protocol {
   return protocol;
 }
 
+const SERVERS: Partial<Record<ServerProtocolName, ProtocolServer>> = {
+  openai: openaiServer,
+  anthropic: anthropicServer,
+  gemini: geminiServer,
+};
+
+export function getProtocolServer(name: ServerProtocolName): ProtocolServer {
+  const server = SERVERS[name];
+  if (!server) throw new TypeError(`No server half for protocol "${String(name)}"; available: ${Object.keys(SERVERS).join(', ')}.`);
+  return server;
+}
+
+export { anthropicServer, geminiServer, openaiServer };
+export { WireRequestError } from './protocol.js';
 export { anthropicProtocol, geminiProtocol, openaiProtocol };
-export type { Endpoint, Protocol, ProtocolCompat, ProtocolName, StreamReader, WireRequest } from './protocol.js';
+export type {
+  Endpoint,
+  ListedModel,
+  Protocol,
+  ProtocolCompat,
+  ProtocolName,
+  ProtocolServer,
+  ResponseMeta,
+  ServerProtocolName,
+  ServerRequest,
+  ServerRequestContext,
+  StreamEnd,
+  StreamReader,
+  StreamWriter,
+  WireErrorResponse,
+  WireRequest,
+} from './protocol.js';

@@ -1,4 +1,5 @@
-import type { CanonicalRequest, ProtocolEvent } from '../types.js';
+import type { SwitchboardError } from '../errors.js';
+import type { CanonicalRequest, FinishReason, ProtocolEvent, TokenUsage } from '../types.js';
 
 export type ProtocolName = 'openai' | 'anthropic' | 'gemini';
 
@@ -64,4 +65,127 @@ export interface Protocol {
   parseResponse(body: unknown): ProtocolEvent[];
   /** Pull the provider's message and error type out of an error response body. */
   parseErrorBody(text: string): { message: string; code?: string | undefined };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server halves: the same wire formats read from the other side (a request arrives, a response
+// goes out). Used by the simulator and the gateway. Pure translation: no HTTP, no routing, no I/O.
+
+/** Protocols a server half can speak: the client protocols plus OpenAI's Responses API. */
+export type ServerProtocolName = ProtocolName | 'openai-responses';
+
+/** What a server half needs besides the body. */
+export interface ServerRequestContext {
+  /** Model named in the path (Gemini `/v1beta/models/{model}:generateContent`). */
+  pathModel?: string;
+  /** Whether the path asked for a stream (Gemini `:streamGenerateContent`). */
+  pathStream?: boolean;
+  /** Parse for a token-counting endpoint: generation-only requirements (`max_tokens`) are waived. */
+  counting?: boolean;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/** A parsed, validated wire request. `model` is the string the client sent, untouched. */
+export interface ServerRequest {
+  model: string;
+  stream: boolean;
+  request: CanonicalRequest;
+  /** OpenAI `stream_options.include_usage`: a final chunk with usage (and `usage: null` before it). */
+  includeUsage?: boolean;
+  /** Candidates asked for (OpenAI `n`, Gemini `candidateCount`); 1 when absent. */
+  choices?: number;
+  /** Responses API: the earlier response this one continues (resolved by whoever keeps responses). */
+  previousResponseId?: string;
+}
+
+/** A refused request, in the provider's own vocabulary: HTTP status, error type, offending field. */
+export class WireRequestError extends Error {
+  constructor(
+    readonly status: number,
+    /** The provider's error type (`invalid_request_error`, `INVALID_ARGUMENT`, ...). */
+    readonly type: string,
+    message: string,
+    readonly param?: string,
+    /** OpenAI's `code` (`invalid_api_key`, `model_not_found`) or Gemini's reason; optional. */
+    readonly code?: string,
+  ) {
+    super(message);
+    this.name = 'WireRequestError';
+  }
+}
+
+/** What a response is about, known before its first event. */
+export interface ResponseMeta {
+  /** The response id without any protocol prefix (the writer adds `chatcmpl-`, `msg_`, ...). */
+  id: string;
+  model: string;
+  /** Unix seconds. */
+  created: number;
+  provider?: string;
+  /** Input tokens, when known up front (Anthropic reports them in `message_start`). */
+  promptTokens?: number;
+  /** OpenAI: send the final usage chunk (and `usage: null` on every chunk before it). */
+  includeUsage?: boolean;
+}
+
+/** How a response ended, for the frames after the last event. */
+export interface StreamEnd {
+  usage?: TokenUsage;
+  /** US dollars, when known (OpenRouter-style `usage.cost`). */
+  cost?: number | null;
+  finishReason: FinishReason;
+  /** The provider's own finish reason to send back (`stop_sequence`), when it differs from the mapping. */
+  rawFinishReason?: string;
+  /** The stop sequence that ended the reply (Anthropic `stop_sequence`). */
+  stopSequence?: string;
+}
+
+/** Turns canonical events into one protocol's stream, frame by frame (strings ready to write). */
+export interface StreamWriter {
+  /** `text/event-stream` (or `application/json` for a Gemini stream without `alt=sse`). */
+  readonly contentType: string;
+  /** Frames to send before any event ('' if none). */
+  start(): string;
+  write(events: readonly ProtocolEvent[]): string;
+  /** The final frames: finish reason, usage, the terminator (`[DONE]`, `message_stop`). */
+  end(result: StreamEnd): string;
+  /** The protocol's mid-stream error frame; never followed by a clean terminator. */
+  error(error: SwitchboardError | WireRequestError): string;
+  /** An SSE comment the protocol's clients ignore. */
+  keepAlive(): string;
+}
+
+/** A whole error response: status, headers (Retry-After) and body in the provider's shape. */
+export interface WireErrorResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+/** A model as a listing endpoint describes it. */
+export interface ListedModel {
+  id: string;
+  displayName?: string;
+  contextLength?: number;
+  maxOutputTokens?: number;
+  /** Unix seconds. */
+  created?: number;
+  ownedBy?: string;
+  /** Dollars per million tokens (input, output), when known. */
+  pricing?: { input: number; output: number };
+}
+
+export interface ProtocolServer {
+  readonly name: ServerProtocolName;
+  /** Read and validate a wire request; throws WireRequestError. */
+  parseRequest(body: unknown, ctx: ServerRequestContext): ServerRequest;
+  createStreamWriter(meta: ResponseMeta): StreamWriter;
+  /** The whole (non-streamed) JSON body for a response's events. */
+  /** `end` overrides the finish reason and usage the events carry (a stop sequence, say). */
+  writeResponse(events: readonly ProtocolEvent[], meta: ResponseMeta, end?: StreamEnd): unknown;
+  writeError(error: SwitchboardError | WireRequestError): WireErrorResponse;
+  /** The body of the protocol's model-listing endpoint. */
+  writeModelList(models: readonly ListedModel[]): unknown;
+  /** The body of the protocol's token-counting endpoint (undefined when it has none). */
+  writeTokenCount?(tokens: number): unknown;
 }

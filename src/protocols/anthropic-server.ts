@@ -1,0 +1,385 @@
+/**
+ * Anthropic Messages, server half: reads `POST /v1/messages` (and `/v1/messages/count_tokens`)
+ * bodies into the canonical request, and writes canonical events back as a `message` object
+ * or as named SSE events (message_start, content_block_*, message_delta, message_stop).
+ * Errors use `{ type: "error", error: { type, message } }`; an error mid-stream is an
+ * `event: error` frame, and overload is status 529 `overloaded_error`.
+ *
+ * The client half's structured-output convention (a forced `switchboard_output` tool) reads
+ * back as a JSON-schema response format, as does Anthropic's own `output_config.format`.
+ */
+import type { SwitchboardError } from '../errors.js';
+import type { AssistantMessage, ContentPart, FinishReason, Message, ProtocolEvent, ReasoningDetail, RequestParams, TokenUsage, ToolCall, ToolDefinition } from '../types.js';
+import { OUTPUT_TOOL } from './anthropic.js';
+import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type ServerRequestContext, type StreamEnd, type StreamWriter } from './protocol.js';
+import { argumentsObject, asRecord, collectEvents, errorMessage, errorStatus, retryHeaders } from './server-common.js';
+
+function invalid(message: string): WireRequestError {
+  return new WireRequestError(400, 'invalid_request_error', message);
+}
+
+/** An image or document block's `source` as a canonical URL (`data:` URI for inline data). */
+function sourceURL(source: unknown, where: string): string {
+  const s = asRecord(source);
+  if (s?.type === 'base64' && typeof s.data === 'string' && typeof s.media_type === 'string') return `data:${s.media_type};base64,${s.data}`;
+  if (s?.type === 'text' && typeof s.data === 'string') return `data:${typeof s.media_type === 'string' ? s.media_type : 'text/plain'};base64,${Buffer.from(s.data, 'utf8').toString('base64')}`;
+  if (s?.type === 'url' && typeof s.url === 'string') return s.url;
+  throw invalid(`${where}.source: Input should be a base64, text or url source`);
+}
+
+/** The text of a block list (system prompt, tool result content). */
+function blockText(content: unknown, where: string): string {
+  if (typeof content === 'string') return content;
+  if (content === undefined || content === null) return '';
+  if (!Array.isArray(content)) throw invalid(`${where}: Input should be a valid list`);
+  return content
+    .map((raw, i) => {
+      const block = asRecord(raw);
+      if (block?.type === 'text' && typeof block.text === 'string') return block.text;
+      if (block?.type === 'image' || block?.type === 'document') return '';
+      throw invalid(`${where}.${i}.type: Input should be 'text'`);
+    })
+    .filter((t) => t !== '')
+    .join('\n');
+}
+
+/** One wire message as canonical messages: a user turn's tool results become tool messages before the rest. */
+function readMessage(raw: unknown, i: number): Message[] {
+  const message = asRecord(raw);
+  const role = message?.role;
+  const where = `messages.${i}`;
+  if (role !== 'user' && role !== 'assistant') throw invalid(`${where}.role: Input should be 'user' or 'assistant'`);
+  const content = message?.content;
+  if (typeof content === 'string') return [role === 'user' ? { role: 'user', content } : { role: 'assistant', content }];
+  if (!Array.isArray(content)) throw invalid(`${where}.content: Input should be a valid list`);
+  if (role === 'assistant') {
+    const texts: string[] = [];
+    const calls: ToolCall[] = [];
+    const reasoning: ReasoningDetail[] = [];
+    content.forEach((raw, j) => {
+      const block = asRecord(raw);
+      if (block?.type === 'text' && typeof block.text === 'string') texts.push(block.text);
+      else if (block?.type === 'tool_use') {
+        if (typeof block.id !== 'string' || typeof block.name !== 'string' || !asRecord(block.input)) throw invalid(`${where}.content.${j}: tool_use needs id, name and an input object`);
+        calls.push({ id: block.id, type: 'function', function: { name: block.name, arguments: JSON.stringify(block.input) } });
+      } else if (block?.type === 'thinking' && typeof block.thinking === 'string') {
+        const detail: ReasoningDetail = { text: block.thinking };
+        if (typeof block.signature === 'string') detail.signature = block.signature;
+        reasoning.push(detail);
+      } else if (block?.type === 'redacted_thinking' || block?.type === 'server_tool_use' || (typeof block?.type === 'string' && block.type.endsWith('_tool_result'))) {
+        // Opaque to everyone but Anthropic: nothing the canonical history carries.
+      } else throw invalid(`${where}.content.${j}.type: unsupported block type ${JSON.stringify(block?.type)} in an assistant message`);
+    });
+    const out: AssistantMessage & { reasoning_details?: ReasoningDetail[] } = { role: 'assistant', content: texts.length > 0 ? texts.join('') : null };
+    if (calls.length > 0) out.tool_calls = calls;
+    if (reasoning.length > 0) out.reasoning_details = reasoning;
+    return [out];
+  }
+  const tools: Message[] = [];
+  const parts: ContentPart[] = [];
+  content.forEach((raw, j) => {
+    const block = asRecord(raw);
+    const at = `${where}.content.${j}`;
+    switch (block?.type) {
+      case 'text':
+        if (typeof block.text !== 'string') throw invalid(`${at}.text: Field required`);
+        parts.push({ type: 'text', text: block.text });
+        break;
+      case 'image':
+        parts.push({ type: 'image_url', image_url: { url: sourceURL(block.source, at) } });
+        break;
+      case 'document': {
+        const part: ContentPart = { type: 'file', file: { file_data: sourceURL(block.source, at) } };
+        if (typeof block.title === 'string') part.file.filename = block.title;
+        parts.push(part);
+        break;
+      }
+      case 'tool_result':
+        if (typeof block.tool_use_id !== 'string') throw invalid(`${at}.tool_use_id: Field required`);
+        tools.push({ role: 'tool', tool_call_id: block.tool_use_id, content: blockText(block.content, `${at}.content`) });
+        break;
+      default:
+        throw invalid(`${at}.type: unsupported block type ${JSON.stringify(block?.type)}`);
+    }
+  });
+  if (parts.length === 0) return tools;
+  const only = parts[0];
+  return [...tools, { role: 'user', content: parts.length === 1 && only?.type === 'text' ? only.text : parts }];
+}
+
+function readTools(value: unknown, params: RequestParams): { output?: { name: string; schema: Record<string, unknown> } } {
+  if (value === undefined) return {};
+  if (!Array.isArray(value)) throw invalid('tools: Input should be a valid list');
+  const tools: ToolDefinition[] = [];
+  let output: { name: string; schema: Record<string, unknown> } | undefined;
+  value.forEach((raw, i) => {
+    const tool = asRecord(raw);
+    if (typeof tool?.type === 'string' && tool.type.startsWith('web_search')) {
+      params.webSearch = typeof tool.max_uses === 'number' ? { maxResults: tool.max_uses } : true;
+      return;
+    }
+    const schema = asRecord(tool?.input_schema);
+    if (typeof tool?.name !== 'string' || !schema) throw invalid(`tools.${i}: name and input_schema are required`);
+    if (tool.name === OUTPUT_TOOL) {
+      const name = /^Give the reply as (.+)\.$/.exec(typeof tool.description === 'string' ? tool.description : '')?.[1] ?? 'response';
+      output = { name, schema };
+      return;
+    }
+    const out: ToolDefinition = { name: tool.name, parameters: schema };
+    if (typeof tool.description === 'string') out.description = tool.description;
+    tools.push(out);
+  });
+  if (tools.length > 0) params.tools = tools;
+  return output ? { output } : {};
+}
+
+function readNumber(record: Record<string, unknown>, field: string, min: number, max: number): number | undefined {
+  const value = record[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) throw invalid(`${field}: Input should be a number from ${min} to ${max}`);
+  return value;
+}
+
+function parseRequest(body: unknown, ctx: ServerRequestContext): ServerRequest {
+  const record = asRecord(body);
+  if (!record) throw invalid('The request body must be a JSON object.');
+  if (typeof record.model !== 'string' || record.model === '') throw invalid('model: Field required');
+  const params: RequestParams = {};
+  if (!ctx.counting) {
+    // Anthropic has no default output cap: max_tokens is required.
+    if (record.max_tokens === undefined) throw invalid('max_tokens: Field required');
+    if (typeof record.max_tokens !== 'number' || !Number.isInteger(record.max_tokens) || record.max_tokens < 1) throw invalid('max_tokens: Input should be a positive integer');
+    params.maxTokens = record.max_tokens;
+  }
+  if (!Array.isArray(record.messages) || record.messages.length === 0) throw invalid('messages: Field required (a non-empty list)');
+  const messages: Message[] = [];
+  if (record.system !== undefined) {
+    const system = blockText(record.system, 'system');
+    if (system !== '') messages.push({ role: 'system', content: system });
+  }
+  record.messages.forEach((m, i) => messages.push(...readMessage(m, i)));
+  const temperature = readNumber(record, 'temperature', 0, 1);
+  if (temperature !== undefined) params.temperature = temperature;
+  const topP = readNumber(record, 'top_p', 0, 1);
+  if (topP !== undefined) params.topP = topP;
+  if (record.stop_sequences !== undefined) {
+    if (!Array.isArray(record.stop_sequences) || !record.stop_sequences.every((s) => typeof s === 'string')) throw invalid('stop_sequences: Input should be a valid list of strings');
+    if (record.stop_sequences.length > 0) params.stop = record.stop_sequences as string[];
+  }
+  const { output } = readTools(record.tools, params);
+  const choice = asRecord(record.tool_choice);
+  if (output && choice?.type === 'tool' && choice.name === OUTPUT_TOOL) {
+    params.responseFormat = { type: 'json_schema', json_schema: { name: output.name, schema: output.schema } };
+  } else if (choice?.type === 'auto' || choice?.type === 'none') params.toolChoice = choice.type;
+  else if (choice?.type === 'any') params.toolChoice = 'required';
+  else if (choice?.type === 'tool' && typeof choice.name === 'string') params.toolChoice = { name: choice.name };
+  else if (choice !== undefined) throw invalid("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'");
+  const format = asRecord(asRecord(record.output_config)?.format) ?? asRecord(record.output_format);
+  if (format) {
+    const schema = asRecord(format.schema);
+    if (format.type !== 'json_schema' || !schema) throw invalid("output_config.format: Input should be { type: 'json_schema', schema }");
+    params.responseFormat = { type: 'json_schema', json_schema: { name: 'response', schema } };
+  }
+  const thinking = asRecord(record.thinking);
+  if (thinking?.type === 'enabled') {
+    if (typeof thinking.budget_tokens !== 'number' || thinking.budget_tokens < 1024) throw invalid('thinking.enabled.budget_tokens: Input should be greater than or equal to 1024');
+    if (params.maxTokens !== undefined && thinking.budget_tokens >= params.maxTokens) throw invalid('`max_tokens` must be greater than `thinking.budget_tokens`.');
+    params.reasoning = { maxTokens: thinking.budget_tokens };
+  }
+  const stream = record.stream === true;
+  return { model: record.model, stream, request: { model: record.model, messages, params, stream } };
+}
+
+function stopReason(end: { finishReason: FinishReason; rawFinishReason?: string | undefined; stopSequence?: string | undefined }): string {
+  if (end.stopSequence !== undefined || end.rawFinishReason === 'stop_sequence') return 'stop_sequence';
+  switch (end.finishReason) {
+    case 'length':
+      return 'max_tokens';
+    case 'tool-calls':
+      return 'tool_use';
+    case 'content-filter':
+      return 'refusal';
+    default:
+      return 'end_turn';
+  }
+}
+
+/** Usage as Anthropic writes it: input_tokens excludes the cache reads and writes counted beside it. */
+function anthropicUsage(usage: TokenUsage | undefined): Record<string, unknown> {
+  const cacheRead = usage?.cachedTokens ?? 0;
+  const cacheWrite = usage?.cacheWriteTokens ?? 0;
+  return {
+    input_tokens: Math.max(0, (usage?.promptTokens ?? 0) - cacheRead - cacheWrite),
+    cache_creation_input_tokens: cacheWrite,
+    cache_read_input_tokens: cacheRead,
+    output_tokens: usage?.completionTokens ?? 0,
+  };
+}
+
+/** Anthropic's web-search citation for a url_citation annotation (other annotation types have none). */
+function citationOf(annotation: unknown): Record<string, unknown> | undefined {
+  const a = asRecord(annotation);
+  const c = asRecord(a?.url_citation);
+  if (a?.type !== 'url_citation' || !c) return undefined;
+  return { type: 'web_search_result_location', url: c.url, title: c.title ?? null, cited_text: c.content ?? '', encrypted_index: '' };
+}
+
+const ERROR_TYPES: Record<number, string> = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  402: 'billing_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  413: 'request_too_large',
+  429: 'rate_limit_error',
+  500: 'api_error',
+  504: 'timeout_error',
+  529: 'overloaded_error',
+};
+
+/** Anthropic signals overload with 529, not 503. */
+function anthropicStatus(error: SwitchboardError | WireRequestError): number {
+  const status = errorStatus(error);
+  return status === 503 || (!(error instanceof WireRequestError) && error.code === 'overloaded') ? 529 : status;
+}
+
+function errorObject(error: SwitchboardError | WireRequestError, status: number): Record<string, unknown> {
+  const type = error instanceof WireRequestError ? error.type : (ERROR_TYPES[status] ?? (status >= 500 ? 'api_error' : 'invalid_request_error'));
+  return { type: 'error', error: { type, message: errorMessage(error) } };
+}
+
+function frame(name: string, data: unknown): string {
+  return `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+type OpenBlock = { kind: 'thinking' | 'text' | 'tool'; index: number; toolIndex?: number; signed?: boolean };
+
+class MessagesWriter implements StreamWriter {
+  readonly contentType = 'text/event-stream; charset=utf-8';
+  private block: OpenBlock | undefined;
+  private next = 0;
+  /** The text delta frame up to the text, for the open text block (the hot path). */
+  private textPrefix = '';
+
+  constructor(private readonly meta: ResponseMeta) {}
+
+  start(): string {
+    // Like the API, message_start reports one output token so far; message_delta has the final counts.
+    const usage = { input_tokens: this.meta.promptTokens ?? 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 };
+    const message = { id: `msg_${this.meta.id}`, type: 'message', role: 'assistant', model: this.meta.model, content: [], stop_reason: null, stop_sequence: null, usage };
+    return frame('message_start', { type: 'message_start', message }) + frame('ping', { type: 'ping' });
+  }
+
+  private open(kind: OpenBlock['kind'], contentBlock: Record<string, unknown>, toolIndex?: number): string {
+    const frames = this.close();
+    this.block = { kind, index: this.next++ };
+    if (toolIndex !== undefined) this.block.toolIndex = toolIndex;
+    if (kind === 'text') this.textPrefix = `event: content_block_delta\ndata: {"type":"content_block_delta","index":${this.block.index},"delta":{"type":"text_delta","text":`;
+    return frames + frame('content_block_start', { type: 'content_block_start', index: this.block.index, content_block: contentBlock });
+  }
+
+  private close(): string {
+    if (!this.block) return '';
+    const index = this.block.index;
+    this.block = undefined;
+    return frame('content_block_stop', { type: 'content_block_stop', index });
+  }
+
+  private delta(delta: Record<string, unknown>): string {
+    return frame('content_block_delta', { type: 'content_block_delta', index: this.block?.index ?? 0, delta });
+  }
+
+  write(events: readonly ProtocolEvent[]): string {
+    let frames = '';
+    for (const event of events) {
+      switch (event.type) {
+        case 'text-delta':
+          if (this.block?.kind !== 'text') frames += this.open('text', { type: 'text', text: '' });
+          frames += `${this.textPrefix}${JSON.stringify(event.text)}}}\n\n`;
+          break;
+        case 'reasoning-delta':
+          if (this.block?.kind !== 'thinking' || this.block.signed) frames += this.open('thinking', { type: 'thinking', thinking: '', signature: '' });
+          if (event.text !== '') frames += this.delta({ type: 'thinking_delta', thinking: event.text });
+          if (event.signature !== undefined) {
+            frames += this.delta({ type: 'signature_delta', signature: event.signature });
+            (this.block as OpenBlock).signed = true;
+          }
+          break;
+        case 'tool-call-delta':
+          if (this.block?.kind !== 'tool' || this.block.toolIndex !== event.index) {
+            frames += this.open('tool', { type: 'tool_use', id: event.id ?? `toolu_${this.meta.id}${event.index}`, name: event.name ?? '', input: {} }, event.index);
+          }
+          if (event.argumentsDelta !== '') frames += this.delta({ type: 'input_json_delta', partial_json: event.argumentsDelta });
+          break;
+        case 'annotations':
+          if (this.block?.kind !== 'text') frames += this.open('text', { type: 'text', text: '' });
+          for (const a of event.annotations) {
+            const citation = citationOf(a);
+            if (citation) frames += this.delta({ type: 'citations_delta', citation });
+          }
+          break;
+        default:
+          break;
+      }
+    }
+    return frames;
+  }
+
+  end(result: StreamEnd): string {
+    return (
+      this.close() +
+      frame('message_delta', { type: 'message_delta', delta: { stop_reason: stopReason(result), stop_sequence: result.stopSequence ?? null }, usage: anthropicUsage(result.usage) }) +
+      frame('message_stop', { type: 'message_stop' })
+    );
+  }
+
+  error(error: SwitchboardError | WireRequestError): string {
+    return frame('error', errorObject(error, anthropicStatus(error)));
+  }
+
+  keepAlive(): string {
+    return frame('ping', { type: 'ping' });
+  }
+}
+
+export const anthropicServer: ProtocolServer = {
+  name: 'anthropic',
+
+  parseRequest,
+
+  createStreamWriter: (meta) => new MessagesWriter(meta),
+
+  writeResponse(events, meta, end) {
+    const r = collectEvents(events, end);
+    const content: Record<string, unknown>[] = r.reasoning.map((d) => ({ type: 'thinking', thinking: d.text, signature: d.signature ?? '' }));
+    if (r.text !== '' || r.toolCalls.length === 0) {
+      const block: Record<string, unknown> = { type: 'text', text: r.text };
+      const citations = r.annotations.map(citationOf).filter((c) => c !== undefined);
+      if (citations.length > 0) block.citations = citations;
+      content.push(block);
+    }
+    for (const c of r.toolCalls) content.push({ type: 'tool_use', id: c.id, name: c.name, input: argumentsObject(c.arguments) });
+    return {
+      id: `msg_${meta.id}`,
+      type: 'message',
+      role: 'assistant',
+      model: meta.model,
+      content,
+      stop_reason: stopReason({ finishReason: r.finishReason, rawFinishReason: r.rawFinishReason, stopSequence: end?.stopSequence }),
+      stop_sequence: end?.stopSequence ?? null,
+      usage: anthropicUsage(r.usage),
+    };
+  },
+
+  writeError(error) {
+    const status = anthropicStatus(error);
+    return { status, headers: retryHeaders(error), body: errorObject(error, status) };
+  },
+
+  writeModelList(models: readonly ListedModel[]) {
+    const data = models.map((m) => ({ type: 'model', id: m.id, display_name: m.displayName ?? m.id, created_at: new Date((m.created ?? 0) * 1000).toISOString() }));
+    return { data, has_more: false, first_id: data[0]?.id ?? null, last_id: data[data.length - 1]?.id ?? null };
+  },
+
+  writeTokenCount: (tokens) => ({ input_tokens: tokens }),
+};

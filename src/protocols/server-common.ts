@@ -1,0 +1,138 @@
+/**
+ * What every server half shares: a response's events collected into one message (for
+ * non-streamed bodies), HTTP statuses for typed errors, and small readers for request
+ * bodies that throw the protocol's own WireRequestError.
+ */
+import { APIError, type SwitchboardError } from '../errors.js';
+import type { FinishReason, ProtocolEvent, ReasoningDetail, TokenUsage } from '../types.js';
+import { WireRequestError, type StreamEnd } from './protocol.js';
+
+export interface CollectedToolCall {
+  id: string;
+  name: string;
+  arguments: string;
+}
+
+/** One response's events, folded into the parts a whole-body response is written from. */
+export interface CollectedResponse {
+  text: string;
+  reasoning: ReasoningDetail[];
+  toolCalls: CollectedToolCall[];
+  annotations: unknown[];
+  finishReason: FinishReason;
+  rawFinishReason?: string;
+  usage?: TokenUsage;
+  cost?: number;
+}
+
+export function collectEvents(events: readonly ProtocolEvent[], end?: StreamEnd): CollectedResponse {
+  const out: CollectedResponse = { text: '', reasoning: [], toolCalls: [], annotations: [], finishReason: 'stop' };
+  for (const event of events) {
+    switch (event.type) {
+      case 'text-delta':
+        out.text += event.text;
+        break;
+      case 'reasoning-delta': {
+        let last = out.reasoning[out.reasoning.length - 1];
+        // A signature closes a reasoning block; text after it starts the next one.
+        if (!last || last.signature !== undefined) out.reasoning.push((last = { text: '' }));
+        last.text += event.text;
+        if (event.signature !== undefined) last.signature = event.signature;
+        break;
+      }
+      case 'tool-call-delta': {
+        const call = (out.toolCalls[event.index] ??= { id: '', name: '', arguments: '' });
+        if (event.id) call.id = event.id;
+        if (event.name) call.name = event.name;
+        call.arguments += event.argumentsDelta;
+        break;
+      }
+      case 'annotations':
+        out.annotations.push(...event.annotations);
+        break;
+      case 'finish':
+        out.finishReason = event.reason;
+        if (event.rawReason !== undefined) out.rawFinishReason = event.rawReason;
+        break;
+      case 'usage':
+        out.usage = event.usage;
+        if (event.cost !== undefined) out.cost = event.cost;
+        break;
+      case 'start':
+        break;
+    }
+  }
+  out.toolCalls = out.toolCalls.filter((c) => c !== undefined);
+  if (end) {
+    out.finishReason = end.finishReason;
+    if (end.rawFinishReason !== undefined) out.rawFinishReason = end.rawFinishReason;
+    if (end.usage) out.usage = end.usage;
+    if (typeof end.cost === 'number') out.cost = end.cost;
+  }
+  return out;
+}
+
+/** The HTTP status a typed error is answered with (before a protocol's own adjustments). */
+export function errorStatus(error: SwitchboardError | WireRequestError): number {
+  if (error instanceof WireRequestError || error instanceof APIError) return error.status;
+  switch (error.code) {
+    case 'authentication':
+    case 'missing_key':
+      return 401;
+    case 'permission':
+      return 403;
+    case 'not_found':
+    case 'unknown_provider':
+      return 404;
+    case 'rate_limit':
+      return 429;
+    case 'overloaded':
+    case 'no_deployment':
+      return 503;
+    case 'timeout':
+      return 504;
+    case 'network':
+    case 'protocol':
+      return 502;
+    case 'server':
+    case 'aborted':
+      return 500;
+    default:
+      return 400;
+  }
+}
+
+/** `Retry-After` (whole seconds, as the header takes) and `retry-after-ms` for an error that says when to retry. */
+export function retryHeaders(error: SwitchboardError | WireRequestError): Record<string, string> {
+  const ms = error instanceof APIError ? error.retryAfterMs : (error as { retryAfterMs?: unknown }).retryAfterMs;
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) return {};
+  return { 'retry-after': String(Math.ceil(ms / 1000)), 'retry-after-ms': String(Math.round(ms)) };
+}
+
+/** The message a client may see: the provider's own text for provider errors. */
+export function errorMessage(error: SwitchboardError | WireRequestError): string {
+  return error instanceof APIError ? error.providerMessage : error.message;
+}
+
+/** A plain JSON object, or undefined. */
+export function asRecord(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}
+
+/** Split a string into about three fragments, as providers stream tool arguments. */
+export function fragments(text: string): string[] {
+  if (text.length < 6) return [text];
+  const a = Math.floor(text.length / 3);
+  const b = Math.floor((2 * text.length) / 3);
+  return [text.slice(0, a), text.slice(a, b), text.slice(b)];
+}
+
+/** Tool-call arguments (a JSON string) as an object for protocols that carry objects. */
+export function argumentsObject(args: string): unknown {
+  if (args.trim() === '') return {};
+  try {
+    return JSON.parse(args) as unknown;
+  } catch {
+    return { _unparsed: args };
+  }
+}
