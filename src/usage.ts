@@ -5,7 +5,7 @@ export function zeroUsage(): Usage {
   return { promptTokens: 0, completionTokens: 0, totalTokens: 0, cost: 0 };
 }
 
-const BREAKDOWNS = ['cachedTokens', 'cacheWriteTokens', 'reasoningTokens'] as const;
+const BREAKDOWNS = ['cachedTokens', 'cacheWriteTokens', 'cacheWrite1hTokens', 'reasoningTokens'] as const;
 
 /**
  * The sum of two usages. Cost is the sum of the known costs, and null when nothing priced

@@ -171,6 +171,20 @@ describe('a ten-turn Anthropic chat', () => {
     expect(chat.usage.savedCost).toBe(0.03639435);
   });
 
+  it('1-hour entries: writes billed at twice the input price', async () => {
+    const env = { ANTHROPIC_API_KEY: 'sk-ant-test-000', ANTHROPIC_BASE_URL: up.url };
+    const chat = new Chat('anthropic/claude-sonnet-4.5', { env, system: `${LONG_SYSTEM} hour`, promptCaching: { ttl: '1h' } });
+    await chat.send('Question number 1 about the policy?');
+    await chat.send('Question number 2 about the policy?');
+    const [first, second] = chat.turns;
+    // Turn 1 writes system (1,501 tokens with "hour") + question (7) for an hour: 1,508 x $6 + 3 x $15 per million.
+    expect(first?.usage).toMatchObject({ promptTokens: 1508, cacheWriteTokens: 1508, cacheWrite1hTokens: 1508 });
+    expect(first?.usage.cost).toBe(0.009093);
+    // Turn 2 reads 1,508 and writes 10 for an hour: 1,508 x 0.30 + 10 x 6 + 45 = 557.4.
+    expect(second?.usage).toMatchObject({ cachedTokens: 1508, cacheWriteTokens: 10, cacheWrite1hTokens: 10 });
+    expect(second?.usage.cost).toBe(0.0005574);
+  });
+
   it('with prompt caching off, nothing is cached and nothing is saved', async () => {
     const env = { ANTHROPIC_API_KEY: 'sk-ant-test-000', ANTHROPIC_BASE_URL: up.url };
     const chat = new Chat('anthropic/claude-sonnet-4.5', { env, system: `${LONG_SYSTEM} off`, promptCaching: false });

@@ -15,6 +15,7 @@ export interface PriceTier {
   output?: number;
   cacheRead?: number;
   cacheWrite?: number;
+  cacheWrite1h?: number;
   reasoning?: number;
 }
 
@@ -27,6 +28,8 @@ export interface Pricing {
   output?: number;
   cacheRead?: number;
   cacheWrite?: number;
+  /** Cache writes kept for an hour (Anthropic's `ttl: "1h"`); when absent, twice the input price, Anthropic's rate. */
+  cacheWrite1h?: number;
   /** Reasoning tokens when billed apart from other output (rare); otherwise output's price. */
   reasoning?: number;
   request?: number;
