@@ -46,7 +46,7 @@ export function minimumCacheableTokens(model: string): number {
  * A cautious token count for deciding whether a prefix is long enough: one token per four
  * characters of its JSON, about what Claude's and Gemini's tokenizers give for English text.
  */
-export function estimateTokens(value: unknown): number {
+export function roughTokenCount(value: unknown): number {
   return typeof value === 'string' ? value.length / 4 : JSON.stringify(value).length / 4;
 }
 
@@ -91,7 +91,7 @@ function messagePrefixTokens(messages: WireMessage[], points: number[], before: 
   let running = before;
   let next = 0;
   for (let i = 0; i < messages.length && next < points.length; i++) {
-    running += estimateTokens((messages[i] as WireMessage).content);
+    running += roughTokenCount((messages[i] as WireMessage).content);
     if (i === points[next]) {
       sizes.set(i, running);
       next++;
@@ -111,8 +111,8 @@ export function addAnthropicBreakpoints(body: { model?: unknown; system?: unknow
   if (!wanted(params)) return;
   const minimum = minimumCacheableTokens(String(body.model ?? ''));
   const tools = Array.isArray(body.tools) ? (body.tools as Block[]) : [];
-  const toolTokens = tools.length > 0 ? estimateTokens(tools) : 0;
-  const systemTokens = typeof body.system === 'string' ? estimateTokens(body.system) : 0;
+  const toolTokens = tools.length > 0 ? roughTokenCount(tools) : 0;
+  const systemTokens = typeof body.system === 'string' ? roughTokenCount(body.system) : 0;
   const points = conversationPoints(body.messages);
   const sizes = messagePrefixTokens(body.messages, points, toolTokens + systemTokens);
   type Point = 'tools' | 'system' | number;
