@@ -4,7 +4,7 @@
  *
  * - Explicit breakpoints (Anthropic): a request marks up to four blocks with `cache_control`.
  *   At each breakpoint whose prefix is at least the model's minimum, the provider looks for an
- *   entry at that block or up to 19 blocks before it (a 20-block lookback); the longest hit is
+ *   entry at that block or up to 20 blocks before it (the lookback); the longest hit is
  *   read, and the prefix up to the last eligible breakpoint past it is written. Entries live 5
  *   minutes (or an hour with `ttl: "1h"`) from their last use. Tokens after the last
  *   breakpoint are plain input.
@@ -92,7 +92,7 @@ export class PromptCacheModel {
     const eligible = points.filter((i) => (tokens[i] as number) >= minimum);
     let read = -1;
     for (const point of eligible) {
-      for (let j = point; j >= 0 && j > point - LOOKBACK_BLOCKS; j--) {
+      for (let j = point; j >= 0 && j >= point - LOOKBACK_BLOCKS; j--) {
         if (this.#alive(hashes[j], now)) {
           read = Math.max(read, j);
           break;
