@@ -129,6 +129,17 @@ describe('response cache', () => {
     expect(new Set([base, ...changed]).size).toBe(changed.length + 1);
   });
 
+  it('a key from a remembered prefix equals the key hashed from scratch', () => {
+    const turn1 = [{ role: 'system' as const, content: 'S' }, { role: 'user' as const, content: 'one' }];
+    requestKey({ model: 'm', messages: turn1, params: {} });
+    const turn2 = [...turn1, { role: 'assistant' as const, content: 'reply' }, { role: 'user' as const, content: 'two' }];
+    const remembered = requestKey({ model: 'm', messages: turn2, params: { maxTokens: 9 } });
+    expect(requestKey({ model: 'm', messages: structuredClone(turn2), params: { maxTokens: 9 } })).toBe(remembered);
+    // The same objects in another order, or one dropped, are other requests.
+    expect(requestKey({ model: 'm', messages: [turn2[0], turn2[2], turn2[1], turn2[3]] as typeof turn2, params: { maxTokens: 9 } })).not.toBe(remembered);
+    expect(requestKey({ model: 'm', messages: [turn2[0], turn2[3]] as typeof turn2, params: { maxTokens: 9 } })).not.toBe(remembered);
+  });
+
   it('an expired entry is a miss', async () => {
     const store = new MemoryCacheStore();
     const key = 'default:abc';
