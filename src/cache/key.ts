@@ -50,6 +50,22 @@ export function canonicalJSON(value: unknown): string {
   return `${out}}`;
 }
 
+/**
+ * One message's canonical text. The common message (a role, string content, perhaps a tool
+ * call id) is a JSON array in a fixed order, which the engine's own JSON.stringify writes about
+ * four times faster than a sorted-key walk; anything else is the sorted-key object. An array
+ * and an object can never spell the same text.
+ */
+function messageText(message: Message): string {
+  const m = message as unknown as Record<string, unknown>;
+  if (typeof m.content === 'string') {
+    let plain = true;
+    for (const key in m) if (key !== 'role' && key !== 'content' && key !== 'tool_call_id') plain = false;
+    if (plain) return JSON.stringify([m.role, m.content, m.tool_call_id ?? null]);
+  }
+  return canonicalJSON(message);
+}
+
 function answerParams(params: RequestParams): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(params)) if (!NOT_ANSWER_CHANGING.has(key)) out[key] = value;
@@ -77,7 +93,7 @@ function longestHashedPrefix(messages: readonly Message[]): HashedPrefix | undef
 
 /**
  * The hex SHA-256 of the canonical request: the format version, each message's canonical
- * JSON on its own line (JSON has no raw newline, so the lines cannot run together), then the
+ * text on its own line (JSON has no raw newline, so the lines cannot run together), then the
  * model, endpoint and parameters.
  */
 export function requestKey(input: KeyInput): string {
@@ -86,7 +102,10 @@ export function requestKey(input: KeyInput): string {
   let hash: Hash;
   if (known) hash = known.hash.copy();
   else hash = createHash('sha256').update(`switchboard-cache-v${CACHE_FORMAT}\n`);
-  for (let i = known ? known.messages.length : 0; i < messages.length; i++) hash.update(`${canonicalJSON(messages[i])}\n`);
+  // One update for all new messages: each call into the hash costs about a microsecond.
+  let text = '';
+  for (let i = known ? known.messages.length : 0; i < messages.length; i++) text += `${messageText(messages[i] as Message)}\n`;
+  hash.update(text);
   const last = messages[messages.length - 1];
   if (last && known?.messages.length !== messages.length) hashedPrefixes.set(last, { messages: [...messages], hash: hash.copy() });
   hash.update(canonicalJSON({ model: input.model, baseURL: input.baseURL, params: answerParams(input.params) }));
