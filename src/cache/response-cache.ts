@@ -154,12 +154,16 @@ function toStored(result: TurnResult, deltas: StoredReply['deltas']): StoredRepl
     finishReason: result.finishReason,
     cost: result.usage.cost,
   };
-  if (result.rawFinishReason !== undefined) out.rawFinishReason = result.rawFinishReason;
-  if (result.reasoning !== undefined) out.reasoning = result.reasoning;
-  if (result.reasoningDetails !== undefined) out.reasoningDetails = result.reasoningDetails;
-  if (result.annotations !== undefined) out.annotations = result.annotations;
-  if (result.citations !== undefined) out.citations = result.citations;
+  copyOptional(result, out);
   return out;
+}
+
+/** The result's fields a reply may or may not have, stored and replayed as they came. */
+const OPTIONAL = ['rawFinishReason', 'reasoning', 'reasoningDetails', 'annotations', 'citations'] as const;
+type OptionalFields = Pick<TurnResult, (typeof OPTIONAL)[number]>;
+
+function copyOptional(from: OptionalFields, to: OptionalFields): void {
+  for (const key of OPTIONAL) if (from[key] !== undefined) (to as Record<string, unknown>)[key] = from[key];
 }
 
 function parseReply(value: string): StoredReply | undefined {
@@ -192,11 +196,7 @@ async function* replay(model: string, reply: StoredReply, started: number, start
     startedAt,
     cached: true,
   };
-  if (reply.rawFinishReason !== undefined) result.rawFinishReason = reply.rawFinishReason;
-  if (reply.reasoning !== undefined) result.reasoning = reply.reasoning;
-  if (reply.reasoningDetails !== undefined) result.reasoningDetails = reply.reasoningDetails;
-  if (reply.annotations !== undefined) result.annotations = reply.annotations;
-  if (reply.citations !== undefined) result.citations = reply.citations;
+  copyOptional(reply, result);
   yield [{ type: 'finish', model, result }];
 }
 
