@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { Call, Chat, tool, type StreamEvent } from '../src/index.js';
+import { Call, Chat, InvalidInputError, tool, type StreamEvent } from '../src/index.js';
 import { MemoryCacheStore } from '../src/cache/store.js';
 import { SQLiteCacheStore } from '../src/cache/sqlite-store.js';
 import { requestKey } from '../src/cache/key.js';
@@ -138,6 +138,12 @@ describe('response cache', () => {
     // The same objects in another order, or one dropped, are other requests.
     expect(requestKey({ model: 'm', messages: [turn2[0], turn2[2], turn2[1], turn2[3]] as typeof turn2, params: { maxTokens: 9 } })).not.toBe(remembered);
     expect(requestKey({ model: 'm', messages: [turn2[0], turn2[3]] as typeof turn2, params: { maxTokens: 9 } })).not.toBe(remembered);
+  });
+
+  it('refuses a bad setting with a typed error that says what to give', () => {
+    expect(() => new Call('acme/echo', { ...opts, cache: { ttl: -1 } })).toThrow(/cache.ttl is a number of seconds/);
+    expect(() => new Chat('acme/echo', { ...opts, cache: { namespace: '' } })).toThrow(InvalidInputError);
+    expect(() => new Chat('acme/echo', { ...opts, cache: { store: {} as MemoryCacheStore } })).toThrow(/get and set methods/);
   });
 
   it('an expired entry is a miss', async () => {

@@ -10,6 +10,7 @@
  * answer each time, so it is cached only when the caller says so (`anyTemperature`).
  */
 import { warnOnce } from '../catalog/cost.js';
+import { InvalidInputError } from '../errors.js';
 import type { AssistantMessage, Message, RequestParams, StreamEvent, TurnResult, Usage } from '../types.js';
 import { toFemto } from '../usage.js';
 import { requestKey } from './key.js';
@@ -54,7 +55,13 @@ export function resolveCache(client: CacheSetting | undefined, request: CacheSet
   const options: CacheOptions = setting === true ? {} : setting;
   const ttl = options.ttl ?? DEFAULT_TTL_SECONDS;
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
-    throw new TypeError(`cache.ttl is a number of seconds (0 = until evicted); got ${String(ttl)}.`);
+    throw new InvalidInputError(`cache.ttl is a number of seconds (0 keeps entries until evicted); got ${String(ttl)}.`);
+  }
+  if (options.namespace !== undefined && (typeof options.namespace !== 'string' || options.namespace === '')) {
+    throw new InvalidInputError(`cache.namespace is a non-empty string; got ${JSON.stringify(options.namespace)}.`);
+  }
+  if (options.store !== undefined && (typeof options.store?.get !== 'function' || typeof options.store.set !== 'function')) {
+    throw new InvalidInputError('cache.store needs get and set methods (a CacheStore such as MemoryCacheStore or SQLiteCacheStore).');
   }
   return {
     store: options.store ?? defaultCacheStore(),
@@ -111,12 +118,12 @@ export async function* cachedTurn<O extends CachedTurnOptions>(
     return;
   }
   const started = performance.now();
-  const startedAt = new Date().toISOString();
+  const startedAt = Date.now();
   const key = cacheKey(model, messages, options, cache.namespace);
-  const stored = await guarded(() => cache.store.get(key, Date.now()), undefined);
+  const stored = await guarded(() => cache.store.get(key, startedAt), undefined);
   const reply = stored === undefined ? undefined : parseReply(stored);
   if (reply) {
-    yield* replay(model, reply, started, startedAt);
+    yield* replay(model, reply, started, new Date(startedAt).toISOString());
     return;
   }
 
