@@ -135,8 +135,19 @@ export interface RequestParams {
    * `false` sends no markers.
    */
   promptCaching?: boolean | { ttl?: '5m' | '1h' };
+  /**
+   * The prompt-cache breakpoints a request carried, as a server half read them (Anthropic's
+   * `cache_control`): after the tools, after the system prompt, or after the message at this
+   * index of `messages`. The simulator caches by them; client halves place their own.
+   */
+  cacheBreakpoints?: CacheBreakpoint[];
   /** Provider-specific body fields, merged into the wire request last. */
   extraBody?: Record<string, unknown>;
+}
+
+export interface CacheBreakpoint {
+  after: 'tools' | 'system' | number;
+  ttl: '5m' | '1h';
 }
 
 /** A tool as the wire sees it: a name, a description and a JSON Schema for its input. */

@@ -8,6 +8,7 @@ import { Chat } from '../src/index.js';
 import { buildAnthropicBody } from '../src/protocols/anthropic.js';
 import { buildOpenAIBody } from '../src/protocols/openai.js';
 import { minimumCacheableTokens } from '../src/protocols/prompt-cache.js';
+import { getProtocolServer } from '../src/protocols/index.js';
 import type { CanonicalRequest, Message } from '../src/types.js';
 import { startAnthropicCacheStandIn, type CacheStandIn } from './helpers/anthropic-cache-standin.js';
 import { startStandIn, type StandIn } from './helpers/openai-standin.js';
@@ -77,6 +78,22 @@ describe('Anthropic breakpoints', () => {
     const system = [{ type: 'text', text: LONG_SYSTEM, cache_control: { type: 'ephemeral' } }];
     const body = anthropicBody(history(2), { extraBody: { system } });
     expect(markers(body)).toBe(1);
+  });
+});
+
+describe('the Anthropic server half reads breakpoints', () => {
+  it('in canonical positions: what the client half wrote comes back', () => {
+    const body = anthropicBody(history(3), { tools: [{ ...tool, description: LONG_SYSTEM }], promptCaching: { ttl: '1h' } });
+    const parsed = getProtocolServer('anthropic').parseRequest(JSON.parse(JSON.stringify({ ...body, max_tokens: 100 })), { headers: {} });
+    // Canonical messages: system, u1, a1, u2, a2, u3.
+    expect(parsed.request.params.cacheBreakpoints).toEqual([
+      { after: 'tools', ttl: '1h' },
+      { after: 'system', ttl: '1h' },
+      { after: 3, ttl: '1h' },
+      { after: 5, ttl: '1h' },
+    ]);
+    const plain = getProtocolServer('anthropic').parseRequest({ ...anthropicBody(history(1, 'Hi')), max_tokens: 100 }, { headers: {} });
+    expect(plain.request.params.cacheBreakpoints).toBeUndefined();
   });
 });
 

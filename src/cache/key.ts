@@ -18,7 +18,7 @@ import type { Message, RequestParams } from '../types.js';
 export const CACHE_FORMAT = 1;
 
 /** Parameters that change how a request is billed, not what it answers. */
-const NOT_ANSWER_CHANGING = new Set<string>(['promptCaching']);
+const NOT_ANSWER_CHANGING = new Set<string>(['promptCaching', 'cacheBreakpoints']);
 
 export interface KeyInput {
   /** The model string after alias resolution. */

@@ -18,7 +18,7 @@
  * byte-identical from one turn to the next. OpenAI, Gemini and DeepSeek cache long prefixes
  * by themselves and get no markers.
  */
-import type { RequestParams } from '../types.js';
+import type { CacheBreakpoint, RequestParams } from '../types.js';
 
 /** Anthropic's limit on breakpoints per request. */
 export const MAX_BREAKPOINTS = 4;
@@ -160,4 +160,32 @@ export function addChatCompletionsBreakpoints(body: { model?: unknown; messages:
     block.cache_control = control;
     body.messages[at] = copy;
   }
+}
+
+function ttlOf(block: unknown): CacheBreakpoint['ttl'] | undefined {
+  const control = (block as { cache_control?: { type?: unknown; ttl?: unknown } } | null)?.cache_control;
+  if (typeof control !== 'object' || control === null) return undefined;
+  return control.ttl === '1h' ? '1h' : '5m';
+}
+
+/**
+ * The server side: the breakpoints of an Anthropic Messages body in canonical positions.
+ * `messageEnds[i]` is the index, in the canonical messages, of the last message read from the
+ * body's message i (a user turn with tool results becomes several). Undefined when none.
+ */
+export function readAnthropicBreakpoints(body: Record<string, unknown>, messageEnds: readonly number[]): CacheBreakpoint[] | undefined {
+  const out: CacheBreakpoint[] = [];
+  const tools = Array.isArray(body.tools) ? (body.tools as unknown[]) : [];
+  const toolTTL = tools.map(ttlOf).find((t) => t !== undefined);
+  if (toolTTL) out.push({ after: 'tools', ttl: toolTTL });
+  const systemTTL = Array.isArray(body.system) ? (body.system as unknown[]).map(ttlOf).find((t) => t !== undefined) : undefined;
+  if (systemTTL) out.push({ after: 'system', ttl: systemTTL });
+  const messages = Array.isArray(body.messages) ? (body.messages as { content?: unknown }[]) : [];
+  messages.forEach((message, i) => {
+    const blocks = Array.isArray(message?.content) ? (message.content as unknown[]) : [];
+    const ttl = blocks.map(ttlOf).find((t) => t !== undefined);
+    const at = messageEnds[i];
+    if (ttl && at !== undefined) out.push({ after: at, ttl });
+  });
+  return out.length > 0 ? out : undefined;
 }
