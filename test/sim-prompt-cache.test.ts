@@ -57,3 +57,36 @@ describe('automatic prefix caching (OpenAI, Gemini)', () => {
     expect(cache.automatic('m', [seg('short', 900), seg('u', 10)]).readTokens).toBe(0);
   });
 });
+
+describe('a simulated request as segments', () => {
+  it('tools, system, messages, with the framing the usage counts and the breakpoints in place', async () => {
+    const { promptSegments, simBreakpoints } = await import('../src/sim/prompt-cache.js');
+    const canonical = [
+      { role: 'system' as const, content: 'Be brief.' },
+      { role: 'user' as const, content: 'Hello there' },
+      { role: 'assistant' as const, content: 'Hi.' },
+      { role: 'user' as const, content: 'And now?' },
+    ];
+    // Canonical indexes 0 (system) and 3 (the last user message) are, in simulator messages, 'system' and 2.
+    const breakpoints = simBreakpoints(canonical, [{ after: 0, ttl: '5m' }, { after: 3, ttl: '1h' }]);
+    expect(breakpoints).toEqual([{ after: 'system', ttl: '5m' }, { after: 2, ttl: '1h' }]);
+    const segments = promptSegments({
+      system: 'Be brief.',
+      messages: [
+        { role: 'user', text: 'Hello there', attachments: [] },
+        { role: 'assistant', text: 'Hi.', attachments: [] },
+        { role: 'user', text: 'And now?', attachments: [] },
+      ],
+      tools: [{ name: 'lookup', description: 'Find it', parameters: { type: 'object' } }],
+      cacheBreakpoints: breakpoints,
+    });
+    // Tokens: tools = lookup (1) + Find it (2) + {"type":"object"} (9); each message 4 + its words and marks.
+    expect(segments.map((s) => [s.tokens, s.breakpoint])).toEqual([
+      [12, undefined],
+      [4 + 3, '5m'],
+      [4 + 2, undefined],
+      [4 + 2, undefined],
+      [4 + 3, '1h'],
+    ]);
+  });
+});

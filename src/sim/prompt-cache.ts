@@ -16,6 +16,8 @@
  * blocks); a segment's `key` is its exact content, so one changed byte misses everything after it.
  */
 import { createHash } from 'node:crypto';
+import type { CacheBreakpoint, Message } from '../types.js';
+import { ATTACHMENT_TOKENS, MESSAGE_OVERHEAD_TOKENS, countTokens } from './tokens.js';
 
 export interface PromptSegment {
   /** The segment's exact content: prefixes match only when every key before them matches. */
@@ -129,4 +131,55 @@ export class PromptCacheModel {
     const readTokens = matched >= minimum ? minimum + Math.floor((matched - minimum) / AUTOMATIC_STEP) * AUTOMATIC_STEP : 0;
     return { readTokens, writeTokens: 0, write1hTokens: 0 };
   }
+}
+
+/** What a prompt cache sees of a simulated request (the shape of the simulator's request). */
+export interface CacheableRequest {
+  system: string;
+  messages: readonly { role: string; text: string; attachments: readonly unknown[]; toolCalls?: readonly { name: string; arguments: string }[] }[];
+  tools?: readonly { name: string; description: string; parameters: unknown }[];
+  /** Breakpoints after the tools, the system prompt, or a message (an index into `messages`). */
+  cacheBreakpoints?: readonly CacheBreakpoint[];
+}
+
+/**
+ * Canonical breakpoint positions (indexes into the canonical messages, system ones included)
+ * as positions in the simulator's messages, which leave the system messages out.
+ */
+export function simBreakpoints(canonical: readonly Message[], breakpoints: readonly CacheBreakpoint[]): CacheBreakpoint[] {
+  const simIndex: number[] = [];
+  let next = 0;
+  for (const message of canonical) simIndex.push(message.role === 'system' ? -1 : next++);
+  return breakpoints.flatMap((b) => {
+    if (typeof b.after !== 'number') return [b];
+    const at = simIndex[b.after];
+    return at === undefined || at < 0 ? [{ ...b, after: 'system' as const }] : [{ ...b, after: at }];
+  });
+}
+
+/**
+ * A simulated request as cache segments, in the order providers hash a prompt: the tools, the
+ * system prompt, then each message. Tokens are counted as the simulator's usage counts them
+ * (each message's framing included), so the segments sum to the prompt less its reply priming.
+ */
+export function promptSegments(request: CacheableRequest): PromptSegment[] {
+  const marks = new Map<'tools' | 'system' | number, '5m' | '1h'>();
+  for (const b of request.cacheBreakpoints ?? []) marks.set(b.after, b.ttl);
+  const segments: PromptSegment[] = [];
+  const push = (key: string, tokens: number, at: 'tools' | 'system' | number): void => {
+    const ttl = marks.get(at);
+    segments.push(ttl ? { key, tokens, breakpoint: ttl } : { key, tokens });
+  };
+  const tools = request.tools ?? [];
+  if (tools.length > 0) {
+    const tokens = tools.reduce((n, t) => n + countTokens(t.name) + countTokens(t.description) + countTokens(JSON.stringify(t.parameters)), 0);
+    push(`tools\u0000${JSON.stringify(tools)}`, tokens, 'tools');
+  }
+  if (request.system) push(`system\u0000${request.system}`, MESSAGE_OVERHEAD_TOKENS + countTokens(request.system), 'system');
+  request.messages.forEach((m, i) => {
+    const calls = m.toolCalls ?? [];
+    const tokens = MESSAGE_OVERHEAD_TOKENS + countTokens(m.text) + m.attachments.length * ATTACHMENT_TOKENS + calls.reduce((n, c) => n + countTokens(c.name) + countTokens(c.arguments), 0);
+    push(`${m.role}\u0000${m.text}\u0000${JSON.stringify(m.attachments)}\u0000${JSON.stringify(calls)}`, tokens, i);
+  });
+  return segments;
 }
