@@ -15,7 +15,8 @@ export function addUsage(a: Usage, b: Usage): Usage {
   const aEmpty = a.totalTokens === 0 && a.cost === 0;
   let cost: number | null;
   if (b.cost === null) cost = aEmpty ? null : a.cost;
-  else cost = (a.cost ?? 0) + b.cost;
+  else if (a.cost === null) cost = b.cost;
+  else cost = addDollars(a.cost, b.cost);
   const out: Usage = {
     promptTokens: a.promptTokens + b.promptTokens,
     completionTokens: a.completionTokens + b.completionTokens,
