@@ -11,8 +11,13 @@
  * GC is forced between phases when node runs with --expose-gc. Figures are medians (p90
  * beside them). The last line of output is one JSON object with the ratios.
  *
+ * A last phase measures the simulator's own cost: the same 2,000-token reply streamed by the
+ * built-in simulator in each protocol, read whole by plain fetch. With `--old-sim=DIR` (the
+ * `dist/` of an earlier build) the earlier simulator serves beside it, side by side.
+ *
  *   npm run bench:client                 full run (about a minute)
  *   npm run bench:client -- --quick      fewer iterations, for a quick look
+ *   npm run bench:client -- --only=sim --old-sim=/tmp/old-dist
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -356,6 +361,79 @@ async function main() {
 
   await worker.terminate();
 
+  // --- the simulator's own cost: one 2,000-token stream per protocol, read whole by fetch
+  if (phase('sim')) {
+    const { startSimulator } = await import('../dist/sim/server.js');
+    const oldDir = process.argv.find((a) => a.startsWith('--old-sim='))?.slice(10);
+    const sims = [{ tag: 'server halves', sim: await startSimulator({ timeScale: 0 }) }];
+    if (oldDir) {
+      const { pathToFileURL } = await import('node:url');
+      const old = await import(pathToFileURL(`${oldDir.replace(/\/+$/, '')}/sim/server.js`).href);
+      sims.push({ tag: 'before', sim: await old.startSimulator({ timeScale: 0 }) });
+    }
+    const prompt = `Write ${STREAM_CHUNKS} tokens.`;
+    const requests = {
+      openai: (origin) => [`${origin}/sim-fast/v1/chat/completions`, { model: 'llama', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: prompt }] }],
+      anthropic: (origin) => [`${origin}/sim-anthropic/v1/messages`, { model: 'llama', stream: true, max_tokens: 4096, messages: [{ role: 'user', content: prompt }] }],
+      gemini: (origin) => [`${origin}/sim-gemini/v1beta/models/llama:streamGenerateContent?alt=sse`, { contents: [{ role: 'user', parts: [{ text: prompt }] }] }],
+    };
+    const simContenders = [];
+    for (const [protocol, build] of Object.entries(requests)) {
+      for (const { tag, sim } of sims) {
+        const [simURL, body] = build(sim.url);
+        const json = JSON.stringify(body);
+        simContenders.push({
+          name: `sim ${protocol} (${tag})`,
+          run: async () => {
+            const res = await fetch(simURL, { method: 'POST', headers: { 'content-type': 'application/json' }, body: json });
+            if (!res.ok) throw new Error(`HTTP ${res.status}`);
+            return res.text();
+          },
+        });
+      }
+    }
+    // The simulator's own work alone, without HTTP: every frame of a planned 2,000-token turn.
+    if (oldDir) {
+      const { pathToFileURL } = await import('node:url');
+      const oldURL = (file) => pathToFileURL(`${oldDir.replace(/\/+$/, '')}/sim/${file}`).href;
+      const { planTurn, turnEvents } = await import('../dist/sim/turn.js');
+      const { getProtocolServer } = await import('../dist/protocols/index.js');
+      const { SIM_MODELS, SIM_PROVIDERS } = await import('../dist/sim/profiles.js');
+      const oldWires = { openai: 'openai-wire.js', anthropic: 'anthropic-wire.js', gemini: 'gemini-wire.js' };
+      const simRequest = { model: 'llama', system: '', messages: [{ role: 'user', text: prompt, attachments: [] }], stream: true, includeUsage: true };
+      const turn = planTurn(simRequest, 'sim-fast', SIM_PROVIDERS['sim-fast'], SIM_MODELS.llama, 0);
+      const framesContenders = [];
+      for (const protocol of Object.keys(oldWires)) {
+        const wire = Object.values(await import(oldURL(oldWires[protocol]))).find((v) => typeof v === 'object' && v?.streamEncoder);
+        framesContenders.push({
+          name: `frames ${protocol} (before)`,
+          run: async () => {
+            const e = wire.streamEncoder(turn, simRequest);
+            let out = e.head();
+            for (let i = 0; i < turn.pieces.length; i++) out += e.piece(turn.pieces[i], i);
+            return out + e.tail();
+          },
+        });
+        framesContenders.push({
+          name: `frames ${protocol} (server halves)`,
+          run: async () => {
+            const writer = getProtocolServer(protocol).createStreamWriter({ id: turn.id, model: turn.model, created: turn.created, provider: 'sim-fast', promptTokens: turn.promptTokens, includeUsage: true });
+            const events = turnEvents(turn);
+            let out = writer.start() + writer.write(events.before);
+            for (let i = 0; i < turn.pieces.length; i++) out += writer.write([{ type: 'text-delta', text: turn.pieces[i] }]);
+            return out + writer.write(events.after) + writer.end(events.end);
+          },
+        });
+      }
+      results.frames = await measure(framesContenders, quick ? { warmup: 20, iterations: 100 } : { warmup: 50, iterations: 300 });
+    }
+    // Each simulator must send a full stream (frames differ in shape, so compare sizes loosely).
+    for (const c of simContenders) if ((await c.run()).length < STREAM_CHUNKS * 10) throw new Error(`${c.name}: stream too short`);
+    results.sim = await measure(simContenders, quick ? { warmup: 10, iterations: 20 } : { warmup: 20, iterations: 60 });
+    results.simHasOld = oldDir !== undefined;
+    for (const { sim } of sims) await sim.close();
+  }
+
   /* ---------------------------------------------------------------- report */
   const ns = results.nonStream;
   const st = results.stream;
@@ -405,7 +483,27 @@ async function main() {
     table(`Fan-out, ${FANOUT_DELAY_MS} ms upstream latency, ${FANOUT_TOKENS}-token replies (${fo['switchboard Call(1 model).run'].n} runs each; ratio vs one model)`, fo, 'switchboard Call(1 model).run');
     summary.fanout5VsOne = r(median('switchboard Call(5 models).run', fo) / median('switchboard Call(1 model).run', fo));
   }
-  const targets = { nonStreamVsFetch: 1.15, streamChunkVsRaw: 1.3, streamChunkVsOpenAI: 0.6, anthropicVsOpenAIPath: 1.3, geminiVsOpenAIPath: 1.3, fanout5VsOne: 1.15 };
+  const sm = results.sim;
+  if (sm) {
+    const base = results.simHasOld ? 'sim openai (before)' : 'sim openai (server halves)';
+    table(`The simulator serving a ${STREAM_CHUNKS}-token stream, read whole by fetch (${sm[base].n} streams each; ratio vs ${base})`, sm, base, {
+      head: 'us/chunk',
+      cell: (x) => ((x.median * 1000) / STREAM_CHUNKS).toFixed(2),
+    });
+    if (results.simHasOld) {
+      for (const protocol of ['openai', 'anthropic', 'gemini']) {
+        summary[`sim${protocol[0].toUpperCase()}${protocol.slice(1)}VsBefore`] = r(median(`sim ${protocol} (server halves)`, sm) / median(`sim ${protocol} (before)`, sm));
+      }
+    }
+  }
+  const fr = results.frames;
+  if (fr) {
+    table(`The simulator's own work: every frame of a ${STREAM_CHUNKS}-token turn, no HTTP (${fr['frames openai (before)'].n} turns each; ratio vs OpenAI before)`, fr, 'frames openai (before)');
+    for (const protocol of ['openai', 'anthropic', 'gemini']) {
+      summary[`frames${protocol[0].toUpperCase()}${protocol.slice(1)}VsBefore`] = r(median(`frames ${protocol} (server halves)`, fr) / median(`frames ${protocol} (before)`, fr));
+    }
+  }
+  const targets = { simOpenaiVsBefore: 1.2, simAnthropicVsBefore: 1.2, simGeminiVsBefore: 1.2, framesOpenaiVsBefore: 1.2, framesAnthropicVsBefore: 1.2, framesGeminiVsBefore: 1.2, nonStreamVsFetch: 1.15, streamChunkVsRaw: 1.3, streamChunkVsOpenAI: 0.6, anthropicVsOpenAIPath: 1.3, geminiVsOpenAIPath: 1.3, fanout5VsOne: 1.15 };
   lines.push('Ratios (switchboard stream time = the slower of Call.stream and Chat.stream)');
   for (const [key, value] of Object.entries(summary)) {
     const target = targets[key];
@@ -423,6 +521,8 @@ async function main() {
     streamP90Ms: p90s(st),
     protocolMedianMs: medians(pr),
     fanoutMedianMs: medians(fo),
+    simMedianMs: medians(results.sim),
+    framesMedianMs: medians(results.frames),
     node: process.version,
     exposeGC: gc !== null,
   };

@@ -7,6 +7,7 @@ import { toUserContent, type Input } from './input.js';
 import { collectedRequest, turnOptions, type ClientOptions, type RequestOptions } from './options.js';
 import { checkModelString } from './routing/router.js';
 import type { Message, StreamEvent, TurnResult } from './types.js';
+import type { TurnOptions } from './turn.js';
 import { InvalidInputError } from './errors.js';
 import type { InferSchema, SchemaInput } from './tools/schema.js';
 
@@ -42,8 +43,8 @@ export class Call<M extends string | string[] = string | string[]> {
     for (const m of this.models) checkModelString(m, ctx);
   }
 
-  async #messages(input: Input): Promise<Message[]> {
-    const content = await toUserContent(input);
+  async #messages(input: Input, options: TurnOptions): Promise<Message[]> {
+    const content = await toUserContent(input, options);
     const messages: Message[] = [];
     if (this.#options.system !== undefined) messages.push({ role: 'system', content: this.#options.system });
     messages.push({ role: 'user', content });
@@ -56,13 +57,15 @@ export class Call<M extends string | string[] = string | string[]> {
     // step each, and the turn's batches reach it with no layer in between.
     return fanOutStream(
       async () => {
-        const messages = await this.#messages(input);
-        return fanOutBatches(this.models, () => messages, turnOptions(this.#options, options));
+        const turnOpts = turnOptions(this.#options, options);
+        const messages = await this.#messages(input, turnOpts);
+        return fanOutBatches(this.models, () => messages, turnOpts);
       },
       {
         onFinish: (r) => {
           this.lastResults[r.model] = r;
         },
+        signal: options.signal ?? this.#options.signal,
       },
     );
   }

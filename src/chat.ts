@@ -5,7 +5,7 @@
  */
 import { InvalidHistoryError, InvalidInputError } from './errors.js';
 import { collectReplies, fanOutBatches, fanOutStream, type Replies } from './fanout.js';
-import { validateHistory } from './history.js';
+import { checkDepth, validateHistory, validateParams, validateTurns, validateUsage } from './history.js';
 import { toUserContent, type Input } from './input.js';
 import { collectedRequest, pickParams, turnOptions, type ClientOptions, type RequestOptions } from './options.js';
 import { checkModelString } from './routing/router.js';
@@ -223,20 +223,22 @@ export class Chat<M extends string | string[] = string | string[]> {
     const turn: PendingTurn = { user: undefined, sent: new Map() };
     return fanOutStream(() => this.#turnBatches(input, options, turn), {
       onFinish: (result) => this.#commit(turn, result),
+      signal: options.signal ?? this.#options.signal,
     });
   }
 
   async *#turnBatches(input: Input, options: RequestOptions, turn: PendingTurn): AsyncGenerator<StreamEvent[], void, undefined> {
     const release = await this.#acquire();
     try {
-      const content = await toUserContent(input);
+      const turnOpts = turnOptions(this.#options, options);
+      const content = await toUserContent(input, turnOpts);
       // Copied once here, and this very object is what the history keeps: the next turn's request
       // then starts with the same message objects as this one (the response cache's key relies on it).
       const user: UserMessage = { role: 'user', content: typeof content === 'string' ? content : structuredClone(content) };
       turn.user = user;
       for (const m of this.models) turn.sent.set(m, this.#states.get(m) as ModelState);
       const messagesFor = (m: string): Message[] => [...(turn.sent.get(m) as ModelState).history, user];
-      yield* fanOutBatches([...turn.sent.keys()], messagesFor, turnOptions(this.#options, options));
+      yield* fanOutBatches([...turn.sent.keys()], messagesFor, turnOpts);
     } finally {
       release();
     }
@@ -283,25 +285,38 @@ export class Chat<M extends string | string[] = string | string[]> {
     return out;
   }
 
-  /** Restore a chat from `toJSON()` output; histories are validated. Pass keys and endpoints in `options`. */
+  /**
+   * Restore a chat from `toJSON()` output. It restores data (models, system prompt, request
+   * parameters, histories, usage, turns), each part validated: types, ranges and depth. It never
+   * restores configuration: endpoints, headers and keys come from `options`, the environment and
+   * the config file, so a saved file cannot send requests (or the caller's keys) elsewhere.
+   */
   static fromJSON(json: unknown, options: ChatOptions = {}): Chat {
     if (typeof json === 'string') json = parseJSON(json);
     if (typeof json !== 'object' || json === null) throw new InvalidHistoryError('Chat.fromJSON: expected an object from chat.toJSON().');
-    const data = json as Partial<ChatJSON>;
+    checkDepth(json, 'Chat.fromJSON');
+    const data = json as Partial<Record<keyof ChatJSON, unknown>>;
     if (data.version !== 1) throw new InvalidHistoryError(`Chat.fromJSON: unsupported version ${JSON.stringify(data.version)} (expected 1).`);
-    if (!Array.isArray(data.models) || data.models.length === 0) throw new InvalidHistoryError('Chat.fromJSON: "models" must be a non-empty array.');
+    if (!Array.isArray(data.models) || data.models.length === 0 || !data.models.every((m) => typeof m === 'string')) {
+      throw new InvalidHistoryError('Chat.fromJSON: "models" must be a non-empty array of model strings.');
+    }
+    if (data.system !== undefined && data.system !== null && typeof data.system !== 'string') throw new InvalidHistoryError('Chat.fromJSON: "system" must be a string or null.');
     const system = typeof data.system === 'string' ? data.system : undefined;
-    const models = data.keyed === false && data.models.length === 1 ? (data.models[0] as string) : data.models;
-    const params = typeof data.params === 'object' && data.params !== null ? data.params : {};
+    const models = data.keyed === false && data.models.length === 1 ? (data.models[0] as string) : (data.models as string[]);
+    const params = validateParams(data.params);
+    const section = (name: 'history' | 'usage' | 'turns'): Record<string, unknown> => {
+      const value = data[name];
+      if (value === undefined) return {};
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidHistoryError(`Chat.fromJSON: "${name}" must be an object keyed by model.`);
+      return value as Record<string, unknown>;
+    };
+    const [histories, usages, turns] = [section('history'), section('usage'), section('turns')];
     const chat = new Chat(models, { ...params, ...options, ...(system === undefined ? {} : { system }) }) as Chat;
     for (const m of chat.models) {
       const state = chat.#states.get(m) as ModelState;
-      const history = data.history?.[m];
-      if (history !== undefined) state.history = validateHistory(history, `history["${m}"]`);
-      const usage = data.usage?.[m];
-      if (usage !== undefined) state.usage = checkUsage(usage, m);
-      const turns = data.turns?.[m];
-      if (Array.isArray(turns)) state.turns = structuredClone(turns);
+      if (Object.hasOwn(histories, m)) state.history = validateHistory(histories[m], `history["${m}"]`);
+      if (Object.hasOwn(usages, m)) state.usage = validateUsage(usages[m], `usage["${m}"]`);
+      if (Object.hasOwn(turns, m)) state.turns = validateTurns(turns[m], `turns["${m}"]`);
     }
     return chat;
   }
@@ -313,14 +328,4 @@ function parseJSON(text: string): unknown {
   } catch (err) {
     throw new InvalidHistoryError(`Chat.fromJSON: not JSON (${(err as Error).message}).`);
   }
-}
-
-function checkUsage(value: unknown, model: string): Usage {
-  const u = value as Partial<Usage>;
-  const ok =
-    typeof u === 'object' && u !== null &&
-    [u.promptTokens, u.completionTokens, u.totalTokens].every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0) &&
-    (u.cost === null || (typeof u.cost === 'number' && Number.isFinite(u.cost) && u.cost >= 0));
-  if (!ok) throw new InvalidHistoryError(`usage["${model}"]: needs non-negative promptTokens, completionTokens, totalTokens and cost (a number or null).`);
-  return { ...(u as Usage) };
 }

@@ -12,12 +12,19 @@ export function registerSecret(secret: string | undefined): void {
   if (secret && secret.length >= 6) registeredSecrets.add(secret);
 }
 
+/** Key shapes, and places a credential sits in (a captured prefix is kept, the rest redacted). */
 const KEY_PATTERNS: RegExp[] = [
   /\b(sk|pk|rk)-[A-Za-z0-9_-]{8,}/g, // OpenAI, Anthropic (sk-ant-...), OpenRouter (sk-or-...)
   /\bAIza[0-9A-Za-z_-]{20,}/g, // Google API keys
   /\b(gsk|xai|fw|csk)_[A-Za-z0-9]{8,}/g, // Groq, xAI, Fireworks, Cerebras
+];
+const CREDENTIAL_PLACES: RegExp[] = [
   /(Bearer\s+)[A-Za-z0-9._~+/-]{8,}=*/gi,
-  /([?&]key=)[^&\s]+/g,
+  /(Basic\s+)[A-Za-z0-9+/]{6,}=*/gi,
+  // Query parameters that carry credentials (Gemini's `?key=`, `?api_key=`, signed URLs).
+  /([?&](?:key|api[-_]?key|apikey|token|access[-_]?token|auth|password|secret|sig|signature)=)[^&#\s"']+/gi,
+  // Credentials in a URL's user-info (`https://user:secret@host`).
+  /(\b[a-z][a-z0-9+.-]*:\/\/)[^\s/@:"']*:[^\s/@"']+(?=@)/gi,
 ];
 
 /** Remove API keys (registered ones and anything shaped like a key) from a text. */
@@ -26,12 +33,14 @@ export function redactSecrets(text: string): string {
   for (const secret of registeredSecrets) {
     if (out.includes(secret)) out = out.split(secret).join('[redacted]');
   }
-  for (const pattern of KEY_PATTERNS) {
-    out = out.replace(pattern, (match, prefix: string | undefined) =>
-      prefix && (prefix.startsWith('Bearer') || prefix.includes('key=')) ? `${prefix}[redacted]` : '[redacted]',
-    );
-  }
+  for (const pattern of KEY_PATTERNS) out = out.replace(pattern, '[redacted]');
+  for (const pattern of CREDENTIAL_PLACES) out = out.replace(pattern, (_match, prefix: string) => `${prefix}[redacted]`);
   return out;
+}
+
+/** A URL fit to print or store: no user-info at all, credential query parameters and known secrets redacted. */
+export function redactURL(url: string): string {
+  return redactSecrets(url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@?#\s]*@/i, '$1'));
 }
 
 export type ErrorCode =
@@ -53,6 +62,7 @@ export type ErrorCode =
   | 'invalid_input'
   | 'invalid_history'
   | 'context_length'
+  | 'output_limit'
   | 'no_deployment'
   | 'validation';
 
@@ -216,6 +226,46 @@ export class InvalidInputError extends SwitchboardError {
 export class InvalidHistoryError extends SwitchboardError {
   constructor(message: string) {
     super('invalid_history', message);
+  }
+}
+
+/**
+ * The conversation needs more tokens than the model's context holds: found before sending
+ * (from the catalog or the local server's own figure), or reported by the server.
+ */
+export class ContextLengthError extends SwitchboardError {
+  /** Tokens of the messages (estimated, or as the server counted them) plus the reply's reserve. */
+  readonly requiredTokens: number;
+  readonly contextLength: number;
+  /** The provider that refused the prompt, when it was the server that said so. */
+  readonly provider: string | undefined;
+  constructor(requiredTokens: number, contextLength: number, detail = '', provider?: string) {
+    super(
+      'context_length',
+      `The conversation needs about ${requiredTokens} tokens (with the reply's reserve) but the model's context holds ${contextLength}${detail}.`,
+    );
+    this.requiredTokens = requiredTokens;
+    this.contextLength = contextLength;
+    this.provider = provider;
+  }
+}
+
+/**
+ * The reply reached its output limit (`maxTokens`, or the server's) in the middle of a tool
+ * call: the call's arguments are cut off, so it is neither run nor kept in the history.
+ */
+export class OutputLimitError extends SwitchboardError {
+  /** The model string that answered. */
+  readonly model: string;
+  /** The tools whose calls were cut off. */
+  readonly tools: string[];
+  constructor(model: string, tools: string[]) {
+    super(
+      'output_limit',
+      `${model} reached its output limit in the middle of a call to ${tools.join(', ')}; the incomplete call was not run. Raise maxTokens (or the server's limit) and ask again.`,
+    );
+    this.model = model;
+    this.tools = tools;
   }
 }
 

@@ -12,12 +12,15 @@
  * `next()` calls are answered in order, and `return()` (a consumer's `break`) or `throw()`
  * closes the source, which runs its `finally` blocks and so aborts its requests.
  */
+import { AbortError } from './errors.js';
+
 /** Starts the source of batches; may first await something (the user's input, a lock). */
 export type OpenBatches<T> = () => AsyncIterator<T[], void, undefined> | Promise<AsyncIterator<T[], void, undefined>>;
 
 export class EventStream<T> implements AsyncGenerator<T, void, undefined> {
   readonly #open: OpenBatches<T>;
   readonly #onItem: ((item: T) => void) | undefined;
+  readonly #signal: AbortSignal | undefined;
   #source: AsyncIterator<T[], void, undefined> | undefined;
   #batch: T[] = [];
   #index = 0;
@@ -29,13 +32,18 @@ export class EventStream<T> implements AsyncGenerator<T, void, undefined> {
    * @param open starts the source; called on the first `next()`.
    * @param onItem called for each item as it is handed out (not when its batch arrives), so a
    *   consumer that leaves early never has it called for items it did not receive.
+   * @param signal once aborted, `next()` hands out nothing more: the items of a batch already
+   *   received are dropped and the call fails with an AbortError. (`forEach` drains whole
+   *   replies, and ends as the aborted requests fail.)
    */
-  constructor(open: OpenBatches<T>, onItem?: (item: T) => void) {
+  constructor(open: OpenBatches<T>, onItem?: (item: T) => void, signal?: AbortSignal) {
     this.#open = open;
     this.#onItem = onItem;
+    this.#signal = signal;
   }
 
   next(): Promise<IteratorResult<T, void>> {
+    if (this.#signal?.aborted) return this.#close().then(() => Promise.reject(new AbortError()));
     // Hot path: an item is ready and nothing is queued ahead of this call.
     if (this.#pulling === undefined && this.#index < this.#batch.length) {
       try {
@@ -99,6 +107,10 @@ export class EventStream<T> implements AsyncGenerator<T, void, undefined> {
   async #pull(): Promise<IteratorResult<T, void>> {
     while (this.#index >= this.#batch.length) {
       if (!(await this.#load())) return { done: true, value: undefined };
+    }
+    if (this.#signal?.aborted) {
+      await this.#close();
+      throw new AbortError();
     }
     try {
       return this.#take();

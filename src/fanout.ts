@@ -13,6 +13,8 @@ import type { Message, StreamEvent, TurnResult } from './types.js';
 export interface FanOutHooks {
   /** Called when a model's turn has finished, before its finish event is handed out. */
   onFinish?: (result: TurnResult) => void;
+  /** The caller's signal: once it aborts, no further event is handed out (not even buffered ones). */
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -37,8 +39,12 @@ async function* mergedTurns(
   messagesFor: (model: string) => Message[],
   options: TurnOptions,
 ): AsyncGenerator<StreamEvent[], void, undefined> {
-  const sources = models.map((model) => runModelTurn(model, messagesFor(model), options));
-  for await (const item of mergeSources(sources)) {
+  // One signal for the models' requests, so that leaving the stream early ends the ones still
+  // waiting on their servers at once, stalled or slow (see mergeSources).
+  const leave = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, leave.signal]) : leave.signal;
+  const sources = models.map((model) => runModelTurn(model, messagesFor(model), { ...options, signal }));
+  for await (const item of mergeSources(sources, () => leave.abort())) {
     const model = models[item.index] as string;
     if (item.error !== undefined) yield [{ type: 'error', model, error: asError(item.error) }];
     else if (item.value) yield item.value;
@@ -60,6 +66,7 @@ export function fanOutStream(
       ((event: StreamEvent) => {
         if (event.type === 'finish') onFinish(event.result);
       }),
+    hooks.signal,
   );
 }
 

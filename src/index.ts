@@ -39,4 +39,5 @@ export type { CacheOptions, CacheSetting } from './cache/response-cache.js';
 export { listModels, type ListModelsOptions } from './catalog/refresh.js';
 export { Catalog, defaultCatalog, type CatalogModel, type Pricing, type ModelProvider } from './catalog/catalog.js';
 export { computeCost, costFor, priceFor, setWarnHandler } from './catalog/cost.js';
-export { ContextLengthError, estimateTokens, fitToContext } from './catalog/context.js';
+export { estimateTokens, fitToContext } from './catalog/context.js';
+export { DEFAULT_LIMITS, type Limits } from './limits.js';

@@ -10,8 +10,13 @@ export interface Tagged<T> {
   done?: boolean;
 }
 
-/** Yields `{index, value}` per batch, `{index, error}` when a source fails, `{index, done}` when one ends. */
-export async function* mergeSources<T>(sources: AsyncIterable<T>[]): AsyncGenerator<Tagged<T>> {
+/**
+ * Yields `{index, value}` per batch, `{index, error}` when a source fails, `{index, done}` when one ends.
+ * `abort` is called when the consumer leaves while sources are still running: a source waiting
+ * on a stalled server cannot be closed until that wait ends, so `abort` must end it (by aborting
+ * the sources' requests) or leaving would wait for the slowest server.
+ */
+export async function* mergeSources<T>(sources: AsyncIterable<T>[], abort?: () => void): AsyncGenerator<Tagged<T>> {
   const iterators = sources.map((s) => s[Symbol.asyncIterator]());
   const pending = new Map<number, Promise<{ index: number; result?: IteratorResult<T>; error?: unknown }>>();
   const pull = (index: number): void => {
@@ -42,6 +47,7 @@ export async function* mergeSources<T>(sources: AsyncIterable<T>[]): AsyncGenera
     }
   } finally {
     // Close sources still running (the consumer left early): their requests are aborted.
+    if (pending.size > 0) abort?.();
     await Promise.allSettled([...pending.keys()].map((i) => iterators[i]?.return?.()));
   }
 }

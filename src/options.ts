@@ -1,6 +1,7 @@
 /** Options shared by Call and Chat, and their translation into what a turn needs. */
 import { createRegistry } from './providers/config.js';
 import { loadEnv } from './providers/env.js';
+import { mergeLimits, type Limits } from './limits.js';
 import type { ProviderRegistry } from './providers/registry.js';
 import type { Env } from './providers/resolve.js';
 import { catalogCandidates } from './catalog/candidates.js';
@@ -43,6 +44,8 @@ export interface ClientOptions extends Omit<RequestParams, 'tools'>, ToolOptions
   timeout?: number;
   /** Aborts every request made with these options. */
   signal?: AbortSignal;
+  /** Time and size limits: first byte, idle, reply size, media size and loading time (see the README). */
+  limits?: Limits;
   /** Providers to resolve model strings against (defaults to the built-in registry). */
   registry?: ProviderRegistry;
   /** Environment to read keys and base URLs from (defaults to process.env plus `.env`). */
@@ -59,12 +62,14 @@ export interface ClientOptions extends Omit<RequestParams, 'tools'>, ToolOptions
 export interface RequestOptions extends Omit<RequestParams, 'tools'>, ToolOptions, SchemaOptions {
   signal?: AbortSignal;
   timeout?: number;
+  /** Limits for this request, over the client's. */
+  limits?: Limits;
   fitContext?: 'error' | 'drop-oldest';
   /** This request's response cache: `false` skips it, `true` uses the client's, an object chooses. */
   cache?: CacheSetting;
 }
 
-const CLIENT_ONLY = new Set(['apiKey', 'baseURL', 'headers', 'timeout', 'signal', 'registry', 'env', 'system', 'fitContext', 'routing', 'tools', 'maxSteps', 'schema', 'schemaName', 'cache']);
+const CLIENT_ONLY = new Set(['apiKey', 'baseURL', 'headers', 'timeout', 'signal', 'limits', 'registry', 'env', 'system', 'fitContext', 'routing', 'tools', 'maxSteps', 'schema', 'schemaName', 'cache']);
 
 /** The request parameters among a bag of options. */
 export function pickParams(options: object): Omit<RequestParams, 'tools'> {
@@ -106,6 +111,7 @@ export function turnOptions(client: ClientOptions, request: RequestOptions = {},
     headers: client.headers,
     params,
     timeoutMs: request.timeout ?? client.timeout,
+    limits: mergeLimits(client.limits, request.limits),
     signal: signal ?? request.signal ?? client.signal,
     cache: resolveCache(client.cache, request.cache),
   };

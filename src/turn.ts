@@ -7,9 +7,13 @@ import { fitToContext, tokenUpperBound } from './catalog/context.js';
 import { defaultCatalog } from './catalog/catalog.js';
 import { costFor } from './catalog/cost.js';
 import { citationsFrom } from './citations.js';
+import { ContextLengthError, OutputLimitError } from './errors.js';
 import { sendRequest } from './protocols/transport.js';
 import { getProtocol } from './protocols/index.js';
+import type { Limits } from './limits.js';
+import { localContextLength, rememberContextLength } from './providers/local-context.js';
 import { CUSTOM_PROVIDER, type Deployment } from './providers/resolve.js';
+import type { Endpoint } from './protocols/protocol.js';
 import { route, type RouteOptions } from './routing/router.js';
 import type {
   AssistantMessage,
@@ -38,6 +42,8 @@ export interface TurnOptions extends RouteOptions {
   output?: OutputSpec | undefined;
   /** Milliseconds one request may take. */
   timeoutMs?: number | undefined;
+  /** Time and size limits of each request and of media loading (defaults in limits.ts). */
+  limits?: Limits | undefined;
   /** Cost from catalog prices when the provider reports none; null when no price is known. */
   priceCost?: ((deployment: Deployment, usage: TokenUsage) => number | null) | undefined;
   /**
@@ -59,15 +65,28 @@ function catalogCost(options: TurnOptions, deployment: Deployment, usage: TokenU
 /** Tokens that fit any model's context window (the smallest in use hold 2,048 or more). */
 const SMALLEST_CONTEXT = 2048;
 
-/** The messages to send to a deployment, checked against its context length when the catalog knows it. */
-function messagesFor(deployment: Deployment, messages: Message[], options: TurnOptions): Message[] {
+/** A local server or a custom endpoint: its context length is whatever it was started with, so it is asked. */
+function servesOwnContext(deployment: Deployment, options: TurnOptions): boolean {
+  return deployment.provider === CUSTOM_PROVIDER || (options.registry.has(deployment.provider) && options.registry.get(deployment.provider).local === true);
+}
+
+/**
+ * The messages to send to a deployment, checked against its context length: the server's own
+ * figure for a local server or a custom endpoint (asked once, see local-context.ts), else the
+ * catalog's. A Promise only when the server has to be asked.
+ */
+function messagesFor(deployment: Deployment, endpoint: Endpoint, messages: Message[], options: TurnOptions, signal: AbortSignal | undefined): Message[] | Promise<Message[]> {
   const reserve = options.params.maxTokens ?? 0;
   const bound = tokenUpperBound(messages) + reserve;
   // Below every model's context: no need to load the catalog (a first call stays quick).
   if (bound <= SMALLEST_CONTEXT) return messages;
-  const contextLength = defaultCatalog().get(deployment.model)?.contextLength;
-  if (contextLength === undefined || bound <= contextLength) return messages;
-  return fitToContext(messages, contextLength, reserve, { dropOldest: options.fitContext === 'drop-oldest' });
+  const fit = (contextLength: number | undefined): Message[] =>
+    contextLength === undefined || bound <= contextLength
+      ? messages
+      : fitToContext(messages, contextLength, reserve, { dropOldest: options.fitContext === 'drop-oldest' });
+  const catalogLength = (): number | undefined => defaultCatalog().get(deployment.model)?.contextLength;
+  if (!servesOwnContext(deployment, options)) return fit(catalogLength());
+  return localContextLength(endpoint, deployment.providerModel, signal).then((n) => fit(n ?? catalogLength()));
 }
 
 interface PartialToolCall {
@@ -100,6 +119,7 @@ async function* liveTurn(
   modelString: string,
   messages: Message[],
   options: TurnOptions,
+  refit = true,
 ): AsyncGenerator<StreamEvent[], void, undefined> {
   const started = performance.now();
   const startedAt = isoTime(Date.now());
@@ -108,67 +128,87 @@ async function* liveTurn(
   let deployment: Deployment | undefined;
   const protocolOf = (name: Parameters<typeof getProtocol>[0]) => getProtocol(name);
 
-  const items = route(modelString, options, (dep, endpoint, signal) =>
+  const send = (dep: Deployment, endpoint: Endpoint, signal: AbortSignal | undefined, sent: Message[]) =>
     sendRequest(
       protocolOf(endpoint.protocol),
       endpoint,
-      { model: dep.providerModel, messages: messagesFor(dep, messages, options), params: mergeExtraBody(options.params, dep), stream: true },
-      { signal, timeoutMs: options.timeoutMs },
-    ),
-  );
+      { model: dep.providerModel, messages: sent, params: mergeExtraBody(options.params, dep), stream: true },
+      { signal, timeoutMs: options.timeoutMs, limits: options.limits },
+    );
+  const items = route(modelString, options, (dep, endpoint, signal) => {
+    const fitted = messagesFor(dep, endpoint, messages, options, signal);
+    // The common case goes straight to the transport; only a server that must be asked first adds a step.
+    if (Array.isArray(fitted)) return send(dep, endpoint, signal, fitted);
+    return (async function* () {
+      yield* send(dep, endpoint, signal, await fitted);
+    })();
+  });
 
-  for await (const item of items) {
-    if (item.kind === 'attempt') {
-      deployment = item.deployment;
-      acc = new TurnAccumulator();
-      continue;
-    }
-    const out: StreamEvent[] = [];
-    for (const event of item.events) {
-      switch (event.type) {
-        case 'text-delta':
-          firstTokenAt ??= performance.now();
-          acc.text += event.text;
-          out.push({ type: 'text-delta', model: modelString, text: event.text });
-          break;
-        case 'reasoning-delta':
-          firstTokenAt ??= performance.now();
-          if (event.text) {
-            acc.reasoning += event.text;
-            out.push({ type: 'reasoning-delta', model: modelString, text: event.text });
-          }
-          addReasoning(acc.reasoningBlocks, event.text, event.signature);
-          break;
-        case 'tool-call-delta': {
-          firstTokenAt ??= performance.now();
-          let call = acc.toolCalls.get(event.index);
-          if (!call) {
-            call = { id: event.id ?? '', name: event.name ?? '', args: '' };
-            acc.toolCalls.set(event.index, call);
-          }
-          if (event.id) call.id = event.id;
-          if (event.name) call.name = event.name;
-          call.args += event.argumentsDelta;
-          break;
-        }
-        case 'usage':
-          acc.usage = event.usage;
-          if (event.cost !== undefined) acc.reportedCost = event.cost;
-          break;
-        case 'finish':
-          acc.finish = event.reason;
-          acc.rawFinish = event.rawReason;
-          break;
-        case 'start':
-          if (event.model) acc.resolvedModel = event.model;
-          if (event.provider) acc.reportedProvider = event.provider;
-          break;
-        case 'annotations':
-          acc.annotations.push(...event.annotations);
-          break;
+  let endpoint: Endpoint | undefined;
+  try {
+    for await (const item of items) {
+      if (item.kind === 'attempt') {
+        deployment = item.deployment;
+        endpoint = item.endpoint;
+        acc = new TurnAccumulator();
+        continue;
       }
+      const out: StreamEvent[] = [];
+      for (const event of item.events) {
+        switch (event.type) {
+          case 'text-delta':
+            firstTokenAt ??= performance.now();
+            acc.text += event.text;
+            out.push({ type: 'text-delta', model: modelString, text: event.text });
+            break;
+          case 'reasoning-delta':
+            firstTokenAt ??= performance.now();
+            if (event.text) {
+              acc.reasoning += event.text;
+              out.push({ type: 'reasoning-delta', model: modelString, text: event.text });
+            }
+            addReasoning(acc.reasoningBlocks, event.text, event.signature);
+            break;
+          case 'tool-call-delta': {
+            firstTokenAt ??= performance.now();
+            let call = acc.toolCalls.get(event.index);
+            if (!call) {
+              call = { id: event.id ?? '', name: event.name ?? '', args: '' };
+              acc.toolCalls.set(event.index, call);
+            }
+            if (event.id) call.id = event.id;
+            if (event.name) call.name = event.name;
+            call.args += event.argumentsDelta;
+            break;
+          }
+          case 'usage':
+            acc.usage = event.usage;
+            if (event.cost !== undefined) acc.reportedCost = event.cost;
+            break;
+          case 'finish':
+            acc.finish = event.reason;
+            acc.rawFinish = event.rawReason;
+            break;
+          case 'start':
+            if (event.model) acc.resolvedModel = event.model;
+            if (event.provider) acc.reportedProvider = event.provider;
+            break;
+          case 'annotations':
+            acc.annotations.push(...event.annotations);
+            break;
+        }
+      }
+      if (out.length > 0) yield out;
     }
-    if (out.length > 0) yield out;
+  } catch (err) {
+    // The server says the prompt does not fit (and so how long its context is) where it had not
+    // published that: remember the figure, and with drop-oldest send once more, fitted to it.
+    if (refit && err instanceof ContextLengthError && err.provider !== undefined && endpoint && deployment && servesOwnContext(deployment, options) && options.fitContext === 'drop-oldest' && firstTokenAt === undefined) {
+      rememberContextLength(endpoint, deployment.providerModel, err.contextLength);
+      yield* liveTurn(modelString, messages, options, false);
+      return;
+    }
+    throw err;
   }
 
   if (!deployment) throw new Error('router produced no attempt');
@@ -176,6 +216,10 @@ async function* liveTurn(
   const toolCalls: ToolCall[] = [...acc.toolCalls.entries()]
     .sort((a, b) => a[0] - b[0])
     .map(([i, c]) => ({ id: c.id || `call_${i}`, type: 'function', function: { name: c.name, arguments: c.args } }));
+  if (acc.finish === 'length') {
+    const cut = toolCalls.filter((c) => !isCompleteJSON(c.function.arguments));
+    if (cut.length > 0) throw new OutputLimitError(modelString, cut.map((c) => c.function.name || '(unnamed tool)'));
+  }
   const message: AssistantMessage = { role: 'assistant', content: toolCalls.length > 0 && acc.text === '' ? null : acc.text };
   if (toolCalls.length > 0) message.tool_calls = toolCalls;
   const tokens: TokenUsage = acc.usage ?? { promptTokens: 0, completionTokens: 0, totalTokens: 0 };
@@ -207,6 +251,16 @@ async function* liveTurn(
   }
   if (acc.reasoningBlocks.some((b) => b.signature !== undefined)) result.reasoningDetails = acc.reasoningBlocks;
   yield [{ type: 'finish', model: modelString, result }];
+}
+
+/** Whether tool-call arguments are a whole JSON value (not cut off in the middle). */
+function isCompleteJSON(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Reasoning text joins the open block; a signature closes it (Anthropic sends one per thinking block). */

@@ -6,6 +6,18 @@ import { describe, expect, it } from 'vitest';
 import { baseEnv, runPiped, tempHome } from './helpers/terminal.js';
 
 describe('switchboard chat with piped input', () => {
+  it("reproduces the README's example conversation word for word", async () => {
+    const home = tempHome();
+    const input = ['My name is José Mourinho.', '/model sim/mini', 'What is my name?'].join('\n');
+    const res = await runPiped(['chat', '-m', 'sim/llama@highest-tks-per-sec', '--show-cost', '--show-provider'], `${input}\n`, baseEnv(home));
+    expect(res.status).toBe(0);
+    // The lines README.md and docs/chat.md show (the reply's first words, then each line in full).
+    expect(res.stdout).toMatch(/^Understood\. When it comes to José, the details matter more than the headline\. /m);
+    expect(res.stdout).toContain('(provider: sim-fast)\n(cost: $0.000241 this turn, $0.000241 this session)\n');
+    expect(res.stdout).toContain('Now talking to sim/mini; the conversation so far goes with it.');
+    expect(res.stdout).toMatch(/^Your name is José Mourinho\.$/m);
+  });
+
   it('reads one message per line, prints plain replies, and runs commands', async () => {
     const home = tempHome();
     const input = ['My name is Alan Turing.', '/model sim/mini', 'What is my name?', '/retry', '/usage', '/nope', `/save ${join(home, 'chat.json')}`, 'quit', 'never sent'].join('\n');

@@ -59,7 +59,7 @@ describe('config file', () => {
     expect(configError({ provider: [] })).toMatch(/"provider" is not a known setting/);
     expect(configError({ providers: {} })).toMatch(/"providers" must be an array/);
     expect(configError({ providers: [{ name: 'a/b', protocol: 'openai', baseURL: 'http://x' }] })).toMatch(/providers\[0\]\.name must be a name/);
-    expect(configError({ providers: [{ name: 'x', protocol: 'cohere', baseURL: 'http://x' }] })).toMatch(/providers\[0\] \("x"\)\.protocol must be one of openai, anthropic, gemini; got "cohere"/);
+    expect(configError({ providers: [{ name: 'x', protocol: 'cohere', baseURL: 'http://x' }] })).toMatch(/providers\[0\] \("x"\)\.protocol must be one of openai, openai-responses, anthropic, gemini; got "cohere"/);
     expect(configError({ providers: [{ name: 'x', protocol: 'openai', baseURL: 'gpu-box:8000' }] })).toMatch(/baseURL must be an http\(s\) URL/);
     expect(configError({ providers: [{ name: 'x', protocol: 'openai', baseURL: 'http://x', keyEnv: 3 }] })).toMatch(/keyEnv must be an environment variable name/);
     expect(configError({ providers: [{ name: 'x', protocol: 'openai', baseURL: 'http://x', apiKey: 'k' }] })).toMatch(/providers\[0\]\.apiKey is not a known field/);

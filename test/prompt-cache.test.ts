@@ -11,7 +11,7 @@ import { minimumCacheableTokens } from '../src/protocols/prompt-cache.js';
 import { getProtocolServer } from '../src/protocols/index.js';
 import type { CanonicalRequest, Message } from '../src/types.js';
 import { startAnthropicCacheStandIn, type CacheStandIn } from './helpers/anthropic-cache-standin.js';
-import { startStandIn, type StandIn } from './helpers/openai-standin.js';
+import { sendJSON, sendSSE, sse, startStandIn, type StandIn } from './helpers/stand-in.js';
 
 const LONG_SYSTEM = Array.from({ length: 1500 }, () => 'policy').join(' '); // 1,500 tokens, ~2,600 by the client's estimate
 const tool = { name: 'lookup', description: 'Look a clause up', parameters: { type: 'object', properties: { clause: { type: 'string' } } } };
@@ -123,15 +123,20 @@ describe('OpenRouter breakpoints', () => {
 describe('byte-stable prefixes', () => {
   let up: StandIn;
   beforeAll(async () => {
-    up = await startStandIn();
+    // An OpenAI-compatible server that answers every chat completion with "Noted." (and nothing else: 404).
+    up = await startStandIn(async (req, res) => {
+      if (req.method !== 'POST' || !req.url.endsWith('/chat/completions')) return sendJSON(res, 404, { error: { message: 'not here' } });
+      const chunk = (o: unknown) => ({ data: o });
+      await sendSSE(res, sse([chunk({ choices: [{ index: 0, delta: { content: 'Noted.' }, finish_reason: 'stop' }] }), chunk({ choices: [], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }), chunk('[DONE]')]));
+    });
   });
   afterAll(() => up.close());
 
   it("each turn's request repeats the previous request's messages byte for byte (automatic caches hit)", async () => {
     const chat = new Chat('acme/stable', { baseURL: `${up.url}/v1`, apiKey: 'sk-test-stable', system: LONG_SYSTEM, temperature: 0 });
-    const first = up.requests.length;
     for (let t = 1; t <= 4; t++) await chat.send(`Question number ${t} about the policy?`);
-    const bodies = up.requests.slice(first).map((r) => JSON.stringify(r.body.messages));
+    const bodies = up.requests.filter((r) => r.method === 'POST' && r.url.endsWith('/chat/completions')).map((r) => JSON.stringify((JSON.parse(r.body) as { messages: unknown }).messages));
+    expect(bodies.length).toBe(4);
     for (let i = 1; i < bodies.length; i++) {
       const previous = bodies[i - 1] as string;
       expect((bodies[i] as string).startsWith(previous.slice(0, -1))).toBe(true);

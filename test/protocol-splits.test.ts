@@ -7,10 +7,10 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProtocolName } from '../src/protocols/protocol.js';
 import type { ProtocolEvent } from '../src/types.js';
-import { ANTHROPIC_STREAM, GEMINI_STREAM, OPENAI_STREAM } from './helpers/fixtures.js';
+import { ANTHROPIC_STREAM, GEMINI_STREAM, OPENAI_STREAM, RESPONSES_STREAM } from './helpers/fixtures.js';
 import { collect, endpoint, sendSSE, startStandIn, type StandIn } from './helpers/stand-in.js';
 
-const STREAMS: Record<ProtocolName, string> = { openai: OPENAI_STREAM, anthropic: ANTHROPIC_STREAM, gemini: GEMINI_STREAM };
+const STREAMS: Record<ProtocolName, string> = { openai: OPENAI_STREAM, 'openai-responses': RESPONSES_STREAM, anthropic: ANTHROPIC_STREAM, gemini: GEMINI_STREAM };
 
 let server: StandIn;
 beforeAll(async () => {
@@ -31,7 +31,7 @@ function withoutGeneratedIds(events: ProtocolEvent[]): ProtocolEvent[] {
 
 async function eventsFor(protocol: ProtocolName, cuts: number[]): Promise<ProtocolEvent[]> {
   const base = `${server.url}/${protocol}/${cuts.join(',') || '-'}`;
-  return withoutGeneratedIds(await collect(endpoint(protocol, protocol === 'openai' ? `${base}/v1` : base)));
+  return withoutGeneratedIds(await collect(endpoint(protocol, protocol.startsWith('openai') ? `${base}/v1` : base)));
 }
 
 describe.each(Object.keys(STREAMS) as ProtocolName[])('%s stream split at arbitrary bytes', (protocol) => {

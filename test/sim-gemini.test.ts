@@ -40,7 +40,7 @@ describe('simulator: Gemini generateContent', () => {
     expect(body.modelVersion).toBe('llama');
   });
 
-  it('streams SSE chunks of one token, the last with finishReason and usage, and no [DONE]', async () => {
+  it('streams SSE chunks of one token, then a last one with finishReason and usage, and no [DONE]', async () => {
     const request = { contents, system_instruction: { parts: [{ text: instruction }] } };
     const res = await postJson(`${base}/sim%2Fmini:streamGenerateContent?alt=sse`, request);
     expect(res.status).toBe(200);
@@ -50,7 +50,9 @@ describe('simulator: Gemini generateContent', () => {
     const last = chunks.at(-1)!;
     expect(last.candidates[0]!.finishReason).toBe('STOP');
     expect(chunks.slice(0, -1).every((c) => c.candidates[0]!.finishReason === undefined && c.usageMetadata === undefined)).toBe(true);
-    const pieces = chunks.map((c) => c.candidates[0]!.content.parts[0]!.text);
+    // The server half writes each token as it comes, so the finishing chunk has no text of its own.
+    expect(last.candidates[0]!.content.parts).toEqual([{ text: '' }]);
+    const pieces = chunks.slice(0, -1).map((c) => c.candidates[0]!.content.parts[0]!.text);
     expect(pieces.every((p) => tokenCount(p) === 1)).toBe(true);
     expect(last.usageMetadata!.candidatesTokenCount).toBe(pieces.length);
     expect(last.usageMetadata!.promptTokenCount).toBe(expectedPromptTokens(texts));

@@ -29,9 +29,9 @@ export function postJson(url: string, body: unknown, headers: Record<string, str
   return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
 }
 
-/** The simulator's documented tokenizer rule, restated here: words and punctuation marks. */
+/** The simulator's documented tokenizer rule, restated here: words in any script, and each other character. */
 export function tokenCount(text: string): number {
-  return text.match(/\w+|[^\w\s]/g)?.length ?? 0;
+  return text.match(/[\p{L}\p{M}\p{N}_]+|[^\p{L}\p{M}\p{N}_\s]/gu)?.length ?? 0;
 }
 
 /** Documented prompt accounting: 3 priming tokens, then 4 per message plus its tokens (and 85 per attachment). */

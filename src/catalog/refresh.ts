@@ -198,7 +198,7 @@ export function mergeLive(base: CatalogData, live: LiveData): CatalogData {
 
 const VENDOR_PREFIX: Record<string, string> = { mistral: 'mistralai', xai: 'x-ai' };
 function vendorOf(provider: string): string {
-  return VENDOR_PREFIX[provider] ?? provider;
+  return (Object.hasOwn(VENDOR_PREFIX, provider) ? VENDOR_PREFIX[provider] : undefined) ?? provider;
 }
 
 // ---------- fetching and caching ----------

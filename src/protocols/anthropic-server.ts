@@ -262,6 +262,7 @@ class MessagesWriter implements StreamWriter {
   readonly contentType = 'text/event-stream; charset=utf-8';
   private block: OpenBlock | undefined;
   private next = 0;
+  private pinged = false;
   /** The text delta frame up to the text, for the open text block (the hot path). */
   private textPrefix = '';
 
@@ -271,7 +272,7 @@ class MessagesWriter implements StreamWriter {
     // Like the API, message_start reports one output token so far; message_delta has the final counts.
     const usage = { input_tokens: this.meta.promptTokens ?? 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 };
     const message = { id: `msg_${this.meta.id}`, type: 'message', role: 'assistant', model: this.meta.model, content: [], stop_reason: null, stop_sequence: null, usage };
-    return frame('message_start', { type: 'message_start', message }) + frame('ping', { type: 'ping' });
+    return frame('message_start', { type: 'message_start', message });
   }
 
   private open(kind: OpenBlock['kind'], contentBlock: Record<string, unknown>, toolIndex?: number): string {
@@ -279,7 +280,10 @@ class MessagesWriter implements StreamWriter {
     this.block = { kind, index: this.next++ };
     if (toolIndex !== undefined) this.block.toolIndex = toolIndex;
     if (kind === 'text') this.textPrefix = `event: content_block_delta\ndata: {"type":"content_block_delta","index":${this.block.index},"delta":{"type":"text_delta","text":`;
-    return frames + frame('content_block_start', { type: 'content_block_start', index: this.block.index, content_block: contentBlock });
+    // As the API does: a ping after the first content block starts.
+    const ping = this.pinged ? '' : frame('ping', { type: 'ping' });
+    this.pinged = true;
+    return frames + frame('content_block_start', { type: 'content_block_start', index: this.block.index, content_block: contentBlock }) + ping;
   }
 
   private close(): string {
@@ -294,6 +298,9 @@ class MessagesWriter implements StreamWriter {
   }
 
   write(events: readonly ProtocolEvent[]): string {
+    // The hot path: one text delta per call, inside an open text block.
+    const only = events.length === 1 ? events[0] : undefined;
+    if (only?.type === 'text-delta' && this.block?.kind === 'text') return `${this.textPrefix}${JSON.stringify(only.text)}}}\n\n`;
     let frames = '';
     for (const event of events) {
       switch (event.type) {

@@ -313,6 +313,9 @@ class GenerateContentWriter implements StreamWriter {
   }
 
   write(events: readonly ProtocolEvent[]): string {
+    // The hot path: one text delta per call.
+    const only = events.length === 1 ? events[0] : undefined;
+    if (only?.type === 'text-delta') return `data: ${this.textHead}${JSON.stringify(only.text)}${this.textTail}\r\n\r\n`;
     let frames = '';
     for (const event of events) {
       if (event.type === 'text-delta') frames += `data: ${this.textHead}${JSON.stringify(event.text)}${this.textTail}\r\n\r\n`;
@@ -346,6 +349,14 @@ class GenerateContentWriter implements StreamWriter {
   }
 }
 
+/** The parts of a whole candidate: thoughts, text, function calls. */
+function wholeParts(r: CollectedResponse): Record<string, unknown>[] {
+  const parts: Record<string, unknown>[] = r.reasoning.map((d) => (d.signature === undefined ? { text: d.text, thought: true } : { text: d.text, thought: true, thoughtSignature: d.signature }));
+  if (r.text !== '' || r.toolCalls.length === 0) parts.push({ text: r.text });
+  parts.push(...functionCallParts(r.toolCalls));
+  return parts;
+}
+
 export const geminiServer: ProtocolServer = {
   name: 'gemini',
 
@@ -355,10 +366,18 @@ export const geminiServer: ProtocolServer = {
 
   writeResponse(events, meta, end) {
     const r = collectEvents(events, end);
-    const parts: Record<string, unknown>[] = r.reasoning.map((d) => (d.signature === undefined ? { text: d.text, thought: true } : { text: d.text, thought: true, thoughtSignature: d.signature }));
-    if (r.text !== '' || r.toolCalls.length === 0) parts.push({ text: r.text });
-    parts.push(...functionCallParts(r.toolCalls));
-    return response(meta, parts, { finish: r.finishReason, usage: r.usage, annotations: r.annotations });
+    return response(meta, wholeParts(r), { finish: r.finishReason, usage: r.usage, annotations: r.annotations });
+  },
+
+  writeChoices(choices, meta, total) {
+    const body = response(meta, [], { finish: 'stop', usage: total.usage, annotations: [] });
+    body.candidates = choices.map((choice, index) => {
+      const r = collectEvents(choice.events, choice.end);
+      const candidate = (response(meta, wholeParts(r), { finish: r.finishReason, annotations: r.annotations }).candidates as Record<string, unknown>[])[0] as Record<string, unknown>;
+      candidate.index = index;
+      return candidate;
+    });
+    return body;
   },
 
   writeError(error) {

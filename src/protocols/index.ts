@@ -5,10 +5,13 @@ import { geminiProtocol } from './gemini.js';
 import { geminiServer } from './gemini-server.js';
 import { openaiProtocol } from './openai.js';
 import { openaiServer } from './openai-server.js';
+import { openaiResponsesProtocol } from './openai-responses.js';
+import { openaiResponsesServer } from './openai-responses-server.js';
 import type { Protocol, ProtocolName, ProtocolServer, ServerProtocolName } from './protocol.js';
 
 const PROTOCOLS: Record<ProtocolName, Protocol> = {
   openai: openaiProtocol,
+  'openai-responses': openaiResponsesProtocol,
   anthropic: anthropicProtocol,
   gemini: geminiProtocol,
 };
@@ -19,8 +22,9 @@ export function getProtocol(name: ProtocolName): Protocol {
   return protocol;
 }
 
-const SERVERS: Partial<Record<ServerProtocolName, ProtocolServer>> = {
+const SERVERS: Record<ServerProtocolName, ProtocolServer> = {
   openai: openaiServer,
+  'openai-responses': openaiResponsesServer,
   anthropic: anthropicServer,
   gemini: geminiServer,
 };
@@ -31,9 +35,9 @@ export function getProtocolServer(name: ServerProtocolName): ProtocolServer {
   return server;
 }
 
-export { anthropicServer, geminiServer, openaiServer };
+export { anthropicServer, geminiServer, openaiResponsesServer, openaiServer };
 export { WireRequestError } from './protocol.js';
-export { anthropicProtocol, geminiProtocol, openaiProtocol };
+export { anthropicProtocol, geminiProtocol, openaiProtocol, openaiResponsesProtocol };
 export type {
   Endpoint,
   ListedModel,

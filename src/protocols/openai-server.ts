@@ -8,7 +8,7 @@
 import type { SwitchboardError } from '../errors.js';
 import type { AssistantMessage, ContentPart, FinishReason, Message, ProtocolEvent, RequestParams, TokenUsage, ToolCall, ToolDefinition } from '../types.js';
 import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type StreamEnd, type StreamWriter } from './protocol.js';
-import { asRecord, collectEvents, errorMessage, errorStatus, retryHeaders } from './server-common.js';
+import { asRecord, collectEvents, errorMessage, errorStatus, retryHeaders, type CollectedResponse } from './server-common.js';
 
 function invalid(message: string, param?: string): WireRequestError {
   return new WireRequestError(400, 'invalid_request_error', message, param);
@@ -237,11 +237,16 @@ class ChatCompletionsWriter implements StreamWriter {
   /** `,"usage":null` when the final chunk will carry usage, as OpenAI marks the others. */
   private readonly usageNull: string;
   private readonly toolCalls = new Set<number>();
+  /** A content chunk around its text, for the hot path. */
+  private readonly textHead: string;
+  private readonly textTail: string;
 
   constructor(private readonly meta: ResponseMeta) {
     const provider = meta.provider === undefined ? '' : `,"provider":${JSON.stringify(meta.provider)}`;
     this.prefix = `data: {"id":"chatcmpl-${meta.id}","object":"chat.completion.chunk","created":${meta.created},"model":${JSON.stringify(meta.model)}${provider},"system_fingerprint":null,"choices":[{"index":0,"delta":`;
     this.usageNull = meta.includeUsage ? ',"usage":null' : '';
+    this.textHead = `${this.prefix}{"content":`;
+    this.textTail = `},"logprobs":null,"finish_reason":null}]${this.usageNull}}\n\n`;
   }
 
   private chunk(delta: string, finish = 'null'): string {
@@ -253,6 +258,9 @@ class ChatCompletionsWriter implements StreamWriter {
   }
 
   write(events: readonly ProtocolEvent[]): string {
+    // The hot path: one text delta per call.
+    const only = events.length === 1 ? events[0] : undefined;
+    if (only?.type === 'text-delta') return this.textHead + JSON.stringify(only.text) + this.textTail;
     let frames = '';
     for (const event of events) {
       switch (event.type) {
@@ -302,6 +310,30 @@ class ChatCompletionsWriter implements StreamWriter {
   }
 }
 
+/** One choice of a chat.completion. */
+function chatChoice(r: CollectedResponse, index: number): Record<string, unknown> {
+  const message: Record<string, unknown> = {
+    role: 'assistant',
+    content: r.text === '' && r.toolCalls.length > 0 ? null : r.text,
+    refusal: null,
+  };
+  const reasoning = r.reasoning.map((d) => d.text).join('');
+  if (reasoning) message.reasoning = reasoning;
+  if (r.toolCalls.length > 0) message.tool_calls = r.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }));
+  message.annotations = r.annotations;
+  return { index, message, logprobs: null, finish_reason: FINISH[r.finishReason] };
+}
+
+/** A whole chat.completion with one choice per collected response. */
+function writeChatCompletion(choices: CollectedResponse[], meta: ResponseMeta, total: { usage?: TokenUsage | undefined; cost?: number | null | undefined }): Record<string, unknown> {
+  const body: Record<string, unknown> = { id: `chatcmpl-${meta.id}`, object: 'chat.completion', created: meta.created, model: meta.model };
+  if (meta.provider !== undefined) body.provider = meta.provider;
+  body.system_fingerprint = null;
+  body.choices = choices.map(chatChoice);
+  body.usage = openaiUsage(total.usage, total.cost);
+  return body;
+}
+
 export const openaiServer: ProtocolServer = {
   name: 'openai',
 
@@ -311,26 +343,11 @@ export const openaiServer: ProtocolServer = {
 
   writeResponse(events, meta, end) {
     const r = collectEvents(events, end);
-    const message: Record<string, unknown> = {
-      role: 'assistant',
-      content: r.text === '' && r.toolCalls.length > 0 ? null : r.text,
-      refusal: null,
-    };
-    const reasoning = r.reasoning.map((d) => d.text).join('');
-    if (reasoning) message.reasoning = reasoning;
-    if (r.toolCalls.length > 0) message.tool_calls = r.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }));
-    message.annotations = r.annotations;
-    const body: Record<string, unknown> = {
-      id: `chatcmpl-${meta.id}`,
-      object: 'chat.completion',
-      created: meta.created,
-      model: meta.model,
-    };
-    if (meta.provider !== undefined) body.provider = meta.provider;
-    body.system_fingerprint = null;
-    body.choices = [{ index: 0, message, logprobs: null, finish_reason: FINISH[r.finishReason] }];
-    body.usage = openaiUsage(r.usage, r.cost);
-    return body;
+    return writeChatCompletion([r], meta, { usage: r.usage, cost: r.cost });
+  },
+
+  writeChoices(choices, meta, total) {
+    return writeChatCompletion(choices.map((c) => collectEvents(c.events, c.end)), meta, total);
   },
 
   writeError(error) {

@@ -1,7 +1,8 @@
 import type { SwitchboardError } from '../errors.js';
 import type { CanonicalRequest, FinishReason, ProtocolEvent, TokenUsage } from '../types.js';
 
-export type ProtocolName = 'openai' | 'anthropic' | 'gemini';
+/** Wire protocols: OpenAI Chat Completions, OpenAI Responses, Anthropic Messages, Gemini generateContent. */
+export type ProtocolName = 'openai' | 'openai-responses' | 'anthropic' | 'gemini';
 
 /**
  * Differences between vendors that share one wire protocol, kept as data rather than
@@ -20,6 +21,11 @@ export interface ProtocolCompat {
   usageAccounting?: boolean;
   /** OpenRouter: `cache_control` breakpoints on Anthropic and Gemini models (see prompt-cache.ts). */
   cacheMarkers?: boolean;
+  /**
+   * OpenAI protocol: speak the Responses API instead of Chat Completions, for every model
+   * (`always`) or for the models the catalog lists as Responses-only (`when-required`).
+   */
+  responsesAPI?: 'always' | 'when-required';
 }
 
 /** One provider's address, credentials and quirks: what a protocol needs to send a request. */
@@ -71,8 +77,8 @@ export interface Protocol {
 // Server halves: the same wire formats read from the other side (a request arrives, a response
 // goes out). Used by the simulator and the gateway. Pure translation: no HTTP, no routing, no I/O.
 
-/** Protocols a server half can speak: the client protocols plus OpenAI's Responses API. */
-export type ServerProtocolName = ProtocolName | 'openai-responses';
+/** Protocols a server half can speak (every client protocol). */
+export type ServerProtocolName = ProtocolName;
 
 /** What a server half needs besides the body. */
 export interface ServerRequestContext {
@@ -140,6 +146,12 @@ export interface StreamEnd {
   stopSequence?: string;
 }
 
+/** One candidate reply of several. */
+export interface ResponseChoice {
+  events: readonly ProtocolEvent[];
+  end?: StreamEnd;
+}
+
 /** Turns canonical events into one protocol's stream, frame by frame (strings ready to write). */
 export interface StreamWriter {
   /** `text/event-stream` (or `application/json` for a Gemini stream without `alt=sse`). */
@@ -183,6 +195,11 @@ export interface ProtocolServer {
   /** The whole (non-streamed) JSON body for a response's events. */
   /** `end` overrides the finish reason and usage the events carry (a stop sequence, say). */
   writeResponse(events: readonly ProtocolEvent[], meta: ResponseMeta, end?: StreamEnd): unknown;
+  /**
+   * Several candidates in one whole body (OpenAI `n`, Gemini `candidateCount`), where the
+   * protocol has them; `total` is the usage (prompt counted once) and cost of all of them.
+   */
+  writeChoices?(choices: readonly ResponseChoice[], meta: ResponseMeta, total: { usage: TokenUsage; cost?: number | null }): unknown;
   writeError(error: SwitchboardError | WireRequestError): WireErrorResponse;
   /** The body of the protocol's model-listing endpoint. */
   writeModelList(models: readonly ListedModel[]): unknown;

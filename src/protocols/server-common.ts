@@ -119,14 +119,6 @@ export function asRecord(value: unknown): Record<string, unknown> | undefined {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }
 
-/** Split a string into about three fragments, as providers stream tool arguments. */
-export function fragments(text: string): string[] {
-  if (text.length < 6) return [text];
-  const a = Math.floor(text.length / 3);
-  const b = Math.floor((2 * text.length) / 3);
-  return [text.slice(0, a), text.slice(a, b), text.slice(b)];
-}
-
 /** Tool-call arguments (a JSON string) as an object for protocols that carry objects. */
 export function argumentsObject(args: string): unknown {
   if (args.trim() === '') return {};

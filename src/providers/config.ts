@@ -25,7 +25,7 @@ export interface SwitchboardConfig {
   providers: ProviderConfig[];
 }
 
-const PROTOCOLS: ProtocolName[] = ['openai', 'anthropic', 'gemini'];
+const PROTOCOLS: ProtocolName[] = ['openai', 'openai-responses', 'anthropic', 'gemini'];
 const PROVIDER_KEYS = new Set(['name', 'protocol', 'baseURL', 'keyEnv', 'headers']);
 
 function isRecord(value: unknown): value is Record<string, unknown> {

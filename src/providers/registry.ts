@@ -56,7 +56,7 @@ export const BUILTIN_PROVIDERS: ProviderConfig[] = [
     protocol: 'openai',
     baseURL: 'https://api.openai.com/v1',
     keyEnv: ['OPENAI_API_KEY'],
-    compat: { maxTokensField: 'max_completion_tokens', reasoningFormat: 'openai' },
+    compat: { maxTokensField: 'max_completion_tokens', reasoningFormat: 'openai', responsesAPI: 'when-required' },
     openrouterSlug: 'openai',
   },
   { name: 'anthropic', protocol: 'anthropic', baseURL: 'https://api.anthropic.com', keyEnv: ['ANTHROPIC_API_KEY'], openrouterSlug: 'anthropic' },

@@ -5,9 +5,10 @@
  */
 import { MissingKeyError, ModelStringError, UnknownProviderError, registerSecret } from '../errors.js';
 import type { Endpoint } from '../protocols/protocol.js';
+import { needsResponsesAPI } from '../catalog/responses-only.js';
 import { simulatorBaseURL } from '../sim/embedded.js';
 import { SIM_DEFAULT_PROVIDER, SIM_MODELS } from '../sim/profiles.js';
-import { defaultBaseURLEnv, type ProviderConfig, type ProviderRegistry } from './registry.js';
+import { BUILTIN_PROVIDERS, defaultBaseURLEnv, type ProviderConfig, type ProviderRegistry } from './registry.js';
 
 /** One model at one provider: what a single attempt talks to. */
 export interface Deployment {
@@ -57,6 +58,14 @@ const NATIVE_MODEL_ID: Record<string, (id: string) => string> = {
   anthropic: (id) => id.replace(/(\d)\.(\d)/g, '$1-$2'),
 };
 
+/**
+ * A table's own entry for a name the user wrote: `sim/__proto__`, `constructor/x` or
+ * `sim/toString` must not find what every object inherits.
+ */
+function own<T>(table: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
 function checkSyntax(input: string): void {
   if (input.trim() === '') throw new ModelStringError(input, 'it is empty; expected e.g. "openai/gpt-4o-mini" or "sim/llama".');
   const ws = input.search(/\s/);
@@ -82,9 +91,9 @@ function nativeModelId(model: string, provider: string): string {
   let id = model;
   if (slash > 0) {
     const prefix = model.slice(0, slash);
-    if (prefix === provider || VENDOR_PROVIDERS[prefix]?.provider === provider) id = model.slice(slash + 1);
+    if (prefix === provider || own(VENDOR_PROVIDERS, prefix)?.provider === provider) id = model.slice(slash + 1);
   }
-  return NATIVE_MODEL_ID[provider]?.(id) ?? id;
+  return own(NATIVE_MODEL_ID, provider)?.(id) ?? id;
 }
 
 /** Through OpenRouter, pinned to one host with no fallback to others. */
@@ -109,7 +118,7 @@ export function resolveModel(input: string, ctx: ResolveContext): Deployment {
   if (model.startsWith('sim/')) {
     const name = model.slice(4);
     // OpenRouter-style variants (`sim/llama:online`) reach the simulator as they are.
-    const profile = SIM_MODELS[name.replace(/:[\w-]+$/, '')];
+    const profile = own(SIM_MODELS, name.replace(/:[\w-]+$/, ''));
     if (!profile) {
       throw new ModelStringError(input, `the simulator has no model "${name}"; it serves ${Object.keys(SIM_MODELS).map((m) => `sim/${m}`).join(', ')}.`, 4);
     }
@@ -131,7 +140,7 @@ export function resolveModel(input: string, ctx: ResolveContext): Deployment {
   }
   const prefix = model.slice(0, slash);
   if (prefix === OPENROUTER) return viaOpenRouter(model);
-  const vendor = VENDOR_PROVIDERS[prefix];
+  const vendor = own(VENDOR_PROVIDERS, prefix);
   if (vendor) {
     // A model whose maker serves it: direct when the user holds the maker's key and no OpenRouter key.
     const direct = ctx.registry.has(vendor.provider) ? ctx.registry.get(vendor.provider) : undefined;
@@ -174,7 +183,7 @@ export async function endpointFor(deployment: Deployment, ctx: ResolveContext): 
     const headers: Record<string, string> = { ...ctx.headers };
     const endpoint: Endpoint = { provider: CUSTOM_PROVIDER, protocol: 'openai', baseURL: trimSlash(ctx.baseURL ?? ''), headers, compat: {} };
     if (ctx.apiKey) endpoint.apiKey = ctx.apiKey;
-    return endpoint;
+    return guardCredentials(endpoint, [ctx.headers]);
   }
   const config = ctx.registry.get(deployment.provider);
   const envNames = config.baseURLEnv ?? [defaultBaseURLEnv(config.name)];
@@ -189,15 +198,51 @@ export async function endpointFor(deployment: Deployment, ctx: ResolveContext): 
     }
   }
   registerSecret(apiKey);
+  const compat = config.compat ?? {};
+  // An OpenAI-protocol provider may speak the Responses API, always or where the model needs it.
+  const responses = config.protocol === 'openai' && (compat.responsesAPI === 'always' || (compat.responsesAPI === 'when-required' && needsResponsesAPI(deployment.providerModel)));
   const endpoint: Endpoint = {
     provider: config.name,
-    protocol: config.protocol,
+    protocol: responses ? 'openai-responses' : config.protocol,
     baseURL: trimSlash(baseURL),
     headers: { ...config.headers, ...ctx.headers },
-    compat: config.compat ?? {},
+    compat,
   };
   if (apiKey !== undefined) endpoint.apiKey = apiKey;
-  return endpoint;
+  // Headers of built-in providers are ours (OpenRouter's attribution); any others the user configured.
+  return guardCredentials(endpoint, [ctx.headers, BUILTIN_PROVIDERS.includes(config) ? undefined : config.headers]);
+}
+
+/** Headers that configure a request and never carry a credential. */
+const PLAIN_HEADERS = new Set(['accept', 'content-type', 'user-agent', 'http-referer', 'x-title', 'anthropic-version', 'anthropic-beta']);
+
+/**
+ * Secrets by construction: every header value the user configured, and every credential in
+ * the base URL, is registered as a secret (so no message, log row or metric can show it).
+ * Credentials in the URL's user-info (`https://user:secret@host`, which fetch refuses) are
+ * sent as HTTP Basic authorization instead, and the URL kept without them.
+ */
+function guardCredentials(endpoint: Endpoint, configured: (Record<string, string> | undefined)[]): Endpoint {
+  for (const headers of configured) {
+    for (const [name, value] of Object.entries(headers ?? {})) if (!PLAIN_HEADERS.has(name.toLowerCase())) registerSecret(value);
+  }
+  let url: URL;
+  try {
+    url = new URL(endpoint.baseURL);
+  } catch {
+    return endpoint;
+  }
+  for (const value of url.searchParams.values()) registerSecret(value);
+  if (url.username === '' && url.password === '') return endpoint;
+  const user = decodeURIComponent(url.username);
+  const password = decodeURIComponent(url.password);
+  registerSecret(user);
+  registerSecret(password);
+  const basic = Buffer.from(`${user}:${password}`).toString('base64');
+  registerSecret(basic);
+  url.username = '';
+  url.password = '';
+  return { ...endpoint, baseURL: trimSlash(url.toString()), headers: { authorization: `Basic ${basic}`, ...endpoint.headers } };
 }
 
 function trimSlash(url: string): string {

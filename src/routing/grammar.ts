@@ -236,6 +236,7 @@ class Parser {
         this.fail(`unknown unit "${unit}" for ${metric}; expected ${expected}.`, unitAt);
       }
     }
+    if (!Number.isFinite(value)) this.fail(`${match[0]}${unit} is too large a number.`, numAt);
     return { kind: 'threshold', metric, op, value };
   }
 }
@@ -248,6 +249,8 @@ export function parseModelString(input: string): ModelStringAST {
 function printConstraint(c: Constraint): string {
   if (c.kind === 'providers') return `providers:${c.providers.join(',')}`;
   if (c.kind === 'skip-providers') return `skip_providers:${c.providers.join(',')}`;
+  // String() of a finite number is always a form the parser reads back (`1e+21` included).
+  if (!Number.isFinite(c.value)) throw new ModelStringError(String(c.value), `a threshold must be a finite number, got ${c.value} for ${c.metric}.`);
   return `${c.metric}${c.op}${String(c.value)}`;
 }
 

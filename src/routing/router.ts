@@ -9,7 +9,7 @@
  * that may pass, fallback to the next candidate while no content token went out, a per-attempt
  * timeout and one overall deadline. Every attempt is measured into the metrics store.
  */
-import { AbortError, SwitchboardError, TimeoutError } from '../errors.js';
+import { AbortError, SwitchboardError, TimeoutError, redactURL } from '../errors.js';
 import type { Endpoint } from '../protocols/protocol.js';
 import { CUSTOM_PROVIDER, endpointFor, resolveModel, type Deployment, type ResolveContext } from '../providers/resolve.js';
 import { DeferredMetricsStore, openMetricsStore } from '../store/sqlite-metrics.js';
@@ -133,7 +133,7 @@ function planStage(e: EndpointNode & { model: string }, options: RouteOptions, m
   const plan = (deployment: Deployment, prices?: { inputPrice?: number | undefined; outputPrice?: number | undefined }): Planned => {
     // A custom endpoint is known by its URL too: two servers answering the same model name
     // must not share measurements or a circuit breaker.
-    const key = deployment.provider === CUSTOM_PROVIDER && options.baseURL ? `${deploymentKey(deployment)} ${options.baseURL}` : deploymentKey(deployment);
+    const key = deployment.provider === CUSTOM_PROVIDER && options.baseURL ? `${deploymentKey(deployment)} ${redactURL(options.baseURL)}` : deploymentKey(deployment);
     return { key, provider: deployment.provider, deployment, inputPrice: prices?.inputPrice, outputPrice: prices?.outputPrice, stats: judged ? metrics.snapshot(key) : undefined };
   };
   let mode: Mode | null = null;

@@ -1,8 +1,11 @@
 /**
- * The protocol-neutral request the simulator works on. Each wire module reads its own
- * JSON into a SimRequest; replies, token counts and timing are computed from this alone,
- * so the three protocols behave the same for the same conversation.
+ * The request the simulated model works on, read from the canonical request a protocol's
+ * server half produced: text, attachments described by what the simulator can tell about
+ * them, tool calls and results. Replies, token counts and timing are computed from this
+ * alone, so every protocol behaves the same for the same conversation.
  */
+import type { ServerRequest } from '../protocols/protocol.js';
+import type { ContentPart, Message, ReasoningDetail } from '../types.js';
 import { ATTACHMENT_TOKENS, MESSAGE_OVERHEAD_TOKENS, REPLY_PRIMING_TOKENS, countTokens } from './tokens.js';
 
 export type AttachmentKind = 'image' | 'audio' | 'document' | 'file';
@@ -62,8 +65,8 @@ export interface SimRequest {
   /** Cap on completion tokens, when the client set one. */
   maxTokens?: number;
   stream: boolean;
-  /** OpenAI only: send a usage chunk at the end of the stream. */
-  includeUsage: boolean;
+  /** Stop sequences: the reply ends before the first one it would contain. */
+  stop?: string[];
   /** Tools offered (function tools only). */
   tools?: SimTool[];
   toolChoice?: SimToolChoice;
@@ -127,4 +130,91 @@ export function attachmentFromURL(kind: AttachmentKind, url: string, filename?: 
 /** Join the text of several parts the way a model would read them. */
 export function joinText(parts: string[]): string {
   return parts.filter((p) => p !== '').join('\n');
+}
+
+/** An assistant message as replayed by a protocol that carries reasoning blocks (Anthropic thinking, Gemini thoughts). */
+type ReplayedAssistant = Extract<Message, { role: 'assistant' }> & { reasoning_details?: ReasoningDetail[] };
+
+/** What the simulator can tell about one content part. */
+function readPart(part: ContentPart, texts: string[], attachments: Attachment[]): void {
+  switch (part.type) {
+    case 'text':
+      texts.push(part.text);
+      break;
+    case 'image_url':
+      attachments.push(attachmentFromURL('image', part.image_url.url));
+      break;
+    case 'file': {
+      const attachment = attachmentFromURL('file', part.file.file_data, part.file.filename);
+      if (attachment.mediaType === 'application/pdf' || attachment.mediaType?.startsWith('text/')) attachment.kind = 'document';
+      attachments.push(attachment);
+      break;
+    }
+    case 'input_audio':
+      attachments.push(attachmentFromURL('audio', `data:audio/${part.input_audio.format};base64,${part.input_audio.data}`));
+      break;
+  }
+}
+
+/** The canonical request as the simulated model reads it. */
+export function simRequestFrom(parsed: ServerRequest): SimRequest {
+  const { request } = parsed;
+  const system: string[] = [];
+  const messages: SimMessage[] = [];
+  for (const message of request.messages) {
+    if (message.role === 'system') {
+      system.push(message.content);
+    } else if (message.role === 'user') {
+      const texts: string[] = [];
+      const attachments: Attachment[] = [];
+      if (typeof message.content === 'string') texts.push(message.content);
+      else for (const part of message.content) readPart(part, texts, attachments);
+      messages.push({ role: 'user', text: joinText(texts), attachments });
+    } else if (message.role === 'tool') {
+      messages.push({ role: 'user', text: message.content, attachments: [], toolResults: [{ id: message.tool_call_id, content: message.content }] });
+    } else {
+      const out: SimMessage = { role: 'assistant', text: message.content ?? '', attachments: [] };
+      if (message.tool_calls?.length) out.toolCalls = message.tool_calls.map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments }));
+      messages.push(out);
+    }
+  }
+  const { params } = request;
+  const out: SimRequest = { model: parsed.model, system: joinText(system), messages, stream: parsed.stream };
+  if (params.maxTokens !== undefined) out.maxTokens = params.maxTokens;
+  if (params.stop !== undefined) out.stop = typeof params.stop === 'string' ? [params.stop] : params.stop;
+  if (params.tools?.length) out.tools = params.tools.map((t) => ({ name: t.name, description: t.description ?? '', parameters: t.parameters }));
+  if (params.toolChoice !== undefined) out.toolChoice = params.toolChoice;
+  const format = params.responseFormat;
+  const schema = (format?.json_schema as { schema?: unknown } | undefined)?.schema;
+  if (format?.type === 'json_schema' && typeof schema === 'object' && schema !== null) out.responseSchema = schema as Record<string, unknown>;
+  else if (format?.type === 'json_object') out.jsonMode = true;
+  if (params.reasoning !== undefined) out.reasoning = true;
+  if (params.webSearch) out.online = true;
+  return out;
+}
+
+/**
+ * Anthropic's rule for thinking in a tool loop: when thinking is on, the assistant turn whose
+ * tool calls the last message answers must be replayed with its (signed) thinking block.
+ * Returns the API's error message, or undefined when the request keeps the rule.
+ */
+export function anthropicThinkingReplayError(parsed: ServerRequest): string | undefined {
+  const { messages, params } = parsed.request;
+  if (params.reasoning === undefined || messages[messages.length - 1]?.role !== 'tool') return undefined;
+  let i = messages.length - 1;
+  while (i >= 0 && messages[i]?.role === 'tool') i--;
+  const assistant = messages[i] as ReplayedAssistant | undefined;
+  if (assistant?.role !== 'assistant' || !assistant.tool_calls?.length) return undefined;
+  if (assistant.reasoning_details?.some((d) => d.signature)) return undefined;
+  const first = assistant.content ? 'text' : 'tool_use';
+  // Its index among the wire messages, where tool results merge into user turns.
+  let wireIndex = -1;
+  let previous = '';
+  for (const m of messages.slice(0, i + 1)) {
+    const role = m.role === 'tool' ? 'user' : m.role;
+    if (role === 'system' || role === previous) continue;
+    previous = role;
+    wireIndex++;
+  }
+  return `messages.${wireIndex}.content.0.type: Expected \`thinking\` or \`redacted_thinking\`, but found \`${first}\`. When \`thinking\` is enabled, a final \`assistant\` message must start with a thinking block.`;
 }

@@ -43,23 +43,34 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 /** Send the headers and half of a JSON body, then drop the connection. */
-export function sendTruncatedJson(res: ServerResponse, body: unknown, delayMs: number): void {
+export function sendTruncatedJson(res: ServerResponse, body: unknown, delayMs: number, headers: Record<string, string> = {}): void {
   afterDelay(res, delayMs, () => {
     if (res.destroyed) return;
     const text = JSON.stringify(body);
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
     res.write(text.slice(0, Math.floor(text.length / 2)), () => res.destroy());
   });
 }
 
+/** How a stream goes out besides its frames. */
+export interface StreamOptions {
+  headers?: Record<string, string>;
+  contentType?: string;
+  /** An injected failure: stop after this many pieces. */
+  cutAfter?: number;
+  /** With cutAfter: end with this frame (an error event) and close cleanly, instead of dropping the connection. */
+  errorFrame?: string;
+}
+
 /**
  * Stream a planned turn. `cutAfter` (an injected failure) destroys the connection after
- * that many pieces instead of finishing.
+ * that many pieces instead of finishing, or sends `errorFrame` and closes.
  */
-export function sendStream(res: ServerResponse, turn: PlannedTurn, encoder: StreamEncoder, cutAfter?: number): void {
+export function sendStream(res: ServerResponse, turn: PlannedTurn, encoder: StreamEncoder, options: StreamOptions = {}): void {
+  const { cutAfter, errorFrame } = options;
   const count = cutAfter === undefined ? turn.pieces.length : Math.min(cutAfter, turn.pieces.length);
   const cut = cutAfter !== undefined;
-  res.writeHead(200, SSE_HEADERS);
+  res.writeHead(200, { ...SSE_HEADERS, ...(options.contentType ? { 'content-type': options.contentType } : {}), ...options.headers });
 
   // Due time of each piece, relative to the start.
   const due = new Array<number>(count);
@@ -70,7 +81,8 @@ export function sendStream(res: ServerResponse, turn: PlannedTurn, encoder: Stre
   }
 
   const finish = (frames: string): void => {
-    if (cut) res.write(frames, () => res.destroy());
+    if (errorFrame !== undefined) res.end(frames + errorFrame);
+    else if (cut) res.write(frames, () => res.destroy());
     else res.end(frames + encoder.tail());
   };
 

@@ -37,10 +37,10 @@ const STOPWORDS = new Set(
 /** Words that carry the topic, as written (proper nouns keep their capital), first mention order. */
 export function keywords(text: string): string[] {
   const seen = new Map<string, string>();
-  for (const word of text.match(/[A-Za-z][A-Za-z'-]{2,}/g) ?? []) {
+  for (const word of text.match(/\p{L}[\p{L}\p{M}'-]{2,}|\p{Lo}{2,}/gu) ?? []) {
     const lower = word.toLowerCase();
     // A capitalised word mid-text is a name; otherwise compare and show in lower case.
-    if (!STOPWORDS.has(lower) && !seen.has(lower)) seen.set(lower, /^[A-Z][a-z]/.test(word) && text.indexOf(word) > 0 ? word : lower);
+    if (!STOPWORDS.has(lower) && !seen.has(lower)) seen.set(lower, /^\p{Lu}\p{Ll}/u.test(word) && text.indexOf(word) > 0 ? word : lower);
   }
   return [...seen.values()];
 }
@@ -69,15 +69,15 @@ function extractFacts(messages: SimMessage[]): Facts {
   for (const message of messages) {
     if (message.role !== 'user') continue;
     const text = message.text;
-    const name = /\b(?:my name is|call me)\s+([A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)?)/i.exec(text);
+    const name = /\b(?:my name is|call me)\s+(\p{Lu}[\p{L}\p{M}'-]*(?:\s+\p{Lu}[\p{L}\p{M}'-]*)?|\p{Lo}+)/iu.exec(text);
     if (name?.[1]) facts.name = name[1];
     const age = /\b(?:I(?:'m| am)|my age is)\s+(\d{1,3})\b(?!\s*(?:%|percent|kg|km|cm|m\b|minutes|hours|days))/i.exec(text);
     if (age?.[1]) facts.age = age[1];
-    const place = /\bI (?:live in|am from|'m from|come from)\s+([A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*)/.exec(text);
+    const place = /\bI (?:live in|am from|'m from|come from)\s+(\p{Lu}[\p{L}\p{M}'-]*(?:\s+\p{Lu}[\p{L}\p{M}'-]*)*|\p{Lo}+)/u.exec(text);
     if (place?.[1]) facts.place = place[1];
-    const job = /\bI (?:work as|am working as|'m working as)\s+(?:an?\s+)?([a-z][\w -]*?)(?=[.,;!?]|$| and\b)/i.exec(text);
+    const job = /\bI (?:work as|am working as|'m working as)\s+(?:an?\s+)?(\p{L}[\p{L}\p{M}\p{N}_ -]*?)(?=[.,;!?]|$| and\b)/iu.exec(text);
     if (job?.[1]) facts.job = job[1].trim();
-    for (const fav of text.matchAll(/\bmy fav(?:ou?rite)\s+(\w+)\s+is\s+([\w' -]+?)(?=[.,;!?]|$| and\b)/gi)) {
+    for (const fav of text.matchAll(/\bmy fav(?:ou?rite)\s+([\p{L}\p{N}_]+)\s+is\s+([\p{L}\p{M}\p{N}_' -]+?)(?=[.,;!?]|$| and\b)/giu)) {
       if (fav[1] && fav[2]) facts.favorites.set(fav[1].toLowerCase(), fav[2].trim());
     }
   }
@@ -99,7 +99,7 @@ function answerFromMemory(prompt: string, facts: Facts): string[] | undefined {
   if (/\b(?:what do i do for a living|what(?:'s| is) my job|where do i work)/i.test(prompt)) {
     answers.push(facts.job ? `You work as ${/^[aeiou]/i.test(facts.job) ? 'an' : 'a'} ${facts.job}.` : "You haven't told me what you do.");
   }
-  for (const fav of prompt.matchAll(/\bwhat(?:'s| is) my fav(?:ou?rite)\s+(\w+)/gi)) {
+  for (const fav of prompt.matchAll(/\bwhat(?:'s| is) my fav(?:ou?rite)\s+([\p{L}\p{N}_]+)/giu)) {
     const thing = fav[1]?.toLowerCase() ?? '';
     const value = facts.favorites.get(thing);
     answers.push(value ? `Your favorite ${thing} is ${value}.` : `You haven't told me your favorite ${thing}.`);

@@ -1,23 +1,29 @@
 /**
- * The simulator's HTTP server: routing only. `/{provider}/...` goes to the wire module of
- * the provider's protocol (OpenAI, Anthropic or Gemini); `/_sim/profiles` steers provider
- * profiles while it runs; `GET /` describes what is served. Replies, timing and failures
- * come from turn.ts, delivery.ts and failures.ts.
+ * The simulator's HTTP server: routing and the simulated model's timing and failures.
+ * `/{provider}/...` is answered in the provider's protocol: the protocol's server half reads
+ * the request into a canonical one and writes the simulated model's canonical events back
+ * (src/sim/ itself never reads or writes wire JSON). `/_sim/profiles` steers provider
+ * profiles while it runs; `GET /` describes what is served.
+ *
+ * Keys are optional, but a key beginning with `sk-bad` is refused the way the provider refuses
+ * a wrong key, so apps can test their authentication error path.
  */
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { APIError, apiErrorFromStatus, RateLimitError, ServerError, type SwitchboardError } from '../errors.js';
+import { getProtocolServer } from '../protocols/index.js';
+import { WireRequestError, type ProtocolServer, type ResponseMeta, type ServerProtocolName } from '../protocols/protocol.js';
+import type { Message } from '../types.js';
 import { VERSION } from '../version.js';
-import { anthropicWire } from './anthropic-wire.js';
-import { canonicalModel } from './conversation.js';
-import { sendJson, sendStream, sendTruncatedJson } from './delivery.js';
-import { FailureInjector, SIM_FAILURE_KINDS, type SimFailureKind } from './failures.js';
-import { geminiWire } from './gemini-wire.js';
-import { openaiWire } from './openai-wire.js';
+import { anthropicThinkingReplayError, canonicalModel, simRequestFrom } from './conversation.js';
+import { sendJson, sendStream, sendTruncatedJson, type StreamEncoder } from './delivery.js';
+import { ALL_SIM_FAILURE_KINDS, FailureInjector, SIM_FAILURE_KINDS, type SimFailureKind } from './failures.js';
 import { ProfileStore } from './profile-store.js';
 import { SIM_MODELS, type SimModelProfile, type SimProviderProfile } from './profiles.js';
-import { planTurn, totalDelay } from './turn.js';
+import { ENDPOINT_HINTS, routeFor } from './routes.js';
+import { allEvents, candidatesTotal, planTurn, requestTokens, totalDelay, turnEvents, type PlannedTurn } from './turn.js';
 import { simulatorProviderURL } from './urls.js';
-import type { SimWire } from './wire.js';
 
 export type { SimFailureKind } from './failures.js';
 
@@ -31,7 +37,7 @@ export interface SimulatorOptions {
   timeScale?: number;
   /** Share of sim-flaky requests that fail. Default from SWITCHBOARD_SIM_FAIL_RATE, else the profile's. */
   failRate?: number;
-  /** Which failures a failing request picks from; default all three. */
+  /** Which failures a failing request picks from; default server-error, rate-limit and cut-stream (overloaded and stream-error on request). */
   failureKinds?: SimFailureKind[];
   /** Seed of the failure PRNG; the same seed gives the same sequence of failures. Default 1. */
   seed?: number;
@@ -51,11 +57,71 @@ export interface RunningSimulator {
 /** Largest request body accepted (inline media included). */
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
-const WIRES: Record<SimProviderProfile['protocol'], SimWire> = {
-  openai: openaiWire,
-  anthropic: anthropicWire,
-  gemini: geminiWire,
+/** Tool call ids in each protocol's style. */
+const CALL_PREFIX: Record<ServerProtocolName, string> = { openai: 'call_', 'openai-responses': 'call_', anthropic: 'toolu_', gemini: 'call_' };
+
+/** The header each provider names its request id in. */
+const REQUEST_ID_HEADER: Partial<Record<ServerProtocolName, string>> = { openai: 'x-request-id', 'openai-responses': 'x-request-id', anthropic: 'request-id' };
+
+/** How each provider refuses a wrong key (Gemini answers 400 API_KEY_INVALID, not 401). */
+const BAD_KEY: Record<SimProviderProfile['protocol'], () => WireRequestError> = {
+  openai: () => new WireRequestError(401, 'invalid_request_error', 'Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.', undefined, 'invalid_api_key'),
+  anthropic: () => new WireRequestError(401, 'authentication_error', 'invalid x-api-key'),
+  gemini: () => new WireRequestError(400, 'INVALID_ARGUMENT', 'API key not valid. Please pass a valid API key.', undefined, 'API_KEY_INVALID'),
 };
+
+/** The key a request carries, wherever the protocol puts it. */
+function credentialOf(req: IncomingMessage, query: URLSearchParams): string | undefined {
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string' && /^Bearer\s+/i.test(auth)) return auth.replace(/^Bearer\s+/i, '');
+  const header = req.headers['x-api-key'] ?? req.headers['x-goog-api-key'];
+  if (typeof header === 'string') return header;
+  return query.get('key') ?? undefined;
+}
+
+/** A request id in the provider's style (`req_...`). */
+function requestId(): string {
+  return `req_${randomBytes(12).toString('hex')}`;
+}
+
+/** How many finished responses the simulator keeps for `previous_response_id`. */
+const REMEMBERED_RESPONSES = 1000;
+
+/**
+ * Recent Responses API conversations by response id, so a request can continue one with
+ * `previous_response_id` as against OpenAI (which stores responses by default). Oldest go first.
+ */
+class ResponseMemory {
+  private readonly conversations = new Map<string, Message[]>();
+
+  get(id: string): Message[] | undefined {
+    return this.conversations.get(id);
+  }
+
+  remember(id: string, messages: Message[]): void {
+    this.conversations.set(id, messages);
+    if (this.conversations.size > REMEMBERED_RESPONSES) this.conversations.delete(this.conversations.keys().next().value as string);
+  }
+}
+
+/** The assistant message a planned turn adds to the history. */
+function assistantMessage(turn: PlannedTurn): Message {
+  const message: Message = { role: 'assistant', content: turn.text === '' && turn.toolCalls.length > 0 ? null : turn.text };
+  if (turn.toolCalls.length > 0) message.tool_calls = turn.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }));
+  return message;
+}
+
+/** The frames of one planned turn, through a protocol's stream writer. */
+function encoderFor(server: ProtocolServer, meta: ResponseMeta, turn: PlannedTurn) {
+  const writer = server.createStreamWriter(meta);
+  const events = turnEvents(turn);
+  const encoder: StreamEncoder = {
+    head: () => writer.start() + writer.write(events.before),
+    piece: (text) => writer.write([{ type: 'text-delta', text }]),
+    tail: () => writer.write(events.after) + writer.end(events.end),
+  };
+  return { writer, encoder, contentType: writer.contentType };
+}
 
 /** A non-negative number from an option or an environment variable, else the fallback. */
 function numberSetting(option: number | undefined, env: string | undefined, fallback: number): number {
@@ -64,6 +130,7 @@ function numberSetting(option: number | undefined, env: string | undefined, fall
   return Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv : fallback;
 }
 
+/** An error of the simulator itself (control endpoints, unknown providers), answered in the OpenAI shape. */
 class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -71,6 +138,11 @@ class HttpError extends Error {
   ) {
     super(message);
   }
+}
+
+/** A refusal with an HTTP status, typed as the provider's error; the server half writes it in its own vocabulary. */
+function wireError(status: number, message: string): APIError {
+  return apiErrorFromStatus({ status, provider: 'simulator', providerMessage: message });
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -109,7 +181,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   const timeScale = numberSetting(options.timeScale, process.env.SWITCHBOARD_SIM_TIME_SCALE, 1);
   const failRateEnv = numberSetting(options.failRate, process.env.SWITCHBOARD_SIM_FAIL_RATE, NaN);
   const profiles = new ProfileStore(Number.isNaN(failRateEnv) ? undefined : Math.min(1, failRateEnv));
+  const unknownKind = options.failureKinds?.find((k) => !ALL_SIM_FAILURE_KINDS.includes(k));
+  if (unknownKind !== undefined) throw new TypeError(`Unknown simulator failure kind "${String(unknownKind)}"; expected one of ${ALL_SIM_FAILURE_KINDS.join(', ')}.`);
   const failures = new FailureInjector(options.seed ?? 1, options.failureKinds ?? SIM_FAILURE_KINDS);
+  const responses = new ResponseMemory();
   let origin = '';
 
   function describe() {
@@ -121,7 +196,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
         Object.entries(SIM_MODELS).map(([name, m]) => [name, { ids: [name, `sim/${name}`], providers: m.providers, contextLength: m.contextLength, replyWords: m.replyWords }]),
       ),
       providers: Object.fromEntries(
-        Object.entries(profiles.all()).map(([name, p]) => [name, { ...p, baseURL: simulatorProviderURL(origin, name, p.protocol), endpoint: WIRES[p.protocol].endpointHint }]),
+        Object.entries(profiles.all()).map(([name, p]) => [name, { ...p, baseURL: simulatorProviderURL(origin, name, p.protocol), endpoint: ENDPOINT_HINTS[p.protocol] }]),
       ),
       control: { 'GET /_sim/profiles': 'current provider profiles', 'POST /_sim/profiles/{provider}': 'change profile fields (JSON)', 'DELETE /_sim/profiles': 'reset profiles' },
     };
@@ -148,31 +223,73 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     throw new HttpError(404, `no control endpoint ${req.method} ${path}`);
   }
 
-  async function generate(req: IncomingMessage, res: ServerResponse, provider: string, profile: SimProviderProfile, wire: SimWire, route: { model?: string; stream?: boolean }): Promise<void> {
-    const request = wire.readRequest(await readJson(req), { kind: 'generate', ...route });
-    if (typeof request === 'string') throw new HttpError(400, request);
-    const modelName = canonicalModel(request.model);
+  function listed(provider: string, profile: SimProviderProfile) {
+    return Object.entries(servedModels(provider)).map(([id, m]) => ({ id, displayName: `${id} (simulated)`, contextLength: m.contextLength, ownedBy: 'switchboard-sim', pricing: { input: profile.inputPrice, output: profile.outputPrice } }));
+  }
+
+  /** Answer a typed error in the protocol's own shape. */
+  function sendError(res: ServerResponse, server: ProtocolServer, error: SwitchboardError | WireRequestError, headers: Record<string, string>, delayMs = 0): void {
+    const answer = server.writeError(error);
+    sendJson(res, answer.status, answer.body, { ...headers, ...answer.headers }, delayMs);
+  }
+
+  async function generate(req: IncomingMessage, res: ServerResponse, provider: string, profile: SimProviderProfile, route: { kind: 'generate' | 'count'; protocol: ServerProtocolName; pathModel?: string; pathStream?: boolean }, headers: Record<string, string>): Promise<void> {
+    const { protocol } = route;
+    const server = getProtocolServer(protocol);
+    const ctx = { headers: req.headers, counting: route.kind === 'count', ...(route.pathModel === undefined ? {} : { pathModel: route.pathModel }), ...(route.pathStream === undefined ? {} : { pathStream: route.pathStream }) };
+    const parsed = server.parseRequest(await readJson(req), ctx);
+    const modelName = canonicalModel(parsed.model);
     const model = SIM_MODELS[modelName];
     if (!model || !model.providers.includes(provider)) {
       const served = Object.keys(servedModels(provider));
-      throw new HttpError(404, `${provider} does not serve model ${request.model}; it serves ${served.join(', ')} (also as ${served.map((m) => `sim/${m}`).join(', ')})`);
+      throw wireError(404, `${provider} does not serve model ${parsed.model}; it serves ${served.join(', ')} (also as ${served.map((m) => `sim/${m}`).join(', ')})`);
     }
-    const turn = planTurn(request, provider, profile, model, timeScale);
+    if (parsed.previousResponseId !== undefined) {
+      const earlier = responses.get(parsed.previousResponseId);
+      if (!earlier) throw new WireRequestError(400, 'invalid_request_error', `Previous response with id '${parsed.previousResponseId}' not found.`, 'previous_response_id', 'previous_response_not_found');
+      parsed.request.messages = [...earlier, ...parsed.request.messages];
+    }
+    const request = simRequestFrom(parsed);
+    if (route.kind === 'count') return sendJson(res, 200, server.writeTokenCount?.(requestTokens(request)), headers);
+    if (protocol === 'anthropic') {
+      const broken = anthropicThinkingReplayError(parsed);
+      if (broken) throw wireError(400, broken);
+    }
+    const turn = planTurn(request, provider, profile, model, timeScale, CALL_PREFIX[protocol]);
     const failure = failures.decide(provider, profile.failRate ?? 0, turn.pieces.length);
     const ttft = turn.delays[0] ?? 0;
-    if (failure?.kind === 'server-error') {
-      return sendJson(res, 500, wire.errorBody(500, `${provider} had an internal error (simulated)`), {}, ttft);
+    if (failure?.kind === 'server-error' || (failure?.kind === 'stream-error' && !parsed.stream)) {
+      return sendError(res, server, new ServerError({ status: 500, provider, providerMessage: `${provider} had an internal error (simulated)` }), headers, ttft);
+    }
+    if (failure?.kind === 'overloaded') {
+      return sendError(res, server, new ServerError({ status: 503, provider, providerMessage: 'Overloaded' }, 'overloaded'), headers, ttft);
     }
     if (failure?.kind === 'rate-limit') {
-      // Retry-After in seconds, scaled like every other delay (so 0 with timeScale 0).
-      const seconds = Math.round(timeScale * 1000) / 1000;
-      const headers = { 'retry-after': String(seconds), 'retry-after-ms': String(Math.round(seconds * 1000)) };
-      return sendJson(res, 429, wire.errorBody(429, `${provider} is rate limited (simulated); retry after ${seconds} s`), headers);
+      // Retry-After scaled like every other delay (so 0 with timeScale 0); the header takes whole seconds.
+      const retryAfterMs = Math.round(timeScale * 1000);
+      return sendError(res, server, new RateLimitError({ status: 429, provider, providerMessage: `${provider} is rate limited (simulated); retry after ${Math.ceil(retryAfterMs / 1000)} s`, retryAfterMs }), headers);
     }
-    const cutAfter = failure?.kind === 'cut-stream' ? failure.afterTokens : undefined;
-    if (request.stream) return sendStream(res, turn, wire.streamEncoder(turn, request), cutAfter);
-    if (cutAfter !== undefined) return sendTruncatedJson(res, wire.response(turn), totalDelay(turn));
-    return sendJson(res, 200, wire.response(turn), {}, totalDelay(turn));
+    const meta: ResponseMeta = { id: turn.id, model: turn.model, created: turn.created, provider, promptTokens: turn.promptTokens };
+    if (protocol === 'openai-responses') {
+      // Instructions do not carry over to a continued response; the rest of the conversation does.
+      responses.remember(`resp_${turn.id}`, [...parsed.request.messages.filter((m) => m.role !== 'system'), assistantMessage(turn)]);
+    }
+    if (parsed.includeUsage) meta.includeUsage = true;
+    const cutAfter = failure?.kind === 'cut-stream' || failure?.kind === 'stream-error' ? failure.afterTokens : undefined;
+    if (parsed.stream) {
+      if ((parsed.choices ?? 1) > 1) throw wireError(400, 'the simulator streams one candidate only: ask for several (n, candidateCount) without streaming');
+      const { writer, encoder, contentType } = encoderFor(server, meta, turn);
+      const errorFrame = failure?.kind === 'stream-error' ? writer.error(new ServerError({ status: 503, provider, providerMessage: 'Overloaded' }, 'overloaded')) : undefined;
+      return sendStream(res, turn, encoder, { headers, contentType, ...(cutAfter === undefined ? {} : { cutAfter }), ...(errorFrame === undefined ? {} : { errorFrame }) });
+    }
+    const candidates = parsed.choices ?? 1;
+    let body: unknown;
+    if (candidates > 1 && server.writeChoices) {
+      const turns = [turn, ...Array.from({ length: candidates - 1 }, (_, i) => planTurn(request, provider, profile, model, timeScale, CALL_PREFIX[protocol], i + 1))];
+      body = server.writeChoices(turns.map((t) => ({ events: allEvents(t), end: turnEvents(t).end })), meta, candidatesTotal(turns, profile));
+    } else body = server.writeResponse(allEvents(turn), meta, turnEvents(turn).end);
+    if (cutAfter !== undefined) return sendTruncatedJson(res, body, totalDelay(turn), headers);
+    return sendJson(res, 200, body, headers, totalDelay(turn));
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -187,22 +304,22 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     const subpath = slash < 0 ? '/' : path.slice(slash);
     const profile = profiles.get(provider);
     if (!profile) throw new HttpError(404, `no simulated provider "${provider}"; the simulator serves ${profiles.names().join(', ')} under ${origin}/{provider}/`);
-    const wire = WIRES[profile.protocol];
-    const route = wire.route(method, subpath, url.searchParams);
-    if (!route) {
-      return sendJson(res, 404, wire.errorBody(404, `${provider} speaks the ${profile.protocol} protocol and has no endpoint ${method} ${subpath}; use ${wire.endpointHint}`));
-    }
+    const route = routeFor(profile.protocol, method, subpath, url.searchParams);
+    const protocol = route && 'protocol' in route ? route.protocol : profile.protocol;
+    const server = getProtocolServer(protocol);
+    const idHeader = REQUEST_ID_HEADER[protocol];
+    const headers: Record<string, string> = idHeader ? { [idHeader]: requestId() } : {};
     try {
-      if (route.kind === 'invalid') throw new HttpError(400, route.message);
-      if (route.kind === 'models') {
-        const list = wire.modelList?.(servedModels(provider), profile);
-        return sendJson(res, 200, list);
-      }
-      return await generate(req, res, provider, profile, wire, route);
+      if (!route) throw wireError(404, `${provider} speaks the ${profile.protocol} protocol and has no endpoint ${method} ${subpath}; use ${ENDPOINT_HINTS[profile.protocol]}`);
+      if (credentialOf(req, url.searchParams)?.startsWith('sk-bad')) throw BAD_KEY[profile.protocol]();
+      if (route.kind === 'invalid') throw wireError(400, route.message);
+      if (route.kind === 'models') return sendJson(res, 200, server.writeModelList(listed(provider, profile)), headers);
+      return await generate(req, res, provider, profile, route, headers);
     } catch (error) {
       // Errors past this point are answered in the provider's own protocol.
-      if (!(error instanceof HttpError)) throw error;
-      return sendJson(res, error.status, wire.errorBody(error.status, error.message));
+      if (error instanceof HttpError) return sendError(res, server, wireError(error.status, error.message), headers);
+      if (error instanceof WireRequestError || error instanceof APIError) return sendError(res, server, error, headers);
+      throw error;
     }
   }
 
@@ -218,7 +335,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
       }
       const status = error instanceof HttpError ? error.status : 500;
       const message = error instanceof Error ? error.message : String(error);
-      sendJson(res, status, openaiWire.errorBody(status, message));
+      sendJson(res, status, getProtocolServer('openai').writeError(wireError(status, message)).body);
     });
   });
 

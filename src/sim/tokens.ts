@@ -1,12 +1,13 @@
 /**
- * The simulator's tokenizer: a word (`\w+`) or a single punctuation mark is one token.
+ * The simulator's tokenizer: a word (a run of letters, marks, digits and `_`, in any script)
+ * or a single other character (punctuation, a symbol, an emoji) is one token.
  * Not any real model's tokenizer, but simple, deterministic and honest: the counts the
  * simulator reports are exactly the tokens it read and streamed.
  */
 
-const TOKEN = /\w+|[^\w\s]/g;
-/** One token with the whitespace before it; a streamed delta carries exactly one of these. */
-const PIECE = /\s*(?:\w+|[^\w\s])/g;
+const TOKEN = /[\p{L}\p{M}\p{N}_]+|[^\p{L}\p{M}\p{N}_\s]/gu;
+/** One token with the whitespace before it; a streamed delta carries exactly one of these (never half a character). */
+const PIECE = /\s*(?:[\p{L}\p{M}\p{N}_]+|[^\p{L}\p{M}\p{N}_\s])/gu;
 
 /** Fixed tokens per message for its role and framing, as chat templates add. */
 export const MESSAGE_OVERHEAD_TOKENS = 4;

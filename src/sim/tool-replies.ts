@@ -81,11 +81,12 @@ function mentions(prompt: string, tool: SimTool): boolean {
 
 function hintsFor(prompt: string): ValueHints {
   const words = keywords(prompt);
-  return { word: words.find((w) => /^[A-Z]/.test(w)) ?? words[0] ?? 'example' };
+  return { word: words.find((w) => /^\p{Lu}/u.test(w)) ?? words[0] ?? 'example' };
 }
 
-function callId(seed: number, index: number): string {
-  return `call_${(hashString(`${seed}:${index}`) >>> 0).toString(36)}${index}`;
+/** A call id in the protocol's style (`call_...` for OpenAI, `toolu_...` for Anthropic). */
+function callId(prefix: string, seed: number, index: number): string {
+  return `${prefix}${(hashString(`${seed}:${index}`) >>> 0).toString(36)}${index}`;
 }
 
 function argumentsFor(tool: SimTool, prompt: string, firstRound: boolean): string {
@@ -126,7 +127,7 @@ function citations(prompt: string): { text: string; annotations: unknown[] } {
 }
 
 /** Decide tool calls, JSON replies, reasoning and citations for a request. */
-export function planExtras(request: SimRequest, seed: number): SimExtras {
+export function planExtras(request: SimRequest, seed: number, callPrefix = 'call_'): SimExtras {
   const prompt = userPrompt(request.messages);
   const anyUser = request.messages.filter((m) => m.role === 'user').map((m) => m.text).join('\n');
   const extras: SimExtras = { toolCalls: [] };
@@ -150,7 +151,7 @@ export function planExtras(request: SimRequest, seed: number): SimExtras {
   if (calling.length > 0) {
     const invalidOutput = /\balways invalid json\b/i.test(anyUser) || /\binvalid json\b/i.test(userPrompt(request.messages, false));
     extras.toolCalls = calling.map((t, i) => ({
-      id: callId(seed, i),
+      id: callId(callPrefix, seed, i),
       name: t.name,
       // A forced tool is how structured output travels on Anthropic: "invalid json" applies to it.
       arguments: typeof choice === 'object' && invalidOutput ? JSON.stringify(invalidValueFor(t.parameters, hintsFor(prompt))) : argumentsFor(t, prompt, rounds === 0),

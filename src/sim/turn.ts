@@ -1,8 +1,11 @@
 /**
  * One planned reply: the text cut into one-token pieces, the token counts, the cost and
- * the delay before each piece. Every wire module renders the same plan in its own format.
+ * the delay before each piece, and the canonical events that carry it. A protocol's server
+ * half writes those events in its own wire format.
  */
 import { randomBytes } from 'node:crypto';
+import type { StreamEnd } from '../protocols/protocol.js';
+import type { ProtocolEvent, TokenUsage } from '../types.js';
 import { canonicalModel, countPromptTokens, type SimRequest } from './conversation.js';
 import type { SimModelProfile, SimProviderProfile } from './profiles.js';
 import { createRng, hashString } from './random.js';
@@ -24,6 +27,8 @@ export interface PlannedTurn {
   promptTokens: number;
   completionTokens: number;
   finish: 'stop' | 'length' | 'tool-calls';
+  /** The stop sequence the reply ended at (not included in the text). */
+  stopSequence?: string;
   /** Tool calls the reply makes (after any text). */
   toolCalls: PlannedCall[];
   /** Thinking before the reply, when reasoning was asked for. */
@@ -36,6 +41,11 @@ export interface PlannedTurn {
   cost: number;
   /** Milliseconds to wait before each piece, already scaled: the first is the TTFT. */
   delays: number[];
+}
+
+/** Prompt tokens of a request, tools included: what usage reports and the token-counting endpoints answer. */
+export function requestTokens(request: SimRequest): number {
+  return countPromptTokens(request) + (request.tools ?? []).reduce((n, t) => n + countTokens(t.name) + countTokens(t.description) + countTokens(JSON.stringify(t.parameters)), 0);
 }
 
 /** Round away binary noise (0.1 + 0.2) without losing any real precision of a price. */
@@ -55,9 +65,13 @@ export function planTurn(
   profile: SimProviderProfile,
   modelProfile: SimModelProfile,
   timeScale: number,
+  callPrefix = 'call_',
+  /** Which of several candidates (OpenAI `n`, Gemini `candidateCount`): each gets its own seed. */
+  candidate = 0,
 ): PlannedTurn {
-  const seed = conversationSeed(request, provider);
-  const extras = planExtras(request, seed);
+  const base = conversationSeed(request, provider);
+  const seed = candidate === 0 ? base : hashString(`${base}:${candidate}`);
+  const extras = planExtras(request, seed, callPrefix);
   const calling = extras.toolCalls.length > 0;
   const text = calling
     ? ''
@@ -68,18 +82,19 @@ export function planTurn(
         replyWords: modelProfile.replyWords,
         rng: createRng(seed),
       }));
-  let pieces = splitTokens(text);
+  const stopped = applyStop(text, request.stop);
+  let pieces = splitTokens(stopped.text);
   let finish: PlannedTurn['finish'] = calling ? 'tool-calls' : 'stop';
   if (request.maxTokens !== undefined && pieces.length > request.maxTokens) {
     pieces = pieces.slice(0, request.maxTokens);
     finish = 'length';
   }
-  const promptTokens = countPromptTokens(request) + (request.tools ?? []).reduce((n, t) => n + countTokens(t.name) + countTokens(t.description) + countTokens(JSON.stringify(t.parameters)), 0);
+  const promptTokens = requestTokens(request);
   const reasoning = extras.reasoning ?? '';
   const reasoningTokens = countTokens(reasoning);
   const callTokens = extras.toolCalls.reduce((n, c) => n + countTokens(c.name) + countTokens(c.arguments), 0);
   const completionTokens = pieces.length + reasoningTokens + callTokens;
-  return {
+  const turn: PlannedTurn = {
     id: randomBytes(12).toString('hex'),
     created: Math.floor(Date.now() / 1000),
     model: request.model,
@@ -96,6 +111,79 @@ export function planTurn(
     cost: roundCost((promptTokens * profile.inputPrice + completionTokens * profile.outputPrice) / 1e6),
     delays: planDelays(pieces.length, profile, timeScale, createRng(seed ^ 0x9e3779b9)),
   };
+  if (stopped.sequence !== undefined && finish === 'stop') turn.stopSequence = stopped.sequence;
+  return turn;
+}
+
+/** Usage and cost of several candidates of one request: the prompt is read (and paid) once. */
+export function candidatesTotal(turns: PlannedTurn[], profile: SimProviderProfile): { usage: TokenUsage; cost: number } {
+  const promptTokens = turns[0]?.promptTokens ?? 0;
+  const completionTokens = turns.reduce((n, t) => n + t.completionTokens, 0);
+  const reasoningTokens = turns.reduce((n, t) => n + t.reasoningTokens, 0);
+  return {
+    usage: { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens, cachedTokens: 0, reasoningTokens },
+    cost: roundCost((promptTokens * profile.inputPrice + completionTokens * profile.outputPrice) / 1e6),
+  };
+}
+
+/** The text up to the first stop sequence it contains, and that sequence. */
+function applyStop(text: string, stop: string[] | undefined): { text: string; sequence?: string } {
+  let cut = -1;
+  let sequence: string | undefined;
+  for (const s of stop ?? []) {
+    const at = s === '' ? -1 : text.indexOf(s);
+    if (at >= 0 && (cut < 0 || at < cut)) {
+      cut = at;
+      sequence = s;
+    }
+  }
+  return sequence === undefined ? { text } : { text: text.slice(0, cut), sequence };
+}
+
+/** Split a string into about three fragments, as providers stream tool arguments. */
+export function fragments(text: string): string[] {
+  if (text.length < 6) return [text];
+  const a = Math.floor(text.length / 3);
+  const b = Math.floor((2 * text.length) / 3);
+  return [text.slice(0, a), text.slice(a, b), text.slice(b)];
+}
+
+/** The canonical events of a planned turn: those before the text, one per text piece, those after it, and how it ends. */
+export interface TurnEvents {
+  before: ProtocolEvent[];
+  after: ProtocolEvent[];
+  end: StreamEnd;
+}
+
+/** A stand-in reasoning signature: opaque to clients, checked by nobody but a real API. */
+function signature(turn: PlannedTurn): string {
+  return Buffer.from(`sim-signature:${turn.id}`).toString('base64');
+}
+
+export function turnEvents(turn: PlannedTurn): TurnEvents {
+  const before: ProtocolEvent[] = [];
+  if (turn.reasoning) {
+    for (const text of fragments(turn.reasoning)) before.push({ type: 'reasoning-delta', text });
+    before.push({ type: 'reasoning-delta', text: '', signature: signature(turn) });
+  }
+  const after: ProtocolEvent[] = [];
+  if (turn.annotations.length > 0) after.push({ type: 'annotations', annotations: turn.annotations });
+  turn.toolCalls.forEach((c, index) => {
+    after.push({ type: 'tool-call-delta', index, id: c.id, name: c.name, argumentsDelta: '' });
+    for (const part of fragments(c.arguments)) after.push({ type: 'tool-call-delta', index, argumentsDelta: part });
+  });
+  const end: StreamEnd = {
+    finishReason: turn.finish,
+    usage: { promptTokens: turn.promptTokens, completionTokens: turn.completionTokens, totalTokens: turn.promptTokens + turn.completionTokens, cachedTokens: 0, reasoningTokens: turn.reasoningTokens },
+    cost: turn.cost,
+  };
+  if (turn.stopSequence !== undefined) end.stopSequence = turn.stopSequence;
+  return { before, after, end };
+}
+
+/** Every event of a turn in order, for a whole-body response. */
+export function allEvents(turn: PlannedTurn, events: TurnEvents = turnEvents(turn)): ProtocolEvent[] {
+  return [...events.before, ...(turn.text === '' ? [] : [{ type: 'text-delta' as const, text: turn.text }]), ...events.after];
 }
 
 /** TTFT before the first piece, then 1/tokensPerSecond between pieces, each with ±20 % jitter. */

@@ -4,6 +4,12 @@
  * loses at most the turn in flight. The chat state (`chat.toJSON()`) is kept beside the
  * turns for `--resume`. Opening fails soft: a locked file or one of another schema version
  * gives `undefined` and one line saying why, and the chat goes on unlogged.
+ *
+ * Several processes may share one file: WAL lets them read while one writes, a busy timeout
+ * makes a writer wait its turn instead of failing, every write transaction takes the write
+ * lock first (BEGIN IMMEDIATE, so it never has to upgrade a read lock, which SQLite refuses
+ * without waiting), a write still refused as busy is tried again, and the schema is created
+ * inside such a transaction that looks again for a schema another process just created.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -13,6 +19,11 @@ import type { Env } from '../providers/resolve.js';
 import type { TurnResult } from '../types.js';
 
 export const LOG_SCHEMA_VERSION = 1;
+
+/** How long a write waits for another process's write to finish before SQLite calls it busy. */
+const BUSY_TIMEOUT_MS = 5000;
+/** Attempts of a write that SQLite still refuses as busy. */
+const WRITE_ATTEMPTS = 3;
 
 export type ConversationStatus = 'active' | 'paused' | 'ended';
 
@@ -178,12 +189,12 @@ export class SQLiteConversationLog implements ConversationLog {
   readonly #fts: boolean;
 
   /** Opens (or creates) the log; throws LogUnavailableError with a one-line reason when it cannot be used. */
-  constructor(options: { path?: string; env?: Env; readonly?: boolean } = {}) {
+  constructor(options: { path?: string; env?: Env; readonly?: boolean; busyTimeoutMs?: number } = {}) {
     this.path = options.path ?? join(switchboardHome(options.env), 'logs.db');
     mkdirSync(dirname(this.path), { recursive: true });
     let db: Database.Database;
     try {
-      db = new Database(this.path, { timeout: 200 });
+      db = new Database(this.path, { timeout: options.busyTimeoutMs ?? BUSY_TIMEOUT_MS });
     } catch (err) {
       throw new LogUnavailableError(`cannot open the conversation log ${this.path} (${(err as Error).message})`);
     }
@@ -208,9 +219,13 @@ export class SQLiteConversationLog implements ConversationLog {
   /** Create the schema in an empty file; refuse a file of another version. Returns whether FTS5 is there. */
   #migrate(): boolean {
     const db = this.#db;
-    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
+    const listTables = (): string[] => db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
+    let tables = listTables();
     if (tables.length === 0) {
-      db.transaction(() => {
+      // Another process may be creating it at this moment: under the write lock, look again.
+      tables = this.#write(() => {
+        const now = listTables();
+        if (now.length > 0) return now;
         db.exec(SCHEMA);
         db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(LOG_SCHEMA_VERSION);
         try {
@@ -218,8 +233,8 @@ export class SQLiteConversationLog implements ConversationLog {
         } catch {
           // No FTS5 in this SQLite: search falls back to LIKE.
         }
-      })();
-      return this.#hasTable('turns_fts');
+        return listTables();
+      });
     }
     if (!tables.includes('schema_version')) {
       throw new LogUnavailableError(`the conversation log ${this.path} is not a switchboard log (no schema version)`);
@@ -232,6 +247,23 @@ export class SQLiteConversationLog implements ConversationLog {
       );
     }
     return this.#hasTable('turns_fts');
+  }
+
+  /**
+   * Run `body` as one write transaction that holds the write lock from its start. SQLite waits
+   * up to the busy timeout for another writer; a write refused as busy even so is tried again.
+   */
+  #write<T>(body: () => T): T {
+    const run = this.#db.transaction(body);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return run.immediate();
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? '';
+        if (attempt >= WRITE_ATTEMPTS || !code.startsWith('SQLITE_BUSY')) throw err;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20 * attempt);
+      }
+    }
   }
 
   #hasTable(name: string): boolean {
@@ -248,16 +280,18 @@ export class SQLiteConversationLog implements ConversationLog {
   create(models: string[], system: string | undefined): string {
     const id = newId();
     const now = new Date().toISOString();
-    this.#db
-      .prepare('INSERT INTO conversations (id, started_at, updated_at, status, models, system) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(id, now, now, 'active', JSON.stringify(models), system ?? null);
+    this.#write(() =>
+      this.#db
+        .prepare('INSERT INTO conversations (id, started_at, updated_at, status, models, system) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(id, now, now, 'active', JSON.stringify(models), system ?? null),
+    );
     return id;
   }
 
   recordTurn(id: string, entry: { user: string; results: TurnResult[]; errors: { model: string; error: string }[]; state: unknown; models: string[]; replacesLast?: boolean }): void {
     const db = this.#db;
     const now = new Date().toISOString();
-    db.transaction(() => {
+    this.#write(() => {
       let seq = ((db.prepare('SELECT max(seq) FROM turns WHERE conversation_id = ?').pluck().get(id) as number | null) ?? 0) + 1;
       if (entry.replacesLast && seq > 1) {
         seq -= 1;
@@ -273,13 +307,15 @@ export class SQLiteConversationLog implements ConversationLog {
       }
       for (const e of entry.errors) insert.run(id, seq, now, entry.user, e.model, null, null, null, 0, 0, 0, null, null, null, null, e.error);
       db.prepare('UPDATE conversations SET updated_at = ?, models = ?, state = ? WHERE id = ?').run(now, JSON.stringify(entry.models), JSON.stringify(entry.state), id);
-    })();
+    });
   }
 
   setStatus(id: string, status: ConversationStatus, state?: unknown): void {
     const now = new Date().toISOString();
-    if (state === undefined) this.#db.prepare('UPDATE conversations SET status = ?, updated_at = ? WHERE id = ?').run(status, now, id);
-    else this.#db.prepare('UPDATE conversations SET status = ?, updated_at = ?, state = ? WHERE id = ?').run(status, now, JSON.stringify(state), id);
+    this.#write(() => {
+      if (state === undefined) this.#db.prepare('UPDATE conversations SET status = ?, updated_at = ? WHERE id = ?').run(status, now, id);
+      else this.#db.prepare('UPDATE conversations SET status = ?, updated_at = ?, state = ? WHERE id = ?').run(status, now, JSON.stringify(state), id);
+    });
   }
 
   resumable(id?: string): { id: string; state: unknown } | undefined {

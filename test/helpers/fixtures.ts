@@ -95,3 +95,33 @@ export const GEMINI_STREAM = sse(
 );
 
 export const geminiStreamChunk = geminiChunk;
+
+/**
+ * An OpenAI Responses API stream as the API reference documents its events: a reasoning
+ * summary, text with a multi-byte character, a function call streamed in pieces, and
+ * response.completed with usage.
+ */
+const RESPONSE_BASE = { id: 'resp_01', object: 'response', created_at: 1741290958, model: 'gpt-5-mini-2025-08-07', output: [], usage: null };
+export const RESPONSES_STREAM = sse(
+  [
+    { event: 'response.created', data: { type: 'response.created', sequence_number: 0, response: { ...RESPONSE_BASE, status: 'in_progress' } } },
+    { event: 'response.in_progress', data: { type: 'response.in_progress', sequence_number: 1, response: { ...RESPONSE_BASE, status: 'in_progress' } } },
+    { event: 'response.output_item.added', data: { type: 'response.output_item.added', sequence_number: 2, output_index: 0, item: { type: 'reasoning', id: 'rs_01', summary: [] } } },
+    { event: 'response.reasoning_summary_text.delta', data: { type: 'response.reasoning_summary_text.delta', sequence_number: 3, item_id: 'rs_01', output_index: 0, summary_index: 0, delta: 'Checking the weather…' } },
+    { event: 'response.output_item.added', data: { type: 'response.output_item.added', sequence_number: 4, output_index: 1, item: { type: 'message', id: 'msg_01', status: 'in_progress', role: 'assistant', content: [] } } },
+    { event: 'response.output_text.delta', data: { type: 'response.output_text.delta', sequence_number: 5, item_id: 'msg_01', output_index: 1, content_index: 0, delta: 'Let me look ', logprobs: [] } },
+    { event: 'response.output_text.delta', data: { type: 'response.output_text.delta', sequence_number: 6, item_id: 'msg_01', output_index: 1, content_index: 0, delta: 'up Zürich.', logprobs: [] } },
+    { event: 'response.output_item.added', data: { type: 'response.output_item.added', sequence_number: 7, output_index: 2, item: { type: 'function_call', id: 'fc_01', call_id: 'call_abc', name: 'get_weather', arguments: '', status: 'in_progress' } } },
+    { event: 'response.function_call_arguments.delta', data: { type: 'response.function_call_arguments.delta', sequence_number: 8, item_id: 'fc_01', output_index: 2, delta: '{"city":' } },
+    { event: 'response.function_call_arguments.delta', data: { type: 'response.function_call_arguments.delta', sequence_number: 9, item_id: 'fc_01', output_index: 2, delta: '"Zürich"}' } },
+    {
+      event: 'response.completed',
+      data: {
+        type: 'response.completed',
+        sequence_number: 10,
+        response: { ...RESPONSE_BASE, status: 'completed', usage: { input_tokens: 40, input_tokens_details: { cached_tokens: 0 }, output_tokens: 30, output_tokens_details: { reasoning_tokens: 12 }, total_tokens: 70 } },
+      },
+    },
+  ],
+  '\n',
+);

@@ -44,7 +44,9 @@ export class Terminal {
     const name = `chat-${++counter}-${Date.now().toString(36)}`;
     const vars = Object.entries(env).map(([k, v]) => `${k}=${quote(v)}`).join(' ');
     const command = `env -i ${vars} ${quote(process.execPath)} ${quote(BIN)} ${args.map(quote).join(' ')}; echo "[exited $?]"; sleep 120`;
-    await run('tmux', ['-L', SOCKET, 'new-session', '-d', '-x', String(size.width), '-y', String(size.height), '-s', name, command]);
+    // exit-empty off: the server outlives its last session, so a session started right after
+    // another one closed never meets a server that is shutting down ("server exited unexpectedly").
+    await run('tmux', ['-L', SOCKET, 'new-session', '-d', '-x', String(size.width), '-y', String(size.height), '-s', name, command, ';', 'set-option', '-g', 'exit-empty', 'off']);
     return new Terminal(name);
   }
 

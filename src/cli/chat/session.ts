@@ -37,6 +37,9 @@ export class ChatSession {
   readonly o: SessionOptions;
   #log: Promise<ConversationLog | undefined> = Promise.resolve(undefined);
   #conversationId: string | undefined;
+  /** Log operations that failed, oldest first, tried again before the next one. */
+  #unlogged: ((log: ConversationLog) => void)[] = [];
+  #logFailing = false;
   #current: AbortController | undefined;
 
   constructor(chat: Chat, options: SessionOptions, conversationId?: string) {
@@ -160,20 +163,25 @@ export class ChatSession {
     });
   }
 
-  /** Run a log operation; a failure is said once and logging stops (the chat goes on). */
+  /**
+   * Run a log operation after any that failed before, in order. A failure is said once and the
+   * chat goes on; what failed stays queued and is written by the next operation that works, so
+   * a log that was busy or briefly unwritable loses nothing.
+   */
   async #withLog(action: (log: ConversationLog) => void): Promise<void> {
     const log = await this.#log;
     if (!log) return;
+    this.#unlogged.push(action);
     try {
-      action(log);
-    } catch (err) {
-      this.warn(`the conversation log stopped working (${(err as Error).message}); this chat is no longer logged.`);
-      this.#log = Promise.resolve(undefined);
-      try {
-        log.close();
-      } catch {
-        // already unusable
+      while (this.#unlogged.length > 0) {
+        (this.#unlogged[0] as (log: ConversationLog) => void)(log);
+        this.#unlogged.shift();
       }
+      if (this.#logFailing) this.warn('the conversation log works again; the turns it missed are written.');
+      this.#logFailing = false;
+    } catch (err) {
+      if (!this.#logFailing) this.warn(`the conversation log failed (${(err as Error).message}); this turn will be written with the next one.`);
+      this.#logFailing = true;
     }
   }
 
@@ -194,8 +202,10 @@ export class ChatSession {
 
   /** /reset: the logged conversation ends; the next message starts a new one. */
   async restart(): Promise<void> {
+    const id = this.#conversationId;
+    const state = this.chat.toJSON();
     await this.#withLog((log) => {
-      if (this.#conversationId !== undefined) log.setStatus(this.#conversationId, 'ended', this.chat.toJSON());
+      if (id !== undefined) log.setStatus(id, 'ended', state);
     });
     this.chat.reset();
     this.#conversationId = undefined;
