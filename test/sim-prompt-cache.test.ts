@@ -90,3 +90,67 @@ describe('a simulated request as segments', () => {
     ]);
   });
 });
+
+describe('the simulator caches prompts as each provider does', () => {
+  const LONG_SYSTEM = Array.from({ length: 1500 }, () => 'policy').join(' ');
+  const question = (t: number) => `Question number ${t} about the policy?`;
+
+  it('sim-anthropic: a ten-turn chat reads all but the newest exchange from the cache, priced at the cache rates', async () => {
+    const { Chat } = await import('../src/index.js');
+    const { countTokens } = await import('../src/sim/tokens.js');
+    const chat = new Chat('sim/llama@sim-anthropic', { system: LONG_SYSTEM });
+    for (let t = 1; t <= 10; t++) await chat.send(question(t));
+    const turns = chat.turns;
+    const history = chat.history;
+    // Turn 1 writes the system prompt and the question (4 framing tokens each); only the reply priming (3) is plain input.
+    expect(turns[0]?.usage).toMatchObject({ cachedTokens: 0, cacheWriteTokens: 4 + 1500 + 4 + countTokens(question(1)), promptTokens: 3 + 4 + 1500 + 4 + countTokens(question(1)) });
+    for (let t = 2; t <= 10; t++) {
+      const u = turns[t - 1]?.usage;
+      const previousReply = history[2 * (t - 1)]?.content as string;
+      // Written now: the last reply and the new question; read: everything before them.
+      expect(u?.cacheWriteTokens).toBe(4 + countTokens(previousReply) + 4 + countTokens(question(t)));
+      expect((u?.cachedTokens ?? 0) + (u?.cacheWriteTokens ?? 0) + 3).toBe(u?.promptTokens);
+      expect((u?.cachedTokens ?? 0) / (u?.promptTokens ?? 1)).toBeGreaterThan(0.9);
+      // sim-anthropic's prices per million: $1 input, $0.10 cache read, $1.25 cache write, $5 output.
+      const femto = 3 * 1e9 + (u?.cachedTokens ?? 0) * 0.1e9 + (u?.cacheWriteTokens ?? 0) * 1.25e9 + (u?.completionTokens ?? 0) * 5e9;
+      expect(u?.cost).toBe(femto / 1e15);
+      expect(u?.savedCost).toBe(((u?.cachedTokens ?? 0) * 0.9e9 - (u?.cacheWriteTokens ?? 0) * 0.25e9) / 1e15);
+    }
+    expect(chat.usage.savedCost).toBeGreaterThan(0);
+  });
+
+  it('sim-anthropic: no breakpoints, no caching', async () => {
+    const { Chat } = await import('../src/index.js');
+    const chat = new Chat('sim/llama@sim-anthropic', { system: `${LONG_SYSTEM} unmarked`, promptCaching: false });
+    await chat.send(question(1));
+    await chat.send(question(2));
+    expect(chat.turns.map((t) => [t.usage.cachedTokens ?? 0, t.usage.cacheWriteTokens ?? 0])).toEqual([[0, 0], [0, 0]]);
+  });
+
+  it('sim-fast (OpenAI protocol): the repeated prefix is read automatically, in 128-token steps past 1,024', async () => {
+    const { Chat } = await import('../src/index.js');
+    const { countTokens } = await import('../src/sim/tokens.js');
+    const chat = new Chat('sim/llama@sim-fast', { system: `${LONG_SYSTEM} fast` });
+    await chat.send(question(1));
+    await chat.send(question(2));
+    const [first, second] = chat.turns;
+    expect(first?.usage.cachedTokens).toBe(0);
+    // Turn 2 repeats turn 1's prompt (system and question, framing included, not the priming).
+    const repeated = 4 + 1501 + 4 + countTokens(question(1));
+    expect(second?.usage.cachedTokens).toBe(1024 + Math.floor((repeated - 1024) / 128) * 128);
+    // sim-fast reports its own cost: $0.60 input, $0.30 cached, $2.40 output per million.
+    const u = second?.usage;
+    const femto = ((u?.promptTokens ?? 0) - (u?.cachedTokens ?? 0)) * 0.6e9 + (u?.cachedTokens ?? 0) * 0.3e9 + (u?.completionTokens ?? 0) * 2.4e9;
+    expect(u?.cost).toBeCloseTo(femto / 1e15, 12);
+    expect(u?.savedCost).toBeGreaterThan(0);
+  });
+
+  it('sim-gemini: the same automatic caching, reported as cachedContentTokenCount', async () => {
+    const { Chat } = await import('../src/index.js');
+    const chat = new Chat('sim/llama@sim-gemini', { system: `${LONG_SYSTEM} gemini` });
+    await chat.send(question(1));
+    await chat.send(question(2));
+    expect(chat.turns[0]?.usage.cachedTokens ?? 0).toBe(0);
+    expect(chat.turns[1]?.usage.cachedTokens).toBeGreaterThanOrEqual(1024);
+  });
+});

@@ -116,6 +116,15 @@ export class PromptCacheModel {
     return use;
   }
 
+  /**
+   * One simulated request: Anthropic's protocol caches at its breakpoints, the others
+   * automatically. `scope` keeps providers' and models' caches apart.
+   */
+  forRequest(protocol: string, scope: string, request: CacheableRequest, minimum = AUTOMATIC_MINIMUM): PromptCacheUse {
+    const segments = promptSegments(request);
+    return protocol === 'anthropic' ? this.explicit(scope, segments, minimum) : this.automatic(scope, segments, minimum);
+  }
+
   /** Automatic prefix caching (OpenAI, Gemini): the longest earlier prefix, in 128-token steps. */
   automatic(scope: string, segments: readonly PromptSegment[], minimum = AUTOMATIC_MINIMUM): PromptCacheUse {
     const now = this.#now();
