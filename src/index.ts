@@ -38,6 +38,7 @@ export { SQLiteCacheStore, type SQLiteCacheOptions } from './cache/sqlite-store.
 export type { CacheOptions, CacheSetting } from './cache/response-cache.js';
 export { listModels, type ListModelsOptions } from './catalog/refresh.js';
 export { Catalog, defaultCatalog, type CatalogModel, type Pricing, type ModelProvider } from './catalog/catalog.js';
-export { computeCost, costFor, priceFor, setWarnHandler } from './catalog/cost.js';
+export { computeCost, computeCostFemto, costFor, priceFor, setWarnHandler } from './catalog/cost.js';
+export { dollarsToFemto, femtoToDecimal, femtoToDollars, formatDollars, sumCosts } from './money.js';
 export { estimateTokens, fitToContext } from './catalog/context.js';
 export { DEFAULT_LIMITS, type Limits } from './limits.js';

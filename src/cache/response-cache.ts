@@ -12,7 +12,7 @@
 import { warnOnce } from '../catalog/cost.js';
 import { InvalidInputError } from '../errors.js';
 import type { AssistantMessage, Message, RequestParams, StreamEvent, TurnResult, Usage } from '../types.js';
-import { toFemto } from '../usage.js';
+import { dollarsToFemto } from '../money.js';
 import { requestKey } from './key.js';
 import { MemoryCacheStore, type CacheStore } from './store.js';
 
@@ -140,7 +140,7 @@ export async function* cachedTurn<O extends CachedTurnOptions>(
             cache.store.set(key, {
               value: JSON.stringify(toStored(result, deltas)),
               namespace: cache.namespace,
-              costFemto: result.usage.cost === null ? null : toFemto(result.usage.cost),
+              costFemto: result.usage.cost === null ? null : dollarsToFemto(result.usage.cost),
               expiresAt: cache.ttlMs === null ? null : Date.now() + cache.ttlMs,
             }),
           undefined,

@@ -6,7 +6,7 @@
  * is reported as it is, and paid back by the reads that follow.
  */
 import type { TokenUsage } from '../types.js';
-import { toFemto, fromFemto } from '../usage.js';
+import { dollarsToFemto, femtoToDollars } from '../money.js';
 
 /** Undefined when nothing was read from or written to a cache, or a price is unknown. */
 export function providerCacheSaving(tokens: TokenUsage, cost: number | null, price: (usage: TokenUsage) => number | null): number | undefined {
@@ -14,5 +14,5 @@ export function providerCacheSaving(tokens: TokenUsage, cost: number | null, pri
   const uncached: TokenUsage = { ...tokens, cachedTokens: 0, cacheWriteTokens: 0 };
   const full = price(uncached);
   if (full === null) return undefined;
-  return fromFemto(toFemto(full) - toFemto(cost));
+  return femtoToDollars(dollarsToFemto(full) - dollarsToFemto(cost));
 }
