@@ -259,3 +259,24 @@ describe('switchboard ask --cache and switchboard cache', () => {
     expect(JSON.parse((await runCLI(['cache', 'stats', '--json'], { env })).stdout)).toMatchObject({ entries: 0, hits: 0, misses: 0, savedCost: 0 });
   });
 });
+
+describe('savedCost in the conversation log', () => {
+  it('switchboard usage sums what caching saved per model', async () => {
+    const { SQLiteConversationLog } = await import('../src/store/conversation-log.js');
+    const path = join(mkdtempSync(join(tmpdir(), 'sb-log-')), 'logs.db');
+    const log = new SQLiteConversationLog({ path });
+    const store = new MemoryCacheStore();
+    const chat = new Chat('acme/echo', { ...opts, cache: { store } });
+    const id = log.create(chat.models, undefined);
+    for (let i = 0; i < 2; i++) {
+      await chat.send('the same question');
+      chat.resetHistory();
+      log.recordTurn(id, { user: 'the same question', results: [chat.lastTurn as NonNullable<typeof chat.lastTurn>], errors: [], state: chat.toJSON(), models: chat.models });
+    }
+    const [row] = log.usage({ by: 'model' });
+    // The second turn was a hit: it saved the first turn's cost.
+    expect(row?.savedFemto).toBe(BigInt(Math.round((chat.turns[0]?.usage.cost ?? 0) * 1e15)));
+    expect(row?.savedFemto).toBeGreaterThan(0n);
+    log.close();
+  });
+});
