@@ -35,6 +35,9 @@ export { SharedMetricsStore, MemorySharedBackend, type SharedMetricsBackend, typ
 export { setCatalogCandidates, type Candidate, type CandidateSource } from './routing/candidates.js';
 export { NoDeploymentError, type UnavailableCandidate } from './routing/no-deployment-error.js';
 export { VERSION } from './version.js';
+export { MemoryCacheStore, type CacheStore, type CacheEntry, type CacheStats } from './cache/store.js';
+export { SQLiteCacheStore, type SQLiteCacheOptions } from './cache/sqlite-store.js';
+export type { CacheOptions, CacheSetting } from './cache/response-cache.js';
 export { listModels, type ListModelsOptions } from './catalog/refresh.js';
 export { Catalog, defaultCatalog, type CatalogModel, type Pricing, type ModelProvider } from './catalog/catalog.js';
 export { computeCost, computeCostFemto, costFor, priceFor, setWarnHandler } from './catalog/cost.js';

@@ -6,6 +6,7 @@
  */
 import { StreamError } from '../errors.js';
 import type { CanonicalRequest, FinishReason, ProtocolEvent, ProviderTiming, TokenUsage } from '../types.js';
+import { addChatCompletionsBreakpoints } from './prompt-cache.js';
 import type { Endpoint, Protocol, ProtocolCompat, SSEMessage, StreamReader, WireRequest } from './protocol.js';
 
 interface WireUsage {
@@ -195,6 +196,7 @@ export function buildOpenAIBody(request: CanonicalRequest, endpoint: Endpoint): 
     body.plugins = [plugin];
   }
   if (compat.usageAccounting) body.usage = { include: true };
+  if (compat.cacheMarkers) addChatCompletionsBreakpoints(body as Parameters<typeof addChatCompletionsBreakpoints>[0], params);
   if (params.extraBody) Object.assign(body, params.extraBody);
   return body;
 }

@@ -58,7 +58,7 @@ export const BUILTIN_PROVIDERS: ProviderConfig[] = [
     baseURL: 'https://openrouter.ai/api/v1',
     keyEnv: ['OPENROUTER_API_KEY'],
     headers: OPENROUTER_HEADERS,
-    compat: { usageAccounting: true, reasoningFormat: 'openrouter', webPlugin: true },
+    compat: { usageAccounting: true, reasoningFormat: 'openrouter', webPlugin: true, cacheMarkers: true },
   },
   {
     name: 'openai',
