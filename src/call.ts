@@ -75,7 +75,7 @@ export class Call<M extends string | string[] = string | string[]> {
   async run(input: Input, options?: RequestOptions): Promise<M extends string ? string : Replies>;
   async run(input: Input, options: RequestOptions = {}): Promise<unknown> {
     this.lastResults = {};
-    const collected = await collectReplies(this.stream(input, collectedRequest(options)), this.#keyed);
+    const collected = await collectReplies(this.stream(input, collectedRequest(options)), this.#keyed, this.models);
     const replies = options.schema === undefined ? collected.replies : collected.objects;
     return this.#keyed ? replies : replies[this.models[0] as string];
   }

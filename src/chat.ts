@@ -12,6 +12,7 @@ import { checkModelString } from './routing/router.js';
 import { normalizeModels } from './call.js';
 import type { Message, StreamEvent, TurnResult, Usage, UserMessage } from './types.js';
 import { addUsage, zeroUsage } from './usage.js';
+import { dollarsToFemto, femtoToDollars } from './money.js';
 import type { InferSchema, SchemaInput } from './tools/schema.js';
 
 export interface ChatOptions extends ClientOptions {
@@ -27,7 +28,10 @@ interface PendingTurn {
 
 interface ModelState {
   history: Message[];
+  /** Tokens summed; `cost` is always `femtoToDollars(costFemto)` unless nothing priced was added. */
   usage: Usage;
+  /** The known costs summed exactly, in femto-dollars: the total is never a float sum. */
+  costFemto: bigint;
   turns: TurnResult[];
 }
 
@@ -65,7 +69,7 @@ export class Chat<M extends string | string[] = string | string[]> {
   }
 
   #fresh(): ModelState {
-    return { history: this.#systemHistory(), usage: zeroUsage(), turns: [] };
+    return { history: this.#systemHistory(), usage: zeroUsage(), costFemto: 0n, turns: [] };
   }
 
   #systemHistory(): Message[] {
@@ -125,7 +129,7 @@ export class Chat<M extends string | string[] = string | string[]> {
     const source = options.from === undefined ? this.#states.values().next().value : this.#states.get(options.from);
     if (options.from !== undefined && !source) throw new InvalidInputError(`This chat has no model "${options.from}".`);
     const history = options.emptyHistory || !source ? this.#systemHistory() : structuredClone(source.history);
-    this.#states.set(model, { history, usage: zeroUsage(), turns: [] });
+    this.#states.set(model, { history, usage: zeroUsage(), costFemto: 0n, turns: [] });
     this.#keyed = true;
   }
 
@@ -192,6 +196,7 @@ export class Chat<M extends string | string[] = string | string[]> {
   resetUsage(): void {
     for (const s of this.#states.values()) {
       s.usage = zeroUsage();
+      s.costFemto = 0n;
       s.turns = [];
     }
   }
@@ -248,6 +253,8 @@ export class Chat<M extends string | string[] = string | string[]> {
     if (!state || !turn.user) return;
     state.history.push(structuredClone(turn.user), ...structuredClone(result.messages ?? [result.message]));
     state.usage = addUsage(state.usage, result.usage);
+    if (result.usage.cost !== null) state.costFemto += dollarsToFemto(result.usage.cost);
+    if (state.usage.cost !== null) state.usage.cost = femtoToDollars(state.costFemto);
     state.turns.push(result);
   }
 
@@ -258,7 +265,7 @@ export class Chat<M extends string | string[] = string | string[]> {
   async send<S extends SchemaInput>(input: Input, options: RequestOptions & { schema: S }): Promise<M extends string ? InferSchema<S> : Record<string, InferSchema<S> | Error>>;
   async send(input: Input, options?: RequestOptions): Promise<M extends string ? string : Replies>;
   async send(input: Input, options: RequestOptions = {}): Promise<unknown> {
-    const collected = await collectReplies(this.stream(input, collectedRequest(options)), this.#keyed);
+    const collected = await collectReplies(this.stream(input, collectedRequest(options)), this.#keyed, this.models);
     const replies = options.schema === undefined ? collected.replies : collected.objects;
     return this.#keyed ? replies : replies[this.models[0] as string];
   }
@@ -313,7 +320,10 @@ export class Chat<M extends string | string[] = string | string[]> {
     for (const m of chat.models) {
       const state = chat.#states.get(m) as ModelState;
       if (Object.hasOwn(histories, m)) state.history = validateHistory(histories[m], `history["${m}"]`);
-      if (Object.hasOwn(usages, m)) state.usage = validateUsage(usages[m], `usage["${m}"]`);
+      if (Object.hasOwn(usages, m)) {
+        state.usage = validateUsage(usages[m], `usage["${m}"]`);
+        state.costFemto = state.usage.cost === null ? 0n : dollarsToFemto(state.usage.cost);
+      }
       if (Object.hasOwn(turns, m)) state.turns = validateTurns(turns[m], `turns["${m}"]`);
     }
     return chat;

@@ -147,10 +147,19 @@ export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 409 || status === 429 || status >= 500;
 }
 
+/** 403 answers that mean the credentials themselves were refused (AWS: a bad signature, an unknown or expired key). */
+const CREDENTIAL_REFUSALS = new Set([
+  'InvalidSignatureException',
+  'IncompleteSignatureException',
+  'UnrecognizedClientException',
+  'ExpiredTokenException',
+  'MissingAuthenticationTokenException',
+]);
+
 /** Build the typed error that fits an HTTP status. */
 export function apiErrorFromStatus(init: APIErrorInit): APIError {
   const { status } = init;
-  if (status === 401) return new AuthenticationError(init);
+  if (status === 401 || (status === 403 && CREDENTIAL_REFUSALS.has(init.providerCode ?? ''))) return new AuthenticationError(init);
   if (status === 403) return new PermissionError(init);
   if (status === 404) return new NotFoundError(init);
   if (status === 429) return new RateLimitError(init);
@@ -186,13 +195,26 @@ export class ProtocolError extends SwitchboardError {
 export class StreamError extends APIError {}
 
 export class MissingKeyError extends SwitchboardError {
+  readonly provider: string;
   readonly envVar: string;
   constructor(provider: string, envVar: string) {
     super(
       'missing_key',
       `No API key for ${provider}: set the ${envVar} environment variable (or put it in .env), or pass apiKey.`,
     );
+    this.provider = provider;
     this.envVar = envVar;
+  }
+}
+/**
+ * A cloud provider's credentials are missing or unusable (no AWS keys, an unreadable
+ * service-account file, a token exchange refused). The message names what to set, never a secret.
+ */
+export class MissingCredentialsError extends SwitchboardError {
+  readonly provider: string;
+  constructor(provider: string, message: string, cause?: unknown) {
+    super('missing_key', message, { cause });
+    this.provider = provider;
   }
 }
 export class ModelStringError extends SwitchboardError {
@@ -208,9 +230,19 @@ export class ModelStringError extends SwitchboardError {
 }
 export class UnknownProviderError extends SwitchboardError {
   readonly provider: string;
-  constructor(provider: string, known: string[]) {
-    super('unknown_provider', `Unknown provider "${provider}". Known providers: ${known.join(', ')}.`);
+  /** The closest modes or providers, e.g. `did you mean "lowest-cost"?` ('' when none is close). */
+  readonly suggestion: string;
+  /**
+   * `modes` is given where a routing mode could stand (after `@` in a model string): the
+   * message then lists the modes too.
+   */
+  constructor(provider: string, known: string[], options: { suggestion?: string; modes?: readonly string[] } = {}) {
+    const what = options.modes ? 'provider or mode' : 'provider';
+    const suggestion = options.suggestion ?? '';
+    const modes = options.modes ? ` Modes: ${options.modes.join(', ')}.` : '';
+    super('unknown_provider', `Unknown ${what} "${provider}"${suggestion ? `; ${suggestion}` : '.'}${modes} Providers: ${known.join(', ')}.`);
     this.provider = provider;
+    this.suggestion = suggestion;
   }
 }
 export class ConfigError extends SwitchboardError {

@@ -88,10 +88,11 @@ function asError(err: unknown): Error {
 /** What `send` and `run` return: one reply, or replies keyed by model (an Error where a model failed). */
 export type Replies = Record<string, string | Error>;
 
-/** Drain a fan-out stream into replies. With one model a failure is thrown. */
+/** Drain a fan-out stream into replies, keyed in the order of `models` (not of completion). With one model a failure is thrown. */
 export async function collectReplies(
   events: AsyncIterable<StreamEvent>,
   keyed: boolean,
+  models: readonly string[] = [],
 ): Promise<{ replies: Replies; objects: Record<string, unknown>; results: Record<string, TurnResult> }> {
   const replies: Replies = {};
   const objects: Record<string, unknown> = {};
@@ -110,5 +111,13 @@ export async function collectReplies(
   // Our own streams are drained a batch at a time, without a promise per event.
   if (events instanceof EventStream) await events.forEach(visit);
   else for await (const event of events) visit(event);
-  return { replies, objects, results };
+  return { replies: inOrder(replies, models), objects: inOrder(objects, models), results: inOrder(results, models) };
+}
+
+function inOrder<T>(keyed: Record<string, T>, models: readonly string[]): Record<string, T> {
+  if (models.length < 2) return keyed;
+  const out: Record<string, T> = {};
+  for (const m of models) if (Object.hasOwn(keyed, m)) out[m] = keyed[m] as T;
+  for (const [m, v] of Object.entries(keyed)) if (!Object.hasOwn(out, m)) out[m] = v;
+  return out;
 }

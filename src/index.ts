@@ -35,6 +35,7 @@ export { NoDeploymentError, type UnavailableCandidate } from './routing/no-deplo
 export { VERSION } from './version.js';
 export { listModels, type ListModelsOptions } from './catalog/refresh.js';
 export { Catalog, defaultCatalog, type CatalogModel, type Pricing, type ModelProvider } from './catalog/catalog.js';
-export { computeCost, costFor, priceFor, setWarnHandler } from './catalog/cost.js';
+export { computeCost, computeCostFemto, costFor, priceFor, setWarnHandler } from './catalog/cost.js';
+export { dollarsToFemto, femtoToDecimal, femtoToDollars, formatDollars, sumCosts } from './money.js';
 export { estimateTokens, fitToContext } from './catalog/context.js';
 export { DEFAULT_LIMITS, type Limits } from './limits.js';

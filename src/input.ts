@@ -9,6 +9,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { warnOnce } from './catalog/cost.js';
 import { basename, extname, resolve } from 'node:path';
 import { AbortError, InvalidInputError, SwitchboardError, TimeoutError, redactURL } from './errors.js';
 import { limitOf, type Limits } from './limits.js';
@@ -81,8 +82,15 @@ async function stringItem(item: string): Promise<Media | undefined> {
     const info = await stat(item);
     return info.isFile() ? { type: 'media', kind: 'auto', src: item } : undefined;
   } catch {
-    return undefined;
+    // No such file: decided below.
   }
+  // A typo in a media path would otherwise become a paid call with the path as text.
+  if (/\s/.test(item)) return undefined;
+  if (/[/\\]/.test(item) || item.startsWith('~')) {
+    throw new InvalidInputError(`"${item}" looks like a path to a media file, but there is no such file. Check the path, or put it in a sentence to send it as text.`);
+  }
+  warnOnce(`media:${item}`, `"${item}" has a media extension but there is no such file here; it is sent as text.`);
+  return undefined;
 }
 
 function dataURIKind(uri: string): MediaKind | undefined {
@@ -109,7 +117,11 @@ export interface LoadOptions {
 
 /** Convert the caller's input to the content of one user message. */
 export async function toUserContent(input: Input, options: LoadOptions = {}): Promise<string | ContentPart[]> {
-  if (typeof input === 'string') return input;
+  // '' is refused like []: nothing to say is never a paid call.
+  if (typeof input === 'string') {
+    if (input.trim() === '') throw new InvalidInputError('Input is empty: give some text or media.');
+    return input;
+  }
   if (!Array.isArray(input)) {
     throw new InvalidInputError(`Input must be a string or an array of text and media; got ${describe(input)}.`);
   }

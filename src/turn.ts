@@ -55,7 +55,10 @@ export interface TurnOptions extends RouteOptions {
 /** Catalog price times tokens; free on local servers; unknown (null) on a custom endpoint. */
 export function catalogCost(options: { registry: ProviderRegistry }, deployment: Deployment, usage: TokenUsage): number | null {
   if (deployment.provider === CUSTOM_PROVIDER) return null;
-  if (options.registry.has(deployment.provider) && options.registry.get(deployment.provider).local) return 0;
+  const config = options.registry.has(deployment.provider) ? options.registry.get(deployment.provider) : undefined;
+  if (config?.local) return 0;
+  // A cloud deployment is priced by its own id first: Bedrock's global and in-region ids of one model cost differently.
+  if (config?.cloud && defaultCatalog().atProvider(deployment.provider, deployment.providerModel)) return costFor(usage, deployment.providerModel, deployment.provider);
   return costFor(usage, deployment.model, deployment.provider);
 }
 
@@ -105,6 +108,7 @@ class TurnAccumulator {
   resolvedModel: string | undefined;
   reportedProvider: string | undefined;
   annotations: unknown[] = [];
+  providerBlocks: Record<string, unknown>[] = [];
 }
 
 export async function* runTurn(
@@ -188,6 +192,10 @@ export async function* runTurn(
           case 'annotations':
             acc.annotations.push(...event.annotations);
             break;
+          case 'provider-block':
+            firstTokenAt ??= performance.now();
+            acc.providerBlocks.push(event.block);
+            break;
         }
       }
       if (out.length > 0) yield out;
@@ -239,6 +247,7 @@ export async function* runTurn(
     if (citations.length > 0) result.citations = citations;
   }
   if (acc.reasoningBlocks.some((b) => b.signature !== undefined)) result.reasoningDetails = acc.reasoningBlocks;
+  if (acc.providerBlocks.length > 0) result.providerBlocks = { provider: deployment.provider, blocks: acc.providerBlocks };
   yield [{ type: 'finish', model: modelString, result }];
 }
 

@@ -99,7 +99,13 @@ export type ProtocolEvent =
     }
   | { type: 'usage'; usage: TokenUsage; cost?: number; raw?: unknown }
   | { type: 'finish'; reason: FinishReason; rawReason?: string }
-  | { type: 'annotations'; annotations: unknown[] };
+  | { type: 'annotations'; annotations: unknown[] }
+  /**
+   * A content block only the provider that sent it understands (Anthropic's server tools:
+   * `server_tool_use` and its `web_search_tool_result`, ...). Kept as sent, apart from client
+   * tool calls, so it can be replayed to the same provider within a turn.
+   */
+  | { type: 'provider-block'; block: Record<string, unknown> };
 
 /** Request parameters passed through to the provider. */
 export interface RequestParams {
@@ -166,6 +172,8 @@ export interface TurnResult {
   citations?: Citation[];
   /** Reasoning blocks with their signatures, for replaying to the same provider (Anthropic thinking). */
   reasoningDetails?: ReasoningDetail[];
+  /** Blocks of the provider's own tools (Anthropic web search, code execution), for replaying to `provider` only. */
+  providerBlocks?: ProviderBlocks;
   /**
    * Every message the turn added after the user message, in order: with tools, the assistant
    * messages with `tool_calls` and the `tool` results, then the final answer. Absent when it is `[message]`.
@@ -203,6 +211,12 @@ export interface Citation {
   /** Character range in the reply text the citation covers, when given. */
   startIndex?: number;
   endIndex?: number;
+}
+
+/** Content blocks as one provider sent them; sent back only to that provider, dropped for any other. */
+export interface ProviderBlocks {
+  provider: string;
+  blocks: Record<string, unknown>[];
 }
 
 /** A reasoning block as the provider sent it; `signature` lets the same provider verify it when replayed. */

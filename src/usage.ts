@@ -1,4 +1,5 @@
 /** Usage arithmetic: zeros, sums. Kept pure so Chat never mutates a usage it handed out. */
+import { dollarsToFemto, femtoToDollars } from './money.js';
 import type { TokenUsage, Usage } from './types.js';
 
 export function zeroUsage(): Usage {
@@ -8,14 +9,16 @@ export function zeroUsage(): Usage {
 const BREAKDOWNS = ['cachedTokens', 'cacheWriteTokens', 'reasoningTokens'] as const;
 
 /**
- * The sum of two usages. Cost is the sum of the known costs, and null when nothing priced
- * has been added: a conversation on a model with no known price reports null, not 0.
+ * The sum of two usages. Cost is the exact sum of the known costs (added as integer
+ * femto-dollars, see money.ts), and null when nothing priced has been added: a conversation
+ * on a model with no known price reports null, not 0.
  */
 export function addUsage(a: Usage, b: Usage): Usage {
   const aEmpty = a.totalTokens === 0 && a.cost === 0;
   let cost: number | null;
   if (b.cost === null) cost = aEmpty ? null : a.cost;
-  else cost = (a.cost ?? 0) + b.cost;
+  else if (a.cost === null) cost = b.cost;
+  else cost = femtoToDollars(dollarsToFemto(a.cost) + dollarsToFemto(b.cost));
   const out: Usage = {
     promptTokens: a.promptTokens + b.promptTokens,
     completionTokens: a.completionTokens + b.completionTokens,
@@ -32,4 +35,17 @@ export function withCost(tokens: TokenUsage, cost: number | null): Usage {
   // Same object as `{ ...tokens, cost }`; in Node 20 a spread followed by another property
   // takes a slow path (about 1 µs, once per turn), Object.assign does not.
   return Object.assign({}, tokens, { cost });
+}
+
+/**
+ * Usage of a provider whose input count leaves out cache reads and writes (Anthropic,
+ * Bedrock): the canonical prompt counts all three.
+ */
+export function usageWithSeparateCache(counts: { input?: number; output?: number; cacheRead?: number | undefined; cacheWrite?: number | undefined }): TokenUsage {
+  const prompt = (counts.input ?? 0) + (counts.cacheRead ?? 0) + (counts.cacheWrite ?? 0);
+  const completion = counts.output ?? 0;
+  const out: TokenUsage = { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion };
+  if (counts.cacheRead !== undefined) out.cachedTokens = counts.cacheRead;
+  if (counts.cacheWrite !== undefined) out.cacheWriteTokens = counts.cacheWrite;
+  return out;
 }

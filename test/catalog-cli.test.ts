@@ -66,7 +66,7 @@ describe('switchboard models', () => {
     const { out, err } = await run(['models', 'gpt-4o-mini']);
     const row = out.split('\n').find((l) => l.startsWith('openai/gpt-4o-mini '));
     expect(row).toBeDefined();
-    expect(row?.split(/\s+/)).toEqual(['openai/gpt-4o-mini', 'openai,openrouter', '0.15', '0.60', '128,000']);
+    expect(row?.split(/\s+/)).toEqual(['openai/gpt-4o-mini', 'openai,openrouter,azure', '0.15', '0.60', '128,000']);
     expect(out.split('\n')[0]).toMatch(/^MODEL\s+PROVIDERS\s+INPUT \$\/M\s+OUTPUT \$\/M\s+CONTEXT$/);
     expect(err).toMatch(/models? \(snapshot of \d{4}-\d{2}-\d{2}\)/);
   });
@@ -90,9 +90,34 @@ describe('switchboard models', () => {
     const sorted = await run(['models', '--provider', 'groq', '--sort', 'price', '--json']);
     const totals = sorted.out.trim().split('\n').map((l) => JSON.parse(l) as { pricing: { input: number | null; output: number | null } })
       .filter((r) => r.pricing.input !== null && r.pricing.output !== null)
-      .map((r) => (r.pricing.input as number) + (r.pricing.output as number));
+      // The routing modes' blend: three input tokens to one output token.
+      .map((r) => (3 * (r.pricing.input as number) + (r.pricing.output as number)) / 4);
     expect(totals.length).toBeGreaterThan(5);
     expect(totals).toEqual([...totals].sort((a, b) => a - b));
+  });
+
+  it('a query matches at the start of a word: "mini" finds gpt-4o-mini, not gemini', async () => {
+    const { out } = await run(['models', 'mini', '--json']);
+    const ids = out.trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id);
+    expect(ids).toContain('openai/gpt-4o-mini');
+    expect(ids.filter((id) => id.includes('gemini'))).toEqual([]);
+  });
+
+  it('the catalog drops a provider that does not serve a model, and hides retired models unless --all', async () => {
+    const oss = JSON.parse((await run(['models', 'openai/gpt-oss-20b', '--json'])).out.trim().split('\n')[0] as string) as { id: string; providers: { provider: string }[] };
+    expect(oss.id).toBe('openai/gpt-oss-20b');
+    expect(oss.providers.map((p) => p.provider)).not.toContain('openai');
+    expect(oss.providers.map((p) => p.provider)).toContain('groq');
+
+    const shown = await run(['models', '--provider', 'groq']);
+    expect(shown.out).not.toContain('llama2-70b-4096');
+    expect(shown.out).not.toContain('mixtral-8x7b-32768');
+    expect(shown.err).toMatch(/\d+ deprecated or retired hidden, --all shows them/);
+    const all = await run(['models', '--provider', 'groq', '--all']);
+    expect(all.out).toMatch(/^groq\/llama2-70b-4096 \(retired\)\s+groq \(retired\)/m);
+    expect(all.out).toMatch(/^groq\/mixtral-8x7b-32768 \(retired\)/m);
+    const json = (await run(['models', 'llama2-70b', '--all', '--json'])).out.trim().split('\n').map((l) => JSON.parse(l) as { id: string; status?: string });
+    expect(json.find((m) => m.id === 'groq/llama2-70b-4096')?.status).toBe('retired');
   });
 
   it('--sort context puts the longest context first', async () => {

@@ -142,6 +142,13 @@ describe('Chat with one model', () => {
 });
 
 describe('Chat with several models', () => {
+  it('send and run key their replies in the order the models were given, not the order they finished', async () => {
+    const chat = new Chat(['acme/slow', 'acme/one'], opts);
+    const replies = await chat.send('Hi');
+    expect(Object.keys(replies)).toEqual(['acme/slow', 'acme/one']);
+    expect(Object.keys(await new Call(['acme/slow', 'acme/one'], opts).run('Hi'))).toEqual(['acme/slow', 'acme/one']);
+  });
+
   it('keys history, usage and replies by model, and resets each', async () => {
     const chat = new Chat(['acme/one', 'acme/two'], { ...opts, system: 'S' });
     expect(chat.history).toEqual({ 'acme/one': [{ role: 'system', content: 'S' }], 'acme/two': [{ role: 'system', content: 'S' }] });

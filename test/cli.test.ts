@@ -60,10 +60,10 @@ describe('switchboard CLI', () => {
 
   it('a missing key names the variable; a bad model string points at the problem', async () => {
     const res = await run(['ask', '-m', 'openai/gpt-4o-mini', 'hi'], '');
-    expect(res.status).toBe(1);
+    expect(res.status).toBe(2);
     expect(res.stderr).toContain('OPENROUTER_API_KEY');
     const bad = await run(['ask', '-m', 'gpt 4o', 'hi'], '');
-    expect(bad.status).toBe(1);
+    expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('Invalid model string "gpt 4o"');
   });
 });

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { audio, image, InvalidInputError, pdf } from '../src/index.js';
+import { audio, image, InvalidInputError, pdf, setWarnHandler } from '../src/index.js';
 import { toUserContent } from '../src/input.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sb-input-'));
@@ -64,5 +64,30 @@ describe('input', () => {
     await expect(toUserContent([image(join(dir, 'missing.png'))])).rejects.toThrow(/not an http\(s\) URL, a data: URI or an existing file/);
     await expect(toUserContent([])).rejects.toThrow(/empty array/);
     await expect(toUserContent([42 as unknown as string])).rejects.toThrow(/Input item 0/);
+  });
+});
+
+describe('empty input and missing media files', () => {
+  it("send('') is refused like send([])", async () => {
+    await expect(toUserContent('')).rejects.toThrow(InvalidInputError);
+    await expect(toUserContent('   ')).rejects.toThrow('Input is empty');
+    await expect(toUserContent([])).rejects.toThrow(InvalidInputError);
+  });
+
+  it('a path with a media extension that does not exist is refused, not sent as text', async () => {
+    await expect(toUserContent(['Describe', join(dir, 'pixle.png')])).rejects.toThrow(/looks like a path to a media file, but there is no such file/);
+    await expect(toUserContent(['Describe', './chrat.png'])).rejects.toThrow(InvalidInputError);
+  });
+
+  it('a bare file name that does not exist is text, with one warning; a sentence stays text silently', async () => {
+    const warnings: string[] = [];
+    const previous = setWarnHandler((m) => warnings.push(m));
+    try {
+      expect(await toUserContent(['Describe', 'nosuchchart.png'])).toBe('Describe\nnosuchchart.png');
+      expect(await toUserContent(['Summarize report-that-is-missing.pdf'])).toBe('Summarize report-that-is-missing.pdf');
+      expect(warnings).toEqual(['"nosuchchart.png" has a media extension but there is no such file here; it is sent as text.']);
+    } finally {
+      setWarnHandler(previous);
+    }
   });
 });

@@ -100,6 +100,8 @@ const USAGE_FIELDS: Record<ProtocolName, (keyof TokenUsage)[]> = {
   'openai-responses': ['promptTokens', 'completionTokens', 'totalTokens', 'cachedTokens', 'reasoningTokens'],
   anthropic: ['promptTokens', 'completionTokens', 'totalTokens', 'cachedTokens'],
   gemini: ['promptTokens', 'completionTokens', 'totalTokens', 'cachedTokens', 'reasoningTokens'],
+  // Bedrock's round trips are in protocol-bedrock-server.test.ts.
+  bedrock: ['promptTokens', 'completionTokens', 'totalTokens', 'cachedTokens'],
 };
 
 /** A collected response with the provider-specific raw finish reason left out and usage cut to what the protocol carries. */

@@ -10,14 +10,16 @@ import type { ProtocolEvent } from '../src/types.js';
 import { ANTHROPIC_STREAM, GEMINI_STREAM, OPENAI_STREAM, RESPONSES_STREAM } from './helpers/fixtures.js';
 import { collect, endpoint, sendSSE, startStandIn, type StandIn } from './helpers/stand-in.js';
 
-const STREAMS: Record<ProtocolName, string> = { openai: OPENAI_STREAM, 'openai-responses': RESPONSES_STREAM, anthropic: ANTHROPIC_STREAM, gemini: GEMINI_STREAM };
+/** The SSE protocols (Bedrock's binary frames have their own property test). */
+type SSEProtocol = Exclude<ProtocolName, 'bedrock'>;
+const STREAMS: Record<SSEProtocol, string> = { openai: OPENAI_STREAM, 'openai-responses': RESPONSES_STREAM, anthropic: ANTHROPIC_STREAM, gemini: GEMINI_STREAM };
 
 let server: StandIn;
 beforeAll(async () => {
   // URL: /<protocol>/<cut,cut,...>/... : the stream is written cut at those byte offsets.
   server = await startStandIn(async (req, res) => {
     const [, protocol, cuts] = req.url.split('/');
-    const body = STREAMS[protocol as ProtocolName];
+    const body = STREAMS[protocol as SSEProtocol];
     const offsets = cuts ? cuts.split(',').filter(Boolean).map(Number) : [];
     await sendSSE(res, body, offsets, 0);
   });
@@ -29,12 +31,12 @@ function withoutGeneratedIds(events: ProtocolEvent[]): ProtocolEvent[] {
   return events.map((e) => (e.type === 'tool-call-delta' && e.id?.startsWith('call_') ? { ...e, id: '<generated>' } : e));
 }
 
-async function eventsFor(protocol: ProtocolName, cuts: number[]): Promise<ProtocolEvent[]> {
+async function eventsFor(protocol: SSEProtocol, cuts: number[]): Promise<ProtocolEvent[]> {
   const base = `${server.url}/${protocol}/${cuts.join(',') || '-'}`;
   return withoutGeneratedIds(await collect(endpoint(protocol, protocol.startsWith('openai') ? `${base}/v1` : base)));
 }
 
-describe.each(Object.keys(STREAMS) as ProtocolName[])('%s stream split at arbitrary bytes', (protocol) => {
+describe.each(Object.keys(STREAMS) as SSEProtocol[])('%s stream split at arbitrary bytes', (protocol) => {
   it('gives the same events for any split', async () => {
     const length = Buffer.byteLength(STREAMS[protocol]);
     const whole = await eventsFor(protocol, []);

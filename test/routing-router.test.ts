@@ -322,7 +322,7 @@ describe('router end to end (local OpenAI-format servers)', () => {
 
   it('checkModelString validates providers and the grammar', () => {
     const { registry, names } = providers({ a: [OK('x')] });
-    expect(() => checkModelString(`m@${names.a}->nope`, { registry, env: {} })).toThrow(/Unknown provider "nope"/);
+    expect(() => checkModelString(`m@${names.a}->nope`, { registry, env: {} })).toThrow(/Unknown provider or mode "nope"/);
     expect(() => checkModelString('m@tps|tps>', { registry, env: {} })).toThrow(/expected a number/);
     expect(() => checkModelString(`m@${names.a}->other@${names.a}`, { registry, env: {} })).not.toThrow();
   });

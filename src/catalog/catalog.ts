@@ -43,7 +43,12 @@ export interface ModelProvider {
   model: string;
   /** Present when this provider's price differs from the model's reference price. */
   pricing?: Pricing;
+  /** Set when the provider no longer serves the model, or says it soon will not (see scripts/build-catalog.mjs). */
+  status?: ModelStatus;
 }
+
+/** A model or deployment on its way out (`deprecated`) or gone (`retired`); absent when served. */
+export type ModelStatus = 'deprecated' | 'retired';
 
 export interface CatalogModel {
   /** OpenRouter-style `vendor/model` where possible. */
@@ -58,6 +63,8 @@ export interface CatalogModel {
   capabilities?: { tools?: boolean; structuredOutput?: boolean; reasoning?: boolean };
   /** Other names the model answers to: provider-native and dated ids. */
   aliases?: string[];
+  /** Set when every provider of the model has deprecated or retired it. */
+  status?: ModelStatus;
 }
 
 export interface CatalogData {

@@ -19,6 +19,7 @@
  */
 import type { TokenUsage } from '../types.js';
 import { defaultCatalog, type Pricing, type PriceTier } from './catalog.js';
+import { dollarsToFemto, femtoToDollars } from '../money.js';
 
 export type WarnHandler = (message: string) => void;
 
@@ -51,7 +52,6 @@ export function resetWarnings(): void {
 function perTokenUnits(pricePerMillion: number): bigint {
   return BigInt(Math.round(pricePerMillion * 1e9));
 }
-const UNITS_PER_DOLLAR = 1e15;
 
 /** The prices in force for this prompt size: the highest tier the prompt exceeds overrides the base. */
 function effectivePricing(pricing: Pricing, promptTokens: number): Pricing {
@@ -77,6 +77,12 @@ function count(n: number | undefined): number {
  * `model` names the model in the one-time warning.
  */
 export function computeCost(usage: TokenUsage, pricing: Pricing | null | undefined, model = 'this model'): number | null {
+  const femto = computeCostFemto(usage, pricing, model);
+  return femto === null ? null : femtoToDollars(femto);
+}
+
+/** The exact cost in integer femto-dollars (1e-15 USD), or null when a needed price is unknown. */
+export function computeCostFemto(usage: TokenUsage, pricing: Pricing | null | undefined, model = 'this model'): bigint | null {
   const prompt = count(usage.promptTokens);
   const completion = count(usage.completionTokens);
   const cached = Math.min(count(usage.cachedTokens), prompt);
@@ -109,8 +115,8 @@ export function computeCost(usage: TokenUsage, pricing: Pricing | null | undefin
   } else {
     units += BigInt(completion) * perTokenUnits(output);
   }
-  if (p.request !== undefined) units += BigInt(Math.round(p.request * UNITS_PER_DOLLAR));
-  return Number(units) / UNITS_PER_DOLLAR;
+  if (p.request !== undefined) units += dollarsToFemto(p.request);
+  return units;
 }
 
 /** The pricing for `model` at `provider` in the default catalog (loaded on first call). */

@@ -6,11 +6,12 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { StreamEvent, TurnResult } from '../types.js';
-import { chooseModels, collect } from './defaults.js';
-import { CLIError, commandContext, type CliIO } from './io.js';
+import { MODEL_DEFAULT_HELP, chooseModels, collect, requireKeys } from './defaults.js';
+import { formatCost } from './chat/format.js';
+import { CLIError, cliMessage, commandContext, exitCodeFor, parseNumber, type CliIO } from './io.js';
 
 interface AskFlags {
-  model: string[];
+  model?: string[];
   system?: string;
   json?: boolean;
   temperature?: string;
@@ -41,13 +42,6 @@ async function readSchema(path: string): Promise<Record<string, unknown>> {
   } catch (err) {
     throw new CLIError(`--schema: ${path} is not a JSON Schema (${(err as Error).message}).`);
   }
-}
-
-export function parseNumber(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new CLIError(`${flag} takes a number; got "${value}".`);
-  return n;
 }
 
 /** The line `ask --json` prints for one model. */
@@ -81,7 +75,7 @@ export function registerAsk(program: Command, io: CliIO): void {
     .command('ask')
     .description('Ask one or several models once; the prompt comes from the arguments or standard input.')
     .argument('[prompt...]', 'the prompt (read from standard input when absent)')
-    .option('-m, --model <model>', 'model to ask (repeat to ask several at once)', collect, [])
+    .option('-m, --model <model>', `model to ask; repeat to ask several at once (${MODEL_DEFAULT_HELP})`, collect)
     .option('-s, --system <text>', 'system prompt')
     .option('--json', 'print one JSON object per model per line')
     .option('-t, --temperature <n>', 'sampling temperature')
@@ -96,55 +90,77 @@ export function registerAsk(program: Command, io: CliIO): void {
       }
       if (prompt === '') throw new CLIError('The prompt is empty.');
       const { env, registry } = await commandContext(io);
-      const models = chooseModels(flags.model, io);
+      const models = chooseModels(flags.model ?? [], io);
       const options = {
         env,
         registry,
         ...(flags.system === undefined ? {} : { system: flags.system }),
-        ...(flags.temperature === undefined ? {} : { temperature: parseNumber(flags.temperature, '--temperature') }),
-        ...(flags.maxTokens === undefined ? {} : { maxTokens: parseNumber(flags.maxTokens, '--max-tokens') }),
-        ...(flags.timeout === undefined ? {} : { timeout: parseNumber(flags.timeout, '--timeout') }),
+        ...(flags.temperature === undefined ? {} : { temperature: parseNumber(flags.temperature, '--temperature', { min: 0, max: 2 }) }),
+        ...(flags.maxTokens === undefined ? {} : { maxTokens: parseNumber(flags.maxTokens, '--max-tokens', { min: 1, integer: true }) }),
+        ...(flags.timeout === undefined ? {} : { timeout: parseNumber(flags.timeout, '--timeout', { min: 0, aboveMin: true }) }),
       };
+      await requireKeys(models, options);
       // Imported here, not at the top: `switchboard --version` and `--help` stay quick.
       const { Call } = await import('../call.js');
       const call = new Call(models, options);
       const schema = flags.schema === undefined ? undefined : await readSchema(flags.schema);
-      const failed = await printAnswers(call.stream(prompt, schema === undefined ? {} : { schema }), models, Boolean(flags.json), io, schema !== undefined);
-      if (failed > 0) process.exitCode = 1;
+      const code = await printAnswers(call.stream(prompt, schema === undefined ? {} : { schema }), models, Boolean(flags.json), io, schema !== undefined);
+      if (code > 0) process.exitCode = code;
     });
 }
 
 /**
- * Print a call's events: one model streams as it comes; several print labelled blocks as
- * each completes; `json` prints one line per model. Returns how many models failed.
+ * Print a call's events: one model streams as it comes; several print labelled blocks (with
+ * provider and cost) in `-m` order, each as soon as it and those before it are done; `json`
+ * prints one line per model, in the same order. Returns the exit code: 0, or 2 when every
+ * failure was a mistake to fix (a key, a model string), else 1.
  */
 async function printAnswers(events: AsyncIterable<StreamEvent>, models: string[], json: boolean, io: CliIO, structured = false): Promise<number> {
   const streaming = models.length === 1 && !json && !structured;
-  let failed = 0;
-  const report = (model: string, error: Error): void => {
-    failed++;
-    if (json) io.stdout.write(`${jsonLine(model, undefined, error)}\n`);
-    else io.stderr.write(`switchboard: ${models.length > 1 ? `${model}: ` : ''}${error.message}\n`);
+  const codes: number[] = [];
+  let streamed = false;
+  const done = new Map<string, { out: string; err: string }>();
+  let next = 0;
+  const flush = (): void => {
+    for (; next < models.length && done.has(models[next] as string); next++) {
+      const { out, err } = done.get(models[next] as string) as { out: string; err: string };
+      if (out) io.stdout.write(out);
+      if (err) io.stderr.write(err);
+    }
+  };
+  const finished = (model: string, result: TurnResult): void => {
+    const body = structured ? JSON.stringify(result.object) : result.text;
+    let out: string;
+    if (json) out = `${jsonLine(model, result)}\n`;
+    else if (streaming) out = streamed ? '\n' : '';
+    else if (models.length === 1) out = `${body}\n`;
+    else out = `── ${model} (${result.provider} · ${formatCost(result.usage.cost)}) ──\n${body}\n\n`;
+    done.set(model, { out, err: '' });
+    flush();
+  };
+  const failed = (model: string, error: Error): void => {
+    codes.push(exitCodeFor(error));
+    const line = json ? `${jsonLine(model, undefined, error)}\n` : '';
+    // A reply cut midway ends its line before the error is said; nothing was printed otherwise.
+    const out = streaming && streamed ? `\n${line}` : line;
+    done.set(model, { out, err: json ? '' : `switchboard: ${models.length > 1 ? `${model}: ` : ''}${cliMessage(error)}\n` });
+    flush();
   };
   try {
     for await (const event of events) {
       if (event.type === 'text-delta') {
-        if (streaming) io.stdout.write(event.text);
-      } else if (event.type === 'finish') {
-        if (json) io.stdout.write(`${jsonLine(event.model, event.result)}\n`);
-        else if (structured && models.length === 1) io.stdout.write(`${JSON.stringify(event.result.object)}\n`);
-        else if (structured) io.stdout.write(`── ${event.model} (${event.result.provider}) ──\n${JSON.stringify(event.result.object)}\n\n`);
-        else if (streaming) io.stdout.write('\n');
-        else io.stdout.write(`── ${event.model} (${event.result.provider}) ──\n${event.result.text}\n\n`);
-      } else if (event.type === 'error') {
-        report(event.model, event.error);
-      }
+        if (streaming && event.text !== '') {
+          io.stdout.write(event.text);
+          streamed = true;
+        }
+      } else if (event.type === 'finish') finished(event.model, event.result);
+      else if (event.type === 'error') failed(event.model, event.error);
     }
   } catch (err) {
     // With one model its failure is thrown rather than sent as an event.
     if (!(err instanceof Error) || models.length > 1) throw err;
-    if (streaming) io.stdout.write('\n');
-    report(models[0] as string, err);
+    failed(models[0] as string, err);
   }
-  return failed;
+  if (codes.length === 0) return 0;
+  return codes.every((c) => c === 2) ? 2 : 1;
 }

@@ -5,8 +5,7 @@
 import type { Command } from 'commander';
 import type { ConversationLog } from '../store/conversation-log.js';
 import { formatCost } from './chat/format.js';
-import { parseNumber } from './ask.js';
-import { CLIError, type CliIO } from './io.js';
+import { CLIError, parseNumber, type CliIO } from './io.js';
 
 /** Open the log for reading, or fail with one line. */
 export async function openLogForCommand(io: CliIO): Promise<ConversationLog> {
@@ -15,6 +14,13 @@ export async function openLogForCommand(io: CliIO): Promise<ConversationLog> {
   const log = openConversationLog({ env: io.env, readonly: true, warn: (m) => (reason = m) });
   if (!log) throw new CLIError(reason, 1);
   return log;
+}
+
+/** "No such conversation" or "ambiguous prefix", said as what to do; both are the user's to fix (exit 2). */
+export function notFound(log: ConversationLog, id: string): CLIError {
+  const ids = log.matchingIds(id, 4);
+  if (ids.length > 1) return new CLIError(`"${id}" starts ${ids.length > 3 ? 'more than 3' : ids.length} conversation ids (${ids.slice(0, 3).join(', ')}${ids.length > 3 ? ', ...' : ''}); give more of the id.`);
+  return new CLIError(`no conversation "${id}" in the log; "switchboard logs" lists them.`);
 }
 
 function oneLine(text: string, max: number): string {
@@ -35,7 +41,7 @@ export function registerLogs(program: Command, io: CliIO): void {
     .option('-n, --limit <n>', 'how many conversations', '20')
     .option('--search <text>', 'only conversations whose messages or replies contain this')
     .action(async (flags: { json?: boolean; limit: string; search?: string }) => {
-      const limit = parseNumber(flags.limit, '--limit') ?? 20;
+      const limit = parseNumber(flags.limit, '-n/--limit', { min: 1, integer: true }) ?? 20;
       const log = await openLogForCommand(io);
       try {
         const list = log.list({ limit, ...(flags.search === undefined ? {} : { search: flags.search }) });
@@ -66,7 +72,7 @@ export function registerLogs(program: Command, io: CliIO): void {
       const log = await openLogForCommand(io);
       try {
         const found = log.show(id);
-        if (!found) throw new CLIError(`no conversation "${id}" in the log (see: switchboard logs).`, 1);
+        if (!found) throw notFound(log, id);
         if (flags.json || logs.opts<{ json?: boolean }>().json) {
           io.stdout.write(`${JSON.stringify(found)}\n`);
           return;
@@ -74,6 +80,9 @@ export function registerLogs(program: Command, io: CliIO): void {
         const { summary, turns } = found;
         let out = `Conversation ${summary.id} · started ${summary.startedAt} · ${summary.status} · ${summary.models.join(', ')}\n`;
         out += `${summary.turns} turns · ${summary.tokens} tokens · ${formatCost(summary.cost)}\n`;
+        if (summary.byModel.length > 1) {
+          for (const m of summary.byModel) out += `  ${m.model} (${m.provider}): ${m.turns} ${m.turns === 1 ? 'turn' : 'turns'} · ${m.tokens} tokens · ${formatCost(m.cost)}\n`;
+        }
         let seq = -1;
         for (const t of turns) {
           if (t.replaced) continue;

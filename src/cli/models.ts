@@ -3,11 +3,13 @@
  * The catalog modules are imported when the command runs, never at start-up.
  */
 import type { Command } from 'commander';
-import type { CatalogModel, Pricing } from '../catalog/catalog.js';
+import type { CatalogModel, ModelStatus, Pricing } from '../catalog/catalog.js';
 import type { ProviderSource } from '../catalog/refresh.js';
+import { didYouMean } from '../suggest.js';
 import { CLIError, commandContext, type CliIO } from './io.js';
 
 interface ModelsOptions {
+  all?: boolean;
   provider?: string;
   sort: string;
   json?: boolean;
@@ -29,10 +31,28 @@ function formatContext(n: number | undefined): string {
   return n === undefined ? '-' : n.toLocaleString('en-US');
 }
 
+/**
+ * Whether `text` has `query` starting at a word: `mini` finds `gpt-4o-mini` but not
+ * `gemini-2.0-flash`; `gpt-4o` finds `openai/gpt-4o-mini`.
+ */
+function hasWordPrefix(text: string, query: string): boolean {
+  const t = text.toLowerCase();
+  for (let at = t.indexOf(query); at >= 0; at = t.indexOf(query, at + 1)) {
+    if (at === 0 || /[^a-z0-9]/.test(t[at - 1] as string) || (/[0-9]/.test(t[at - 1] as string) !== /[0-9]/.test(query[0] as string))) return true;
+  }
+  return false;
+}
+
 function matches(m: CatalogModel, query: string): boolean {
   const q = query.toLowerCase();
-  if (m.id.toLowerCase().includes(q) || m.name.toLowerCase().includes(q)) return true;
-  return (m.aliases ?? []).some((a) => a.toLowerCase().includes(q)) || m.providers.some((p) => p.model.toLowerCase().includes(q));
+  const texts = [m.id, m.name, ...(m.aliases ?? []), ...m.providers.map((p) => p.model)];
+  return texts.some((t) => hasWordPrefix(t, q));
+}
+
+/** The model's status where it is asked about: at one provider, or overall. */
+function statusAt(m: CatalogModel, provider: string | undefined): ModelStatus | undefined {
+  if (provider === undefined) return m.status;
+  return m.providers.find((p) => p.provider === provider)?.status;
 }
 
 /** The pricing shown for a row: the provider's own when filtering by provider. */
@@ -47,7 +67,8 @@ function compare(sort: string, provider: string | undefined): (a: CatalogModel, 
   if (sort === 'price') {
     const key = (m: CatalogModel): number => {
       const p = rowPricing(m, provider);
-      return p?.input === undefined || p.output === undefined ? Infinity : p.input + p.output;
+      // The blend the routing modes use: three input tokens to one output token.
+      return p?.input === undefined || p.output === undefined ? Infinity : (3 * p.input + p.output) / 4;
     };
     return (a, b) => key(a) - key(b) || byId(a, b);
   }
@@ -68,6 +89,7 @@ function jsonLine(m: CatalogModel, provider: string | undefined): string {
     id: m.id,
     name: m.name,
     providers: m.providers,
+    ...(m.status === undefined ? {} : { status: m.status }),
     pricing,
     contextLength: m.contextLength ?? null,
     maxOutput: m.maxOutput ?? null,
@@ -104,11 +126,12 @@ export function registerModels(program: Command, io: CliIO): void {
   program
     .command('models')
     .description('List models with their providers, prices ($ per million tokens) and context length.')
-    .argument('[query]', 'only models whose id, name or provider id contains this')
+    .argument('[query]', 'only models with a word of their id, name or provider id starting with this ("mini" finds gpt-4o-mini, not gemini)')
     .option('-p, --provider <name>', 'only models this provider serves (prices shown are its own)')
-    .option('-s, --sort <key>', `sort by ${SORTS.join(', ')}`, 'name')
+    .option('-s, --sort <key>', `sort by ${SORTS.join(', ')} (price: 3 input tokens to 1 output, as the routing modes weigh it)`, 'name')
     .option('--json', 'one JSON object per line')
     .option('--refresh', "fetch OpenRouter's live list (and local/keyed providers' lists) now")
+    .option('--all', 'include deprecated and retired models (marked), hidden otherwise')
     .action(async (query: string | undefined, opts: ModelsOptions) => {
       if (!(SORTS as readonly string[]).includes(opts.sort)) {
         throw new CLIError(`--sort takes ${SORTS.join(', ')}; got "${opts.sort}".`);
@@ -123,6 +146,16 @@ export function registerModels(program: Command, io: CliIO): void {
       let models = [...result.models];
       if (query) models = models.filter((m) => matches(m, query));
       const provider = opts.provider;
+      const hidden = models.filter((m) => statusAt(m, provider) !== undefined).length;
+      if (!opts.all) models = models.filter((m) => statusAt(m, provider) === undefined);
+      if (provider !== undefined) {
+        const { registry } = await commandContext(io);
+        const known = new Set([...registry.names(), ...result.models.flatMap((m) => m.providers.map((p) => p.provider))]);
+        if (!known.has(provider)) {
+          const hint = didYouMean(provider, known);
+          throw new CLIError(`unknown provider "${provider}"${hint ? `; ${hint}` : ''} (the catalog's providers: ${[...new Set(result.models.flatMap((m) => m.providers.map((p) => p.provider)))].sort().join(', ')}).`);
+        }
+      }
       if (provider !== undefined) models = models.filter((m) => m.providers.some((p) => p.provider === provider));
       models.sort(compare(opts.sort, provider));
 
@@ -137,10 +170,13 @@ export function registerModels(program: Command, io: CliIO): void {
       const rows = [['MODEL', 'PROVIDERS', 'INPUT $/M', 'OUTPUT $/M', 'CONTEXT']];
       for (const m of models) {
         const p = rowPricing(m, provider);
-        rows.push([m.id, m.providers.map((x) => x.provider).join(','), formatPrice(p?.input), formatPrice(p?.output), formatContext(m.contextLength)]);
+        const status = statusAt(m, provider);
+        const served = opts.all ? m.providers : m.providers.filter((x) => x.status === undefined);
+        rows.push([status ? `${m.id} (${status})` : m.id, [...new Set(served.map((x) => (x.status ? `${x.provider} (${x.status})` : x.provider)))].join(','), formatPrice(p?.input), formatPrice(p?.output), formatContext(m.contextLength)]);
       }
       io.stdout.write(`${table(rows)}\n`);
       const from = result.source === 'snapshot' ? `snapshot of ${result.catalog.generatedAt.slice(0, 10)}` : `${result.source} list of ${result.fetchedAt ?? ''}`;
-      io.stderr.write(`${models.length} model${models.length === 1 ? '' : 's'} (${from})\n`);
+      const more = !opts.all && hidden > 0 ? `; ${hidden} deprecated or retired hidden, --all shows them` : '';
+      io.stderr.write(`${models.length} model${models.length === 1 ? '' : 's'} (${from}${more})\n`);
     });
 }

@@ -17,7 +17,6 @@ export function createProgram(io: CliIO): Command {
   const program = new Command('switchboard')
     .description('Every large language model behind one interface: chat, compare, stream, and pay for models sensibly.')
     .version(VERSION, '-v, --version')
-    .showHelpAfterError('(run "switchboard --help" for usage)')
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
@@ -30,5 +29,35 @@ export function createProgram(io: CliIO): Command {
   registerServe(program, io);
   registerLogs(program, io);
   registerUsage(program, io);
+  program.addHelpText(
+    'after',
+    `
+Environment:
+  SWITCHBOARD_MODEL   the model (or comma-separated models) used when -m is left out
+  OPENROUTER_API_KEY  and each provider's own key variable (see README), read from .env too
+  SWITCHBOARD_HOME    where the conversation log and measurements live (default: ~/.switchboard)
+  NO_COLOR            no colours`,
+  );
+  oneLineErrors(program);
   return program;
+}
+
+/**
+ * commander's mistakes (unknown option, missing argument...) as one line that says what to
+ * do: `switchboard: unknown option '--modle'; did you mean --model? (see: switchboard ask --help)`.
+ * bin.ts exits 2 for them.
+ */
+function oneLineErrors(command: Command): void {
+  const path: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) path.unshift(c.name());
+  const output = command.configureOutput();
+  command.configureOutput({
+    ...output,
+    outputError: (text, write) => {
+      const [first = '', ...rest] = text.trim().split('\n');
+      const hint = rest.map((line) => line.replace(/^\((.*)\)$/, '$1').replace(/^Did you mean/, 'did you mean')).join(' ');
+      write(`switchboard: ${first.replace(/^error: /, '')}${hint ? `; ${hint}` : ''} (see: ${path.join(' ')} --help)\n`);
+    },
+  });
+  for (const sub of command.commands) oneLineErrors(sub);
 }

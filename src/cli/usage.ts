@@ -1,6 +1,8 @@
 /** `switchboard usage`: tokens and cost from the conversation log, by model, provider or day. */
 import type { Command } from 'commander';
-import { formatCost, sumCost } from './chat/format.js';
+import { femtoToDollars } from '../money.js';
+import { formatCost } from './chat/format.js';
+import type { UsageRow } from '../store/conversation-log.js';
 import { openLogForCommand } from './logs.js';
 import { CLIError, type CliIO } from './io.js';
 
@@ -29,16 +31,22 @@ export function registerUsage(program: Command, io: CliIO): void {
           return;
         }
         if (rows.length === 0) {
-          io.stderr.write('Nothing logged yet.\n');
+          io.stderr.write(since === undefined ? 'Nothing logged yet.\n' : `Nothing logged since ${since}${Date.parse(since) > Date.now() ? ' (that is in the future)' : ''}.\n`);
           return;
         }
         const table = [[flags.by.toUpperCase(), 'TURNS', 'PROMPT', 'COMPLETION', 'TOTAL', 'COST']];
         for (const r of rows) table.push([r.key, String(r.turns), String(r.promptTokens), String(r.completionTokens), String(r.totalTokens), formatCost(r.cost)]);
-        table.push(['total', String(rows.reduce((n, r) => n + r.turns, 0)), String(rows.reduce((n, r) => n + r.promptTokens, 0)), String(rows.reduce((n, r) => n + r.completionTokens, 0)), String(rows.reduce((n, r) => n + r.totalTokens, 0)), formatCost(sumCost(rows.map((r) => r.cost)))]);
+        table.push(['total', String(rows.reduce((n, r) => n + r.turns, 0)), String(rows.reduce((n, r) => n + r.promptTokens, 0)), String(rows.reduce((n, r) => n + r.completionTokens, 0)), String(rows.reduce((n, r) => n + r.totalTokens, 0)), formatCost(totalCost(rows))]);
         const widths = (table[0] as string[]).map((_, c) => Math.max(...table.map((r) => (r[c] ?? '').length)));
         io.stdout.write(`${table.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  ')).join('\n')}\n`);
       } finally {
         log.close();
       }
     });
+}
+
+/** The exact total of the rows' costs; null when no row has a known price. */
+function totalCost(rows: UsageRow[]): number | null {
+  if (rows.every((r) => r.costFemto === null)) return null;
+  return femtoToDollars(rows.reduce((n, r) => n + (r.costFemto ?? 0n), 0n));
 }

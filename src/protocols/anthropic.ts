@@ -9,11 +9,14 @@
  * promptTokens is input + cache_creation + cache_read.
  */
 import { InvalidInputError, apiErrorFromStatus, ProtocolError, type APIError } from '../errors.js';
-import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEvent, ReasoningDetail, TokenUsage } from '../types.js';
-import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments } from './media.js';
+import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEvent, ProviderBlocks, ReasoningDetail, TokenUsage } from '../types.js';
+import { usageWithSeparateCache } from '../usage.js';
+import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments, pushTurn, type WireTurn } from './media.js';
 import type { Endpoint, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
+/** The `anthropic_version` Claude on Vertex AI takes in the body. */
+export const ANTHROPIC_VERTEX_VERSION = 'vertex-2023-10-16';
 /** `max_tokens` when the caller sets none (the API requires one). */
 export const ANTHROPIC_DEFAULT_MAX_TOKENS = 4096;
 
@@ -22,17 +25,16 @@ export interface AnthropicUsage {
   output_tokens?: number;
   cache_creation_input_tokens?: number | null;
   cache_read_input_tokens?: number | null;
+  /** Output tokens spent thinking (part of output_tokens). */
+  output_tokens_details?: { thinking_tokens?: number } | null;
 }
 
 type Block = Record<string, unknown> & { type: string };
-type ReplayedAssistant = Message & { reasoning_details?: ReasoningDetail[] };
+type ReplayedAssistant = Message & { reasoning_details?: ReasoningDetail[]; provider_blocks?: ProviderBlocks };
 
 /** The forced tool whose input carries a structured reply; its input is streamed as the reply text. */
 export const OUTPUT_TOOL = 'switchboard_output';
-interface WireMessage {
-  role: 'user' | 'assistant';
-  content: Block[];
-}
+type WireMessage = WireTurn<Block>;
 
 interface WireContentBlock {
   type: string;
@@ -78,13 +80,14 @@ export function mapAnthropicFinish(raw: string): FinishReason {
 
 /** Anthropic usage into the canonical convention (cache reads and writes counted as input). */
 export function readAnthropicUsage(usage: AnthropicUsage): TokenUsage {
-  const cacheWrite = usage.cache_creation_input_tokens ?? undefined;
-  const cacheRead = usage.cache_read_input_tokens ?? undefined;
-  const prompt = (usage.input_tokens ?? 0) + (cacheWrite ?? 0) + (cacheRead ?? 0);
-  const completion = usage.output_tokens ?? 0;
-  const out: TokenUsage = { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion };
-  if (cacheRead !== undefined) out.cachedTokens = cacheRead;
-  if (cacheWrite !== undefined) out.cacheWriteTokens = cacheWrite;
+  const out = usageWithSeparateCache({
+    input: usage.input_tokens,
+    output: usage.output_tokens,
+    cacheRead: usage.cache_read_input_tokens ?? undefined,
+    cacheWrite: usage.cache_creation_input_tokens ?? undefined,
+  });
+  const thinking = usage.output_tokens_details?.thinking_tokens;
+  if (thinking !== undefined) out.reasoningTokens = thinking;
   return out;
 }
 
@@ -144,16 +147,14 @@ function partToBlock(part: ContentPart): Block {
   }
 }
 
-/** Canonical messages to Anthropic's `system` and alternating `messages`. */
-export function toAnthropicMessages(messages: Message[]): { system: string | undefined; messages: WireMessage[] } {
+/**
+ * Canonical messages to Anthropic's `system` and alternating `messages`. Server-tool blocks
+ * of an assistant message go back only to the provider (`provider`) that sent them.
+ */
+export function toAnthropicMessages(messages: Message[], provider?: string): { system: string | undefined; messages: WireMessage[] } {
   const system: string[] = [];
   const out: WireMessage[] = [];
-  const push = (role: WireMessage['role'], blocks: Block[]): void => {
-    if (blocks.length === 0) return;
-    const last = out[out.length - 1];
-    if (last && last.role === role) last.content.push(...blocks);
-    else out.push({ role, content: blocks });
-  };
+  const push = (role: WireMessage['role'], blocks: Block[]): void => pushTurn(out, role, blocks);
   for (const message of messages) {
     switch (message.role) {
       case 'system':
@@ -174,6 +175,8 @@ export function toAnthropicMessages(messages: Message[]): { system: string | und
         for (const detail of (message as ReplayedAssistant).reasoning_details ?? []) {
           if (detail.signature) blocks.push({ type: 'thinking', thinking: detail.text, signature: detail.signature });
         }
+        const own = (message as ReplayedAssistant).provider_blocks;
+        if (own && own.provider === provider) blocks.push(...(own.blocks as Block[]));
         if (message.content) blocks.push({ type: 'text', text: message.content });
         for (const call of message.tool_calls ?? []) {
           blocks.push({ type: 'tool_use', id: call.id, name: call.function.name, input: parseToolArguments(call.function.arguments) });
@@ -201,9 +204,9 @@ function outputInstruction(schema: Record<string, unknown>): string {
   return `Answer with a single JSON value, and nothing else, that satisfies this JSON Schema:\n${JSON.stringify(schema)}`;
 }
 
-export function buildAnthropicBody(request: CanonicalRequest): Record<string, unknown> {
+export function buildAnthropicBody(request: CanonicalRequest, provider?: string): Record<string, unknown> {
   const { params } = request;
-  const { system, messages } = toAnthropicMessages(request.messages);
+  const { system, messages } = toAnthropicMessages(request.messages, provider);
   const budget =
     params.reasoning === undefined
       ? undefined
@@ -247,13 +250,33 @@ export function buildAnthropicBody(request: CanonicalRequest): Record<string, un
   return body;
 }
 
+/**
+ * Blocks of Anthropic's own tools, run on Anthropic's side: `server_tool_use` (web search,
+ * web fetch, code execution), `mcp_tool_use`, their `*_tool_result` blocks, and
+ * `redacted_thinking`. They are not client tool calls; they are kept as sent.
+ */
+export function isProviderBlock(type: string): boolean {
+  return type === 'server_tool_use' || type === 'mcp_tool_use' || type === 'redacted_thinking' || type.endsWith('_tool_result');
+}
+
+/** What a content block index of the stream is, once its content_block_start was seen. */
+type OpenBlock =
+  | { kind: 'tool'; toolIndex: number }
+  | { kind: 'output' }
+  | { kind: 'provider'; block: WireContentBlock; json: string }
+  | { kind: 'other' };
+
 class AnthropicStreamReader implements StreamReader {
   done = false;
   private usage: AnthropicUsage = {};
-  /** Content block index to tool-call index (tool calls are numbered 0, 1, ... in order). */
-  private readonly toolIndex = new Map<number, number>();
-  /** Content blocks of the structured-output tool: their JSON is the reply text. */
-  private readonly outputBlocks = new Set<number>();
+  private messageId: string | undefined;
+  private started = false;
+  /** A stop_reason sent in message_start, reported at message_stop unless message_delta sends one. */
+  private initialStop: string | undefined;
+  private finished = false;
+  private toolCount = 0;
+  private outputCount = 0;
+  private readonly blocks = new Map<number, OpenBlock>();
   constructor(private readonly provider: string) {}
 
   onEvent(message: SSEMessage, out: ProtocolEvent[]): void {
@@ -266,41 +289,40 @@ class AnthropicStreamReader implements StreamReader {
     }
     const type = event.type ?? message.event;
     switch (type) {
-      case 'message_start': {
-        const msg = (event.message ?? {}) as { id?: string; model?: string; usage?: AnthropicUsage };
-        if (msg.usage) this.usage = { ...msg.usage };
-        out.push({ type: 'start', model: msg.model, id: msg.id });
+      case 'message_start':
+        this.start((event.message ?? {}) as WireMessageBody, out);
         break;
-      }
       case 'content_block_start': {
         const index = event.index as number;
         const block = (event.content_block ?? {}) as WireContentBlock;
-        if (block.type === 'tool_use' && block.name === OUTPUT_TOOL) {
-          this.outputBlocks.add(index);
-        } else if (block.type === 'tool_use') {
-          const toolIndex = this.toolIndex.size;
-          this.toolIndex.set(index, toolIndex);
-          out.push({ type: 'tool-call-delta', index: toolIndex, id: block.id, name: block.name, argumentsDelta: '' });
-        } else if (block.type === 'text' && block.text) {
-          out.push({ type: 'text-delta', text: block.text });
-        } else if (block.type === 'thinking' && block.thinking) {
-          out.push({ type: 'reasoning-delta', text: block.thinking });
-        }
+        this.open(index, block, out);
         break;
       }
       case 'content_block_delta': {
         const delta = (event.delta ?? {}) as { type?: string; text?: string; partial_json?: string; thinking?: string; signature?: string; citation?: WireCitation };
+        const open = this.blocks.get(event.index as number);
         if (delta.type === 'text_delta' && delta.text) out.push({ type: 'text-delta', text: delta.text });
-        else if (delta.type === 'input_json_delta' && this.outputBlocks.has(event.index as number)) {
-          if (delta.partial_json) out.push({ type: 'text-delta', text: delta.partial_json });
+        else if (delta.type === 'input_json_delta') {
+          // A fragment belongs to the block at its index only: a server tool's input never
+          // lands on a client tool call.
+          if (!delta.partial_json || !open) break;
+          if (open.kind === 'output') out.push({ type: 'text-delta', text: delta.partial_json });
+          else if (open.kind === 'tool') out.push({ type: 'tool-call-delta', index: open.toolIndex, argumentsDelta: delta.partial_json });
+          else if (open.kind === 'provider') open.json += delta.partial_json;
         } else if (delta.type === 'citations_delta' && delta.citation) {
           const citation = webCitation(delta.citation);
           if (citation) out.push({ type: 'annotations', annotations: [citation] });
-        } else if (delta.type === 'input_json_delta') {
-          const toolIndex = this.toolIndex.get(event.index as number) ?? 0;
-          if (delta.partial_json) out.push({ type: 'tool-call-delta', index: toolIndex, argumentsDelta: delta.partial_json });
         } else if (delta.type === 'thinking_delta' && delta.thinking) out.push({ type: 'reasoning-delta', text: delta.thinking });
         else if (delta.type === 'signature_delta' && delta.signature) out.push({ type: 'reasoning-delta', text: '', signature: delta.signature });
+        break;
+      }
+      case 'content_block_stop': {
+        const index = event.index as number;
+        const open = this.blocks.get(index);
+        if (open?.kind === 'provider') {
+          this.blocks.set(index, { kind: 'other' });
+          out.push({ type: 'provider-block', block: this.finishProviderBlock(open.block, open.json) });
+        }
         break;
       }
       case 'message_delta': {
@@ -309,27 +331,118 @@ class AnthropicStreamReader implements StreamReader {
         // message_delta usage is cumulative; newer API versions repeat the input counts here.
         if (usage) {
           for (const [key, value] of Object.entries(usage)) {
-            if (typeof value === 'number') this.usage[key as keyof AnthropicUsage] = value;
+            if (value !== null && value !== undefined) (this.usage as Record<string, unknown>)[key] = value;
           }
         }
-        if (delta.stop_reason) {
-          // A forced structured-output tool is the answer, not a call to run.
-          const reason = delta.stop_reason === 'tool_use' && this.toolIndex.size === 0 && this.outputBlocks.size > 0 ? 'stop' : mapAnthropicFinish(delta.stop_reason);
-          out.push({ type: 'finish', reason, rawReason: delta.stop_reason });
-        }
+        if (delta.stop_reason) this.finish(delta.stop_reason, out);
         break;
       }
       case 'message_stop':
-        out.push({ type: 'usage', usage: readAnthropicUsage(this.usage), raw: this.usage });
-        this.done = true;
+        this.stop(out);
         break;
       case 'error':
         throw errorFromBody(event as WireError, this.provider);
       default:
-        // ping, content_block_stop and event types added later carry nothing we need.
+        // ping and event types added later carry nothing we need.
         break;
     }
   }
+
+  /** A whole (non-streamed) message reads like a stream that sent everything in message_start. */
+  readWhole(msg: WireMessageBody, out: ProtocolEvent[]): void {
+    this.start(msg, out);
+    if (msg.usage) this.stop(out);
+    else if (this.initialStop) this.finish(this.initialStop, out);
+  }
+
+  private stop(out: ProtocolEvent[]): void {
+    if (!this.finished && this.initialStop) this.finish(this.initialStop, out);
+    out.push({ type: 'usage', usage: readAnthropicUsage(this.usage), raw: this.usage });
+    this.done = true;
+  }
+
+  /**
+   * message_start: a repeat for the same message is ignored (its usage must not replace the
+   * counts); one for another message means two replies were spliced together. Content
+   * blocks and a stop_reason it already carries count like streamed ones.
+   */
+  private start(msg: WireMessageBody, out: ProtocolEvent[]): void {
+    if (this.started) {
+      if (msg.id === this.messageId) return;
+      throw new ProtocolError(
+        `${this.provider} started message ${JSON.stringify(msg.id)} inside message ${JSON.stringify(this.messageId)}: the stream mixes two replies.`,
+      );
+    }
+    this.started = true;
+    this.messageId = msg.id;
+    if (msg.usage) this.usage = { ...msg.usage };
+    out.push({ type: 'start', model: msg.model, id: msg.id });
+    (msg.content ?? []).forEach((block, index) => {
+      this.open(index, block, out, true);
+      const open = this.blocks.get(index);
+      if (open?.kind === 'provider') {
+        this.blocks.set(index, { kind: 'other' });
+        out.push({ type: 'provider-block', block: this.finishProviderBlock(open.block, '') });
+      }
+    });
+    if (msg.stop_reason) this.initialStop = msg.stop_reason;
+  }
+
+  /** A content block begins (or, from message_start, arrives whole). */
+  private open(index: number, block: WireContentBlock, out: ProtocolEvent[], whole = false): void {
+    const input = whole || hasInput(block.input) ? JSON.stringify(block.input ?? {}) : '';
+    if (block.type === 'tool_use' && block.name === OUTPUT_TOOL) {
+      this.blocks.set(index, { kind: 'output' });
+      this.outputCount++;
+      if (input) out.push({ type: 'text-delta', text: input });
+    } else if (block.type === 'tool_use') {
+      const toolIndex = this.toolCount++;
+      this.blocks.set(index, { kind: 'tool', toolIndex });
+      out.push({ type: 'tool-call-delta', index: toolIndex, id: block.id, name: block.name, argumentsDelta: input });
+    } else if (isProviderBlock(block.type)) {
+      this.blocks.set(index, { kind: 'provider', block, json: '' });
+    } else {
+      this.blocks.set(index, { kind: 'other' });
+      if (block.type === 'text' && block.text) {
+        out.push({ type: 'text-delta', text: block.text });
+        const citations = (block.citations ?? []).map(webCitation).filter((c) => c !== undefined);
+        if (citations.length > 0) out.push({ type: 'annotations', annotations: citations });
+      } else if (block.type === 'thinking' && (block.thinking || block.signature)) {
+        const event: ProtocolEvent = { type: 'reasoning-delta', text: block.thinking ?? '' };
+        if (block.signature) event.signature = block.signature;
+        out.push(event);
+      }
+    }
+  }
+
+  /** A server tool's block with its streamed input put together. */
+  private finishProviderBlock(block: WireContentBlock, json: string): Record<string, unknown> {
+    if (json === '') return { ...block };
+    try {
+      return { ...block, input: JSON.parse(json) as unknown };
+    } catch {
+      throw new ProtocolError(`${this.provider} streamed input for its ${block.type} block "${block.name ?? ''}" that is not JSON: ${json.slice(0, 120)}`);
+    }
+  }
+
+  private finish(raw: string, out: ProtocolEvent[]): void {
+    this.finished = true;
+    // A forced structured-output tool is the answer, not a call to run.
+    const reason = raw === 'tool_use' && this.toolCount === 0 && this.outputCount > 0 ? 'stop' : mapAnthropicFinish(raw);
+    out.push({ type: 'finish', reason, rawReason: raw });
+  }
+}
+
+function hasInput(input: unknown): boolean {
+  return input !== null && typeof input === 'object' && Object.keys(input).length > 0;
+}
+
+interface WireMessageBody {
+  id?: string;
+  model?: string;
+  content?: WireContentBlock[];
+  stop_reason?: string | null;
+  usage?: AnthropicUsage;
 }
 
 export const anthropicProtocol: Protocol = {
@@ -339,11 +452,20 @@ export const anthropicProtocol: Protocol = {
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       accept: request.stream ? 'text/event-stream' : 'application/json',
-      'anthropic-version': ANTHROPIC_VERSION,
     };
+    const body = buildAnthropicBody(request, endpoint.provider);
+    if (endpoint.compat.vertex) {
+      // Claude on Vertex: the model is in the path and the version in the body.
+      delete body.model;
+      body.anthropic_version = ANTHROPIC_VERTEX_VERSION;
+      Object.assign(headers, endpoint.headers);
+      const method = request.stream ? 'streamRawPredict' : 'rawPredict';
+      return { url: `${endpoint.baseURL}/${request.model}:${method}`, headers, body: JSON.stringify(body) };
+    }
+    headers['anthropic-version'] = ANTHROPIC_VERSION;
     if (endpoint.apiKey) headers['x-api-key'] = endpoint.apiKey;
     Object.assign(headers, endpoint.headers);
-    return { url: `${endpoint.baseURL}/v1/messages`, headers, body: JSON.stringify(buildAnthropicBody(request)) };
+    return { url: `${endpoint.baseURL}/v1/messages`, headers, body: JSON.stringify(body) };
   },
 
   createStreamReader(endpoint: Endpoint): StreamReader {
@@ -351,36 +473,10 @@ export const anthropicProtocol: Protocol = {
   },
 
   parseResponse(body: unknown): ProtocolEvent[] {
-    const message = body as WireError & {
-      id?: string;
-      model?: string;
-      content?: WireContentBlock[];
-      stop_reason?: string | null;
-      usage?: AnthropicUsage;
-    };
+    const message = body as WireError & WireMessageBody;
     if (message.type === 'error') throw errorFromBody(message, 'anthropic');
-    const out: ProtocolEvent[] = [{ type: 'start', model: message.model, id: message.id }];
-    let toolIndex = 0;
-    for (const block of message.content ?? []) {
-      if (block.type === 'text' && block.text) {
-        out.push({ type: 'text-delta', text: block.text });
-        const citations = (block.citations ?? []).map(webCitation).filter((c) => c !== undefined);
-        if (citations.length > 0) out.push({ type: 'annotations', annotations: citations });
-      } else if (block.type === 'tool_use' && block.name === OUTPUT_TOOL) {
-        out.push({ type: 'text-delta', text: JSON.stringify(block.input ?? {}) });
-      } else if (block.type === 'thinking') {
-        const event: ProtocolEvent = { type: 'reasoning-delta', text: block.thinking ?? '' };
-        if (block.signature) event.signature = block.signature;
-        out.push(event);
-      } else if (block.type === 'tool_use') {
-        out.push({ type: 'tool-call-delta', index: toolIndex++, id: block.id, name: block.name, argumentsDelta: JSON.stringify(block.input ?? {}) });
-      }
-    }
-    if (message.stop_reason) {
-      const onlyOutput = toolIndex === 0 && (message.content ?? []).some((b) => b.type === 'tool_use' && b.name === OUTPUT_TOOL);
-      out.push({ type: 'finish', reason: message.stop_reason === 'tool_use' && onlyOutput ? 'stop' : mapAnthropicFinish(message.stop_reason), rawReason: message.stop_reason });
-    }
-    if (message.usage) out.push({ type: 'usage', usage: readAnthropicUsage(message.usage), raw: message.usage });
+    const out: ProtocolEvent[] = [];
+    new AnthropicStreamReader('anthropic').readWhole(message, out);
     return out;
   },
 

@@ -32,7 +32,74 @@ interface WirePart {
   text?: string;
   thought?: boolean;
   thoughtSignature?: string;
-  functionCall?: { id?: string; name?: string; args?: unknown };
+  functionCall?: WireFunctionCall;
+}
+
+/**
+ * A function call; Vertex can stream its arguments in pieces: `partialArgs` set values at
+ * JSON paths (a string value with `willContinue` goes on in the next piece), and the call
+ * goes on while `willContinue` is true.
+ */
+interface WireFunctionCall {
+  id?: string;
+  name?: string;
+  args?: unknown;
+  partialArgs?: WirePartialArg[];
+  willContinue?: boolean;
+}
+
+interface WirePartialArg {
+  jsonPath?: string;
+  stringValue?: string;
+  numberValue?: number;
+  boolValue?: boolean;
+  nullValue?: unknown;
+  willContinue?: boolean;
+}
+
+/** `$.a.b[0]['c d']` as keys and indexes; undefined when it is not a path of that form. */
+function parseJSONPath(path: string): (string | number)[] | undefined {
+  if (!path.startsWith('$')) return undefined;
+  const keys: (string | number)[] = [];
+  const step = /\.([A-Za-z_$][\w$-]*)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]|\["((?:[^"\\]|\\.)*)"\]/y;
+  step.lastIndex = 1;
+  while (step.lastIndex < path.length) {
+    const at = step.lastIndex;
+    const m = step.exec(path);
+    if (!m || step.lastIndex === at) return undefined;
+    if (m[1] !== undefined) keys.push(m[1]);
+    else if (m[2] !== undefined) keys.push(Number(m[2]));
+    else keys.push((m[3] ?? m[4] ?? '').replace(/\\(.)/g, '$1'));
+  }
+  return keys;
+}
+
+/** A function call whose arguments arrive in pieces, put together. */
+class PartialCall {
+  readonly args: Record<string, unknown> = {};
+  /** The path of a string still being continued. */
+  private continuing: string | undefined;
+  constructor(
+    readonly id: string | undefined,
+    readonly name: string | undefined,
+  ) {}
+
+  apply(arg: WirePartialArg, provider: string): void {
+    const keys = arg.jsonPath === undefined ? undefined : parseJSONPath(arg.jsonPath);
+    if (!keys || keys.length === 0) throw new ProtocolError(`${provider} streamed a function argument at a path that is not a JSON path: ${JSON.stringify(arg.jsonPath)}`);
+    const value =
+      arg.stringValue !== undefined ? arg.stringValue : arg.numberValue !== undefined ? arg.numberValue : arg.boolValue !== undefined ? arg.boolValue : null;
+    let target: Record<string | number, unknown> = this.args;
+    keys.slice(0, -1).forEach((key, i) => {
+      const next = keys[i + 1];
+      target[key] ??= typeof next === 'number' ? [] : {};
+      target = target[key] as Record<string | number, unknown>;
+    });
+    const last = keys[keys.length - 1] as string | number;
+    const previous = target[last];
+    target[last] = this.continuing === arg.jsonPath && typeof previous === 'string' && typeof value === 'string' ? previous + value : value;
+    this.continuing = arg.stringValue !== undefined && arg.willContinue ? arg.jsonPath : undefined;
+  }
 }
 
 interface GroundingMetadata {
@@ -230,6 +297,8 @@ class GeminiReader implements StreamReader {
   private started = false;
   private toolCalls = 0;
   private usage: GeminiUsage | undefined;
+  /** A function call streamed in pieces (Vertex `partialArgs`), until its last piece. */
+  private partial: PartialCall | undefined;
   constructor(private readonly provider: string) {}
 
   onEvent(message: SSEMessage, out: ProtocolEvent[]): void {
@@ -243,6 +312,33 @@ class GeminiReader implements StreamReader {
     for (const chunk of Array.isArray(parsed) ? parsed : [parsed]) this.read(chunk, out);
   }
 
+  private functionCall(call: WireFunctionCall, out: ProtocolEvent[]): void {
+    if (!this.partial && !call.willContinue && !call.partialArgs) {
+      this.pushCall(call.id, call.name, call.args ?? {}, out);
+      return;
+    }
+    // A call streamed in pieces: the first names it, the last has willContinue false.
+    if (this.partial && call.name && this.partial.name && call.name !== this.partial.name) {
+      throw new ProtocolError(`${this.provider} began function call "${call.name}" before "${this.partial.name}" had all its arguments.`);
+    }
+    const partial = (this.partial ??= new PartialCall(call.id, call.name));
+    if (call.args !== null && typeof call.args === 'object') Object.assign(partial.args, call.args);
+    for (const arg of call.partialArgs ?? []) partial.apply(arg, this.provider);
+    if (call.willContinue) return;
+    this.partial = undefined;
+    this.pushCall(partial.id ?? call.id, partial.name ?? call.name, partial.args, out);
+  }
+
+  private pushCall(id: string | undefined, name: string | undefined, args: unknown, out: ProtocolEvent[]): void {
+    out.push({
+      type: 'tool-call-delta',
+      index: this.toolCalls++,
+      id: id ?? `call_${randomUUID().replace(/-/g, '').slice(0, 24)}`,
+      name,
+      argumentsDelta: JSON.stringify(args),
+    });
+  }
+
   read(chunk: WireResponse, out: ProtocolEvent[]): void {
     if (chunk.error) throw errorFromBody(chunk.error, this.provider);
     if (!this.started) {
@@ -254,13 +350,7 @@ class GeminiReader implements StreamReader {
     const candidate = chunk.candidates?.[0];
     for (const part of candidate?.content?.parts ?? []) {
       if (part.functionCall) {
-        out.push({
-          type: 'tool-call-delta',
-          index: this.toolCalls++,
-          id: part.functionCall.id ?? `call_${randomUUID().replace(/-/g, '').slice(0, 24)}`,
-          name: part.functionCall.name,
-          argumentsDelta: JSON.stringify(part.functionCall.args ?? {}),
-        });
+        this.functionCall(part.functionCall, out);
       } else if (part.text !== undefined && (part.text !== '' || part.thoughtSignature)) {
         if (part.thought) {
           const event: ProtocolEvent = { type: 'reasoning-delta', text: part.text };
@@ -282,6 +372,7 @@ class GeminiReader implements StreamReader {
     const blockReason = chunk.promptFeedback?.blockReason;
     const raw = candidate?.finishReason ?? blockReason;
     if (raw && raw !== 'FINISH_REASON_UNSPECIFIED') {
+      if (this.partial) throw new ProtocolError(`${this.provider} ended the reply before function call "${this.partial.name ?? ''}" had all its arguments.`);
       // Gemini ends a turn that calls functions with STOP; callers want to know tools were called.
       const reason = blockReason && !candidate?.finishReason ? 'content-filter' : raw === 'STOP' && this.toolCalls > 0 ? 'tool-calls' : mapGeminiFinish(raw);
       out.push({ type: 'finish', reason, rawReason: raw });
@@ -303,8 +394,10 @@ export const geminiProtocol: Protocol = {
     Object.assign(headers, endpoint.headers);
     const model = request.model.replace(/^models\//, '');
     const method = request.stream ? 'streamGenerateContent?alt=sse' : 'generateContent';
+    // Vertex: the base URL is already the publisher's models path.
+    const models = endpoint.compat.vertex ? endpoint.baseURL : `${endpoint.baseURL}/v1beta/models`;
     return {
-      url: `${endpoint.baseURL}/v1beta/models/${model}:${method}`,
+      url: `${models}/${model}:${method}`,
       headers,
       body: JSON.stringify(buildGeminiBody(request)),
     };

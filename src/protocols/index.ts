@@ -1,6 +1,8 @@
 /** The wire protocols by name: client halves (getProtocol) and server halves (getProtocolServer). */
 import { anthropicProtocol } from './anthropic.js';
 import { anthropicServer } from './anthropic-server.js';
+import { bedrockProtocol } from './bedrock.js';
+import { bedrockServer } from './bedrock-server.js';
 import { geminiProtocol } from './gemini.js';
 import { geminiServer } from './gemini-server.js';
 import { openaiProtocol } from './openai.js';
@@ -14,6 +16,7 @@ const PROTOCOLS: Record<ProtocolName, Protocol> = {
   'openai-responses': openaiResponsesProtocol,
   anthropic: anthropicProtocol,
   gemini: geminiProtocol,
+  bedrock: bedrockProtocol,
 };
 
 export function getProtocol(name: ProtocolName): Protocol {
@@ -27,6 +30,7 @@ const SERVERS: Record<ServerProtocolName, ProtocolServer> = {
   'openai-responses': openaiResponsesServer,
   anthropic: anthropicServer,
   gemini: geminiServer,
+  bedrock: bedrockServer,
 };
 
 export function getProtocolServer(name: ServerProtocolName): ProtocolServer {
@@ -35,9 +39,9 @@ export function getProtocolServer(name: ServerProtocolName): ProtocolServer {
   return server;
 }
 
-export { anthropicServer, geminiServer, openaiResponsesServer, openaiServer };
+export { anthropicServer, bedrockServer, geminiServer, openaiResponsesServer, openaiServer };
 export { WireRequestError } from './protocol.js';
-export { anthropicProtocol, geminiProtocol, openaiProtocol, openaiResponsesProtocol };
+export { anthropicProtocol, bedrockProtocol, geminiProtocol, openaiProtocol, openaiResponsesProtocol };
 export type {
   Endpoint,
   ListedModel,

@@ -1,6 +1,6 @@
 /**
- * Small helpers the Anthropic and Gemini protocols share for media parts: reading `data:`
- * URIs and guessing a media type from a URL's extension.
+ * Small helpers the client halves share: reading `data:` URIs, guessing a media type from a
+ * URL's extension, parsing tool arguments, merging consecutive turns of one role.
  */
 import { InvalidInputError } from '../errors.js';
 
@@ -67,3 +67,17 @@ export function parseToolArguments(args: string): Record<string, unknown> {
 
 /** Numbers of reasoning tokens each effort level asks for, where a protocol wants a budget. */
 export const EFFORT_BUDGETS = { low: 1024, medium: 4096, high: 16384 } as const;
+
+/** A conversation turn as Anthropic and Bedrock send it: a role and its content blocks. */
+export interface WireTurn<B> {
+  role: 'user' | 'assistant';
+  content: B[];
+}
+
+/** Append blocks as a turn, joined to the previous turn of the same role (those APIs want roles to alternate). */
+export function pushTurn<B>(turns: WireTurn<B>[], role: WireTurn<B>['role'], blocks: B[]): void {
+  if (blocks.length === 0) return;
+  const last = turns[turns.length - 1];
+  if (last && last.role === role) last.content.push(...blocks);
+  else turns.push({ role, content: blocks });
+}

@@ -6,7 +6,7 @@
  */
 import { StreamError } from '../errors.js';
 import type { CanonicalRequest, FinishReason, ProtocolEvent, TokenUsage } from '../types.js';
-import type { Endpoint, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
+import type { Endpoint, Protocol, ProtocolCompat, SSEMessage, StreamReader, WireRequest } from './protocol.js';
 
 interface WireUsage {
   prompt_tokens?: number;
@@ -27,23 +27,32 @@ interface WireToolCallDelta {
   function?: { name?: string; arguments?: string };
 }
 
+/**
+ * `content` as an array of parts, as Mistral sends it (Magistral's reasoning comes as
+ * `thinking` parts holding text parts of their own).
+ */
+type WireContentPart = { type?: string; text?: string; thinking?: string | { type?: string; text?: string }[] };
+type WireContent = string | WireContentPart[] | null;
+
 interface WireChoice {
   index?: number;
   delta?: {
-    content?: string | null;
+    content?: WireContent;
     reasoning?: string | null;
     reasoning_content?: string | null;
     tool_calls?: WireToolCallDelta[];
     annotations?: unknown[];
   };
   message?: {
-    content?: string | null;
+    content?: WireContent;
     reasoning?: string | null;
     reasoning_content?: string | null;
     tool_calls?: WireToolCallDelta[];
     annotations?: unknown[];
   };
   finish_reason?: string | null;
+  /** Azure: the content filters' verdicts for the choice (`{ hate: { filtered, severity }, ... }`). */
+  content_filter_results?: Record<string, { filtered?: boolean }>;
 }
 
 interface WireChunk {
@@ -68,9 +77,10 @@ export function mapOpenAIFinish(raw: string): FinishReason {
   return FINISH[raw] ?? 'other';
 }
 
-/** Read an OpenAI-shaped usage object into the canonical convention. */
-export function readOpenAIUsage(usage: WireUsage): TokenUsage {
-  const completion = usage.completion_tokens ?? 0;
+/** Read an OpenAI-shaped usage object into the canonical convention (`compat` for the host's own counting). */
+export function readOpenAIUsage(usage: WireUsage, compat: ProtocolCompat = {}): TokenUsage {
+  const reasoning = usage.completion_tokens_details?.reasoning_tokens;
+  const completion = (usage.completion_tokens ?? 0) + (compat.completionExcludesReasoning ? reasoning ?? 0 : 0);
   const cachedFromDetails = usage.prompt_tokens_details?.cached_tokens;
   const cached = cachedFromDetails ?? usage.prompt_cache_hit_tokens;
   // Some hosts report only hit/miss counts; their sum is the whole prompt.
@@ -80,20 +90,44 @@ export function readOpenAIUsage(usage: WireUsage): TokenUsage {
   const out: TokenUsage = {
     promptTokens: prompt,
     completionTokens: completion,
-    totalTokens: usage.total_tokens ?? prompt + completion,
+    totalTokens: compat.completionExcludesReasoning ? prompt + completion : usage.total_tokens ?? prompt + completion,
   };
   if (cached !== undefined) out.cachedTokens = cached;
   const cacheWrite = usage.prompt_tokens_details?.cache_write_tokens;
   if (cacheWrite !== undefined) out.cacheWriteTokens = cacheWrite;
-  const reasoning = usage.completion_tokens_details?.reasoning_tokens;
   if (reasoning !== undefined) out.reasoningTokens = reasoning;
   return out;
 }
 
-function usageEvent(usage: WireUsage): ProtocolEvent {
-  const event: ProtocolEvent = { type: 'usage', usage: readOpenAIUsage(usage), raw: usage };
+function usageEvent(usage: WireUsage, compat: ProtocolCompat): ProtocolEvent {
+  const event: ProtocolEvent = { type: 'usage', usage: readOpenAIUsage(usage, compat), raw: usage };
   if (typeof usage.cost === 'number' && Number.isFinite(usage.cost) && usage.cost >= 0) event.cost = usage.cost;
   return event;
+}
+
+/** Text and reasoning of a message or delta's `content` and reasoning fields, in order. */
+function pushContent(content: WireContent | undefined, reasoning: string | null | undefined, out: ProtocolEvent[]): void {
+  if (reasoning) out.push({ type: 'reasoning-delta', text: reasoning });
+  if (!content) return;
+  if (typeof content === 'string') {
+    out.push({ type: 'text-delta', text: content });
+    return;
+  }
+  for (const part of content) {
+    if (part.type === 'text' && part.text) out.push({ type: 'text-delta', text: part.text });
+    else if (part.type === 'thinking') {
+      const thinking = typeof part.thinking === 'string' ? part.thinking : (part.thinking ?? []).map((p) => p.text ?? '').join('');
+      if (thinking) out.push({ type: 'reasoning-delta', text: thinking });
+    }
+  }
+}
+
+/** Azure's content filters, when one of them filtered the reply: kept as a `content_filter` annotation. */
+function pushFilterResults(choice: WireChoice, out: ProtocolEvent[]): void {
+  const results = choice.content_filter_results;
+  if (results && Object.values(results).some((r) => r?.filtered === true)) {
+    out.push({ type: 'annotations', annotations: [{ type: 'content_filter', content_filter_results: results }] });
+  }
 }
 
 function streamError(chunk: WireChunk, provider = 'provider'): StreamError {
@@ -159,7 +193,10 @@ export function buildOpenAIBody(request: CanonicalRequest, endpoint: Endpoint): 
 class OpenAIStreamReader implements StreamReader {
   done = false;
   private started = false;
-  constructor(private readonly provider: string) {}
+  constructor(
+    private readonly provider: string,
+    private readonly compat: ProtocolCompat,
+  ) {}
 
   onEvent(message: SSEMessage, out: ProtocolEvent[]): void {
     const data = message.data;
@@ -187,9 +224,7 @@ class OpenAIStreamReader implements StreamReader {
     if (choice) {
       const delta = choice.delta;
       if (delta) {
-        const reasoning = delta.reasoning ?? delta.reasoning_content;
-        if (reasoning) out.push({ type: 'reasoning-delta', text: reasoning });
-        if (delta.content) out.push({ type: 'text-delta', text: delta.content });
+        pushContent(delta.content, delta.reasoning ?? delta.reasoning_content, out);
         if (delta.tool_calls) {
           for (const call of delta.tool_calls) {
             out.push({
@@ -205,11 +240,12 @@ class OpenAIStreamReader implements StreamReader {
           out.push({ type: 'annotations', annotations: delta.annotations });
         }
       }
+      pushFilterResults(choice, out);
       if (choice.finish_reason) {
         out.push({ type: 'finish', reason: mapOpenAIFinish(choice.finish_reason), rawReason: choice.finish_reason });
       }
     }
-    if (chunk.usage) out.push(usageEvent(chunk.usage));
+    if (chunk.usage) out.push(usageEvent(chunk.usage, this.compat));
   }
 }
 
@@ -220,27 +256,26 @@ export const openaiProtocol: Protocol = {
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: request.stream ? 'text/event-stream' : 'application/json' };
     if (endpoint.apiKey) headers.authorization = `Bearer ${endpoint.apiKey}`;
     Object.assign(headers, endpoint.headers);
+    const query = endpoint.compat.query ? `?${new URLSearchParams(endpoint.compat.query).toString()}` : '';
     return {
-      url: `${endpoint.baseURL}/chat/completions`,
+      url: `${endpoint.baseURL}/chat/completions${query}`,
       headers,
       body: JSON.stringify(buildOpenAIBody(request, endpoint)),
     };
   },
 
   createStreamReader(endpoint: Endpoint): StreamReader {
-    return new OpenAIStreamReader(endpoint.provider);
+    return new OpenAIStreamReader(endpoint.provider, endpoint.compat);
   },
 
-  parseResponse(body: unknown): ProtocolEvent[] {
+  parseResponse(body: unknown, endpoint?: Endpoint): ProtocolEvent[] {
     const chunk = body as WireChunk;
-    if (chunk.error) throw streamError(chunk);
+    if (chunk.error) throw streamError(chunk, endpoint?.provider);
     const out: ProtocolEvent[] = [{ type: 'start', model: chunk.model, provider: chunk.provider, id: chunk.id }];
     const choice = chunk.choices?.[0];
     const message = choice?.message;
     if (message) {
-      const reasoning = message.reasoning ?? message.reasoning_content;
-      if (reasoning) out.push({ type: 'reasoning-delta', text: reasoning });
-      if (message.content) out.push({ type: 'text-delta', text: message.content });
+      pushContent(message.content, message.reasoning ?? message.reasoning_content, out);
       message.tool_calls?.forEach((call, i) => {
         out.push({
           type: 'tool-call-delta',
@@ -254,10 +289,11 @@ export const openaiProtocol: Protocol = {
         out.push({ type: 'annotations', annotations: message.annotations });
       }
     }
+    if (choice) pushFilterResults(choice, out);
     if (choice?.finish_reason) {
       out.push({ type: 'finish', reason: mapOpenAIFinish(choice.finish_reason), rawReason: choice.finish_reason });
     }
-    if (chunk.usage) out.push(usageEvent(chunk.usage));
+    if (chunk.usage) out.push(usageEvent(chunk.usage, endpoint?.compat ?? {}));
     return out;
   },
 

@@ -1,8 +1,8 @@
 import type { SwitchboardError } from '../errors.js';
 import type { CanonicalRequest, FinishReason, ProtocolEvent, TokenUsage } from '../types.js';
 
-/** Wire protocols: OpenAI Chat Completions, OpenAI Responses, Anthropic Messages, Gemini generateContent. */
-export type ProtocolName = 'openai' | 'openai-responses' | 'anthropic' | 'gemini';
+/** Wire protocols: OpenAI Chat Completions, OpenAI Responses, Anthropic Messages, Gemini generateContent, Bedrock Converse. */
+export type ProtocolName = 'openai' | 'openai-responses' | 'anthropic' | 'gemini' | 'bedrock';
 
 /**
  * Differences between vendors that share one wire protocol, kept as data rather than
@@ -24,6 +24,25 @@ export interface ProtocolCompat {
    * (`always`) or for the models the catalog lists as Responses-only (`when-required`).
    */
   responsesAPI?: 'always' | 'when-required';
+  /**
+   * The host's `completion_tokens` leaves out `completion_tokens_details.reasoning_tokens`
+   * (xAI): they are added, so completion tokens count every output token as elsewhere.
+   */
+  completionExcludesReasoning?: boolean;
+  /** Query parameters every request URL carries (Azure's `api-version`). */
+  query?: Record<string, string>;
+  /**
+   * Vertex AI addressing: the base URL is a publisher's models path; Gemini appends
+   * `/{model}:generateContent`, Anthropic `/{model}:rawPredict` with the model out of the body
+   * and Vertex's `anthropic_version` in it.
+   */
+  vertex?: boolean;
+  /**
+   * Bedrock: the cross-region inference profile (`us`, `eu`, `apac`) through which Anthropic
+   * models named by their in-region id (`anthropic.claude-...`) are called; newer Claude
+   * models are only served through a profile.
+   */
+  inferenceGeography?: string;
 }
 
 /** One provider's address, credentials and quirks: what a protocol needs to send a request. */
@@ -36,6 +55,11 @@ export interface Endpoint {
   apiKey?: string;
   headers: Record<string, string>;
   compat: ProtocolCompat;
+  /**
+   * Signs or authorizes a built request just before it is sent: SigV4 for Bedrock, an OAuth
+   * access token for Vertex. Throws a typed error naming what to set when credentials are missing.
+   */
+  authorize?: (wire: WireRequest) => Promise<WireRequest>;
 }
 
 export interface WireRequest {
@@ -60,15 +84,26 @@ export interface StreamReader {
   readonly done: boolean;
 }
 
+/** Cuts a stream that is not SSE into messages (Bedrock's binary event stream). */
+export interface FrameDecoder {
+  push(bytes: Uint8Array): SSEMessage[];
+  /** Bytes of a frame not yet whole: the stream was cut if any remain at its end. */
+  readonly pending: number;
+}
+
 /** A wire protocol: pure translation between canonical requests/events and wire JSON. */
 export interface Protocol {
   readonly name: ProtocolName;
+  /** The content type of a streamed reply when it is not `text/event-stream`. */
+  readonly streamContentType?: string;
+  /** Frames of a stream that is not SSE; without it, the stream is read as SSE. */
+  createFrameDecoder?(): FrameDecoder;
   buildRequest(request: CanonicalRequest, endpoint: Endpoint): WireRequest;
   createStreamReader(endpoint: Endpoint): StreamReader;
-  /** Translate a whole (non-streamed) response body into canonical events. */
-  parseResponse(body: unknown): ProtocolEvent[];
-  /** Pull the provider's message and error type out of an error response body. */
-  parseErrorBody(text: string): { message: string; code?: string | undefined };
+  /** Translate a whole (non-streamed) response body into canonical events (`endpoint` for its provider and compat). */
+  parseResponse(body: unknown, endpoint?: Endpoint): ProtocolEvent[];
+  /** Pull the provider's message and error type out of an error response body (and its headers). */
+  parseErrorBody(text: string, headers?: Headers): { message: string; code?: string | undefined };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -154,6 +189,11 @@ export interface ResponseChoice {
 export interface StreamWriter {
   /** `text/event-stream` (or `application/json` for a Gemini stream without `alt=sse`). */
   readonly contentType: string;
+  /**
+   * How to write the frames: `latin1` means each character is one byte of a binary frame
+   * (Bedrock's event stream), to be written with that encoding. Absent: UTF-8 text.
+   */
+  readonly encoding?: 'latin1';
   /** Frames to send before any event ('' if none). */
   start(): string;
   write(events: readonly ProtocolEvent[]): string;

@@ -27,7 +27,7 @@ import {
 import { limitOf, type Limits } from '../limits.js';
 import { contextOverflowError } from './context-overflow.js';
 import type { CanonicalRequest, ProtocolEvent } from '../types.js';
-import type { Endpoint, Protocol, WireRequest } from './protocol.js';
+import type { Endpoint, Protocol, SSEMessage, WireRequest } from './protocol.js';
 
 export interface TransportOptions {
   signal?: AbortSignal | undefined;
@@ -143,10 +143,12 @@ export async function* sendRequest(
   request: CanonicalRequest,
   options: TransportOptions = {},
 ): AsyncGenerator<ProtocolEvent[], void, undefined> {
-  const wire = buildWireRequest(protocol, endpoint, request);
-  const url = safeURL(wire.url);
+  const built = buildWireRequest(protocol, endpoint, request);
+  const url = safeURL(built.url);
   const userSignal = options.signal;
   if (userSignal?.aborted) throw new AbortError();
+  // Signing (SigV4) or an access token (Vertex) goes on last, over the finished request.
+  const wire = endpoint.authorize ? await endpoint.authorize(built) : built;
   const timeoutMs = options.timeoutMs !== undefined && options.timeoutMs > 0 ? options.timeoutMs : undefined;
   const maxReplyBytes = limitOf(options.limits, 'maxReplyBytes');
   const firstByteMs = limitOf(options.limits, 'firstByteTimeout');
@@ -248,7 +250,7 @@ export async function* sendRequest(
       const text = await readText(response, ERROR_BODY_BYTES);
       const { message, code } = looksLikeHTML(response, text)
         ? { message: `an HTML page instead of an API reply from ${url} (a proxy or a wrong base URL?): ${snippet(stripTags(text))}`, code: undefined }
-        : protocol.parseErrorBody(text);
+        : protocol.parseErrorBody(text, response.headers);
       const overflow = contextOverflowError(response.status, text, message, endpoint.provider);
       if (overflow) throw overflow;
       throw apiErrorFromStatus({
@@ -275,7 +277,7 @@ export async function* sendRequest(
       }
       let events: ProtocolEvent[];
       try {
-        events = protocol.parseResponse(body);
+        events = protocol.parseResponse(body, endpoint);
       } catch (err) {
         throw notProtocol(err, `a reply (${snippet(text)})`);
       }
@@ -290,10 +292,11 @@ export async function* sendRequest(
       return;
     }
 
-    if (!contentType.includes('text/event-stream')) {
+    const streamType = protocol.streamContentType ?? 'text/event-stream';
+    if (!contentType.includes(streamType)) {
       const text = await readText(response, ERROR_BODY_BYTES);
       throw new ProtocolError(
-        `${endpoint.provider} at ${url} answered a streaming request with content-type ${contentType || 'none'} instead of text/event-stream: ${snippet(looksLikeHTML(response, text) ? stripTags(text) : text)}`,
+        `${endpoint.provider} at ${url} answered a streaming request with content-type ${contentType || 'none'} instead of ${streamType}: ${snippet(looksLikeHTML(response, text) ? stripTags(text) : text)}`,
         { url },
       );
     }
@@ -303,23 +306,35 @@ export async function* sendRequest(
     let batch: ProtocolEvent[] = [];
     let complete = false;
     let events = 0;
-    const parser = createParser({
-      onEvent: (message) => {
-        events++;
-        const from = batch.length;
-        try {
-          reader.onEvent(message, batch);
-        } catch (err) {
-          throw notProtocol(err, `a stream event (${snippet(message.data)})`);
-        }
-        for (let i = from; i < batch.length; i++) {
-          const event = batch[i] as ProtocolEvent;
-          if (event.type === 'usage') checkUsage(event, endpoint.provider, url);
-          else if (!complete) complete = isCompletion(event);
-        }
-      },
-    });
+    const onMessage = (message: SSEMessage): void => {
+      events++;
+      const from = batch.length;
+      try {
+        reader.onEvent(message, batch);
+      } catch (err) {
+        throw notProtocol(err, `a stream event (${snippet(message.data)})`);
+      }
+      for (let i = from; i < batch.length; i++) {
+        const event = batch[i] as ProtocolEvent;
+        if (event.type === 'usage') checkUsage(event, endpoint.provider, url);
+        else if (!complete) complete = isCompletion(event);
+      }
+    };
+    // SSE, or the protocol's own framing (Bedrock's binary event stream).
+    const frames = protocol.createFrameDecoder?.();
+    const parser = createParser({ onEvent: onMessage });
     const decoder = new TextDecoder();
+    const feed = frames
+      ? (bytes: Uint8Array): void => {
+          let decoded: SSEMessage[];
+          try {
+            decoded = frames.push(bytes);
+          } catch (err) {
+            throw notProtocol(err, 'a stream frame');
+          }
+          for (const message of decoded) onMessage(message);
+        }
+      : (bytes: Uint8Array): void => parser.feed(decoder.decode(bytes, { stream: true }));
     const body = (bodyReader = response.body.getReader());
     let received = 0;
     for (;;) {
@@ -328,7 +343,7 @@ export async function* sendRequest(
       received += chunk.value.byteLength;
       if (maxReplyBytes !== undefined && received > maxReplyBytes) throw tooLarge();
       const before = events;
-      parser.feed(decoder.decode(chunk.value, { stream: true }));
+      feed(chunk.value);
       // Only whole events are progress: a server dripping stray bytes or comments is idle.
       if (events !== before) watchdog?.progress();
       if (batch.length > 0) {
@@ -338,9 +353,11 @@ export async function* sendRequest(
       }
       if (reader.done) break;
     }
-    const tail = decoder.decode();
-    if (tail) parser.feed(tail);
-    parser.reset({ consume: true });
+    if (!frames) {
+      const tail = decoder.decode();
+      if (tail) parser.feed(tail);
+      parser.reset({ consume: true });
+    }
     if (batch.length > 0) yield batch;
     if (!reader.done) {
       throw new ProtocolError(

@@ -9,12 +9,20 @@
  * ```
  * `keyEnv` is a variable name or a list of them, and may be left out for keyless servers;
  * `headers` (string values) is optional. A provider named like a built-in one replaces it.
+ *
+ * The clouds take settings of their own (environment variables win over them):
+ * ```json
+ * { "azure": { "deployments": { "my-gpt4o": "openai/gpt-4o" }, "apiVersion": "2024-10-21", "endpoint": "https://my-resource.openai.azure.com" },
+ *   "vertex": { "project": "acme-prod", "location": "europe-west4" },
+ *   "bedrock": { "region": "eu-central-1" } }
+ * ```
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { ProtocolName } from '../protocols/protocol.js';
 import type { Env } from './resolve.js';
+import type { CloudName, CloudSettings } from './clouds/index.js';
 import { BUILTIN_PROVIDERS, ProviderRegistry, type ProviderConfig } from './registry.js';
 
 export const CONFIG_FILE = 'switchboard.config.json';
@@ -23,7 +31,16 @@ export interface SwitchboardConfig {
   /** The file the configuration came from. */
   path: string;
   providers: ProviderConfig[];
+  /** Settings of the clouds (`azure`, `vertex`, `bedrock`), by provider name. */
+  clouds: Partial<Record<CloudName, CloudSettings>>;
 }
+
+/** Each cloud's settings and the type of each (string, or an object of strings). */
+const CLOUD_FIELDS: Record<CloudName, Record<string, 'string' | 'map'>> = {
+  azure: { deployments: 'map', apiVersion: 'string', endpoint: 'string' },
+  vertex: { project: 'string', location: 'string' },
+  bedrock: { region: 'string' },
+};
 
 const PROTOCOLS: ProtocolName[] = ['openai', 'openai-responses', 'anthropic', 'gemini'];
 const PROVIDER_KEYS = new Set(['name', 'protocol', 'baseURL', 'keyEnv', 'headers']);
@@ -48,8 +65,12 @@ export function parseConfig(json: unknown, path: string): SwitchboardConfig {
     throw new ConfigError(`${path}: ${where} ${message}`);
   };
   if (!isRecord(json)) return fail('the file', 'must hold a JSON object like { "providers": [...] }.');
+  const clouds: SwitchboardConfig['clouds'] = {};
   for (const key of Object.keys(json)) {
-    if (key !== 'providers') fail(`"${key}"`, 'is not a known setting (expected "providers").');
+    if (key === 'providers') continue;
+    const fields = Object.hasOwn(CLOUD_FIELDS, key) ? CLOUD_FIELDS[key as CloudName] : undefined;
+    if (!fields) fail(`"${key}"`, `is not a known setting (expected "providers", ${Object.keys(CLOUD_FIELDS).map((c) => `"${c}"`).join(', ')}).`);
+    clouds[key as CloudName] = parseCloud(json[key], fields as Record<string, 'string' | 'map'>, key, fail);
   }
   const list = json.providers ?? [];
   if (!Array.isArray(list)) return fail('"providers"', 'must be an array.');
@@ -91,7 +112,18 @@ export function parseConfig(json: unknown, path: string): SwitchboardConfig {
     }
     return config;
   });
-  return { path, providers };
+  return { path, providers, clouds };
+}
+
+function parseCloud(value: unknown, fields: Record<string, 'string' | 'map'>, cloud: string, fail: (where: string, message: string) => never): CloudSettings {
+  if (!isRecord(value)) return fail(`"${cloud}"`, `must be an object with ${Object.keys(fields).join(', ')}.`);
+  for (const [key, v] of Object.entries(value)) {
+    const kind = fields[key];
+    if (!kind) fail(`"${cloud}".${key}`, `is not a known field (expected ${Object.keys(fields).join(', ')}).`);
+    const ok = kind === 'string' ? typeof v === 'string' && v !== '' : isRecord(v) && Object.values(v).every((x) => typeof x === 'string');
+    if (!ok) fail(`"${cloud}".${key}`, kind === 'string' ? 'must be a non-empty string.' : 'must be an object of strings (deployment name to catalog model).');
+  }
+  return value as CloudSettings;
 }
 
 /** The configuration in effect for a working directory, or undefined when there is no file. */
@@ -115,6 +147,10 @@ export function loadConfig(cwd: string, env: Env): SwitchboardConfig | undefined
 /** The built-in providers plus the ones the configuration file adds. */
 export function createRegistry(cwd: string, env: Env): ProviderRegistry {
   const registry = new ProviderRegistry(BUILTIN_PROVIDERS);
-  for (const provider of loadConfig(cwd, env)?.providers ?? []) registry.register(provider);
+  const config = loadConfig(cwd, env);
+  for (const provider of config?.providers ?? []) registry.register(provider);
+  for (const [cloud, settings] of Object.entries(config?.clouds ?? {})) {
+    if (registry.has(cloud)) registry.register({ ...registry.get(cloud), cloudSettings: settings });
+  }
   return registry;
 }

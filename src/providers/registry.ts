@@ -4,7 +4,9 @@
  * branches in protocol code.
  */
 import { UnknownProviderError } from '../errors.js';
+import { didYouMean } from '../suggest.js';
 import type { ProtocolCompat, ProtocolName } from '../protocols/protocol.js';
+import type { CloudName, CloudSettings } from './clouds/index.js';
 
 export interface ProviderConfig {
   name: string;
@@ -28,6 +30,13 @@ export interface ProviderConfig {
    * `model@groq` without a Groq key but with an OpenRouter key goes through OpenRouter pinned to it.
    */
   openrouterSlug?: string;
+  /**
+   * An enterprise cloud (Azure OpenAI, Bedrock, Vertex AI): its address and credentials come
+   * from the cloud's own variables (see providers/clouds/), not `baseURL` and `keyEnv`.
+   */
+  cloud?: CloudName;
+  /** The cloud's settings from the config file (Azure deployments, Vertex project and location). */
+  cloudSettings?: CloudSettings;
 }
 
 /** OpenRouter's attribution headers: they name the app in OpenRouter's rankings. */
@@ -74,9 +83,14 @@ export const BUILTIN_PROVIDERS: ProviderConfig[] = [
   { name: 'deepseek', protocol: 'openai', baseURL: 'https://api.deepseek.com', keyEnv: ['DEEPSEEK_API_KEY'], compat: { reasoningFormat: 'none' }, openrouterSlug: 'deepseek' },
   // Mistral puts usage in the last chunk on its own and does not document stream_options.
   { name: 'mistral', protocol: 'openai', baseURL: 'https://api.mistral.ai/v1', keyEnv: ['MISTRAL_API_KEY'], compat: { streamUsage: false, reasoningFormat: 'none' }, openrouterSlug: 'mistral' },
-  { name: 'xai', protocol: 'openai', baseURL: 'https://api.x.ai/v1', keyEnv: ['XAI_API_KEY'], compat: { reasoningFormat: 'openai' }, openrouterSlug: 'xai' },
+  // xAI's completion_tokens leaves out the reasoning tokens it reports beside them.
+  { name: 'xai', protocol: 'openai', baseURL: 'https://api.x.ai/v1', keyEnv: ['XAI_API_KEY'], compat: { reasoningFormat: 'openai', completionExcludesReasoning: true }, openrouterSlug: 'xai' },
   { name: 'cerebras', protocol: 'openai', baseURL: 'https://api.cerebras.ai/v1', keyEnv: ['CEREBRAS_API_KEY'], compat: { reasoningFormat: 'openai' }, openrouterSlug: 'cerebras' },
   { name: 'deepinfra', protocol: 'openai', baseURL: 'https://api.deepinfra.com/v1/openai', keyEnv: ['DEEPINFRA_API_KEY', 'DEEPINFRA_TOKEN'], compat: { reasoningFormat: 'openai' }, openrouterSlug: 'deepinfra' },
+  // The clouds: addresses and credentials from their own variables (README, "Providers").
+  { name: 'azure', protocol: 'openai', baseURL: '', keyEnv: [], cloud: 'azure', compat: { maxTokensField: 'max_completion_tokens', reasoningFormat: 'openai' } },
+  { name: 'bedrock', protocol: 'bedrock', baseURL: '', keyEnv: [], cloud: 'bedrock' },
+  { name: 'vertex', protocol: 'gemini', baseURL: '', keyEnv: [], cloud: 'vertex' },
   localServer('ollama', 'http://localhost:11434/v1'),
   localServer('lmstudio', 'http://localhost:1234/v1'),
   localServer('vllm', 'http://localhost:8000/v1'),
@@ -86,6 +100,10 @@ export const BUILTIN_PROVIDERS: ProviderConfig[] = [
   { name: 'sim-flaky', protocol: 'openai', baseURL: '', keyEnv: [], simulated: true, compat: { reasoningFormat: 'openrouter', webPlugin: true } },
   { name: 'sim-anthropic', protocol: 'anthropic', baseURL: '', keyEnv: [], simulated: true },
   { name: 'sim-gemini', protocol: 'gemini', baseURL: '', keyEnv: [], simulated: true },
+  // The clouds as the simulator serves them: their own paths and auth headers (sim/clouds.ts).
+  { name: 'sim-azure', protocol: 'openai', baseURL: '', keyEnv: [], simulated: true, cloud: 'azure', compat: { maxTokensField: 'max_completion_tokens', reasoningFormat: 'openai' } },
+  { name: 'sim-bedrock', protocol: 'bedrock', baseURL: '', keyEnv: [], simulated: true, cloud: 'bedrock' },
+  { name: 'sim-vertex', protocol: 'gemini', baseURL: '', keyEnv: [], simulated: true, cloud: 'vertex' },
 ];
 
 /** `OPENROUTER_BASE_URL` for `openrouter`, `LLAMA_CPP_BASE_URL` for `llama.cpp`. */
@@ -112,7 +130,7 @@ export class ProviderRegistry {
 
   get(name: string): ProviderConfig {
     const config = this.providers.get(name);
-    if (!config) throw new UnknownProviderError(name, this.names());
+    if (!config) throw new UnknownProviderError(name, this.names(), { suggestion: didYouMean(name, this.names()) });
     return config;
   }
 

@@ -6,8 +6,11 @@
 import { MissingKeyError, ModelStringError, UnknownProviderError, registerSecret } from '../errors.js';
 import type { Endpoint } from '../protocols/protocol.js';
 import { needsResponsesAPI } from '../catalog/responses-only.js';
+import { MODES } from '../routing/grammar.js';
+import { suggestTarget } from '../suggest.js';
 import { simulatorBaseURL } from '../sim/embedded.js';
 import { SIM_DEFAULT_PROVIDER, SIM_MODELS } from '../sim/profiles.js';
+import { cloudDeployment, cloudEndpoint, hasCloudCredentials, type CloudName } from './clouds/index.js';
 import { BUILTIN_PROVIDERS, defaultBaseURLEnv, type ProviderConfig, type ProviderRegistry } from './registry.js';
 
 /** One model at one provider: what a single attempt talks to. */
@@ -78,6 +81,7 @@ function firstSet(env: Env, names: string[]): string | undefined {
 
 /** Whether the environment holds a key for a provider (keyless providers always do). */
 export function hasKey(config: ProviderConfig, env: Env): boolean {
+  if (config.cloud && !config.simulated) return hasCloudCredentials(config.cloud, env);
   return config.keyEnv.length === 0 || config.keyOptional === true || firstSet(env, config.keyEnv) !== undefined;
 }
 
@@ -123,7 +127,7 @@ export function resolveModel(input: string, ctx: ResolveContext): Deployment {
       throw new ModelStringError(input, `the simulator has no model "${name}"; it serves ${Object.keys(SIM_MODELS).map((m) => `sim/${m}`).join(', ')}.`, 4);
     }
     const provider = pinned ?? SIM_DEFAULT_PROVIDER;
-    ctx.registry.get(provider);
+    if (!ctx.registry.has(provider)) throw unknownTarget(provider, ctx);
     return { model, provider, providerModel: name };
   }
 
@@ -169,11 +173,18 @@ function resolvePinned(input: string, model: string, pinned: string, ctx: Resolv
     if (!hasKey(config, ctx.env) && ctx.apiKey === undefined && config.openrouterSlug && model.includes('/') && hasOpenRouterKey(ctx)) {
       return viaOpenRouter(model, config.openrouterSlug);
     }
+    if (isCloud(config)) return cloudDeployment(model, config);
     return { model, provider: pinned, providerModel: nativeModelId(model, pinned) };
   }
   // A host we do not know directly (`@novita`): OpenRouter knows many more.
   if (hasOpenRouterKey(ctx)) return viaOpenRouter(model, pinned);
-  throw new UnknownProviderError(pinned, ctx.registry.names());
+  throw unknownTarget(pinned, ctx);
+}
+
+/** The word after `@` is neither a provider nor a mode: list both, with the closest. */
+function unknownTarget(word: string, ctx: ResolveContext): UnknownProviderError {
+  const providers = ctx.registry.names();
+  return new UnknownProviderError(word, providers, { modes: MODES, suggestion: suggestTarget(word, MODES, providers) });
 }
 
 /** The endpoint (URL, key, headers) for a deployment's provider. */
@@ -186,6 +197,7 @@ export async function endpointFor(deployment: Deployment, ctx: ResolveContext): 
     return guardCredentials(endpoint, [ctx.headers]);
   }
   const config = ctx.registry.get(deployment.provider);
+  if (isCloud(config)) return cloudEndpoint(config, deployment, ctx, config.simulated ? await simulatorBaseURL(config.name, ctx.env) : undefined);
   const envNames = config.baseURLEnv ?? [defaultBaseURLEnv(config.name)];
   const fromEnv = firstSet(ctx.env, envNames);
   let baseURL = ctx.baseURL ?? fromEnv ?? config.baseURL;
@@ -243,6 +255,10 @@ function guardCredentials(endpoint: Endpoint, configured: (Record<string, string
   url.username = '';
   url.password = '';
   return { ...endpoint, baseURL: trimSlash(url.toString()), headers: { authorization: `Basic ${basic}`, ...endpoint.headers } };
+}
+
+function isCloud(config: ProviderConfig): config is ProviderConfig & { cloud: CloudName } {
+  return config.cloud !== undefined;
 }
 
 function trimSlash(url: string): string {

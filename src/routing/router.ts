@@ -101,7 +101,7 @@ export function setRoutingDefaults(defaults: { metrics?: MetricsStore; policy?: 
   if (defaults.breakers) sharedBreakers = defaults.breakers;
 }
 
-const CONTENT = new Set<ProtocolEvent['type']>(['text-delta', 'reasoning-delta', 'tool-call-delta']);
+const CONTENT = new Set<ProtocolEvent['type']>(['text-delta', 'reasoning-delta', 'tool-call-delta', 'provider-block']);
 
 /** The endpoints of a model string with each one's model filled in. */
 function withModels(endpoints: EndpointNode[]): (EndpointNode & { model: string })[] {

@@ -60,6 +60,8 @@ export interface StreamOptions {
   cutAfter?: number;
   /** With cutAfter: end with this frame (an error event) and close cleanly, instead of dropping the connection. */
   errorFrame?: string;
+  /** `latin1` for binary frames handed out as strings (Bedrock's event stream); UTF-8 otherwise. */
+  encoding?: 'latin1';
 }
 
 /**
@@ -68,6 +70,7 @@ export interface StreamOptions {
  */
 export function sendStream(res: ServerResponse, turn: PlannedTurn, encoder: StreamEncoder, options: StreamOptions = {}): void {
   const { cutAfter, errorFrame } = options;
+  const encoding = options.encoding ?? 'utf8';
   const count = cutAfter === undefined ? turn.pieces.length : Math.min(cutAfter, turn.pieces.length);
   const cut = cutAfter !== undefined;
   res.writeHead(200, { ...SSE_HEADERS, ...(options.contentType ? { 'content-type': options.contentType } : {}), ...options.headers });
@@ -81,9 +84,9 @@ export function sendStream(res: ServerResponse, turn: PlannedTurn, encoder: Stre
   }
 
   const finish = (frames: string): void => {
-    if (errorFrame !== undefined) res.end(frames + errorFrame);
-    else if (cut) res.write(frames, () => res.destroy());
-    else res.end(frames + encoder.tail());
+    if (errorFrame !== undefined) res.end(frames + errorFrame, encoding);
+    else if (cut) res.write(frames, encoding, () => res.destroy());
+    else res.end(frames + encoder.tail(), encoding);
   };
 
   if (elapsed === 0) {
@@ -94,7 +97,7 @@ export function sendStream(res: ServerResponse, turn: PlannedTurn, encoder: Stre
     return;
   }
 
-  res.write(encoder.head());
+  res.write(encoder.head(), encoding);
   const start = performance.now();
   let next = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -113,7 +116,7 @@ export function sendStream(res: ServerResponse, turn: PlannedTurn, encoder: Stre
       finish(frames);
       return;
     }
-    if (frames) res.write(frames);
+    if (frames) res.write(frames, encoding);
     timer = setTimeout(pump, (due[next] as number) - now);
   };
   pump();

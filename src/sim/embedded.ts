@@ -14,10 +14,11 @@ let embedded: Promise<RunningSimulator> | undefined;
 
 export async function simulatorBaseURL(provider: string, env: Env): Promise<string> {
   const protocol = SIM_PROVIDERS[provider]?.protocol ?? 'openai';
+  const cloud = SIM_PROVIDERS[provider]?.cloud;
   const external = env.SWITCHBOARD_SIM_URL;
-  if (external) return simulatorProviderURL(external, provider, protocol);
+  if (external) return simulatorProviderURL(external, provider, protocol, cloud);
   // The server's code loads only when a simulated model is first used.
   embedded ??= import('./server.js').then(({ startSimulator }) => startSimulator({ port: 0, unref: true }));
   const sim = await embedded;
-  return simulatorProviderURL(sim.url, provider, protocol);
+  return simulatorProviderURL(sim.url, provider, protocol, cloud);
 }

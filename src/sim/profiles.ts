@@ -3,9 +3,13 @@
  * output speed and price, so routing and cost have something real to work with.
  */
 
+import type { SimCloud } from './clouds.js';
+
 export interface SimProviderProfile {
   /** Wire protocol this simulated provider speaks. */
-  protocol: 'openai' | 'anthropic' | 'gemini';
+  protocol: 'openai' | 'anthropic' | 'gemini' | 'bedrock';
+  /** A simulated cloud: addressed and authenticated as that cloud is (sim/clouds.ts). */
+  cloud?: SimCloud;
   /** Median time to first token, milliseconds (before time scaling). */
   ttftMs: number;
   /** Output tokens per second. */
@@ -31,10 +35,13 @@ export const SIM_PROVIDERS: Record<string, SimProviderProfile> = {
   'sim-flaky': { protocol: 'openai', ttftMs: 250, tokensPerSecond: 120, inputPrice: 0.3, outputPrice: 1.2, failRate: 0.3 },
   'sim-anthropic': { protocol: 'anthropic', ttftMs: 400, tokensPerSecond: 80, inputPrice: 1, outputPrice: 5 },
   'sim-gemini': { protocol: 'gemini', ttftMs: 300, tokensPerSecond: 160, inputPrice: 0.3, outputPrice: 2.5 },
+  'sim-azure': { protocol: 'openai', cloud: 'azure', ttftMs: 200, tokensPerSecond: 140, inputPrice: 0.5, outputPrice: 2 },
+  'sim-bedrock': { protocol: 'bedrock', cloud: 'bedrock', ttftMs: 350, tokensPerSecond: 100, inputPrice: 0.8, outputPrice: 3.2 },
+  'sim-vertex': { protocol: 'gemini', cloud: 'vertex', ttftMs: 250, tokensPerSecond: 150, inputPrice: 0.35, outputPrice: 2.6 },
 };
 
 export const SIM_MODELS: Record<string, SimModelProfile> = {
-  llama: { providers: ['sim-fast', 'sim-cheap', 'sim-flaky', 'sim-anthropic', 'sim-gemini'], contextLength: 131072, replyWords: 60 },
+  llama: { providers: ['sim-fast', 'sim-cheap', 'sim-flaky', 'sim-anthropic', 'sim-gemini', 'sim-azure', 'sim-bedrock', 'sim-vertex'], contextLength: 131072, replyWords: 60 },
   mini: { providers: ['sim-fast', 'sim-cheap', 'sim-gemini'], contextLength: 32768, replyWords: 30 },
 };
 

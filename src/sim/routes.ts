@@ -7,7 +7,8 @@ import type { ServerProtocolName } from '../protocols/protocol.js';
 import type { SimProviderProfile } from './profiles.js';
 
 export type SimRoute =
-  | { kind: 'generate' | 'count'; pathModel?: string; pathStream?: boolean; protocol: ServerProtocolName }
+  /** `modelInPath`: the body has no model field, the path names it (Vertex's Claude, Azure's deployments). */
+  | { kind: 'generate' | 'count'; pathModel?: string; pathStream?: boolean; protocol: ServerProtocolName; modelInPath?: boolean }
   | { kind: 'models' }
   /** A known endpoint used wrongly (answered with 400 and this message). */
   | { kind: 'invalid'; message: string };
@@ -17,6 +18,7 @@ export const ENDPOINT_HINTS: Record<SimProviderProfile['protocol'], string> = {
   openai: 'POST /v1/chat/completions, POST /v1/responses, POST /v1/responses/input_tokens or GET /v1/models',
   anthropic: 'POST /v1/messages, POST /v1/messages/count_tokens or GET /v1/models',
   gemini: 'POST /v1beta/models/{model}:generateContent, :streamGenerateContent?alt=sse or :countTokens, or GET /v1beta/models',
+  bedrock: 'POST /model/{modelId}/converse, /converse-stream or /count-tokens',
 };
 
 const GEMINI_PATH = /^\/v1beta\/models\/(.+):(generateContent|streamGenerateContent|countTokens)$/;
@@ -24,6 +26,9 @@ const GEMINI_PATH = /^\/v1beta\/models\/(.+):(generateContent|streamGenerateCont
 /** Match a method and a path below `/{provider}`; undefined when the protocol has no such endpoint. */
 export function routeFor(protocol: SimProviderProfile['protocol'], method: string, path: string, query: URLSearchParams): SimRoute | undefined {
   switch (protocol) {
+    // Bedrock is served by a simulated cloud only (sim/clouds.ts routes it).
+    case 'bedrock':
+      return undefined;
     case 'openai':
       if (method === 'POST' && path === '/v1/chat/completions') return { kind: 'generate', protocol: 'openai' };
       if (method === 'POST' && path === '/v1/responses') return { kind: 'generate', protocol: 'openai-responses' };

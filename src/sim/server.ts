@@ -21,6 +21,7 @@ import { sendJson, sendStream, sendTruncatedJson, type StreamEncoder } from './d
 import { ALL_SIM_FAILURE_KINDS, FailureInjector, SIM_FAILURE_KINDS, type SimFailureKind } from './failures.js';
 import { ProfileStore } from './profile-store.js';
 import { SIM_MODELS, type SimModelProfile, type SimProviderProfile } from './profiles.js';
+import { CLOUD_ENDPOINT_HINTS, cloudCredentialProblem, cloudRouteFor } from './clouds.js';
 import { ENDPOINT_HINTS, routeFor } from './routes.js';
 import { allEvents, candidatesTotal, planTurn, requestTokens, totalDelay, turnEvents, type PlannedTurn } from './turn.js';
 import { simulatorProviderURL } from './urls.js';
@@ -58,16 +59,17 @@ export interface RunningSimulator {
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 /** Tool call ids in each protocol's style. */
-const CALL_PREFIX: Record<ServerProtocolName, string> = { openai: 'call_', 'openai-responses': 'call_', anthropic: 'toolu_', gemini: 'call_' };
+const CALL_PREFIX: Record<ServerProtocolName, string> = { openai: 'call_', 'openai-responses': 'call_', anthropic: 'toolu_', gemini: 'call_', bedrock: 'tooluse_' };
 
 /** The header each provider names its request id in. */
-const REQUEST_ID_HEADER: Partial<Record<ServerProtocolName, string>> = { openai: 'x-request-id', 'openai-responses': 'x-request-id', anthropic: 'request-id' };
+const REQUEST_ID_HEADER: Partial<Record<ServerProtocolName, string>> = { openai: 'x-request-id', 'openai-responses': 'x-request-id', anthropic: 'request-id', bedrock: 'x-amzn-requestid' };
 
 /** How each provider refuses a wrong key (Gemini answers 400 API_KEY_INVALID, not 401). */
 const BAD_KEY: Record<SimProviderProfile['protocol'], () => WireRequestError> = {
   openai: () => new WireRequestError(401, 'invalid_request_error', 'Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.', undefined, 'invalid_api_key'),
   anthropic: () => new WireRequestError(401, 'authentication_error', 'invalid x-api-key'),
   gemini: () => new WireRequestError(400, 'INVALID_ARGUMENT', 'API key not valid. Please pass a valid API key.', undefined, 'API_KEY_INVALID'),
+  bedrock: () => new WireRequestError(403, 'UnrecognizedClientException', 'The security token included in the request is invalid.'),
 };
 
 /** The key a request carries, wherever the protocol puts it. */
@@ -120,7 +122,7 @@ function encoderFor(server: ProtocolServer, meta: ResponseMeta, turn: PlannedTur
     piece: (text) => writer.write([{ type: 'text-delta', text }]),
     tail: () => writer.write(events.after) + writer.end(events.end),
   };
-  return { writer, encoder, contentType: writer.contentType };
+  return { writer, encoder, contentType: writer.contentType, encoding: writer.encoding };
 }
 
 /** A non-negative number from an option or an environment variable, else the fallback. */
@@ -196,7 +198,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
         Object.entries(SIM_MODELS).map(([name, m]) => [name, { ids: [name, `sim/${name}`], providers: m.providers, contextLength: m.contextLength, replyWords: m.replyWords }]),
       ),
       providers: Object.fromEntries(
-        Object.entries(profiles.all()).map(([name, p]) => [name, { ...p, baseURL: simulatorProviderURL(origin, name, p.protocol), endpoint: ENDPOINT_HINTS[p.protocol] }]),
+        Object.entries(profiles.all()).map(([name, p]) => [name, { ...p, baseURL: simulatorProviderURL(origin, name, p.protocol, p.cloud), endpoint: p.cloud ? CLOUD_ENDPOINT_HINTS[p.cloud] : ENDPOINT_HINTS[p.protocol] }]),
       ),
       control: { 'GET /_sim/profiles': 'current provider profiles', 'POST /_sim/profiles/{provider}': 'change profile fields (JSON)', 'DELETE /_sim/profiles': 'reset profiles' },
     };
@@ -233,11 +235,15 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     sendJson(res, answer.status, answer.body, { ...headers, ...answer.headers }, delayMs);
   }
 
-  async function generate(req: IncomingMessage, res: ServerResponse, provider: string, profile: SimProviderProfile, route: { kind: 'generate' | 'count'; protocol: ServerProtocolName; pathModel?: string; pathStream?: boolean }, headers: Record<string, string>): Promise<void> {
+  async function generate(req: IncomingMessage, res: ServerResponse, provider: string, profile: SimProviderProfile, route: { kind: 'generate' | 'count'; protocol: ServerProtocolName; pathModel?: string; pathStream?: boolean; modelInPath?: boolean }, headers: Record<string, string>): Promise<void> {
     const { protocol } = route;
     const server = getProtocolServer(protocol);
     const ctx = { headers: req.headers, counting: route.kind === 'count', ...(route.pathModel === undefined ? {} : { pathModel: route.pathModel }), ...(route.pathStream === undefined ? {} : { pathStream: route.pathStream }) };
-    const parsed = server.parseRequest(await readJson(req), ctx);
+    const wireBody = await readJson(req);
+    // Vertex's Claude and Azure's deployment paths name the model in the path; the body may not.
+    const record = route.modelInPath && typeof wireBody === 'object' && wireBody !== null ? (wireBody as Record<string, unknown>) : undefined;
+    if (record && record.model === undefined) record.model = route.pathModel;
+    const parsed = server.parseRequest(wireBody, ctx);
     const modelName = canonicalModel(parsed.model);
     const model = SIM_MODELS[modelName];
     if (!model || !model.providers.includes(provider)) {
@@ -278,9 +284,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     const cutAfter = failure?.kind === 'cut-stream' || failure?.kind === 'stream-error' ? failure.afterTokens : undefined;
     if (parsed.stream) {
       if ((parsed.choices ?? 1) > 1) throw wireError(400, 'the simulator streams one candidate only: ask for several (n, candidateCount) without streaming');
-      const { writer, encoder, contentType } = encoderFor(server, meta, turn);
+      const { writer, encoder, contentType, encoding } = encoderFor(server, meta, turn);
       const errorFrame = failure?.kind === 'stream-error' ? writer.error(new ServerError({ status: 503, provider, providerMessage: 'Overloaded' }, 'overloaded')) : undefined;
-      return sendStream(res, turn, encoder, { headers, contentType, ...(cutAfter === undefined ? {} : { cutAfter }), ...(errorFrame === undefined ? {} : { errorFrame }) });
+      return sendStream(res, turn, encoder, { headers, contentType, ...(encoding === undefined ? {} : { encoding }), ...(cutAfter === undefined ? {} : { cutAfter }), ...(errorFrame === undefined ? {} : { errorFrame }) });
     }
     const candidates = parsed.choices ?? 1;
     let body: unknown;
@@ -304,13 +310,15 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     const subpath = slash < 0 ? '/' : path.slice(slash);
     const profile = profiles.get(provider);
     if (!profile) throw new HttpError(404, `no simulated provider "${provider}"; the simulator serves ${profiles.names().join(', ')} under ${origin}/{provider}/`);
-    const route = routeFor(profile.protocol, method, subpath, url.searchParams);
+    const route = profile.cloud ? cloudRouteFor(profile.cloud, method, subpath, url.searchParams) : routeFor(profile.protocol, method, subpath, url.searchParams);
     const protocol = route && 'protocol' in route ? route.protocol : profile.protocol;
     const server = getProtocolServer(protocol);
     const idHeader = REQUEST_ID_HEADER[protocol];
     const headers: Record<string, string> = idHeader ? { [idHeader]: requestId() } : {};
     try {
-      if (!route) throw wireError(404, `${provider} speaks the ${profile.protocol} protocol and has no endpoint ${method} ${subpath}; use ${ENDPOINT_HINTS[profile.protocol]}`);
+      if (!route) throw wireError(404, `${provider} speaks the ${profile.protocol} protocol and has no endpoint ${method} ${subpath}; use ${profile.cloud ? CLOUD_ENDPOINT_HINTS[profile.cloud] : ENDPOINT_HINTS[profile.protocol]}`);
+      const refused = profile.cloud ? cloudCredentialProblem(profile.cloud, req.headers) : undefined;
+      if (refused) throw refused;
       if (credentialOf(req, url.searchParams)?.startsWith('sk-bad')) throw BAD_KEY[profile.protocol]();
       if (route.kind === 'invalid') throw wireError(400, route.message);
       if (route.kind === 'models') return sendJson(res, 200, server.writeModelList(listed(provider, profile)), headers);

@@ -1,5 +1,6 @@
 /** Where each simulated provider lives on the simulator's origin (embedded.ts and server.ts share it). */
-export function simulatorProviderURL(origin: string, provider: string, protocol: 'openai' | 'anthropic' | 'gemini'): string {
+export function simulatorProviderURL(origin: string, provider: string, protocol: string, cloud?: string): string {
   const base = `${origin.replace(/\/+$/, '')}/${provider}`;
-  return protocol === 'openai' ? `${base}/v1` : base;
+  // A simulated cloud's paths start where the cloud's own do (`/openai/v1`, `/model`, `/v1/projects`).
+  return protocol === 'openai' && cloud === undefined ? `${base}/v1` : base;
 }

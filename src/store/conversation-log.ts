@@ -17,9 +17,11 @@ import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { switchboardHome } from '../paths.js';
 import type { Env } from '../providers/resolve.js';
+import { costToFemto, dollarsToFemto, femtoToDollars } from '../money.js';
 import type { TurnResult } from '../types.js';
 
-export const LOG_SCHEMA_VERSION = 1;
+/** 2 added `turns.cost_femto`, the exact cost every sum reads; a version-1 log is upgraded in place. */
+export const LOG_SCHEMA_VERSION = 2;
 
 /** How long a write waits for another process's write to finish before SQLite calls it busy. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -57,9 +59,20 @@ export interface ConversationSummary {
   models: string[];
   turns: number;
   tokens: number;
-  /** Null when some turn's price is unknown and none is known. */
+  /** The exact sum of the turns' costs; null when no turn's price is known. */
   cost: number | null;
   firstMessage: string;
+  /** Who answered: one entry per model and provider, in order of first answer, summing to the totals above. */
+  byModel: ModelSpend[];
+}
+
+/** The turns one model answered at one provider within a conversation. */
+export interface ModelSpend {
+  model: string;
+  provider: string;
+  turns: number;
+  tokens: number;
+  cost: number | null;
 }
 
 export interface UsageRow {
@@ -69,6 +82,8 @@ export interface UsageRow {
   completionTokens: number;
   totalTokens: number;
   cost: number | null;
+  /** The same cost as integer femto-dollars, for adding rows up exactly. */
+  costFemto: bigint | null;
 }
 
 /** What the chat writes and the `logs`/`usage` commands read; a Redis or remote log can plug in here. */
@@ -79,6 +94,8 @@ export interface ConversationLog {
   /** Log one user message and each model's outcome, and the chat state after it, in one transaction. */
   recordTurn(id: string, entry: { user: string; results: TurnResult[]; errors: { model: string; error: string }[]; state: unknown; models: string[]; replacesLast?: boolean }): void;
   setStatus(id: string, status: ConversationStatus, state?: unknown): void;
+  /** Ids equal to or starting with `prefix` (at most `limit`): tells "no such conversation" from "ambiguous prefix". */
+  matchingIds(prefix: string, limit?: number): string[];
   /** The chat state to resume: the given conversation (id or unique prefix), or the last paused one. */
   resumable(id?: string): { id: string; state: unknown } | undefined;
   list(options?: { limit?: number; search?: string }): ConversationSummary[];
@@ -150,6 +167,7 @@ CREATE TABLE turns (
   completion_tokens INTEGER NOT NULL DEFAULT 0,
   total_tokens INTEGER NOT NULL DEFAULT 0,
   cost REAL,
+  cost_femto INTEGER,
   ttft_ms REAL,
   latency_ms REAL,
   tps REAL,
@@ -194,6 +212,8 @@ interface TurnRow {
   completion_tokens: number;
   total_tokens: number;
   cost: number | null;
+  /** cost_femto as text: a femto-dollar count can exceed a double's exact integers. */
+  cost_text: string | null;
   ttft_ms: number | null;
   latency_ms: number | null;
   tps: number | null;
@@ -209,8 +229,13 @@ interface SummaryRow {
   models: string;
   turns: number;
   tokens: number | null;
-  cost: number | null;
+  cost: string | null;
   first_message: string | null;
+}
+
+/** A SQL sum of femto-dollars, read as text so no sum passes through a double, as dollars. */
+function textFemtoToDollars(sum: string | null): number | null {
+  return sum === null ? null : femtoToDollars(BigInt(sum));
 }
 
 function newId(): string {
@@ -226,7 +251,7 @@ const SUMMARY_SQL = `
 SELECT c.id, c.started_at, c.updated_at, c.status, c.models,
   (SELECT count(DISTINCT seq) FROM turns t WHERE t.conversation_id = c.id AND t.replaced = 0) AS turns,
   (SELECT sum(total_tokens) FROM turns t WHERE t.conversation_id = c.id) AS tokens,
-  (SELECT sum(cost) FROM turns t WHERE t.conversation_id = c.id) AS cost,
+  (SELECT CAST(sum(cost_femto) AS TEXT) FROM turns t WHERE t.conversation_id = c.id) AS cost,
   (SELECT user_text FROM turns t WHERE t.conversation_id = c.id ORDER BY seq, id LIMIT 1) AS first_message
 FROM conversations c`;
 
@@ -287,7 +312,8 @@ export class SQLiteConversationLog implements ConversationLog {
     if (!tables.includes('schema_version')) {
       throw new LogUnavailableError(`the conversation log ${this.path} is not a switchboard log (no schema version)`);
     }
-    const version = db.prepare('SELECT max(version) FROM schema_version').pluck().get() as number | null;
+    let version = db.prepare('SELECT max(version) FROM schema_version').pluck().get() as number | null;
+    if (version === 1) version = this.#upgradeFrom1();
     if (version !== LOG_SCHEMA_VERSION) {
       const which = version !== null && version > LOG_SCHEMA_VERSION ? 'a newer' : 'an older';
       throw new LogUnavailableError(
@@ -295,6 +321,25 @@ export class SQLiteConversationLog implements ConversationLog {
       );
     }
     return this.#hasTable('turns_fts');
+  }
+
+  /**
+   * Version 1 kept costs as REAL only: add the exact femto-dollar column, filled from each
+   * cost's decimal, under the write lock (another process may be upgrading at this moment).
+   */
+  #upgradeFrom1(): number {
+    const db = this.#db;
+    return this.#write(() => {
+      const version = db.prepare('SELECT max(version) FROM schema_version').pluck().get() as number | null;
+      if (version !== 1) return version ?? 0;
+      db.exec('ALTER TABLE turns ADD COLUMN cost_femto INTEGER');
+      const fill = db.prepare('UPDATE turns SET cost_femto = ? WHERE id = ?');
+      for (const row of db.prepare('SELECT id, cost FROM turns WHERE cost IS NOT NULL').all() as { id: number; cost: number }[]) {
+        fill.run(dollarsToFemto(row.cost), row.id);
+      }
+      db.prepare('UPDATE schema_version SET version = ?').run(LOG_SCHEMA_VERSION);
+      return LOG_SCHEMA_VERSION;
+    });
   }
 
   /**
@@ -320,9 +365,16 @@ export class SQLiteConversationLog implements ConversationLog {
 
   /** A full id from an id or a unique prefix of one. */
   #resolve(id: string): string | undefined {
-    const rows = this.#db.prepare("SELECT id FROM conversations WHERE id = ? OR id LIKE ? ESCAPE '\\' LIMIT 2").pluck().all(id, `${id.replace(/[\\%_]/g, '\\$&')}%`) as string[];
+    const rows = this.matchingIds(id, 2);
     if (rows.includes(id)) return id;
     return rows.length === 1 ? rows[0] : undefined;
+  }
+
+  matchingIds(prefix: string, limit = 5): string[] {
+    return this.#db
+      .prepare("SELECT id FROM conversations WHERE id = ? OR id LIKE ? ESCAPE '\\' ORDER BY id = ? DESC, updated_at DESC LIMIT ?")
+      .pluck()
+      .all(prefix, `${prefix.replace(/[\\%_]/g, '\\$&')}%`, prefix, limit) as string[];
   }
 
   create(models: string[], system: string | undefined): string {
@@ -347,13 +399,13 @@ export class SQLiteConversationLog implements ConversationLog {
       }
       const insert = db.prepare(
         `INSERT INTO turns (conversation_id, seq, at, user_text, model, provider, resolved_model, reply, prompt_tokens, completion_tokens,
-          total_tokens, cost, ttft_ms, latency_ms, tps, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          total_tokens, cost, cost_femto, ttft_ms, latency_ms, tps, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
       for (const r of entry.results) {
         const u = r.usage;
-        insert.run(id, seq, r.startedAt || now, entry.user, r.model, r.provider, r.resolvedModel, r.text, u.promptTokens, u.completionTokens, u.totalTokens, u.cost, r.ttftMs, r.latencyMs, r.tokensPerSecond, null);
+        insert.run(id, seq, r.startedAt || now, entry.user, r.model, r.provider, r.resolvedModel, r.text, u.promptTokens, u.completionTokens, u.totalTokens, u.cost, costToFemto(u.cost), r.ttftMs, r.latencyMs, r.tokensPerSecond, null);
       }
-      for (const e of entry.errors) insert.run(id, seq, now, entry.user, e.model, null, null, null, 0, 0, 0, null, null, null, null, e.error);
+      for (const e of entry.errors) insert.run(id, seq, now, entry.user, e.model, null, null, null, 0, 0, 0, null, null, null, null, null, e.error);
       db.prepare('UPDATE conversations SET updated_at = ?, models = ?, state = ? WHERE id = ?').run(now, JSON.stringify(entry.models), JSON.stringify(entry.state), id);
     });
   }
@@ -376,16 +428,27 @@ export class SQLiteConversationLog implements ConversationLog {
   }
 
   #summary(r: SummaryRow): ConversationSummary {
+    const byModel = (
+      this.#db
+        .prepare(
+          `SELECT model, provider, count(*) AS turns, sum(total_tokens) AS tokens, CAST(sum(cost_femto) AS TEXT) AS cost FROM turns
+           WHERE conversation_id = ? AND error IS NULL GROUP BY model, provider ORDER BY min(id)`,
+        )
+        .all(r.id) as { model: string; provider: string | null; turns: number; tokens: number; cost: string | null }[]
+    ).map((m): ModelSpend => ({ model: m.model, provider: m.provider ?? '?', turns: m.turns, tokens: m.tokens, cost: textFemtoToDollars(m.cost) }));
+    // Every model that answered, in order, then those the chat holds now that have not answered yet.
+    const models = [...new Set([...byModel.map((m) => m.model), ...(JSON.parse(r.models) as string[])])];
     return {
       id: r.id,
       startedAt: r.started_at,
       updatedAt: r.updated_at,
       status: r.status,
-      models: JSON.parse(r.models) as string[],
+      models,
       turns: r.turns,
       tokens: r.tokens ?? 0,
-      cost: r.cost,
+      cost: textFemtoToDollars(r.cost),
       firstMessage: r.first_message ?? '',
+      byModel,
     };
   }
 
@@ -411,7 +474,7 @@ export class SQLiteConversationLog implements ConversationLog {
     if (full === undefined) return undefined;
     const row = this.#db.prepare(`${SUMMARY_SQL} WHERE c.id = ?`).get(full) as SummaryRow | undefined;
     if (!row) return undefined;
-    const turns = (this.#db.prepare('SELECT * FROM turns WHERE conversation_id = ? ORDER BY seq, id').all(full) as TurnRow[]).map(
+    const turns = (this.#db.prepare('SELECT *, CAST(cost_femto AS TEXT) AS cost_text FROM turns WHERE conversation_id = ? ORDER BY seq, id').all(full) as TurnRow[]).map(
       (t): LoggedTurn => ({
         seq: t.seq,
         at: t.at,
@@ -423,7 +486,7 @@ export class SQLiteConversationLog implements ConversationLog {
         promptTokens: t.prompt_tokens,
         completionTokens: t.completion_tokens,
         totalTokens: t.total_tokens,
-        cost: t.cost,
+        cost: textFemtoToDollars(t.cost_text),
         ttftMs: t.ttft_ms,
         latencyMs: t.latency_ms,
         tokensPerSecond: t.tps,
@@ -442,10 +505,10 @@ export class SQLiteConversationLog implements ConversationLog {
       this.#db
         .prepare(
           `SELECT ${key} AS key, count(*) AS turns, sum(prompt_tokens) AS promptTokens, sum(completion_tokens) AS completionTokens,
-           sum(total_tokens) AS totalTokens, sum(cost) AS cost FROM turns ${where} GROUP BY 1 ORDER BY ${options.by === 'day' ? '1' : 'totalTokens DESC, 1'}`,
+           sum(total_tokens) AS totalTokens, CAST(sum(cost_femto) AS TEXT) AS cost FROM turns ${where} GROUP BY 1 ORDER BY ${options.by === 'day' ? '1' : 'totalTokens DESC, 1'}`,
         )
-        .all(...params) as UsageRow[]
-    );
+        .all(...params) as (Omit<UsageRow, 'cost' | 'costFemto'> & { cost: string | null })[]
+    ).map((r) => ({ ...r, cost: textFemtoToDollars(r.cost), costFemto: r.cost === null ? null : BigInt(r.cost) }));
   }
 
   recordRequests(records: RequestRecord[]): void {

@@ -13,14 +13,15 @@ import { AbortError, StructuredOutputError } from '../errors.js';
 import { runTurn, type TurnOptions } from '../turn.js';
 import type { AssistantMessage, Message, RequestParams, StreamEvent, ToolMessage, TurnResult, TurnStep } from '../types.js';
 import { addUsage, zeroUsage } from '../usage.js';
+import { sumCosts } from '../money.js';
 import { parseOutput, responseFormatFor, retryPrompt } from './output.js';
 import { runToolCall } from './tool.js';
 
 /** Rounds of tool calls when the caller sets no `maxSteps`. */
 export const DEFAULT_MAX_STEPS = 5;
 
-/** An assistant message as sent back within the loop: with its reasoning blocks for the same provider. */
-type ReplayMessage = AssistantMessage & { reasoning_details?: TurnResult['reasoningDetails'] };
+/** An assistant message as sent back within the loop: with its reasoning and provider blocks for the same provider. */
+type ReplayMessage = AssistantMessage & { reasoning_details?: TurnResult['reasoningDetails']; provider_blocks?: TurnResult['providerBlocks'] };
 
 /** Run one request and hand out its events; returns its result instead of a finish event. */
 async function* request(model: string, messages: Message[], options: TurnOptions, params: RequestParams): AsyncGenerator<StreamEvent[], TurnResult, undefined> {
@@ -87,6 +88,7 @@ async function* runToolLoop(model: string, messages: Message[], options: TurnOpt
       added.push(result.message);
       const replay: ReplayMessage = { ...result.message };
       if (result.reasoningDetails) replay.reasoning_details = result.reasoningDetails;
+      if (result.providerBlocks) replay.provider_blocks = result.providerBlocks;
       sent.push(replay);
       // Calls to a tool without a function end the turn: the caller answers them.
       if (calls.some((c) => tools.find((t) => t.definition.name === c.function.name && !t.execute))) {
@@ -147,11 +149,12 @@ function combine(model: string, results: TurnResult[], steps: TurnStep[], added:
     steps,
   };
   // A free local model sums to cost 0; an unknown price anywhere leaves the sum unknown.
-  if (results.some((r) => r.usage.cost === null)) out.usage.cost = null;
+  out.usage.cost = results.some((r) => r.usage.cost === null) ? null : sumCosts(results.map((r) => r.usage.cost));
   const reasoning = results.map((r) => r.reasoning ?? '').filter(Boolean).join('\n\n');
   if (reasoning) out.reasoning = reasoning;
   else delete out.reasoning;
   delete out.reasoningDetails;
+  delete out.providerBlocks;
   const annotations = results.flatMap((r) => r.annotations ?? []);
   if (annotations.length > 0) out.annotations = annotations;
   const citations = results.flatMap((r) => r.citations ?? []);

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-const SOCKET = `sb-chat-test-${process.pid}`;
+// One tmux server per test file: files run in threads of one process, and each stops its own server.
+const SOCKET = `sb-chat-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 let counter = 0;
 
 export function tempHome(): string {
@@ -53,6 +54,12 @@ export class Terminal {
   async screen(): Promise<string> {
     const { stdout } = await run('tmux', ['-L', SOCKET, 'capture-pane', '-p', '-J', '-S', '-2000', '-t', this.name]);
     return stdout;
+  }
+
+  /** The screen row by row as the terminal shows it: rows the terminal wrapped itself are not joined back (no -J). */
+  async rows(): Promise<string[]> {
+    const { stdout } = await run('tmux', ['-L', SOCKET, 'capture-pane', '-p', '-S', '-2000', '-t', this.name]);
+    return stdout.split('\n');
   }
 
   /** Type text and press Enter. */

@@ -1,21 +1,12 @@
 /** The short lines printed after a turn: comparison, cost, provider, usage. */
+import type { ChatJSON } from '../../chat.js';
+import type { UsageRow } from '../../store/conversation-log.js';
+import { dollarsToFemto, femtoToDollars, formatDollars } from '../../money.js';
 import type { TurnResult, Usage } from '../../types.js';
 
-/** `$0.000204`; null is "price unknown". */
+/** `$0.000204` (rounded half up, see money.ts); null is "price unknown". */
 export function formatCost(cost: number | null): string {
-  if (cost === null) return 'price unknown';
-  if (cost === 0) return '$0';
-  return cost >= 0.01 ? `$${cost.toFixed(4)}` : `$${cost.toFixed(6)}`;
-}
-
-/** Sum of costs; null when any is unknown. */
-export function sumCost(costs: (number | null)[]): number | null {
-  let total = 0;
-  for (const c of costs) {
-    if (c === null) return null;
-    total += c;
-  }
-  return total;
+  return cost === null ? 'price unknown' : formatDollars(dollarsToFemto(cost));
 }
 
 function ms(n: number | null): string {
@@ -38,9 +29,13 @@ export function compareLine(models: string[], results: Map<string, TurnResult>, 
   return `compare: ${parts.join(' │ ')}`;
 }
 
-/** `(cost: $0.000204 this turn, $0.001020 this session)`. */
-export function costLine(turn: number | null, session: number | null): string {
-  return `(cost: ${formatCost(turn)} this turn, ${formatCost(session)} this session)`;
+/**
+ * `(cost: $0.000204 this turn, $0.001020 this session)`; a resumed chat adds what the whole
+ * conversation cost, since "this session" counts only the turns paid for since it started.
+ */
+export function costLine(turn: number | null, session: number | null, conversation?: number | null): string {
+  const whole = conversation === undefined || conversation === session ? '' : `, ${formatCost(conversation)} the whole conversation`;
+  return `(cost: ${formatCost(turn)} this turn, ${formatCost(session)} this session${whole})`;
 }
 
 /** `(provider: sim-fast)`, or per model when several answered. */
@@ -49,13 +44,56 @@ export function providerLine(results: TurnResult[]): string {
   return `(providers: ${results.map((r) => `${r.model} → ${r.provider}`).join(', ')})`;
 }
 
-/** `/usage` rows: per model, tokens and cost so far. */
-export function usageLines(usage: Record<string, Usage>): string[] {
-  const rows = Object.entries(usage).map(([m, u]) => [m, String(u.promptTokens), String(u.completionTokens), String(u.totalTokens), formatCost(u.cost)]);
-  const total = sumCost(Object.values(usage).map((u) => u.cost));
-  const tokens = Object.values(usage).reduce((n, u) => n + u.totalTokens, 0);
-  rows.unshift(['MODEL', 'PROMPT', 'COMPLETION', 'TOTAL', 'COST']);
-  if (rows.length > 2) rows.push(['all models', '', '', String(tokens), formatCost(total)]);
+/** Tokens and cost of the turns one model answered at one provider: the figures of a `usage` row. */
+export interface Attribution extends Omit<UsageRow, 'key'> {
+  model: string;
+  provider: string;
+}
+
+/**
+ * A chat's usage attributed to whoever answered each turn: one row per model and provider,
+ * in order of first answer. After `/model`, the earlier turns stay under the earlier model.
+ * Usage the turns do not account for (restored without its turns, or a reply replaced by
+ * `/retry`, which was paid for) goes to the model that holds it, provider "(replaced)".
+ */
+export function attributeUsage(json: ChatJSON): Attribution[] {
+  const rows = new Map<string, Attribution>();
+  const add = (model: string, provider: string, turns: number, u: Usage): void => {
+    const key = `${model}\u0000${provider}`;
+    const row = rows.get(key) ?? { model, provider, turns: 0, promptTokens: 0, completionTokens: 0, totalTokens: 0, cost: null, costFemto: null };
+    row.turns += turns;
+    row.promptTokens += u.promptTokens;
+    row.completionTokens += u.completionTokens;
+    row.totalTokens += u.totalTokens;
+    if (u.cost !== null) row.costFemto = (row.costFemto ?? 0n) + dollarsToFemto(u.cost);
+    rows.set(key, row);
+  };
+  for (const held of json.models) {
+    const turns = json.turns[held] ?? [];
+    for (const t of turns) add(t.model, t.provider, 1, t.usage);
+    const total = json.usage[held];
+    if (!total) continue;
+    const counted = turns.reduce((n, t) => n + t.usage.totalTokens, 0);
+    if (total.totalTokens > counted) {
+      const countedFemto = turns.reduce((n, t) => n + (t.usage.cost === null ? 0n : dollarsToFemto(t.usage.cost)), 0n);
+      const restFemto = (total.cost === null ? 0n : dollarsToFemto(total.cost)) - countedFemto;
+      const sum = (k: 'promptTokens' | 'completionTokens'): number => Math.max(0, total[k] - turns.reduce((n, t) => n + t.usage[k], 0));
+      add(held, '(replaced)', 0, { promptTokens: sum('promptTokens'), completionTokens: sum('completionTokens'), totalTokens: Math.max(0, total.totalTokens - counted), cost: restFemto > 0n ? femtoToDollars(restFemto) : null });
+    }
+  }
+  return [...rows.values()].map((row) => ({ ...row, cost: row.costFemto === null ? null : femtoToDollars(row.costFemto) }));
+}
+
+/** `/usage` rows: per model and provider that answered, tokens and cost so far, and a total. */
+export function usageLines(json: ChatJSON): string[] {
+  const attributed = attributeUsage(json);
+  const rows = attributed.map((a) => [a.model, a.provider, String(a.turns), String(a.promptTokens), String(a.completionTokens), String(a.totalTokens), formatCost(a.cost)]);
+  rows.unshift(['MODEL', 'PROVIDER', 'TURNS', 'PROMPT', 'COMPLETION', 'TOTAL', 'COST']);
+  if (attributed.length > 1) {
+    const tokens = attributed.reduce((n, a) => n + a.totalTokens, 0);
+    rows.push(['all models', '', String(attributed.reduce((n, a) => n + a.turns, 0)), '', '', String(tokens), formatCost(attributed.every((a) => a.costFemto === null) ? null : femtoToDollars(attributed.reduce((n, a) => n + (a.costFemto ?? 0n), 0n)))]);
+  }
+  if (attributed.length === 0) rows.push([json.models.join(', '), '-', '0', '0', '0', '0', '$0']);
   const widths = (rows[0] as string[]).map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  '));
+  return rows.map((r) => r.map((cell, c) => (c < 2 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  ').trimEnd());
 }

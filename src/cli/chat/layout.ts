@@ -3,9 +3,11 @@
  * - `SequentialView` (one model; several on a narrow terminal or a pipe): the first model
  *   streams live; the others are kept until it is done, then shown whole as they finish
  *   (or, if still running, continue live). Append-only: safe at any speed and length.
- * - `ColumnsView` (several models on a wide terminal): a small live region, one line per
- *   model (spinner, tokens so far, the tail of its text), redrawn in place; when all are
- *   done the region is replaced by the replies side by side, rendered as Markdown.
+ *   On a terminal, streamed text is word-wrapped to the width; a pipe gets it unwrapped.
+ * - `ColumnsView` (several models on a wide terminal): one pane per model, side by side,
+ *   each showing its reply as it streams (word-wrapped to the column; the latest rows when it
+ *   outgrows the screen), redrawn in place; when all are done the panes are replaced by the
+ *   whole replies side by side, rendered as Markdown.
  */
 import type { TurnResult } from '../../types.js';
 import type { OutStream } from '../io.js';
@@ -28,6 +30,8 @@ export interface ViewOptions {
   /** A terminal: spinner and live redraws allowed. */
   live: boolean;
   width: number;
+  /** The terminal's rows: how tall the live panes may grow (default 24). */
+  height?: number;
 }
 
 const MIN_COLUMN = 36;
@@ -51,7 +55,8 @@ export class SequentialView implements TurnView {
   #index = 0;
   #started = false;
   #stream: MarkdownStream;
-  #wrap: SoftWrap;
+  /** Word wrap for a terminal; a pipe gets the text as it is. */
+  #wrap: SoftWrap | undefined;
   #atLineStart = true;
   #chain: Promise<void> = Promise.resolve();
 
@@ -59,9 +64,22 @@ export class SequentialView implements TurnView {
     this.#models = models;
     this.#o = options;
     this.#stream = new MarkdownStream(options.style.color);
-    this.#wrap = new SoftWrap(options.width - 1);
+    this.#wrap = this.#newWrap();
     this.#spinner = options.live ? new Spinner(options.out) : undefined;
     this.#waitFor(models[0] as string);
+  }
+
+  #newWrap(): SoftWrap | undefined {
+    return this.#o.live ? new SoftWrap(this.#o.width - 1) : undefined;
+  }
+
+  /** Width for whole replies: the terminal's, or 0 (no wrapping) for a pipe. */
+  get #fullWidth(): number {
+    return this.#o.live ? this.#o.width : 0;
+  }
+
+  #wrapped(text: string): string {
+    return this.#wrap ? this.#wrap.write(text) : text;
   }
 
   get #live(): string | undefined {
@@ -92,7 +110,7 @@ export class SequentialView implements TurnView {
       this.#started = true;
       this.#header(model);
     }
-    this.#write(this.#wrap.write(this.#stream.write(text)));
+    this.#write(this.#wrapped(this.#stream.write(text)));
   }
 
   finish(model: string, result: TurnResult): void {
@@ -114,11 +132,11 @@ export class SequentialView implements TurnView {
   #endLive(outcome: Outcome | undefined): void {
     const model = this.#live as string;
     if (!this.#started && outcome && 'result' in outcome) this.#header(model);
-    this.#write(this.#wrap.write(this.#stream.end()) + this.#wrap.end());
+    this.#write(this.#wrapped(this.#stream.end()) + (this.#wrap?.end() ?? ''));
     if (!this.#atLineStart) this.#write('\n');
     if (outcome && 'error' in outcome) this.#write(`${this.#o.style.error(`${this.#models.length > 1 ? `${model}: ` : ''}${outcome.error}`)}\n`);
     this.#stream = new MarkdownStream(this.#o.style.color);
-    this.#wrap = new SoftWrap(this.#o.width - 1);
+    this.#wrap = this.#newWrap();
     this.#started = false;
   }
 
@@ -134,7 +152,7 @@ export class SequentialView implements TurnView {
         return;
       }
       this.#header(model);
-      if ('result' in outcome) this.#write(`${await renderMarkdown(outcome.result.text, this.#o.width, this.#o.style.color)}\n`);
+      if ('result' in outcome) this.#write(`${await renderMarkdown(outcome.result.text, this.#fullWidth, this.#o.style.color)}\n`);
       else this.#write(`${this.#o.style.error(`${model}: ${outcome.error}`)}\n`);
       this.#index++;
     }
@@ -154,12 +172,15 @@ interface ColumnState {
   outcome?: Outcome;
 }
 
+const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
 export class ColumnsView implements TurnView {
   readonly #models: string[];
   readonly #o: ViewOptions;
   readonly #column: number;
   readonly #gap: number;
   readonly #states = new Map<string, ColumnState>();
+  /** Rows of the live region on screen now. */
   #drawn = 0;
   #timer: NodeJS.Timeout | undefined;
   #frame = 0;
@@ -190,33 +211,52 @@ export class ColumnsView implements TurnView {
     this.#state(model).outcome = { error: message };
   }
 
-  #line(model: string): string {
-    const { style } = this.#o;
+  /** A pane's title: the model, then waiting, done or failed. */
+  #title(model: string): string {
     const s = this.#state(model);
-    const spin = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'][this.#frame % 10] as string;
+    const spin = SPINNER[this.#frame % SPINNER.length] as string;
     let status: string;
-    if (s.outcome && 'error' in s.outcome) status = `failed: ${s.outcome.error}`;
+    if (s.outcome && 'error' in s.outcome) status = 'failed';
     else if (s.outcome) status = `done, ${s.outcome.result.usage.completionTokens} tokens`;
-    else status = s.text === '' ? `${spin} waiting…` : `${spin} ${s.text.replace(/\s+/g, ' ').slice(-200)}`;
-    const room = this.#o.width - 2;
-    const label = `${model}: `;
-    return `${style.label(label)}${truncate(status, Math.max(10, room - label.length))}`;
+    else status = s.text === '' ? `${spin} waiting…` : spin;
+    return this.#o.style.label(truncate(`── ${model} ── ${status}`, this.#column));
   }
 
+  /** A pane's rows while streaming: its text word-wrapped to the column (an error instead, when it failed). */
+  #body(model: string): string[] {
+    const s = this.#state(model);
+    if (s.outcome && 'error' in s.outcome) return wrapText(s.outcome.error, this.#column);
+    return s.text === '' ? [] : wrapText(s.text.replace(/\n+$/, ''), this.#column);
+  }
+
+  /** Redraw the panes in place. Taller than the screen allows, each pane shows its latest rows. */
   #draw(): void {
     this.#frame++;
-    let out = this.#drawn > 0 ? `\x1b[${this.#drawn}A` : '';
-    for (const m of this.#models) out += `\r${this.#line(m)}\x1b[K\n`;
-    this.#drawn = this.#models.length;
+    const bodies = this.#models.map((m) => this.#body(m));
+    const room = Math.max(3, (this.#o.height ?? 24) - 3);
+    const rows = Math.min(room, Math.max(0, ...bodies.map((b) => b.length)));
+    const lines = [this.#row(this.#models.map((m) => this.#title(m)))];
+    for (let i = 0; i < rows; i++) lines.push(this.#row(bodies.map((b) => b[Math.max(0, b.length - rows) + i] ?? '')));
+    // A pane that shrank (a failure replacing its text) leaves no stale rows behind.
+    while (lines.length < this.#drawn) lines.push('');
+    let out = this.#drawn > 1 ? `\x1b[${this.#drawn - 1}A` : '';
+    out += lines.map((l) => `\r${l}\x1b[K`).join('\n');
+    this.#drawn = lines.length;
     this.#o.out.write(out);
+  }
+
+  #row(cells: string[]): string {
+    const reset = this.#o.style.color ? '\x1b[0m' : '';
+    const sep = ' '.repeat(this.#gap);
+    return cells.map((c, k) => (k === cells.length - 1 ? `${c}${reset}` : `${padEnd(c, this.#column)}${reset}`)).join(sep).trimEnd();
   }
 
   async close(stopped: boolean): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
     const { out, style } = this.#o;
-    // Replace the live region with the columns.
-    out.write(`\x1b[${this.#drawn}A\r\x1b[J`);
+    // Replace the live panes with the whole replies.
+    out.write(`${this.#drawn > 1 ? `\x1b[${this.#drawn - 1}A` : ''}\r\x1b[J`);
     this.#drawn = 0;
     const columns = await Promise.all(
       this.#models.map(async (m) => {
@@ -225,19 +265,15 @@ export class ColumnsView implements TurnView {
         let body: string[];
         if (s.outcome && 'error' in s.outcome) body = wrapText(style.error(s.outcome.error), this.#column);
         else if (s.outcome) body = (await renderMarkdown(s.outcome.result.text, this.#column, style.color)).split('\n').flatMap((l) => wrapText(l, this.#column));
-        else body = [...wrapText(s.text, this.#column), style.dim('(stopped)')];
+        else body = wrapText(s.text, this.#column);
         return [head, ...body];
       }),
     );
     const rows = Math.max(...columns.map((c) => c.length));
-    const sep = ' '.repeat(this.#gap);
     let text = '';
-    for (let i = 0; i < rows; i++) {
-      const reset = style.color ? '\x1b[0m' : '';
-      const cells = columns.map((c, k) => (k === columns.length - 1 ? `${c[i] ?? ''}${reset}` : `${padEnd(c[i] ?? '', this.#column)}${reset}`));
-      text += `${cells.join(sep).trimEnd()}\n`;
-    }
+    for (let i = 0; i < rows; i++) text += `${this.#row(columns.map((c) => c[i] ?? ''))}\n`;
     out.write(text);
+    // Said once for the turn, not once per model.
     if (stopped) out.write(`${style.dim('(stopped)')}\n`);
   }
 }

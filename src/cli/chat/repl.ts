@@ -4,13 +4,14 @@
  */
 import type { Chat } from '../../chat.js';
 import type { ConversationLog } from '../../store/conversation-log.js';
-import { chooseModels } from '../defaults.js';
+import { chooseModels, requireKeys } from '../defaults.js';
 import { CLIError, commandContext, useColor, type CliIO } from '../io.js';
 import { parseLine } from './commands.js';
 import { LineReader } from './lines.js';
 import { runCommand } from './run-command.js';
 import { ChatSession } from './session.js';
 import { createStyle } from './style.js';
+import { wrapLine } from './text.js';
 
 export interface ChatFlags {
   model: string[];
@@ -44,11 +45,23 @@ export async function runChat(io: CliIO, flags: ChatFlags): Promise<void> {
     const wanted = typeof flags.resume === 'string' ? flags.resume : undefined;
     const found = opened?.resumable(wanted);
     if (!found) {
-      opened?.close();
       if (!opened) throw new CLIError('cannot resume: the conversation log is not available.', 1);
-      throw new CLIError(wanted ? `no conversation "${wanted}" in the log (see: switchboard logs).` : 'no paused conversation to resume (see: switchboard logs).', 1);
+      if (wanted) {
+        const { notFound } = await import('../logs.js');
+        const error = notFound(opened, wanted);
+        opened.close();
+        throw error;
+      }
+      opened.close();
+      throw new CLIError('no paused conversation to resume; "switchboard logs" lists the logged ones, and "switchboard chat --resume ID" continues one.');
     }
-    chat = Chat.fromJSON(found.state, { env, registry });
+    try {
+      chat = Chat.fromJSON(found.state, { env, registry });
+    } catch (err) {
+      // The saved state is refused: the log's contents are at fault, not the command line (exit 1).
+      opened?.close();
+      throw new CLIError(`cannot resume conversation ${found.id}: ${(err as Error).message}`, 1);
+    }
     if (flags.model.length === 1 && chat.models.length === 1) chat.model = flags.model[0] as string;
     else for (const m of flags.model) if (!chat.models.includes(m)) chat.addModel(m);
     if (flags.system !== undefined) chat.system = flags.system;
@@ -57,6 +70,7 @@ export async function runChat(io: CliIO, flags: ChatFlags): Promise<void> {
     welcome = `Welcome back! Continuing conversation ${found.id} with ${chat.models.join(', ')} (${turns} turn${turns === 1 ? '' : 's'} so far). (Remember, ${HINT})`;
   } else {
     const models = chooseModels(flags.model, io);
+    await requireKeys(models, { env, registry });
     const options = { env, registry, ...(flags.system === undefined ? {} : { system: flags.system }) };
     chat = new Chat(models.length === 1 ? (models[0] as string) : models, options) as Chat;
     welcome = `Let's have a chat with ${models.join(', ')}. (${HINT[0]?.toUpperCase()}${HINT.slice(1)})`;
@@ -67,7 +81,8 @@ export async function runChat(io: CliIO, flags: ChatFlags): Promise<void> {
     { io, env, registry, style, live: io.stdout.isTTY === true, showCost: flags.showCost === true, showProvider: flags.showProvider === true },
     conversationId,
   );
-  (interactive ? io.stdout : io.stderr).write(`${style.dim(welcome)}\n`);
+  const greeting = interactive && io.stdout.isTTY ? wrapLine(welcome, Math.max(20, io.stdout.columns ?? 80) - 1) : [welcome];
+  (interactive ? io.stdout : io.stderr).write(`${greeting.map((l) => style.dim(l)).join('\n')}\n`);
   const reader = new LineReader(io, interactive);
   reader.onInterrupt(() => {
     if (!session.interrupt()) reader.close();

@@ -1,7 +1,9 @@
 /** What each chat command does. Returns 'leave' for /pause and /quit. */
 import { writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { requireKeys, selfCommand } from '../defaults.js';
 import type { Message } from '../../types.js';
+import { cliMessage } from '../io.js';
 import { helpText, type ChatCommandName } from './commands.js';
 import { usageLines } from './format.js';
 import { renderMarkdown } from './markdown.js';
@@ -18,9 +20,11 @@ export async function runCommand(session: ChatSession, name: ChatCommandName, ar
         const words = arg.split(/\s+/).filter(Boolean);
         if (words.length === 0) session.say(`Talking to ${chat.models.join(', ')}.`);
         else if (words.length === 1 && chat.models.length === 1) {
+          await requireKeys([words[0] as string], session.o);
           chat.model = words[0] as string;
           session.say(`Now talking to ${chat.model}; the conversation so far goes with it.`);
         } else if (words.length === 2) {
+          await requireKeys([words[1] as string], session.o);
           chat.replaceModel(words[0] as string, words[1] as string);
           session.say(`Now talking to ${chat.models.join(', ')}.`);
         } else session.warn(`this chat has ${chat.models.length} models; use /model OLD NEW, /add or /drop.`);
@@ -28,6 +32,7 @@ export async function runCommand(session: ChatSession, name: ChatCommandName, ar
       }
       case 'add':
         if (!arg) return usage(session, '/add MODEL');
+        await requireKeys([arg], session.o);
         chat.addModel(arg);
         session.say(`Added ${arg}; now comparing ${chat.models.join(', ')}.`);
         break;
@@ -44,7 +49,7 @@ export async function runCommand(session: ChatSession, name: ChatCommandName, ar
         await showHistory(session);
         break;
       case 'usage':
-        session.say(usageLines(chat.toJSON().usage).join('\n'));
+        session.say(usageLines(chat.toJSON()).join('\n'));
         break;
       case 'reset':
         await session.restart();
@@ -56,7 +61,14 @@ export async function runCommand(session: ChatSession, name: ChatCommandName, ar
       case 'save': {
         if (!arg) return usage(session, '/save FILE');
         const path = resolve(session.o.io.cwd, arg);
-        await writeFile(path, `${JSON.stringify(chat.toJSON(), null, 2)}\n`);
+        try {
+          await writeFile(path, `${JSON.stringify(chat.toJSON(), null, 2)}\n`);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          const why = code === 'ENOENT' ? `the folder ${dirname(path)} does not exist` : code === 'EACCES' ? 'no permission to write there' : code === 'EISDIR' ? 'that is a folder; give a file name' : (err as Error).message;
+          session.warn(`cannot save to ${path}: ${why}. Nothing was saved.`);
+          break;
+        }
         session.say(`Saved to ${path}.`);
         break;
       }
@@ -65,7 +77,7 @@ export async function runCommand(session: ChatSession, name: ChatCommandName, ar
         break;
       case 'pause': {
         const id = await session.leave('paused');
-        session.say(id ? `Paused. Continue with: switchboard chat --resume${id ? ` ${id}` : ''}` : 'Bye (nothing to keep yet).');
+        session.say(id ? `Paused. Continue with: ${selfCommand(session.o.env)} chat --resume ${id}` : 'Bye (nothing to keep yet).');
         return 'leave';
       }
       case 'quit':
@@ -73,7 +85,7 @@ export async function runCommand(session: ChatSession, name: ChatCommandName, ar
         return 'leave';
     }
   } catch (err) {
-    session.warn(`${(err as Error).message}${name === 'model' || name === 'add' ? `\n(still talking to ${session.chat.models.join(', ')})` : ''}`);
+    session.warn(`${cliMessage(err as Error)}${name === 'model' || name === 'add' ? `\n(still talking to ${session.chat.models.join(', ')})` : ''}`);
   }
   return 'continue';
 }
@@ -110,7 +122,8 @@ async function listModels(session: ChatSession, query: string): Promise<void> {
     rows.push([`sim/${id}`, m.providers.join(','), formatPrice(first?.inputPrice), formatPrice(first?.outputPrice)]);
   }
   const result = await list({ refresh: false, env: session.o.env });
-  for (const m of result.models) rows.push([m.id, m.providers.map((p) => p.provider).join(','), formatPrice(m.pricing?.input), formatPrice(m.pricing?.output)]);
+  // Deprecated and retired models stay out of the list, as in `switchboard models`.
+  for (const m of result.models.filter((x) => x.status === undefined)) rows.push([m.id, m.providers.map((p) => p.provider).join(','), formatPrice(m.pricing?.input), formatPrice(m.pricing?.output)]);
   const q = query.toLowerCase();
   const matching = q ? rows.filter((r) => r[0]?.toLowerCase().includes(q) || r[1]?.toLowerCase().includes(q)) : rows;
   if (matching.length === 0) {

@@ -7,9 +7,11 @@ import type { ProviderRegistry } from '../../providers/registry.js';
 import type { Env } from '../../providers/resolve.js';
 import type { ConversationLog } from '../../store/conversation-log.js';
 import type { Message, TurnResult } from '../../types.js';
-import type { CliIO } from '../io.js';
-import { compareLine, costLine, providerLine, sumCost } from './format.js';
+import { cliMessage, type CliIO } from '../io.js';
+import { dollarsToFemto, femtoToDollars, sumCosts } from '../../money.js';
+import { compareLine, costLine, providerLine } from './format.js';
 import { createView } from './layout.js';
+import { wrapLine } from './text.js';
 import { loadMarkdown } from './markdown.js';
 import type { Style } from './style.js';
 
@@ -41,6 +43,9 @@ export class ChatSession {
   #unlogged: ((log: ConversationLog) => void)[] = [];
   #logFailing = false;
   #current: AbortController | undefined;
+  /** What the turns of this session cost (femto-dollars), replies later replaced by /retry included: they were paid for. */
+  #spentFemto = 0n;
+  #spentPriced = false;
 
   constructor(chat: Chat, options: SessionOptions, conversationId?: string) {
     this.chat = chat;
@@ -112,7 +117,8 @@ export class ChatSession {
     const models = chat.models;
     const { io, style, live } = this.o;
     if (style.color && models.length > 1) await loadMarkdown().catch(() => undefined);
-    const view = createView(models, { out: io.stdout, style, live, width: Math.max(20, io.stdout.columns ?? 80) });
+    const width = Math.max(20, io.stdout.columns ?? 80);
+    const view = createView(models, { out: io.stdout, style, live, width, height: io.stdout.rows ?? 24 });
     const controller = new AbortController();
     this.#current = controller;
     const results = new Map<string, TurnResult>();
@@ -124,14 +130,14 @@ export class ChatSession {
           results.set(event.model, event.result);
           view.finish(event.model, event.result);
         } else if (event.type === 'error' && !controller.signal.aborted) {
-          failed.set(event.model, event.error.message);
-          view.fail(event.model, event.error.message);
+          failed.set(event.model, cliMessage(event.error));
+          view.fail(event.model, cliMessage(event.error));
         }
       }
     } catch (err) {
       if (!controller.signal.aborted) {
         const model = models[0] as string;
-        const message = err instanceof Error ? err.message : String(err);
+        const message = err instanceof Error ? cliMessage(err) : String(err);
         failed.set(model, message);
         view.fail(model, message);
       }
@@ -142,16 +148,27 @@ export class ChatSession {
     await view.close(stopped);
     const ordered = models.map((m) => results.get(m)).filter((r): r is TurnResult => r !== undefined);
     if (ordered.length > 0) {
-      if (models.length > 1) this.say(style.dim(compareLine(models, results, failed)));
+      // On a terminal the compare line wraps between words, never inside one; a pipe gets one line.
+      if (models.length > 1) this.say(live ? wrapLine(compareLine(models, results, failed), width - 1).map((l) => style.dim(l)).join('\n') : style.dim(compareLine(models, results, failed)));
       if (this.o.showProvider) this.say(style.dim(providerLine(ordered)));
-      if (this.o.showCost) this.say(style.dim(costLine(sumCost(ordered.map((r) => r.usage.cost)), this.sessionCost(chat))));
+      for (const r of ordered) {
+        if (r.usage.cost === null) continue;
+        this.#spentFemto += dollarsToFemto(r.usage.cost);
+        this.#spentPriced = true;
+      }
+      if (this.o.showCost) this.say(style.dim(costLine(sumCosts(ordered.map((r) => r.usage.cost)), this.sessionCost(), this.conversationCost(chat))));
     }
     return { results: ordered, errors: [...failed].map(([model, error]) => ({ model, error })), stopped };
   }
 
-  /** The whole session's cost (every model, every turn, resumed ones included); null when a price is unknown. */
-  sessionCost(chat: Chat = this.chat): number | null {
-    return sumCost(Object.values(chat.toJSON().usage).map((u) => u.cost));
+  /** What this session's turns cost (every model; not the turns of a resumed conversation's earlier sessions); null when none was priced. */
+  sessionCost(): number | null {
+    return this.#spentPriced ? femtoToDollars(this.#spentFemto) : null;
+  }
+
+  /** The whole conversation's cost, every model, resumed turns included. */
+  conversationCost(chat: Chat = this.chat): number | null {
+    return sumCosts(Object.values(chat.toJSON().usage).map((u) => u.cost));
   }
 
   async #record(user: string, outcome: TurnOutcome, replacesLast: boolean): Promise<void> {

@@ -96,12 +96,16 @@ export function padEnd(text: string, width: number): string {
 }
 
 /**
- * Word wrapping for text that streams in: words that would cross the right edge start a new
- * row instead of being cut by the terminal. Holds back at most the word being typed.
+ * Word wrapping for text that streams in: a word that would cross the right edge starts a new
+ * row instead of being cut by the terminal, and the space before it is dropped (no trailing
+ * spaces). Holds back at most the word being typed and the spaces before it. Only a word wider
+ * than the whole row is broken, at the row's end.
  */
 export class SoftWrap {
   readonly #width: number;
+  /** Visible columns already on the current row. */
   #col = 0;
+  #spaces = '';
   #word = '';
   #wordWidth = 0;
 
@@ -112,12 +116,16 @@ export class SoftWrap {
   #flushWord(): string {
     if (this.#word === '') return '';
     let out = '';
-    if (this.#col > 0 && this.#col + this.#wordWidth > this.#width) {
+    if (this.#col > 0 && this.#col + this.#spaces.length + this.#wordWidth > this.#width) {
       out = '\n';
       this.#col = 0;
+    } else {
+      out = this.#spaces;
+      this.#col += this.#spaces.length;
     }
+    this.#spaces = '';
     out += this.#word;
-    this.#col = (this.#col + this.#wordWidth) % this.#width;
+    this.#col += this.#wordWidth;
     this.#word = '';
     this.#wordWidth = 0;
     return out;
@@ -130,20 +138,23 @@ export class SoftWrap {
         this.#word += p;
       } else if (p === '\n') {
         out += `${this.#flushWord()}\n`;
+        this.#spaces = '';
         this.#col = 0;
-      } else if (p === ' ') {
+      } else if (p === ' ' || p === '\t') {
         out += this.#flushWord();
-        if (this.#col + 1 > this.#width) {
-          out += '\n';
-          this.#col = 0;
-        } else {
-          out += ' ';
-          this.#col++;
-        }
+        this.#spaces += p === '\t' ? '  ' : ' ';
       } else {
+        const w = charWidth(p);
+        // A word as wide as a whole row: break it at the row's end.
+        if (this.#wordWidth + w > this.#width) {
+          out += this.#flushWord();
+          if (this.#col > 0) {
+            out += '\n';
+            this.#col = 0;
+          }
+        }
         this.#word += p;
-        this.#wordWidth += charWidth(p);
-        if (this.#wordWidth >= this.#width) out += this.#flushWord();
+        this.#wordWidth += w;
       }
     }
     return out;
@@ -151,6 +162,7 @@ export class SoftWrap {
 
   end(): string {
     const out = this.#flushWord();
+    this.#spaces = '';
     this.#col = 0;
     return out;
   }
