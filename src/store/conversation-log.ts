@@ -520,7 +520,7 @@ export class SQLiteConversationLog implements ConversationLog {
     const conversation = db.prepare('INSERT INTO conversations (id, started_at, updated_at, status, models) VALUES (?, ?, ?, ?, ?)');
     const turn = db.prepare(
       `INSERT INTO turns (conversation_id, seq, at, user_text, model, provider, resolved_model, reply, prompt_tokens, completion_tokens,
-        total_tokens, cost, ttft_ms, latency_ms, tps, error) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        total_tokens, cost, cost_femto, ttft_ms, latency_ms, tps, error) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const request = db.prepare('INSERT INTO requests (request_id, conversation_id, at, key_id, protocol, status, cost_femto, overhead_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     db.transaction(() => {
@@ -528,7 +528,7 @@ export class SQLiteConversationLog implements ConversationLog {
         // Many requests can start in one millisecond: more randomness than a chat's id needs.
         const id = `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
         conversation.run(id, r.at, r.at, 'ended', JSON.stringify([r.model]));
-        turn.run(id, r.at, r.user, r.model, r.provider, r.resolvedModel, r.reply, r.promptTokens, r.completionTokens, r.totalTokens, r.cost, r.ttftMs, r.latencyMs, r.tokensPerSecond, r.error);
+        turn.run(id, r.at, r.user, r.model, r.provider, r.resolvedModel, r.reply, r.promptTokens, r.completionTokens, r.totalTokens, r.cost, r.costFemto === null ? null : BigInt(r.costFemto), r.ttftMs, r.latencyMs, r.tokensPerSecond, r.error);
         request.run(r.requestId, id, r.at, r.keyId, r.protocol, r.status, r.costFemto, r.overheadMs);
       }
     })();
