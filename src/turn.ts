@@ -10,6 +10,7 @@ import { citationsFrom } from './citations.js';
 import { ContextLengthError, OutputLimitError } from './errors.js';
 import { sendRequest } from './protocols/transport.js';
 import { getProtocol } from './protocols/index.js';
+import type { ProviderRegistry } from './providers/registry.js';
 import type { Limits } from './limits.js';
 import { localContextLength, rememberContextLength } from './providers/local-context.js';
 import { CUSTOM_PROVIDER, type Deployment } from './providers/resolve.js';
@@ -56,7 +57,7 @@ export interface TurnOptions extends RouteOptions {
 }
 
 /** Catalog price times tokens; free on local servers; unknown (null) on a custom endpoint. */
-function catalogCost(options: TurnOptions, deployment: Deployment, usage: TokenUsage): number | null {
+export function catalogCost(options: { registry: ProviderRegistry }, deployment: Deployment, usage: TokenUsage): number | null {
   if (deployment.provider === CUSTOM_PROVIDER) return null;
   const config = options.registry.has(deployment.provider) ? options.registry.get(deployment.provider) : undefined;
   if (config?.local) return 0;

@@ -10,6 +10,7 @@ import { registerChat } from './chat.js';
 import type { CliIO } from './io.js';
 import { registerLogs } from './logs.js';
 import { registerModels } from './models.js';
+import { registerServe } from './serve.js';
 import { registerSim } from './sim.js';
 import { registerUsage } from './usage.js';
 
@@ -26,6 +27,7 @@ export function createProgram(io: CliIO): Command {
   registerChat(program, io);
   registerModels(program, io);
   registerSim(program, io);
+  registerServe(program, io);
   registerLogs(program, io);
   registerUsage(program, io);
   registerCache(program, io);

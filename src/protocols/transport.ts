@@ -33,6 +33,8 @@ export interface TransportOptions {
   signal?: AbortSignal | undefined;
   /** Milliseconds the whole request may take, first byte to last. */
   timeoutMs?: number | undefined;
+  /** The fetch to send with (default: the global one); the gateway passes a pooled client (pooled-fetch.ts). */
+  fetch?: typeof fetch | undefined;
   /** Time and size limits (first byte, idle, reply size); defaults in limits.ts. */
   limits?: Limits | undefined;
 }
@@ -156,7 +158,7 @@ export async function* sendRequest(
   const controller = userSignal || timeoutMs !== undefined || firstByteMs !== undefined || idleMs !== undefined ? new AbortController() : undefined;
   let timedOut = false;
   const onAbort = (): void => controller?.abort();
-  userSignal?.addEventListener('abort', onAbort, { once: true });
+  if (controller) userSignal?.addEventListener('abort', onAbort, { once: true });
   const timer =
     timeoutMs !== undefined
       ? setTimeout(() => {
@@ -233,11 +235,11 @@ export async function* sendRequest(
   try {
     let response: Response;
     try {
-      response = await fetch(wire.url, {
+      response = await (options.fetch ?? fetch)(wire.url, {
         method: 'POST',
         headers: wire.headers,
         body: wire.body,
-        signal: controller?.signal ?? null,
+        signal: controller?.signal ?? userSignal ?? null,
       });
     } catch (err) {
       throw failure(err);

@@ -11,6 +11,7 @@
  * without waiting), a write still refused as busy is tried again, and the schema is created
  * inside such a transaction that looks again for a schema another process just created.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -105,7 +106,38 @@ export interface ConversationLog {
   list(options?: { limit?: number; search?: string }): ConversationSummary[];
   show(id: string): { summary: ConversationSummary; turns: LoggedTurn[] } | undefined;
   usage(options: { by: 'model' | 'provider' | 'day'; since?: string }): UsageRow[];
+  /** Log gateway requests, each as a one-turn conversation plus its request row, in one transaction. */
+  recordRequests(records: RequestRecord[]): void;
   close(): void;
+}
+
+/** One request the gateway served (or refused after admission), as the request log keeps it. */
+export interface RequestRecord {
+  requestId: string;
+  at: string;
+  /** The caller's public key id ('master', 'open', a virtual key's id); never the key. */
+  keyId: string | null;
+  protocol: string;
+  /** The model string the caller sent (alias as written). */
+  model: string;
+  provider: string | null;
+  resolvedModel: string | null;
+  /** The last user message, when content logging is on; '' otherwise. */
+  user: string;
+  reply: string | null;
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+  cost: number | null;
+  /** Exact cost in integer femto-dollars, as a decimal string; null when the price is unknown. */
+  costFemto: string | null;
+  ttftMs: number | null;
+  latencyMs: number | null;
+  tokensPerSecond: number | null;
+  overheadMs: number | null;
+  /** HTTP status sent (200 for a stream that failed midway: `error` says why). */
+  status: number;
+  error: string | null;
 }
 
 export class LogUnavailableError extends Error {
@@ -150,6 +182,21 @@ CREATE TABLE turns (
 );
 CREATE INDEX turns_by_conversation ON turns (conversation_id, seq);
 CREATE INDEX turns_by_time ON turns (at);
+`;
+
+/** Gateway requests: beside the conversation and turn each one is logged as (older readers ignore the table). */
+const REQUESTS = `
+CREATE TABLE IF NOT EXISTS requests (
+  request_id TEXT NOT NULL,
+  conversation_id TEXT NOT NULL REFERENCES conversations(id),
+  at TEXT NOT NULL,
+  key_id TEXT,
+  protocol TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  cost_femto TEXT,
+  overhead_ms REAL
+);
+CREATE INDEX IF NOT EXISTS requests_by_time ON requests (at);
 `;
 
 const FTS = `
@@ -218,6 +265,7 @@ export class SQLiteConversationLog implements ConversationLog {
   readonly path: string;
   readonly #db: Database.Database;
   readonly #fts: boolean;
+  #requestsTable = false;
 
   /** Opens (or creates) the log; throws LogUnavailableError with a one-line reason when it cannot be used. */
   constructor(options: { path?: string; env?: Env; readonly?: boolean; busyTimeoutMs?: number } = {}) {
@@ -480,6 +528,29 @@ export class SQLiteConversationLog implements ConversationLog {
         )
         .all(...params) as (Omit<UsageRow, 'cost' | 'costFemto' | 'savedFemto'> & { cost: string | null; saved: string })[]
     ).map(({ saved, ...r }) => ({ ...r, cost: textFemtoToDollars(r.cost), costFemto: r.cost === null ? null : BigInt(r.cost), savedFemto: BigInt(saved) }));
+  }
+
+  recordRequests(records: RequestRecord[]): void {
+    const db = this.#db;
+    if (!this.#requestsTable) {
+      db.exec(REQUESTS);
+      this.#requestsTable = true;
+    }
+    const conversation = db.prepare('INSERT INTO conversations (id, started_at, updated_at, status, models) VALUES (?, ?, ?, ?, ?)');
+    const turn = db.prepare(
+      `INSERT INTO turns (conversation_id, seq, at, user_text, model, provider, resolved_model, reply, prompt_tokens, completion_tokens,
+        total_tokens, cost, cost_femto, ttft_ms, latency_ms, tps, error) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const request = db.prepare('INSERT INTO requests (request_id, conversation_id, at, key_id, protocol, status, cost_femto, overhead_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    db.transaction(() => {
+      for (const r of records) {
+        // Many requests can start in one millisecond: more randomness than a chat's id needs.
+        const id = `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
+        conversation.run(id, r.at, r.at, 'ended', JSON.stringify([r.model]));
+        turn.run(id, r.at, r.user, r.model, r.provider, r.resolvedModel, r.reply, r.promptTokens, r.completionTokens, r.totalTokens, r.cost, r.costFemto === null ? null : BigInt(r.costFemto), r.ttftMs, r.latencyMs, r.tokensPerSecond, r.error);
+        request.run(r.requestId, id, r.at, r.keyId, r.protocol, r.status, r.costFemto, r.overheadMs);
+      }
+    })();
   }
 
   close(): void {

@@ -9,6 +9,8 @@
  *   contains "cut"      -> streams two chunks, then closes without [DONE]
  *   contains "html"     -> an HTML page, as a misconfigured proxy would send
  *   contains "slow"     -> waits 2 s before answering
+ *   contains "hang"     -> streams one chunk, then nothing (until the client goes away)
+ * `aborted` counts responses whose client closed the connection before the end.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,6 +24,8 @@ export interface RecordedRequest {
 export interface StandIn {
   url: string;
   requests: RecordedRequest[];
+  /** Responses whose client went away before they ended. */
+  readonly aborted: number;
   close(): Promise<void>;
 }
 
@@ -50,7 +54,11 @@ export function countWords(text: string): number {
 export async function startStandIn(options: { costPerToken?: number; providerName?: string } = {}): Promise<StandIn> {
   const requests: RecordedRequest[] = [];
   const sockets = new Set<import('node:net').Socket>();
+  let aborted = 0;
   const server: Server = createServer((req, res) => {
+    res.on('close', () => {
+      if (!res.writableFinished) aborted++;
+    });
     let raw = '';
     req.on('data', (c: Buffer) => (raw += c.toString('utf8')));
     req.on('end', () => {
@@ -85,6 +93,10 @@ export async function startStandIn(options: { costPerToken?: number; providerNam
         }
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         const chunk = (o: unknown) => res.write(`data: ${JSON.stringify(o)}\n\n`);
+        if (model.includes('hang')) {
+          chunk({ id: 'c1', model, choices: [{ index: 0, delta: { content: words[0] }, finish_reason: null }] });
+          return;
+        }
         const n = model.includes('cut') ? 2 : words.length;
         for (let i = 0; i < n; i++) {
           chunk({ id: 'c1', model, provider: options.providerName, choices: [{ index: 0, delta: { content: (i ? ' ' : '') + words[i] }, finish_reason: null }] });
@@ -111,6 +123,9 @@ export async function startStandIn(options: { costPerToken?: number; providerNam
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    get aborted() {
+      return aborted;
+    },
     close: () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();

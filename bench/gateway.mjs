@@ -1,0 +1,242 @@
+/**
+ * bench:gateway: switchboard serve against its peers, one run, same machine, same local
+ * upstream (a fixed JSON reply and a 20-chunk SSE reply), load from autocannon.
+ *
+ * Peers, each its own process: the upstream alone; the 15-line raw proxy (node:http + an
+ * undici Pool, bench/raw-proxy.mjs); Portkey's open-source gateway (@portkey-ai/gateway from
+ * npm, with bench/portkey-node20-shim.mjs so its streams work on Node 20); switchboard serve with auth (master key), routing (an alias to a model string at a
+ * configured provider), the SQLite request log, the access log and metrics on.
+ *
+ * Prints req/s, p50/p99 latency, server CPU µs per request and RSS for each at 16 and 64
+ * connections, then one JSON line with the ratios the targets are set on. Environment:
+ * BENCH_SECONDS (per run, default 4), BENCH_SOAK (requests for the RSS check, default 200000),
+ * BENCH_TTFB (sequential requests for the time-to-first-byte check, default 300).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpRequest, Agent } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const SOAK = Number(process.env.BENCH_SOAK ?? 200_000);
+const TTFB_SAMPLES = Number(process.env.BENCH_TTFB ?? 300);
+const CONNECTIONS = [16, 64];
+const MASTER_KEY = 'sk-bench-master-key-0123456789';
+const here = new URL('.', import.meta.url).pathname;
+const root = new URL('..', import.meta.url).pathname;
+const TICK_US = 1e6 / 100; // /proc times are in clock ticks of 10 ms
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Start a server process and wait until it says where it listens. */
+function startProcess(name, args, { env = {}, ready, url: knownURL } = {}) {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start: ${out.slice(-500)}`)), 30_000);
+    const check = (d) => {
+      // Keep only the start of the output: the access log goes on for every request.
+      if (out.length < 20_000) out += d;
+      const m = /listening on (http:\/\/[\d.:]+)/.exec(out);
+      if ((ready && ready.test(out)) || m) {
+        clearTimeout(timer);
+        child.stdout.removeListener('data', check);
+        child.stderr.removeListener('data', check);
+        child.stdout.resume();
+        child.stderr.resume();
+        resolve({ name, child, pid: child.pid, url: knownURL ?? m[1] });
+      }
+    };
+    child.stdout.setEncoding('utf8').on('data', check);
+    child.stderr.setEncoding('utf8').on('data', check);
+    child.on('exit', (code) => reject(new Error(`${name} exited (${code}): ${out.slice(-500)}`)));
+  });
+}
+
+function cpuTicks(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime + stime
+}
+
+function rssMb(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+const body = (stream) => JSON.stringify({ model: 'bench', stream, messages: [{ role: 'user', content: 'Say something short.' }] });
+
+function peerRequest(peer, upstreamURL, stream) {
+  const headers = { 'content-type': 'application/json' };
+  let payload = body(stream);
+  if (peer.name === 'portkey') {
+    headers['x-portkey-provider'] = 'openai';
+    headers['x-portkey-custom-host'] = `${upstreamURL}/v1`;
+    headers.authorization = 'Bearer sk-upstream-not-checked';
+    payload = payload.replace('"bench"', '"bench-model"');
+  } else if (peer.name === 'switchboard') {
+    headers.authorization = `Bearer ${MASTER_KEY}`;
+  }
+  return { url: `${peer.url}/v1/chat/completions`, method: 'POST', headers, body: payload };
+}
+
+/** One request through a peer, to check it answers what the upstream sent before timing it. */
+async function check(peer, upstreamURL, stream) {
+  const r = peerRequest(peer, upstreamURL, stream);
+  const res = await fetch(r.url, { method: 'POST', headers: r.headers, body: r.body });
+  const text = await res.text();
+  const expected = stream ? 'word19' : 'quick brown fox';
+  if (res.status !== 200 || !text.includes(expected)) throw new Error(`${peer.name} (${stream ? 'stream' : 'json'}) answered ${res.status}: ${text.slice(0, 300)}`);
+}
+
+async function load(peer, upstreamURL, stream, connections, opts = {}) {
+  const r = peerRequest(peer, upstreamURL, stream);
+  const cpu0 = cpuTicks(peer.pid);
+  const result = await autocannon({ url: r.url, method: 'POST', headers: r.headers, body: r.body, connections, pipelining: 1, ...(opts.amount ? { amount: opts.amount } : { duration: SECONDS }) });
+  const cpu1 = cpuTicks(peer.pid);
+  const total = result.requests.total;
+  return {
+    rps: total / (opts.amount ? result.duration : SECONDS),
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    cpuUs: total > 0 ? ((cpu1 - cpu0) * TICK_US) / total : NaN,
+    rss: rssMb(peer.pid),
+    total,
+    failed: result.errors + result.non2xx + result.timeouts,
+  };
+}
+
+/** Median milliseconds from sending a streaming request to the first byte of its body, one at a time. */
+async function ttfb(peer, upstreamURL, samples) {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const r = peerRequest(peer, upstreamURL, true);
+  const url = new URL(r.url);
+  const times = [];
+  for (let i = 0; i < samples; i++) {
+    times.push(
+      await new Promise((resolve, reject) => {
+        const t0 = process.hrtime.bigint();
+        const req = httpRequest({ agent, host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { ...r.headers, 'content-length': Buffer.byteLength(r.body) } }, (res) => {
+          let first;
+          res.on('data', () => (first ??= process.hrtime.bigint()));
+          res.on('end', () => resolve(Number(first - t0) / 1e6));
+        });
+        req.on('error', reject);
+        req.end(r.body);
+      }),
+    );
+  }
+  agent.destroy();
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+
+async function main() {
+  const home = mkdtempSync(join(tmpdir(), 'sb-bench-gw-'));
+  const upstream = await startProcess('upstream', [join(here, 'gateway-upstream.mjs')]);
+  const raw = await startProcess('raw proxy', [join(here, 'raw-proxy.mjs')], { env: { UPSTREAM_URL: upstream.url } });
+  const portkeyPort = await freePort();
+  const portkeyMain = join(root, 'node_modules/@portkey-ai/gateway/build/start-server.js');
+  const portkey = await startProcess('portkey', ['--import', join(here, 'portkey-node20-shim.mjs'), portkeyMain, `--port=${portkeyPort}`, '--headless'], { ready: /Ready for connections/, url: `http://127.0.0.1:${portkeyPort}`, env: { NODE_ENV: 'production' } });
+  const config = join(home, 'gateway.yaml');
+  writeFileSync(
+    config,
+    [
+      `master_key: ${MASTER_KEY}`,
+      'providers:',
+      '  - name: local',
+      '    protocol: openai',
+      `    base_url: ${upstream.url}/v1`,
+      'aliases:',
+      '  bench: bench-model@local',
+      'limits:',
+      '  max_in_flight: 4096',
+    ].join('\n'),
+  );
+  const switchboard = await startProcess('switchboard', [join(root, 'dist/cli/bin.js'), 'serve', '--config', config, '--port', '0'], { env: { SWITCHBOARD_HOME: home } });
+  const peers = [
+    { ...upstream, name: 'upstream' },
+    { ...raw, name: 'raw-proxy' },
+    { ...portkey, name: 'portkey' },
+    { ...switchboard, name: 'switchboard' },
+  ];
+  const procs = [upstream, raw, portkey, switchboard];
+  try {
+    for (const p of peers) for (const stream of [false, true]) await check(p, upstream.url, stream);
+    // Warm every peer (JIT, connection pools) before anything is timed.
+    for (const p of peers) for (const stream of [false, true]) await load(p, upstream.url, stream, 16, { amount: 4000 });
+    const rssStart = rssMb(switchboard.pid);
+
+    const results = {};
+    const rows = [['peer', 'mode', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'cpu µs/req', 'rss MB', 'failed']];
+    for (const stream of [false, true]) {
+      for (const connections of CONNECTIONS) {
+        for (const p of peers) {
+          const r = await load(p, upstream.url, stream, connections);
+          results[`${p.name}/${stream ? 'stream' : 'json'}/${connections}`] = r;
+          rows.push([p.name, stream ? 'stream' : 'json', String(connections), fmt(r.rps), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.cpuUs), fmt(r.rss, 1), String(r.failed)]);
+        }
+      }
+    }
+    const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+    process.stdout.write(`${rows.map((r) => r.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n')}\n\n`);
+
+    const upTtfb = await ttfb(peers[0], upstream.url, TTFB_SAMPLES);
+    const sbTtfb = await ttfb(peers[3], upstream.url, TTFB_SAMPLES);
+    const rawTtfb = await ttfb(peers[1], upstream.url, TTFB_SAMPLES);
+    process.stdout.write(`time to first byte (median of ${TTFB_SAMPLES}, one at a time): upstream ${fmt(upTtfb, 3)} ms, raw proxy ${fmt(rawTtfb, 3)} ms, switchboard ${fmt(sbTtfb, 3)} ms\n`);
+
+    // RSS over a long run: the requests so far plus a soak up to BENCH_SOAK, half streamed.
+    const soFar = Object.entries(results).filter(([k]) => k.startsWith('switchboard/')).reduce((n, [, r]) => n + r.total, 0);
+    const rest = Math.max(0, SOAK - soFar);
+    const half = Math.ceil(rest / 4);
+    let rssMid = rssMb(switchboard.pid);
+    if (rest > 0) {
+      await load(peers[3], upstream.url, false, 64, { amount: half });
+      await load(peers[3], upstream.url, true, 64, { amount: half });
+      await new Promise((r) => setTimeout(r, 1000));
+      rssMid = rssMb(switchboard.pid);
+      await load(peers[3], upstream.url, false, 64, { amount: half });
+      await load(peers[3], upstream.url, true, 64, { amount: half });
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    const rssEnd = rssMb(switchboard.pid);
+    const soaked = soFar + 4 * half;
+    process.stdout.write(`switchboard RSS: ${fmt(rssStart, 1)} MB after warm-up, ${fmt(rssMid, 1)} MB ${soFar + 2 * half} requests later, ${fmt(rssEnd, 1)} MB after ${soaked}\n`);
+
+    const at = (name, mode) => results[`${name}/${mode}/64`];
+    const ratio = (a, b) => Number((a / b).toFixed(3));
+    const summary = {
+      nonStreamVsRawProxy: ratio(at('switchboard', 'json').rps, at('raw-proxy', 'json').rps),
+      streamVsRawProxy: ratio(at('switchboard', 'stream').rps, at('raw-proxy', 'stream').rps),
+      vsPortkey: ratio(Math.min(at('switchboard', 'json').rps / at('portkey', 'json').rps, at('switchboard', 'stream').rps / at('portkey', 'stream').rps), 1),
+      addedTtfbMs: Number((sbTtfb - upTtfb).toFixed(3)),
+      cpuUsPerRequest: Math.round(Math.max(at('switchboard', 'json').cpuUs, at('switchboard', 'stream').cpuUs)),
+      cpuUsAboveRawProxy: Math.round(Math.max(at('switchboard', 'json').cpuUs - at('raw-proxy', 'json').cpuUs, at('switchboard', 'stream').cpuUs - at('raw-proxy', 'stream').cpuUs)),
+      rssGrowthMbPer100k: Number((((rssEnd - rssStart) / soaked) * 100_000).toFixed(2)),
+      // The second half alone: growth that goes on once the heap and SQLite's caches have filled.
+      rssGrowthSecondHalfMbPer100k: rest > 0 ? Number((((rssEnd - rssMid) / (2 * half)) * 100_000).toFixed(2)) : null,
+      rawProxyCpuUsPerRequest: Math.round(Math.max(at('raw-proxy', 'json').cpuUs, at('raw-proxy', 'stream').cpuUs)),
+      portkeyCpuUsPerRequest: Math.round(Math.max(at('portkey', 'json').cpuUs, at('portkey', 'stream').cpuUs)),
+      failedRequests: Object.values(results).reduce((n, r) => n + r.failed, 0),
+      targets: { nonStreamVsRawProxy: 0.8, streamVsRawProxy: 0.8, vsPortkey: 10, addedTtfbMs: 1, cpuUsPerRequest: 100, rssGrowthMbPer100k: 10 },
+    };
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+  } finally {
+    for (const p of procs) p.child.kill('SIGTERM');
+  }
+}
+
+await main();

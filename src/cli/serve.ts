@@ -1,0 +1,142 @@
+/**
+ * `switchboard serve`: the gateway. With no config it serves the simulator's models and says
+ * so. The config file reloads when it changes and on SIGHUP (an invalid one is refused and
+ * the old one stays); SIGTERM and SIGINT drain requests in flight, then exit. `--workers N`
+ * runs N processes sharing the port (node:cluster); each reloads and drains on its own.
+ */
+import type { Command } from 'commander';
+import { parseNumber, type CliIO } from './io.js';
+
+interface ServeFlags {
+  config?: string;
+  port?: string;
+  host?: string;
+  workers?: string;
+}
+
+export function registerServe(program: Command, io: CliIO): void {
+  program
+    .command('serve')
+    .description('Run the gateway: every model behind the OpenAI, Anthropic and Gemini APIs, for a whole team.')
+    .option('-c, --config <file>', 'gateway config (YAML); default: $SWITCHBOARD_GATEWAY_CONFIG, else the simulator on its own')
+    .option('-p, --port <n>', 'port to listen on (default: the config\'s, else 4000; 0 picks a free one)')
+    .option('--host <host>', 'address to listen on (default: the config\'s, else 127.0.0.1)')
+    .option('-w, --workers <n>', 'worker processes sharing the port', '1')
+    .action(async (flags: ServeFlags) => {
+      const workers = parseNumber(flags.workers, '--workers', { min: 1, integer: true }) ?? 1;
+      const port = parseNumber(flags.port, '--port', { min: 0, max: 65535, integer: true });
+      const cluster = (await import('node:cluster')).default;
+      if (workers > 1 && cluster.isPrimary) {
+        await runPrimary(workers, io);
+        return;
+      }
+      await runServer(flags, port, io, cluster.isWorker);
+    });
+}
+
+/** Fork the workers, pass SIGHUP and SIGTERM on, replace a worker that dies unasked. */
+async function runPrimary(workers: number, io: CliIO): Promise<void> {
+  const cluster = (await import('node:cluster')).default;
+  let stopping = false;
+  // Create the request log's schema once, before the workers open it side by side.
+  const { openConversationLog } = await import('../store/conversation-log.js');
+  openConversationLog({ env: io.env, warn: (m) => void io.stderr.write(`switchboard serve: ${m}\n`) })?.close();
+  for (let i = 0; i < workers; i++) cluster.fork();
+  cluster.on('exit', (worker, code) => {
+    if (stopping) return;
+    io.stderr.write(`switchboard serve: worker ${worker.process.pid} exited (${code}); starting another\n`);
+    cluster.fork();
+  });
+  process.on('SIGHUP', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+  });
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      stopping = true;
+      const alive = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+      if (alive.length === 0) resolve();
+      let left = alive.length;
+      for (const w of alive) {
+        w.once('exit', () => {
+          if (--left === 0) resolve();
+        });
+        w.process.kill('SIGTERM');
+      }
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
+
+async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO, isWorker: boolean): Promise<void> {
+  const { loadEnv } = await import('../providers/env.js');
+  loadEnv(io.cwd, io.env);
+  const { defaultGatewayConfig, loadGatewayConfig } = await import('../gateway/config.js');
+  const { Gateway } = await import('../gateway/gateway.js');
+  const { openConversationLog } = await import('../store/conversation-log.js');
+  const { resolve } = await import('node:path');
+  const configPath = flags.config ?? (io.env.SWITCHBOARD_GATEWAY_CONFIG || undefined);
+  const path = configPath === undefined ? undefined : resolve(io.cwd, configPath);
+  const load = () => (path === undefined ? Promise.resolve(defaultGatewayConfig(io.env)) : loadGatewayConfig(path, io.env));
+  const config = await load();
+  // With several workers the first one speaks for all (they share the port and the config).
+  const cluster = (await import('node:cluster')).default;
+  const say = (m: string): void => {
+    if (!isWorker || cluster.worker?.id === 1) io.stderr.write(`switchboard serve: ${m}\n`);
+  };
+  const warn = (m: string): void => void io.stderr.write(`switchboard serve: ${m}\n`);
+  const requestLog = config.logging.requests ? openConversationLog({ env: io.env, warn }) : undefined;
+  const gateway = new Gateway({ config, requestLog: requestLog ?? false, warn, accessLog: (lines) => io.stdout.write(lines) });
+  const url = await gateway.listen(port ?? config.port, flags.host ?? config.host);
+
+  // One write, so that whoever reads the banner gets it whole.
+  const banner = [`listening on ${url} (config: ${config.source}${requestLog ? `; request log: ${requestLog.path}` : ''})`];
+  if (!config.masterKey) banner.push('no master key (master_key in the config or SWITCHBOARD_MASTER_KEY): anyone who can reach this address may use it.');
+  if (path === undefined) {
+    banner.push(`no config file: serving the simulator's models (sim/llama, sim/mini) and any model whose provider key is set.`);
+    banner.push(`try: OPENAI_BASE_URL=${url}/v1 ANTHROPIC_BASE_URL=${url} GOOGLE_GEMINI_BASE_URL=${url} with the model "sim/llama"`);
+  }
+  say(banner.join('\nswitchboard serve: '));
+
+  let reloading = Promise.resolve();
+  const reload = (why: string): void => {
+    reloading = reloading.then(async () => {
+      try {
+        const next = await load();
+        if (next.port !== gateway.config.port || next.host !== gateway.config.host) say('the listen address changed; it takes effect on restart');
+        gateway.reload(next);
+        say(`configuration reloaded (${why})`);
+      } catch (err) {
+        gateway.reloadFailed((err as Error).message);
+      }
+    });
+  };
+  process.on('SIGHUP', () => reload('SIGHUP'));
+  let watcher: import('node:fs').FSWatcher | undefined;
+  if (path !== undefined) {
+    const { watch } = await import('node:fs');
+    const { dirname, basename } = await import('node:path');
+    let timer: NodeJS.Timeout | undefined;
+    // Watch the directory: editors replace the file (rename), which ends a watch on the file itself.
+    watcher = watch(dirname(path), (_event, file) => {
+      if (file !== null && file !== basename(path)) return;
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => reload('file changed'), 100);
+    });
+  }
+
+  await new Promise<void>((done) => {
+    const stop = (signal: string): void => {
+      say(`${signal}: draining ${gateway.inFlight} request(s) in flight (up to ${gateway.config.limits.drainTimeoutMs} ms)`);
+      watcher?.close();
+      void gateway.shutdown().then(({ drained, aborted }) => {
+        say(drained ? 'drained; stopped' : `stopped; ${aborted} request(s) cut at the deadline`);
+        // A worker's channel to the primary would keep it alive.
+        cluster.worker?.disconnect();
+        done();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

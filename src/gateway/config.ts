@@ -1,0 +1,275 @@
+/**
+ * The gateway's configuration: a YAML file validated with a schema. Errors name the file,
+ * the line and the key (`gateway.yaml:12: limits.max_in_flight: expected a positive integer`).
+ * String values may reference environment variables (`${OPENAI_API_KEY}`, `${PORT:-4000}`);
+ * the values read that way (provider keys, the master key) are never logged or returned.
+ */
+import { readFile } from 'node:fs/promises';
+import { LineCounter, isMap, isNode, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import { z } from 'zod';
+import { ConfigError, registerSecret } from '../errors.js';
+import { BUILTIN_PROVIDERS, type ProviderConfig } from '../providers/registry.js';
+
+const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().nonnegative();
+
+const providerSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'lower-case letters, digits, ".", "_" and "-"'),
+    protocol: z.enum(['openai', 'openai-responses', 'anthropic', 'gemini']),
+    base_url: z.string().regex(/^https?:\/\//, 'an http:// or https:// URL'),
+    api_key: z.string().optional(),
+    headers: z.record(z.string(), z.string()).optional(),
+  })
+  .strict();
+
+const groupSchema = z
+  .object({
+    /** `weighted`: one deployment drawn by weight, the others as fallbacks; `fallback`: in the order written. */
+    strategy: z.enum(['weighted', 'fallback']).default('weighted'),
+    deployments: z
+      .array(z.object({ model: z.string().min(1), weight: z.number().positive().default(1) }).strict())
+      .min(1),
+  })
+  .strict();
+
+const schema = z
+  .object({
+    listen: z.object({ host: z.string().min(1).optional(), port: nonNegativeInt.max(65535).optional() }).strict().optional(),
+    master_key: z.string().min(8, 'at least 8 characters').optional(),
+    providers: z.array(providerSchema).optional(),
+    keys: z.record(z.string(), z.string()).optional(),
+    aliases: z.record(z.string(), z.string().min(1)).optional(),
+    model_groups: z.record(z.string(), groupSchema).optional(),
+    routing: z
+      .object({
+        max_retries: nonNegativeInt.max(10).optional(),
+        retries_before_fallback: nonNegativeInt.max(10).optional(),
+        attempt_timeout_ms: positiveInt.optional(),
+        deadline_ms: positiveInt.optional(),
+        on_unavailable: z.enum(['fail', 'wait']).optional(),
+        fallbacks: z.record(z.string(), z.array(z.string().min(1)).min(1)).optional(),
+      })
+      .strict()
+      .optional(),
+    limits: z
+      .object({
+        max_body_bytes: positiveInt.optional(),
+        max_in_flight: positiveInt.optional(),
+        request_timeout_ms: positiveInt.optional(),
+        drain_timeout_ms: nonNegativeInt.optional(),
+        keep_alive_ms: positiveInt.optional(),
+      })
+      .strict()
+      .optional(),
+    logging: z
+      .object({
+        requests: z.boolean().optional(),
+        access_log: z.boolean().optional(),
+        content: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export type RawGatewayConfig = z.infer<typeof schema>;
+
+export interface ModelGroup {
+  strategy: 'weighted' | 'fallback';
+  deployments: { model: string; weight: number }[];
+}
+
+/** A validated configuration with every default filled in and environment references resolved. */
+export interface GatewayConfig {
+  /** Where it came from (`(built-in)` for the embedded default). */
+  source: string;
+  host: string;
+  port: number;
+  /** Undefined: no master key, the gateway admits every caller. */
+  masterKey: string | undefined;
+  /** Providers added or replaced by the config. */
+  providers: ProviderConfig[];
+  /** Environment the router reads keys from: the process's, plus keys given in the config. */
+  env: Record<string, string | undefined>;
+  aliases: Map<string, string>;
+  groups: Map<string, ModelGroup>;
+  routing: {
+    maxRetries: number | undefined;
+    retriesBeforeFallback: number | undefined;
+    attemptTimeoutMs: number | undefined;
+    deadlineMs: number | undefined;
+    onUnavailable: 'fail' | 'wait';
+    fallbacks: Map<string, string[]>;
+  };
+  limits: { maxBodyBytes: number; maxInFlight: number; requestTimeoutMs: number; drainTimeoutMs: number; keepAliveMs: number };
+  logging: { requests: boolean; accessLog: boolean; content: boolean };
+}
+
+export const DEFAULT_PORT = 4000;
+export const DEFAULT_LIMITS = { maxBodyBytes: 10 * 1024 * 1024, maxInFlight: 1024, requestTimeoutMs: 600_000, drainTimeoutMs: 30_000, keepAliveMs: 15_000 };
+
+/** The name of the environment variable that holds a config provider's key inside the gateway. */
+function keyVariable(provider: string): string {
+  return `SWITCHBOARD_GATEWAY_KEY_${provider.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}`;
+}
+
+/** The line (1-based) of the key (or list item) at a path, or of the nearest ancestor that exists. */
+function lineOf(doc: Document, counter: LineCounter, path: readonly PropertyKey[]): number | undefined {
+  let node: unknown = doc.contents;
+  let line: number | undefined = isNode(node) && node.range ? counter.linePos(node.range[0]).line : undefined;
+  for (const segment of path) {
+    let next: unknown;
+    let at: [number, number, number] | null | undefined;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === segment);
+      next = pair?.value;
+      at = isNode(pair?.key) ? pair.key.range : undefined;
+    } else if (isSeq(node) && typeof segment === 'number') {
+      next = node.items[segment];
+      at = isNode(next) ? next.range : undefined;
+    }
+    if (!at) break;
+    line = counter.linePos(at[0]).line;
+    node = next;
+  }
+  return line;
+}
+
+function where(source: string, line: number | undefined, path: readonly PropertyKey[]): string {
+  const key = path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+  return `${source}${line === undefined ? '' : `:${line}`}${key ? `: ${key}` : ''}`;
+}
+
+const REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replace `${VAR}` references in every string; a variable that is not set (and has no default) is an error. */
+function substitute(value: unknown, env: Record<string, string | undefined>, fail: (path: PropertyKey[], message: string) => never, path: PropertyKey[] = []): unknown {
+  if (typeof value === 'string') {
+    return value.replace(REFERENCE, (_m, name: string, fallback: string | undefined) => {
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback;
+      return fail(path, `refers to \${${name}}, which is not set in the environment (set it, or write \${${name}:-default})`);
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => substitute(v, env, fail, [...path, i]));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, env, fail, [...path, k])]));
+  }
+  return value;
+}
+
+/** Parse and validate a configuration's text. Throws a ConfigError naming file, line and key. */
+export function parseGatewayConfig(text: string, source: string, env: Record<string, string | undefined> = process.env): GatewayConfig {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    const line = e && e.pos ? counter.linePos(e.pos[0]).line : undefined;
+    throw new ConfigError(`${source}${line === undefined ? '' : `:${line}`}: not valid YAML: ${e?.message.split('\n')[0] ?? 'syntax error'}`);
+  }
+  const fail = (path: readonly PropertyKey[], message: string): never => {
+    throw new ConfigError(`${where(source, lineOf(doc, counter, path), path)}: ${message}`);
+  };
+  const json = substitute(doc.toJS() ?? {}, env, fail);
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0] as z.core.$ZodIssue;
+    const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0] ?? ''] : issue.path;
+    const message = issue.code === 'unrecognized_keys' ? `is not a known setting (known here: ${knownKeys(issue.path)})` : issue.message;
+    return fail(path, message);
+  }
+  return buildConfig(parsed.data, source, env, fail);
+}
+
+function knownKeys(path: readonly PropertyKey[]): string {
+  let s: z.ZodType = schema;
+  for (const p of path) {
+    const def = (s as unknown as { shape?: Record<string, z.ZodType>; element?: z.ZodType; unwrap?: () => z.ZodType });
+    if (typeof p === 'number' && def.element) s = def.element;
+    else if (def.shape && typeof p === 'string' && def.shape[p]) s = def.shape[p];
+    while ((s as unknown as { unwrap?: () => z.ZodType }).unwrap) s = (s as unknown as { unwrap: () => z.ZodType }).unwrap();
+  }
+  const shape = (s as unknown as { shape?: Record<string, unknown> }).shape;
+  return shape ? Object.keys(shape).join(', ') : '';
+}
+
+function buildConfig(raw: RawGatewayConfig, source: string, baseEnv: Record<string, string | undefined>, fail: (path: PropertyKey[], message: string) => never): GatewayConfig {
+  const env: Record<string, string | undefined> = { ...baseEnv };
+  const providers: ProviderConfig[] = [];
+  (raw.providers ?? []).forEach((p, i) => {
+    if (providers.some((q) => q.name === p.name)) fail(['providers', i, 'name'], `"${p.name}" is defined twice`);
+    const config: ProviderConfig = { name: p.name, protocol: p.protocol, baseURL: p.base_url.replace(/\/+$/, ''), keyEnv: [] };
+    if (p.headers) config.headers = p.headers;
+    if (p.api_key !== undefined) {
+      const variable = keyVariable(p.name);
+      env[variable] = p.api_key;
+      config.keyEnv = [variable];
+      registerSecret(p.api_key);
+    }
+    providers.push(config);
+  });
+  for (const [name, key] of Object.entries(raw.keys ?? {})) {
+    const builtin = BUILTIN_PROVIDERS.find((b) => b.name === name);
+    if (!builtin || builtin.keyEnv.length === 0) fail(['keys', name], `"${name}" is not a built-in provider that takes a key (known: ${BUILTIN_PROVIDERS.filter((b) => b.keyEnv.length > 0 && !b.local).map((b) => b.name).join(', ')})`);
+    env[builtin?.keyEnv[0] ?? ''] = key;
+    registerSecret(key);
+  }
+  const aliases = new Map(Object.entries(raw.aliases ?? {}));
+  const groups = new Map<string, ModelGroup>();
+  for (const [name, g] of Object.entries(raw.model_groups ?? {})) {
+    if (aliases.has(name)) fail(['model_groups', name], `"${name}" is also an alias; a name means one thing`);
+    groups.set(name, { strategy: g.strategy, deployments: g.deployments });
+  }
+  const masterKey = raw.master_key ?? (baseEnv.SWITCHBOARD_MASTER_KEY || undefined);
+  registerSecret(masterKey);
+  const limits = raw.limits ?? {};
+  const logging = raw.logging ?? {};
+  const routing = raw.routing ?? {};
+  return {
+    source,
+    host: raw.listen?.host ?? '127.0.0.1',
+    port: raw.listen?.port ?? DEFAULT_PORT,
+    masterKey,
+    providers,
+    env,
+    aliases,
+    groups,
+    routing: {
+      maxRetries: routing.max_retries,
+      retriesBeforeFallback: routing.retries_before_fallback,
+      attemptTimeoutMs: routing.attempt_timeout_ms,
+      deadlineMs: routing.deadline_ms,
+      onUnavailable: routing.on_unavailable ?? 'fail',
+      fallbacks: new Map(Object.entries(routing.fallbacks ?? {})),
+    },
+    limits: {
+      maxBodyBytes: limits.max_body_bytes ?? DEFAULT_LIMITS.maxBodyBytes,
+      maxInFlight: limits.max_in_flight ?? DEFAULT_LIMITS.maxInFlight,
+      requestTimeoutMs: limits.request_timeout_ms ?? DEFAULT_LIMITS.requestTimeoutMs,
+      drainTimeoutMs: limits.drain_timeout_ms ?? DEFAULT_LIMITS.drainTimeoutMs,
+      keepAliveMs: limits.keep_alive_ms ?? DEFAULT_LIMITS.keepAliveMs,
+    },
+    logging: { requests: logging.requests ?? true, accessLog: logging.access_log ?? true, content: logging.content ?? false },
+  };
+}
+
+/**
+ * The embedded default: no file, the simulator's models, and the master key from
+ * SWITCHBOARD_MASTER_KEY when it is set.
+ */
+export function defaultGatewayConfig(env: Record<string, string | undefined> = process.env): GatewayConfig {
+  return parseGatewayConfig('{}', '(built-in)', env);
+}
+
+/** Read and parse a config file. */
+export async function loadGatewayConfig(path: string, env: Record<string, string | undefined> = process.env): Promise<GatewayConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${path}: cannot read the gateway config (${(err as Error).message})`);
+  }
+  return parseGatewayConfig(text, path, env);
+}

@@ -1,0 +1,95 @@
+/**
+ * Plain HTTP helpers for the gateway: the request id, the caller's credential, and the body
+ * read with a size limit. Nothing here knows a wire protocol.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { BadRequestError } from '../errors.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+let idPrefix = randomBytes(4).toString('hex');
+let idCounter = 0;
+
+/** The caller's `x-request-id` when it is a sane token, else a fresh one (unique per process). */
+export function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  if (typeof given === 'string' && REQUEST_ID.test(given)) return given;
+  if (++idCounter > 0xffffffff) {
+    idPrefix = randomBytes(4).toString('hex');
+    idCounter = 0;
+  }
+  return `req_${idPrefix}${idCounter.toString(16).padStart(8, '0')}`;
+}
+
+const responsePrefix = randomBytes(8).toString('hex');
+let responseCounter = 0;
+/** A response id unique per process (the server half adds its protocol's prefix). */
+export function responseId(): string {
+  return `${responsePrefix}${(++responseCounter).toString(16).padStart(12, '0')}`;
+}
+
+/**
+ * The credential as the caller's SDK sends it: `Authorization: Bearer` (OpenAI), `x-api-key`
+ * (Anthropic), `x-goog-api-key` or `?key=` (Gemini). Undefined when none is present.
+ */
+export function credentialOf(req: IncomingMessage, query: URLSearchParams | undefined): string | undefined {
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string') {
+    const m = /^Bearer\s+(.+)$/i.exec(auth.trim());
+    if (m) return m[1];
+  }
+  const apiKey = req.headers['x-api-key'];
+  if (typeof apiKey === 'string' && apiKey !== '') return apiKey;
+  const goog = req.headers['x-goog-api-key'];
+  if (typeof goog === 'string' && goog !== '') return goog;
+  const key = query?.get('key');
+  return key ? key : undefined;
+}
+
+/** A client error raised by the gateway itself, rendered by the caller's server half. */
+export function clientError(status: number, message: string): BadRequestError {
+  return new BadRequestError({ status, provider: 'gateway', providerMessage: message });
+}
+
+/** Read the whole body as UTF-8, refusing more than `limit` bytes (413) without reading the rest. */
+export function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    return Promise.reject(clientError(413, `The request body is ${declared} bytes; this gateway accepts at most ${limit}.`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off('data', onData);
+        req.resume();
+        reject(clientError(413, `The request body is larger than ${limit} bytes, the most this gateway accepts.`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+    req.once('error', reject);
+  });
+}
+
+/** Parse a JSON body; a syntax error is a 400 saying where. */
+export function parseJsonBody(text: string): unknown {
+  if (text.trim() === '') throw clientError(400, 'The request body is empty; send a JSON object.');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw clientError(400, `The request body is not valid JSON: ${(err as Error).message}.`);
+  }
+}
+
+/** Whether the content type is JSON (a missing one is accepted, as the providers do). */
+export function isJsonContentType(req: IncomingMessage): boolean {
+  const type = req.headers['content-type'];
+  if (type === undefined || type === '') return true;
+  const base = type.split(';')[0]?.trim().toLowerCase() ?? '';
+  return base === 'application/json' || base.endsWith('+json');
+}

@@ -1,0 +1,183 @@
+/**
+ * The gateway's Prometheus metrics (`GET /metrics`, text format 0.0.4). Names follow the
+ * OpenTelemetry GenAI semantic conventions where they have one (`gen_ai.server.request.duration`
+ * becomes `gen_ai_server_request_duration_seconds`), with their attribute names as labels
+ * (`gen_ai_request_model`, `gen_ai_provider_name`, `error_type`); the rest are `switchboard_*`.
+ *
+ * Our own small registry rather than a client library: one request records about ten values,
+ * and a label set here is one string key into a Map, so recording stays well under a microsecond.
+ */
+
+type Labels = Record<string, string>;
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function labelText(names: readonly string[], values: readonly string[]): string {
+  if (names.length === 0) return '';
+  return names.map((n, i) => `${n}="${escapeLabel(values[i] ?? '')}"`).join(',');
+}
+
+abstract class Metric {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly labelNames: readonly string[],
+  ) {}
+  protected key(labels: Labels): string {
+    let k = '';
+    for (const n of this.labelNames) k += `${labels[n] ?? ''}\u0000`;
+    return k;
+  }
+  protected values(key: string): string[] {
+    return key.split('\u0000').slice(0, this.labelNames.length);
+  }
+  abstract render(): string;
+}
+
+export class Counter extends Metric {
+  readonly #values = new Map<string, number>();
+  inc(labels: Labels = {}, by = 1): void {
+    const k = this.key(labels);
+    this.#values.set(k, (this.#values.get(k) ?? 0) + by);
+  }
+  get(labels: Labels = {}): number {
+    return this.#values.get(this.key(labels)) ?? 0;
+  }
+  render(): string {
+    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} counter\n`;
+    for (const [k, v] of this.#values) {
+      const l = labelText(this.labelNames, this.values(k));
+      out += `${this.name}${l ? `{${l}}` : ''} ${v}\n`;
+    }
+    return out;
+  }
+}
+
+export class Gauge extends Metric {
+  value = 0;
+  render(): string {
+    return `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} gauge\n${this.name} ${this.value}\n`;
+  }
+}
+
+interface Series {
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+export class Histogram extends Metric {
+  readonly #series = new Map<string, Series>();
+  constructor(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    readonly buckets: readonly number[],
+  ) {
+    super(name, help, labelNames);
+  }
+  observe(labels: Labels, value: number): void {
+    const k = this.key(labels);
+    let s = this.#series.get(k);
+    if (!s) {
+      s = { counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 };
+      this.#series.set(k, s);
+    }
+    const b = this.buckets;
+    for (let i = 0; i < b.length; i++) {
+      if (value <= (b[i] as number)) {
+        s.counts[i] = (s.counts[i] as number) + 1;
+        break;
+      }
+    }
+    s.sum += value;
+    s.count++;
+  }
+  count(labels: Labels = {}): number {
+    return this.#series.get(this.key(labels))?.count ?? 0;
+  }
+  render(): string {
+    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} histogram\n`;
+    for (const [k, s] of this.#series) {
+      const l = labelText(this.labelNames, this.values(k));
+      const sep = l ? ',' : '';
+      let cumulative = 0;
+      this.buckets.forEach((le, i) => {
+        cumulative += s.counts[i] as number;
+        out += `${this.name}_bucket{${l}${sep}le="${le}"} ${cumulative}\n`;
+      });
+      out += `${this.name}_bucket{${l}${sep}le="+Inf"} ${s.count}\n`;
+      out += `${this.name}_sum${l ? `{${l}}` : ''} ${s.sum}\n${this.name}_count${l ? `{${l}}` : ''} ${s.count}\n`;
+    }
+    return out;
+  }
+}
+
+/** OpenTelemetry's advised buckets for GenAI durations and token counts. */
+const DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+const ITL_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5];
+const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
+const OVERHEAD_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
+
+const MODEL_LABELS = ['gen_ai_operation_name', 'gen_ai_request_model', 'gen_ai_provider_name'] as const;
+
+/** What one finished request tells the metrics. */
+export interface RequestObservation {
+  protocol: string;
+  model: string;
+  provider: string;
+  /** HTTP status sent (200 for a stream that failed midway: `errorType` says so). */
+  status: number;
+  /** Error kind (`rate_limit`, `server`, `bad_request`, ...), absent on success. */
+  errorType?: string | undefined;
+  durationS: number;
+  ttftS?: number | undefined;
+  itlS?: number | undefined;
+  inputTokens?: number | undefined;
+  outputTokens?: number | undefined;
+  costUsd?: number | null | undefined;
+  overheadS: number;
+}
+
+export class GatewayMetrics {
+  readonly requests = new Counter('switchboard_requests_total', 'Requests answered, by caller protocol and HTTP status.', ['protocol', 'status']);
+  readonly errors = new Counter('switchboard_errors_total', 'Failed requests by error kind.', ['protocol', 'error_type']);
+  readonly duration = new Histogram('gen_ai_server_request_duration_seconds', 'Time from receiving a request to its last byte (gen_ai.server.request.duration).', [...MODEL_LABELS, 'error_type'], DURATION_BUCKETS);
+  readonly ttft = new Histogram('gen_ai_server_time_to_first_token_seconds', 'Time from receiving a request to its first content token (gen_ai.server.time_to_first_token).', MODEL_LABELS, TTFT_BUCKETS);
+  readonly itl = new Histogram('gen_ai_server_time_per_output_token_seconds', 'Mean time between output tokens after the first (gen_ai.server.time_per_output_token).', MODEL_LABELS, ITL_BUCKETS);
+  readonly tokens = new Histogram('gen_ai_client_token_usage', 'Tokens per request by type, input or output (gen_ai.client.token.usage).', [...MODEL_LABELS, 'gen_ai_token_type'], TOKEN_BUCKETS);
+  readonly tokensTotal = new Counter('switchboard_tokens_total', 'Tokens by model, provider and type.', ['gen_ai_request_model', 'gen_ai_provider_name', 'gen_ai_token_type']);
+  readonly cost = new Counter('switchboard_cost_usd_total', 'Cost in US dollars by model and provider (requests of unknown price are not counted).', ['gen_ai_request_model', 'gen_ai_provider_name']);
+  readonly overhead = new Histogram('switchboard_gateway_overhead_seconds', 'Time spent in the gateway itself per request, upstream time excluded.', ['protocol'], OVERHEAD_BUCKETS);
+  readonly inFlight = new Gauge('switchboard_in_flight_requests', 'Requests being served now.', []);
+  readonly rejected = new Counter('switchboard_rejected_total', 'Requests refused before reaching a model, by reason.', ['reason']);
+  readonly reloads = new Counter('switchboard_config_reloads_total', 'Configuration reloads by result.', ['result']);
+
+  observe(o: RequestObservation): void {
+    this.requests.inc({ protocol: o.protocol, status: String(o.status) });
+    if (o.errorType) this.errors.inc({ protocol: o.protocol, error_type: o.errorType });
+    const labels = { gen_ai_operation_name: 'chat', gen_ai_request_model: o.model, gen_ai_provider_name: o.provider };
+    this.duration.observe(o.errorType ? { ...labels, error_type: o.errorType } : labels, o.durationS);
+    if (o.ttftS !== undefined) this.ttft.observe(labels, o.ttftS);
+    if (o.itlS !== undefined) this.itl.observe(labels, o.itlS);
+    if (o.inputTokens !== undefined) {
+      this.tokens.observe({ ...labels, gen_ai_token_type: 'input' }, o.inputTokens);
+      this.tokensTotal.inc({ gen_ai_request_model: o.model, gen_ai_provider_name: o.provider, gen_ai_token_type: 'input' }, o.inputTokens);
+    }
+    if (o.outputTokens !== undefined) {
+      this.tokens.observe({ ...labels, gen_ai_token_type: 'output' }, o.outputTokens);
+      this.tokensTotal.inc({ gen_ai_request_model: o.model, gen_ai_provider_name: o.provider, gen_ai_token_type: 'output' }, o.outputTokens);
+    }
+    if (typeof o.costUsd === 'number' && o.costUsd > 0) this.cost.inc({ gen_ai_request_model: o.model, gen_ai_provider_name: o.provider }, o.costUsd);
+    this.overhead.observe({ protocol: o.protocol }, o.overheadS);
+  }
+
+  render(): string {
+    return [this.requests, this.errors, this.duration, this.ttft, this.itl, this.tokens, this.tokensTotal, this.cost, this.overhead, this.inFlight, this.rejected, this.reloads]
+      .map((m) => m.render())
+      .join('');
+  }
+}

@@ -1,0 +1,98 @@
+/** The gateway's YAML config: schema errors with file, line and key; env references; aliases and groups. */
+import { describe, expect, it } from 'vitest';
+import { parseGatewayConfig } from '../src/gateway/config.js';
+import { routeModelFor } from '../src/gateway/models.js';
+
+const parse = (text: string, env: Record<string, string> = {}) => parseGatewayConfig(text, 'gw.yaml', env);
+const failure = (text: string, env: Record<string, string> = {}): string => {
+  try {
+    parse(text, env);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error('expected the config to be refused');
+};
+
+describe('the gateway config', () => {
+  it('fills in defaults for an empty file', () => {
+    const c = parse('');
+    expect(c).toMatchObject({ host: '127.0.0.1', port: 4000, masterKey: undefined, limits: { maxInFlight: 1024, maxBodyBytes: 10485760 } });
+    expect(c.logging).toEqual({ requests: true, accessLog: true, content: false });
+  });
+
+  it('names the file, the line and the key of a wrong value', () => {
+    expect(failure('listen:\n  port: 4000\nlimits:\n  max_in_flight: -3\n')).toMatch(/^gw\.yaml:4: limits\.max_in_flight: .*(>0|positive|too small)/i);
+    expect(failure('providers:\n  - name: a\n    protocol: soap\n    base_url: http://x\n')).toMatch(/^gw\.yaml:3: providers\[0\]\.protocol: /);
+  });
+
+  it('names an unknown key and lists the known ones', () => {
+    expect(failure('limits:\n  max_inflight: 3\n')).toMatch(/^gw\.yaml:2: limits\.max_inflight: is not a known setting \(known here: max_body_bytes, max_in_flight/);
+    expect(failure('routeing: {}\n')).toMatch(/^gw\.yaml:1: routeing: is not a known setting/);
+  });
+
+  it('reports YAML syntax errors with their line', () => {
+    expect(failure('aliases:\n  a: b\n   c: [\n')).toMatch(/^gw\.yaml:\d+: not valid YAML/);
+  });
+
+  it('reads environment references, with defaults, and refuses unset ones by name', () => {
+    const c = parse('master_key: ${MK}\nlisten:\n  host: ${HOST:-0.0.0.0}\nkeys:\n  openai: ${OPENAI_KEY}\n', { MK: 'master-key-123456', OPENAI_KEY: 'sk-openai-abcdef123456' });
+    expect(c.masterKey).toBe('master-key-123456');
+    expect(c.host).toBe('0.0.0.0');
+    expect(c.env.OPENAI_API_KEY).toBe('sk-openai-abcdef123456');
+    const msg = failure('providers:\n  - name: box\n    protocol: openai\n    base_url: http://box/v1\n    api_key: ${BOX_KEY}\n');
+    expect(msg).toMatch(/^gw\.yaml:5: providers\[0\]\.api_key: refers to \$\{BOX_KEY\}, which is not set/);
+  });
+
+  it('never puts a secret into an error message', () => {
+    const msg = failure('master_key: ${MK}\nlimits:\n  max_in_flight: ${MK}\n', { MK: 'topsecret-master-key' });
+    expect(msg).toMatch(/limits\.max_in_flight/);
+    expect(msg).not.toContain('topsecret-master-key');
+  });
+
+  it('takes the master key from SWITCHBOARD_MASTER_KEY when the file has none', () => {
+    expect(parse('', { SWITCHBOARD_MASTER_KEY: 'from-the-environment' }).masterKey).toBe('from-the-environment');
+  });
+
+  it('refuses a name that is both an alias and a model group', () => {
+    expect(failure('aliases:\n  smart: sim/llama\nmodel_groups:\n  smart:\n    deployments:\n      - model: sim/mini\n')).toMatch(/^gw\.yaml:4: model_groups\.smart: "smart" is also an alias/);
+  });
+});
+
+describe('model names', () => {
+  const config = parse(
+    [
+      'aliases:',
+      '  fast: sim/llama@sim-fast',
+      'model_groups:',
+      '  pool:',
+      '    deployments:',
+      '      - { model: sim/llama@sim-fast, weight: 3 }',
+      '      - { model: sim/llama@sim-cheap, weight: 1 }',
+      '  ordered:',
+      '    strategy: fallback',
+      '    deployments:',
+      '      - model: sim/mini@sim-cheap',
+      '      - model: sim/llama@sim-gemini',
+      'routing:',
+      '  fallbacks:',
+      '    fast: [sim/mini@sim-cheap]',
+    ].join('\n'),
+  );
+
+  it('resolves aliases and appends their fallbacks', () => {
+    expect(routeModelFor(config, 'fast')).toBe('sim/llama@sim-fast->sim/mini@sim-cheap');
+    expect(routeModelFor(config, 'sim/mini')).toBe('sim/mini');
+  });
+
+  it('draws a weighted group\'s first deployment by weight, the others as fallbacks', () => {
+    expect(routeModelFor(config, 'pool', () => 0.1)).toBe('sim/llama@sim-fast->sim/llama@sim-cheap');
+    expect(routeModelFor(config, 'pool', () => 0.9)).toBe('sim/llama@sim-cheap->sim/llama@sim-fast');
+    let fast = 0;
+    for (let i = 0; i < 400; i++) if (routeModelFor(config, 'pool', () => i / 400).startsWith('sim/llama@sim-fast')) fast++;
+    expect(fast).toBe(300);
+  });
+
+  it('keeps a fallback group in the order written', () => {
+    expect(routeModelFor(config, 'ordered', () => 0.99)).toBe('sim/mini@sim-cheap->sim/llama@sim-gemini');
+  });
+});
