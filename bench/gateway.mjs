@@ -5,14 +5,16 @@
  * Peers, each its own process: the upstream alone; the 15-line raw proxy (node:http + an
  * undici Pool, bench/raw-proxy.mjs); Portkey's open-source gateway (@portkey-ai/gateway from
  * npm, with bench/portkey-node20-shim.mjs so its streams work on Node 20); switchboard serve with auth (master key), routing (an alias to a model string at a
- * configured provider), the SQLite request log, the access log and metrics on.
+ * configured provider), the SQLite request log, the access log and metrics on; and the same
+ * with a virtual key that has a budget, requests and tokens per minute and a team with its own
+ * budget (`switchboard-keyed`: key lookup, one atomic reserve, two ledger rows per request).
  *
  * Prints req/s, p50/p99 latency, server CPU µs per request and RSS for each at 16 and 64
  * connections, then one JSON line with the ratios the targets are set on. Environment:
  * BENCH_SECONDS (per run, default 4), BENCH_SOAK (requests for the RSS check, default 200000),
  * BENCH_TTFB (sequential requests for the time-to-first-byte check, default 300).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, Agent } from 'node:http';
 import { createServer } from 'node:net';
@@ -86,6 +88,8 @@ function peerRequest(peer, upstreamURL, stream) {
     payload = payload.replace('"bench"', '"bench-model"');
   } else if (peer.name === 'switchboard') {
     headers.authorization = `Bearer ${MASTER_KEY}`;
+  } else if (peer.name === 'switchboard-keyed') {
+    headers.authorization = `Bearer ${virtualKey}`;
   }
   return { url: `${peer.url}/v1/chat/completions`, method: 'POST', headers, body: payload };
 }
@@ -141,6 +145,9 @@ async function ttfb(peer, upstreamURL, samples) {
   return times[Math.floor(times.length / 2)];
 }
 
+/** The key `switchboard-keyed` is called with, made by `switchboard keys create` at start. */
+let virtualKey = '';
+
 const fmt = (n, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-');
 
 async function main() {
@@ -165,14 +172,30 @@ async function main() {
       '  max_in_flight: 4096',
     ].join('\n'),
   );
+  const configText = readFileSync(config, 'utf8');
+  writeFileSync(config, `${configText}\nvirtual_keys:\n  enabled: false\n`);
   const switchboard = await startProcess('switchboard', [join(root, 'dist/cli/bin.js'), 'serve', '--config', config, '--port', '0'], { env: { SWITCHBOARD_HOME: home } });
+  // The same gateway with virtual keys on, called with a key that has a budget and limits.
+  const keyedHome = mkdtempSync(join(tmpdir(), 'sb-bench-gw-keyed-'));
+  const keyedConfig = join(keyedHome, 'gateway.yaml');
+  // The local upstream's model has no catalog price: its budget is charged at $0, with every check still made.
+  writeFileSync(keyedConfig, `${configText}\nvirtual_keys:\n  unpriced_models: free\n`);
+  const cli = (...args) => {
+    const r = spawnSync(process.execPath, [join(root, 'dist/cli/bin.js'), ...args, '--config', keyedConfig], { env: { ...process.env, SWITCHBOARD_HOME: keyedHome }, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`switchboard ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  cli('teams', 'create', 'bench', '--budget', '1000000', '--period', 'month', '--rpm', '100000000');
+  virtualKey = cli('keys', 'create', '--name', 'bench', '--team', 'bench', '--budget', '1000000', '--period', 'month', '--rpm', '100000000', '--tpm', '100000000000');
+  const keyed = await startProcess('switchboard-keyed', [join(root, 'dist/cli/bin.js'), 'serve', '--config', keyedConfig, '--port', '0'], { env: { SWITCHBOARD_HOME: keyedHome } });
   const peers = [
     { ...upstream, name: 'upstream' },
     { ...raw, name: 'raw-proxy' },
     { ...portkey, name: 'portkey' },
     { ...switchboard, name: 'switchboard' },
+    { ...keyed, name: 'switchboard-keyed' },
   ];
-  const procs = [upstream, raw, portkey, switchboard];
+  const procs = [upstream, raw, portkey, switchboard, keyed];
   try {
     for (const p of peers) for (const stream of [false, true]) await check(p, upstream.url, stream);
     // Warm every peer (JIT, connection pools) before anything is timed.
@@ -221,6 +244,8 @@ async function main() {
     const summary = {
       nonStreamVsRawProxy: ratio(at('switchboard', 'json').rps, at('raw-proxy', 'json').rps),
       streamVsRawProxy: ratio(at('switchboard', 'stream').rps, at('raw-proxy', 'stream').rps),
+      keyedVsRawProxy: ratio(Math.min(at('switchboard-keyed', 'json').rps / at('raw-proxy', 'json').rps, at('switchboard-keyed', 'stream').rps / at('raw-proxy', 'stream').rps), 1),
+      keyedVsPlain: ratio(Math.min(at('switchboard-keyed', 'json').rps / at('switchboard', 'json').rps, at('switchboard-keyed', 'stream').rps / at('switchboard', 'stream').rps), 1),
       vsPortkey: ratio(Math.min(at('switchboard', 'json').rps / at('portkey', 'json').rps, at('switchboard', 'stream').rps / at('portkey', 'stream').rps), 1),
       addedTtfbMs: Number((sbTtfb - upTtfb).toFixed(3)),
       cpuUsPerRequest: Math.round(Math.max(at('switchboard', 'json').cpuUs, at('switchboard', 'stream').cpuUs)),
@@ -231,7 +256,7 @@ async function main() {
       rawProxyCpuUsPerRequest: Math.round(Math.max(at('raw-proxy', 'json').cpuUs, at('raw-proxy', 'stream').cpuUs)),
       portkeyCpuUsPerRequest: Math.round(Math.max(at('portkey', 'json').cpuUs, at('portkey', 'stream').cpuUs)),
       failedRequests: Object.values(results).reduce((n, r) => n + r.failed, 0),
-      targets: { nonStreamVsRawProxy: 0.8, streamVsRawProxy: 0.8, vsPortkey: 10, addedTtfbMs: 1, cpuUsPerRequest: 100, rssGrowthMbPer100k: 10 },
+      targets: { nonStreamVsRawProxy: 0.8, streamVsRawProxy: 0.8, keyedVsRawProxy: 0.8, vsPortkey: 10, addedTtfbMs: 1, cpuUsPerRequest: 100, rssGrowthMbPer100k: 10 },
     };
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   } finally {

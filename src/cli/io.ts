@@ -98,3 +98,18 @@ export async function commandContext(io: CliIO): Promise<{ env: Env; registry: i
   loadEnv(io.cwd, io.env);
   return { env: io.env, registry: createRegistry(io.cwd, io.env) };
 }
+
+/**
+ * The gateway configuration a command works with: `--config`, else $SWITCHBOARD_GATEWAY_CONFIG,
+ * else the built-in default, with `.env` read in first; `load` reads it again (for reloads).
+ */
+export async function gatewayConfigFor(flagPath: string | undefined, io: CliIO) {
+  const { loadEnv } = await import('../providers/env.js');
+  loadEnv(io.cwd, io.env);
+  const { defaultGatewayConfig, loadGatewayConfig } = await import('../gateway/config.js');
+  const { resolve } = await import('node:path');
+  const configPath = flagPath ?? (io.env.SWITCHBOARD_GATEWAY_CONFIG || undefined);
+  const path = configPath === undefined ? undefined : resolve(io.cwd, configPath);
+  const load = () => (path === undefined ? Promise.resolve(defaultGatewayConfig(io.env)) : loadGatewayConfig(path, io.env));
+  return { path, load, config: await load() };
+}

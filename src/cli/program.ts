@@ -8,6 +8,7 @@ import { registerAsk } from './ask.js';
 import { registerCache } from './cache.js';
 import { registerChat } from './chat.js';
 import type { CliIO } from './io.js';
+import { registerKeys } from './keys.js';
 import { registerLogs } from './logs.js';
 import { registerModels } from './models.js';
 import { registerServe } from './serve.js';
@@ -31,6 +32,7 @@ export function createProgram(io: CliIO): Command {
   registerLogs(program, io);
   registerUsage(program, io);
   registerCache(program, io);
+  registerKeys(program, io);
   program.addHelpText(
     'after',
     `

@@ -5,7 +5,7 @@
  * runs N processes sharing the port (node:cluster); each reloads and drains on its own.
  */
 import type { Command } from 'commander';
-import { parseNumber, type CliIO } from './io.js';
+import { CLIError, gatewayConfigFor, parseNumber, type CliIO } from './io.js';
 
 interface ServeFlags {
   config?: string;
@@ -26,6 +26,10 @@ export function registerServe(program: Command, io: CliIO): void {
       const workers = parseNumber(flags.workers, '--workers', { min: 1, integer: true }) ?? 1;
       const port = parseNumber(flags.port, '--port', { min: 0, max: 65535, integer: true });
       const cluster = (await import('node:cluster')).default;
+      if (workers > 1 && cluster.isPrimary && (await gatewayConfigFor(flags.config, io)).config.virtualKeys.enabled) {
+        // Each worker would keep its own counters, so N workers could spend N budgets.
+        throw new CLIError('Virtual keys keep budgets and rate limits in one process: run them with --workers 1, or set virtual_keys.enabled: false to share the port without them.');
+      }
       if (workers > 1 && cluster.isPrimary) {
         await runPrimary(workers, io);
         return;
@@ -69,16 +73,9 @@ async function runPrimary(workers: number, io: CliIO): Promise<void> {
 }
 
 async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO, isWorker: boolean): Promise<void> {
-  const { loadEnv } = await import('../providers/env.js');
-  loadEnv(io.cwd, io.env);
-  const { defaultGatewayConfig, loadGatewayConfig } = await import('../gateway/config.js');
   const { Gateway } = await import('../gateway/gateway.js');
   const { openConversationLog } = await import('../store/conversation-log.js');
-  const { resolve } = await import('node:path');
-  const configPath = flags.config ?? (io.env.SWITCHBOARD_GATEWAY_CONFIG || undefined);
-  const path = configPath === undefined ? undefined : resolve(io.cwd, configPath);
-  const load = () => (path === undefined ? Promise.resolve(defaultGatewayConfig(io.env)) : loadGatewayConfig(path, io.env));
-  const config = await load();
+  const { path, load, config } = await gatewayConfigFor(flags.config, io);
   // With several workers the first one speaks for all (they share the port and the config).
   const cluster = (await import('node:cluster')).default;
   const say = (m: string): void => {
@@ -86,12 +83,21 @@ async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO,
   };
   const warn = (m: string): void => void io.stderr.write(`switchboard serve: ${m}\n`);
   const requestLog = config.logging.requests ? openConversationLog({ env: io.env, warn }) : undefined;
-  const gateway = new Gateway({ config, requestLog: requestLog ?? false, warn, accessLog: (lines) => io.stdout.write(lines) });
+  // Virtual keys: their ledger, budgets, limits and admin API (on by default with a master key).
+  const keys = config.virtualKeys.enabled ? await (await import('../gateway/virtual-key-stack.js')).openVirtualKeyStack(config, { log: warn }) : undefined;
+  const gateway = new Gateway({
+    config,
+    requestLog: requestLog ?? false,
+    warn,
+    accessLog: (lines) => io.stdout.write(lines),
+    ...(keys ? { authenticator: keys.keys, admission: keys.admission, admin: keys.admin, readiness: keys.readiness } : {}),
+  });
   const url = await gateway.listen(port ?? config.port, flags.host ?? config.host);
 
   // One write, so that whoever reads the banner gets it whole.
   const banner = [`listening on ${url} (config: ${config.source}${requestLog ? `; request log: ${requestLog.path}` : ''})`];
-  if (!config.masterKey) banner.push('no master key (master_key in the config or SWITCHBOARD_MASTER_KEY): anyone who can reach this address may use it.');
+  if (keys) banner.push(`virtual keys on (ledger: ${keys.ledgerPath}; admin API under /admin/)${config.masterKey ? '' : '; no master key, so only virtual keys are accepted'}`);
+  else if (!config.masterKey) banner.push('no master key (master_key in the config or SWITCHBOARD_MASTER_KEY): anyone who can reach this address may use it.');
   if (path === undefined) {
     banner.push(`no config file: serving the simulator's models (sim/llama, sim/mini) and any model whose provider key is set.`);
     banner.push(`try: OPENAI_BASE_URL=${url}/v1 ANTHROPIC_BASE_URL=${url} GOOGLE_GEMINI_BASE_URL=${url} with the model "sim/llama"`);
@@ -129,7 +135,8 @@ async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO,
     const stop = (signal: string): void => {
       say(`${signal}: draining ${gateway.inFlight} request(s) in flight (up to ${gateway.config.limits.drainTimeoutMs} ms)`);
       watcher?.close();
-      void gateway.shutdown().then(({ drained, aborted }) => {
+      void gateway.shutdown().then(async ({ drained, aborted }) => {
+        await keys?.close();
         say(drained ? 'drained; stopped' : `stopped; ${aborted} request(s) cut at the deadline`);
         // A worker's channel to the primary would keep it alive.
         cluster.worker?.disconnect();

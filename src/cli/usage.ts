@@ -1,4 +1,4 @@
-/** `switchboard usage`: tokens and cost from the conversation log, by model, provider or day. */
+/** `switchboard usage`: tokens and cost from the conversation log by model, provider or day, or from the gateway's ledger (ledger-usage.ts). */
 import type { Command } from 'commander';
 import { femtoToDollars } from '../money.js';
 import { formatCost } from './chat/format.js';
@@ -7,22 +7,32 @@ import { openLogForCommand } from './logs.js';
 import { CLIError, type CliIO } from './io.js';
 
 const BY = ['model', 'provider', 'day'] as const;
+/** Groupings only the gateway's ledger has. */
+const LEDGER_ONLY = ['key', 'team'];
 
 export function registerUsage(program: Command, io: CliIO): void {
   program
     .command('usage')
-    .description('Total tokens and cost of logged chats, by model, provider or day.')
-    .option('--by <key>', `group by ${BY.join(', ')}`, 'model')
+    .description('Total tokens and cost of logged chats by model, provider or day; of gateway requests (--ledger) also by key or team.')
+    .option('--by <key>', `group by ${BY.join(', ')}; for the ledger also key, team`, 'model')
     .option('--since <date>', 'only turns from this date on (YYYY-MM-DD or an ISO time)')
     .option('--json', 'one JSON object per line')
-    .action(async (flags: { by: string; since?: string; json?: boolean }) => {
-      if (!(BY as readonly string[]).includes(flags.by)) throw new CLIError(`--by takes ${BY.join(', ')}; got "${flags.by}".`);
+    .option('--ledger', "the gateway's spend ledger instead of the chat log (implied by --by key and --by team)")
+    .option('--csv', 'comma-separated values (ledger)')
+    .option('-c, --config <file>', 'gateway config whose ledger to read (default: $SWITCHBOARD_GATEWAY_CONFIG)')
+    .action(async (flags: { by: string; since?: string; json?: boolean; ledger?: boolean; csv?: boolean; config?: string }) => {
       let since: string | undefined;
       if (flags.since !== undefined) {
         const at = new Date(flags.since);
         if (Number.isNaN(at.getTime())) throw new CLIError(`--since takes a date like 2025-01-31; got "${flags.since}".`);
         since = at.toISOString();
       }
+      if (flags.ledger || flags.csv || LEDGER_ONLY.includes(flags.by)) {
+        const { printLedgerUsage } = await import('./ledger-usage.js');
+        await printLedgerUsage({ ...flags, ...(since === undefined ? {} : { sinceMs: Date.parse(since) }) }, io);
+        return;
+      }
+      if (!(BY as readonly string[]).includes(flags.by)) throw new CLIError(`--by takes ${BY.join(', ')}; got "${flags.by}".`);
       const log = await openLogForCommand(io);
       try {
         const rows = log.usage({ by: flags.by as (typeof BY)[number], ...(since === undefined ? {} : { since }) });

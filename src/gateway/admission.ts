@@ -62,12 +62,22 @@ export class AdmissionError extends SwitchboardError {
   readonly scope: string | undefined;
   /** When the limit resets (ISO time), when known. */
   readonly resetAt: string | undefined;
-  constructor(status: 403 | 429 | 503, message: string, options: { retryAfterMs?: number; scope?: string; resetAt?: string } = {}) {
+  /** The OpenAI-style error type and code (`insufficient_quota`, `rate_limit_exceeded`), when it is not the status's usual one. */
+  readonly wireType: string | undefined;
+  /** Headers for the refusal besides Retry-After (x-ratelimit-*, x-switchboard-budget-remaining). */
+  readonly headers: Record<string, string>;
+  constructor(
+    status: 403 | 429 | 503,
+    message: string,
+    options: { retryAfterMs?: number; scope?: string; resetAt?: string; wireType?: string; headers?: Record<string, string> } = {},
+  ) {
     super(status === 403 ? 'permission' : status === 429 ? 'rate_limit' : 'overloaded', message, { isRetryable: status !== 403 });
     this.status = status;
     this.retryAfterMs = options.retryAfterMs;
     this.scope = options.scope;
     this.resetAt = options.resetAt;
+    this.wireType = options.wireType;
+    this.headers = options.headers ?? {};
   }
 }
 

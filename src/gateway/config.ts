@@ -62,6 +62,22 @@ const schema = z
       })
       .strict()
       .optional(),
+    virtual_keys: z
+      .object({
+        enabled: z.boolean().optional(),
+        ledger: z.string().min(1).optional(),
+        time_zone: z.string().min(1).optional(),
+        default_max_tokens: positiveInt.optional(),
+        reservation_ttl_ms: positiveInt.optional(),
+        on_store_error: z.enum(['closed', 'open']).optional(),
+        unpriced_models: z.enum(['refuse', 'free']).optional(),
+        total_budget: z
+          .object({ amount: z.union([z.number().nonnegative(), z.string().regex(/^\$?\d+(\.\d{1,6})?$/, 'dollars, like 500 or 12.50')]), period: z.enum(['day', 'month', 'total']).default('month') })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .optional(),
     logging: z
       .object({
         requests: z.boolean().optional(),
@@ -104,6 +120,20 @@ export interface GatewayConfig {
   };
   limits: { maxBodyBytes: number; maxInFlight: number; requestTimeoutMs: number; drainTimeoutMs: number; keepAliveMs: number };
   logging: { requests: boolean; accessLog: boolean; content: boolean };
+  /** Virtual keys, budgets and rate limits (docs/keys.md). */
+  virtualKeys: {
+    /** On by default when there is a master key. */
+    enabled: boolean;
+    /** The ledger file; default `$SWITCHBOARD_LEDGER`, else `$SWITCHBOARD_HOME/ledger.db`. */
+    ledger: string | undefined;
+    timeZone: string;
+    defaultMaxTokens: number | undefined;
+    reservationTtlMs: number | undefined;
+    onStoreError: 'closed' | 'open';
+    /** A model with no known price under a budget: refused (403), or held and charged at $0. */
+    unpricedModels: 'refuse' | 'free';
+    totalBudget: { amount: string; period: 'day' | 'month' | 'total' } | undefined;
+  };
 }
 
 export const DEFAULT_PORT = 4000;
@@ -227,6 +257,14 @@ function buildConfig(raw: RawGatewayConfig, source: string, baseEnv: Record<stri
   const limits = raw.limits ?? {};
   const logging = raw.logging ?? {};
   const routing = raw.routing ?? {};
+  const vk = raw.virtual_keys ?? {};
+  if (vk.time_zone !== undefined) {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: vk.time_zone });
+    } catch {
+      fail(['virtual_keys', 'time_zone'], `"${vk.time_zone}" is not a time zone; use an IANA name such as UTC or Europe/Berlin`);
+    }
+  }
   return {
     source,
     host: raw.listen?.host ?? '127.0.0.1',
@@ -252,6 +290,16 @@ function buildConfig(raw: RawGatewayConfig, source: string, baseEnv: Record<stri
       keepAliveMs: limits.keep_alive_ms ?? DEFAULT_LIMITS.keepAliveMs,
     },
     logging: { requests: logging.requests ?? true, accessLog: logging.access_log ?? true, content: logging.content ?? false },
+    virtualKeys: {
+      enabled: vk.enabled ?? masterKey !== undefined,
+      ledger: vk.ledger,
+      timeZone: vk.time_zone ?? 'UTC',
+      defaultMaxTokens: vk.default_max_tokens,
+      reservationTtlMs: vk.reservation_ttl_ms,
+      onStoreError: vk.on_store_error ?? 'closed',
+      unpricedModels: vk.unpriced_models ?? 'refuse',
+      totalBudget: vk.total_budget ? { amount: String(vk.total_budget.amount).replace(/^\$/, ''), period: vk.total_budget.period } : undefined,
+    },
   };
 }
 

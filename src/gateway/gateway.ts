@@ -23,6 +23,7 @@ import { ProviderRegistry } from '../providers/registry.js';
 import { checkModelString, type RouteOptions } from '../routing/router.js';
 import type { ConversationLog, RequestRecord } from '../store/conversation-log.js';
 import type { Message } from '../types.js';
+import type { AdminHandler } from './admin-api.js';
 import { AdmissionError, masterKeyAuthenticator, modelAllowed, openAdmission, openAuthenticator, type Admission, type Authenticator, type Principal, type Ticket } from './admission.js';
 import type { GatewayConfig } from './config.js';
 import { clientError, credentialOf, isJsonContentType, parseJsonBody, readBody, requestIdOf, responseId } from './http.js';
@@ -45,6 +46,10 @@ export interface GatewayOptions {
   warn?: ((message: string) => void) | undefined;
   /** Random source for weighted model groups. */
   random?: (() => number) | undefined;
+  /** The admin API, mounted under /admin/ (see admin-api.ts); callers authenticate as for models. */
+  admin?: AdminHandler | undefined;
+  /** Whether the stores behind admission answer; /readyz reports it and fails when `ready` is false. */
+  readiness?: (() => { ready: boolean; detail: Record<string, unknown> }) | undefined;
 }
 
 interface Serving {
@@ -135,6 +140,8 @@ export class Gateway {
   readonly metrics = new GatewayMetrics();
   #serving: Serving;
   readonly #admission: Admission;
+  readonly #admin: AdminHandler | undefined;
+  readonly #readiness: GatewayOptions['readiness'];
   readonly #customAuthenticator: Authenticator | undefined;
   readonly #requestLog: RequestLogWriter | undefined;
   readonly #warn: (message: string) => void;
@@ -154,6 +161,8 @@ export class Gateway {
     this.#warn = options.warn ?? ((m) => process.stderr.write(`switchboard serve: ${m}\n`));
     this.#customAuthenticator = options.authenticator;
     this.#admission = options.admission ?? openAdmission;
+    this.#admin = options.admin;
+    this.#readiness = options.readiness;
     this.#random = options.random ?? Math.random;
     this.#serving = this.#servingFor(options.config);
     const accessEnabled = options.config.logging.accessLog;
@@ -289,6 +298,11 @@ export class Gateway {
       return;
     }
 
+    if (this.#admin && path.startsWith('/admin/')) {
+      await this.#adminRequest(req, res, path, q < 0 ? new URLSearchParams() : new URLSearchParams(rawUrl.slice(q + 1)), requestId);
+      return;
+    }
+
     let matched = matchEndpoint(method, path, req);
     let server: ProtocolServer;
     try {
@@ -305,7 +319,8 @@ export class Gateway {
     const refuse = (err: SwitchboardError | WireRequestError, reason: string, extra: Record<string, unknown> = {}): void => {
       const answer = server.writeError(err);
       const body = JSON.stringify(answer.body);
-      res.writeHead(answer.status, { ...headers, ...answer.headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
+      const extraHeaders = err instanceof AdmissionError ? err.headers : undefined;
+      res.writeHead(answer.status, { ...headers, ...extraHeaders, ...answer.headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
       res.end(body);
       this.metrics.rejected.inc({ reason });
       this.metrics.requests.inc({ protocol: server.name, status: String(answer.status) });
@@ -361,8 +376,17 @@ export class Gateway {
     try {
       const query = q < 0 ? undefined : new URLSearchParams(rawUrl.slice(q + 1));
       const credential = credentialOf(req, query);
-      // No credential is checked like an empty one: the open authenticator admits it, the others refuse it.
-      const principal = await serving.authenticator.authenticate(credential ?? '');
+      let principal: Principal | null;
+      try {
+        // No credential is checked like an empty one: the open authenticator admits it, the others refuse it.
+        principal = await serving.authenticator.authenticate(credential ?? '');
+      } catch (err) {
+        // An authenticator whose store is down refuses in the caller's shape (503), not as a crash.
+        if (!(err instanceof SwitchboardError)) throw err;
+        req.resume();
+        refuse(err, 'authentication_unavailable');
+        return;
+      }
       if (!principal) {
         const message = credential === undefined
           ? 'No API key: send the gateway key as "Authorization: Bearer KEY", "x-api-key: KEY" or "x-goog-api-key: KEY".'
@@ -428,7 +452,7 @@ export class Gateway {
 
     const name = parsed.model;
     if (!modelAllowed(principal, name)) {
-      refuse(new APIError('permission', { status: 403, provider: 'gateway', providerMessage: `This key may not use the model "${name}".` }), 'permission', { key_id: principal.keyId, model: name });
+      refuse(new APIError('permission', { status: 403, provider: 'gateway', providerMessage: `This key may not use the model "${name}". Allowed models: ${(principal.allowedModels ?? []).join(', ') || 'none'}.` }), 'permission', { key_id: principal.keyId, model: name });
       return;
     }
     if (matched.kind === 'count') {
@@ -560,6 +584,34 @@ export class Gateway {
     this.#requestLog.add(record);
   }
 
+  /** An /admin/ request: the same credentials as model requests, then the admin API's JSON answer. */
+  async #adminRequest(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams, requestId: string): Promise<void> {
+    const admin = this.#admin as AdminHandler;
+    const answer = (status: number, body: unknown): void => {
+      const text = JSON.stringify(body);
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), 'x-request-id': requestId });
+      res.end(text);
+      this.#log({ ts: new Date().toISOString(), request_id: requestId, method: req.method, path, status });
+    };
+    const credential = credentialOf(req, query);
+    const principal = credential === undefined ? null : await this.#serving.authenticator.authenticate(credential);
+    if (!principal) {
+      req.resume();
+      answer(401, { error: { message: 'The admin API takes the master key or an admin key as "Authorization: Bearer KEY".', type: 'invalid_request_error' } });
+      return;
+    }
+    let body: unknown;
+    try {
+      const text = await readBody(req, this.config.limits.maxBodyBytes);
+      body = text === '' ? undefined : parseJsonBody(text);
+    } catch (err) {
+      answer(400, { error: { message: err instanceof Error ? err.message : String(err), type: 'invalid_request_error' } });
+      return;
+    }
+    const result = await admin({ method: req.method ?? 'GET', path, query, body, principal });
+    answer(result.status, result.body);
+  }
+
   #operations(path: string, res: ServerResponse, requestId: string): void {
     if (path === '/metrics') {
       const body = this.metrics.render();
@@ -568,9 +620,14 @@ export class Gateway {
       return;
     }
     const logOk = this.#requestLog?.healthy ?? true;
-    const ready = path === '/healthz' || (!this.#draining && logOk);
+    const stores = path === '/readyz' ? this.#readiness?.() : undefined;
+    const ready = path === '/healthz' || (!this.#draining && logOk && stores?.ready !== false);
     const requestLog = this.#requestLog ? (logOk ? 'ok' : 'failing') : 'off';
-    const body = JSON.stringify(path === '/healthz' ? { status: 'ok' } : { status: this.#draining ? 'draining' : ready ? 'ready' : 'not ready', config: this.config.source, requestLog });
+    const body = JSON.stringify(
+      path === '/healthz'
+        ? { status: 'ok' }
+        : { status: this.#draining ? 'draining' : ready ? 'ready' : 'not ready', config: this.config.source, requestLog, ...(stores ? { stores: stores.detail } : {}) },
+    );
     res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'x-request-id': requestId });
     res.end(body);
   }

@@ -15,6 +15,7 @@
  *   the socket has drained.
  */
 import type { ServerResponse } from 'node:http';
+import { estimateTokens } from '../catalog/context.js';
 import { AbortError, MissingKeyError, ServerError, SwitchboardError, TimeoutError } from '../errors.js';
 import { sendRequest } from '../protocols/transport.js';
 import { getProtocol } from '../protocols/index.js';
@@ -266,6 +267,12 @@ export async function proxyModelRequest(p: ProxyRequest): Promise<ProxyOutcome> 
     else if (timedOut) err = new TimeoutError(`The request took longer than the gateway allows (${p.timeoutMs} ms).`);
     outcome.error = err;
     outcome.deployment = deployment;
+    // Cut midway before the provider's usage report: the prompt and one token per content delta
+    // received, so a budget is charged what was used rather than nothing.
+    if (!usage && deployment && contentEvents > 0) {
+      const promptTokens = estimateTokens(parsed.request.messages);
+      usage = { promptTokens, completionTokens: contentEvents, totalTokens: promptTokens + contentEvents };
+    }
     outcome.usage = usage;
     outcome.provider = deployment?.provider;
     outcome.resolvedModel = reportedModel ?? deployment?.providerModel;

@@ -227,6 +227,9 @@ const ERROR_TYPES: Record<number, { type: string; code: string | null }> = {
 export function openaiErrorObject(error: SwitchboardError | WireRequestError, status: number): Record<string, unknown> {
   const fallback = ERROR_TYPES[status] ?? ERROR_TYPES[status >= 500 ? 500 : 400] ?? { type: 'server_error', code: null };
   if (error instanceof WireRequestError) return { message: error.message, type: error.type, param: error.param ?? null, code: error.code ?? fallback.code };
+  // A refusal that names its own OpenAI type (a spent budget is `insufficient_quota`, as OpenAI's own).
+  const wireType = (error as { wireType?: unknown }).wireType;
+  if (typeof wireType === 'string') return { message: errorMessage(error), type: wireType, param: null, code: wireType };
   return { message: errorMessage(error), type: fallback.type, param: null, code: fallback.code };
 }
 

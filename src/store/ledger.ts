@@ -1,0 +1,598 @@
+/**
+ * The durable side of virtual keys: keys (as hashes only), teams, and one spend row per
+ * request, in SQLite by default (`$SWITCHBOARD_HOME/ledger.db`, WAL).
+ *
+ * Money is integers: a row's exact cost in femto-dollars is stored as whole micro-dollars plus
+ * the femto-dollar remainder below one micro-dollar, two INTEGER columns whose SQL sums cannot
+ * overflow in practice (2^63 micro-dollars) or round; readers join them back into a BigInt.
+ *
+ * A spend row is written when a request is reserved (status `reserved`, its worst case and its
+ * expiry) and completed when it settles, each committed before its promise resolves (writes of
+ * the same event-loop turn share one transaction): a process
+ * killed between the two leaves a reservation that a restart holds again until it expires and
+ * then marks `expired`, and every settled row is already on disk.
+ *
+ * The interface is asynchronous so that Postgres can implement it; the SQLite one answers at
+ * once. Nothing here ever sees a plaintext key.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import Database from 'better-sqlite3';
+import { switchboardHome } from '../paths.js';
+import type { Env } from '../providers/resolve.js';
+import type { BudgetPeriod } from './periods.js';
+import type { ScopeRef } from './shared-state.js';
+
+export const LEDGER_SCHEMA_VERSION = 1;
+export const FEMTO_PER_MICRO = 1_000_000_000n;
+
+export interface Budget {
+  /** Integer micro-dollars. */
+  limitMicros: number;
+  period: BudgetPeriod;
+}
+
+/** What limits a key or a team: all optional. */
+export interface Limits {
+  budget?: Budget;
+  rpm?: number;
+  tpm?: number;
+}
+
+export interface TeamRecord extends Limits {
+  id: string;
+  createdAt: number;
+}
+
+export interface KeyRecord extends Limits {
+  /** Public id, the key's first characters (`sk-sb-3f9a1c0d`): safe to log and show. */
+  id: string;
+  name: string;
+  teamId?: string;
+  admin: boolean;
+  /** Glob patterns over model strings and aliases; undefined allows every model. */
+  models?: string[];
+  expiresAt?: number;
+  revokedAt?: number;
+  createdAt: number;
+  metadata: Record<string, string>;
+}
+
+export interface NewKey extends Limits {
+  id: string;
+  name: string;
+  teamId?: string;
+  admin?: boolean;
+  models?: string[];
+  expiresAt?: number;
+  metadata?: Record<string, string>;
+}
+
+/** Fields to change; `null` clears one. */
+export interface KeyPatch {
+  name?: string;
+  teamId?: string | null;
+  admin?: boolean;
+  budget?: Budget | null;
+  rpm?: number | null;
+  tpm?: number | null;
+  models?: string[] | null;
+  expiresAt?: number | null;
+  metadata?: Record<string, string>;
+}
+
+export type TeamPatch = Pick<KeyPatch, 'budget' | 'rpm' | 'tpm'>;
+
+export interface ReservationRow {
+  id: string;
+  at: number;
+  keyId?: string;
+  teamId?: string;
+  model: string;
+  protocol?: string;
+  scopes: ScopeRef[];
+  reservedMicros: number;
+  expiresAt: number;
+}
+
+export type SpendStatus = 'ok' | 'error' | 'cancelled';
+
+export interface SpendOutcome {
+  status: SpendStatus;
+  at: number;
+  promptTokens: number;
+  completionTokens: number;
+  /** Exact cost in femto-dollars; null when no price is known. */
+  costFemto: bigint | null;
+  provider?: string;
+  resolvedModel?: string;
+}
+
+/** A scope's spend: `key:<id>`, `team:<id>` or `total`. */
+export type Scope = string;
+
+export const USAGE_GROUPS = ['key', 'team', 'model', 'provider', 'day'] as const;
+export type UsageGroup = (typeof USAGE_GROUPS)[number];
+
+export interface LedgerUsageRow {
+  key: string;
+  requests: number;
+  promptTokens: number;
+  completionTokens: number;
+  /** Exact sum in femto-dollars of the rows whose price was known. */
+  costFemto: bigint;
+  /** Rows whose cost is unknown (no price). */
+  unpriced: number;
+}
+
+export interface UsageQuery {
+  by: UsageGroup;
+  sinceMs?: number;
+  /** For `day`: the calendar's time zone (default UTC). */
+  timeZone?: string;
+}
+
+export interface Ledger {
+  createTeam(id: string, limits: Limits, at: number): Promise<TeamRecord>;
+  getTeam(id: string): Promise<TeamRecord | undefined>;
+  listTeams(): Promise<TeamRecord[]>;
+  updateTeam(id: string, patch: TeamPatch): Promise<TeamRecord>;
+
+  /** Store a key with the hash of its first secret. */
+  createKey(key: NewKey, secretHash: string, at: number): Promise<KeyRecord>;
+  /** The key (by public id or name). */
+  getKey(idOrName: string): Promise<KeyRecord | undefined>;
+  listKeys(): Promise<KeyRecord[]>;
+  updateKey(id: string, patch: KeyPatch): Promise<KeyRecord>;
+  revokeKey(id: string, at: number): Promise<KeyRecord>;
+  /** Add a secret; the key's other secrets stop working at `retireAt` (now: at once). */
+  rotateKey(id: string, secretHash: string, at: number, retireAt: number): Promise<KeyRecord>;
+  /** The key a secret's hash belongs to, when the secret, the key and its expiry all allow it at `at`. */
+  keyBySecretHash(secretHash: string, at: number): Promise<KeyRecord | undefined>;
+
+  /** Write a reservation's row; writing the same id again changes nothing. */
+  recordReservation(row: ReservationRow): Promise<void>;
+  settle(id: string, outcome: SpendOutcome): Promise<void>;
+  /** Unsettled reservations still within their expiry (to hold again after a restart). */
+  pendingReservations(at: number): Promise<ReservationRow[]>;
+  /** Mark unsettled reservations past their expiry `expired`; returns how many. */
+  expireReservations(at: number): Promise<number>;
+  /**
+   * Settled spend of a scope since `sinceMs`, each row rounded up to the micro-dollar exactly as
+   * the shared state counts it, so a rebuilt budget counter matches the one that was lost.
+   */
+  spentMicros(scope: Scope, sinceMs: number): Promise<number>;
+  /** Exact settled spend of a scope since `sinceMs`, in femto-dollars. */
+  spentFemto(scope: Scope, sinceMs: number): Promise<bigint>;
+  usage(query: UsageQuery): Promise<LedgerUsageRow[]>;
+  close(): Promise<void>;
+}
+
+/** A key or team that does not exist (`not_found`), or a change that clashes with what is there (`conflict`). */
+export class LedgerError extends Error {
+  readonly kind: 'not_found' | 'conflict' | 'schema';
+  constructor(message: string, kind: LedgerError['kind'] = 'not_found') {
+    super(message);
+    this.name = 'LedgerError';
+    this.kind = kind;
+  }
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS teams (
+  id TEXT PRIMARY KEY, budget_micros INTEGER, budget_period TEXT, rpm INTEGER, tpm INTEGER, created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keys (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, team_id TEXT REFERENCES teams(id), admin INTEGER NOT NULL DEFAULT 0,
+  budget_micros INTEGER, budget_period TEXT, rpm INTEGER, tpm INTEGER, models TEXT, expires_at INTEGER, revoked_at INTEGER,
+  created_at INTEGER NOT NULL, metadata TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS key_secrets (
+  hash TEXT PRIMARY KEY, key_id TEXT NOT NULL REFERENCES keys(id), created_at INTEGER NOT NULL, retires_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS spend (
+  id TEXT PRIMARY KEY, at INTEGER NOT NULL, key_id TEXT, team_id TEXT, model TEXT NOT NULL, protocol TEXT,
+  status TEXT NOT NULL, scopes TEXT NOT NULL, reserved_micros INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+  settled_at INTEGER, provider TEXT, resolved_model TEXT, prompt_tokens INTEGER NOT NULL DEFAULT 0,
+  completion_tokens INTEGER NOT NULL DEFAULT 0, cost_micro INTEGER NOT NULL DEFAULT 0, cost_femto INTEGER NOT NULL DEFAULT 0,
+  cost_known INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS spend_at ON spend(at);
+CREATE INDEX IF NOT EXISTS spend_key ON spend(key_id, at);
+CREATE INDEX IF NOT EXISTS spend_team ON spend(team_id, at);
+CREATE INDEX IF NOT EXISTS spend_open ON spend(expires_at) WHERE status = 'reserved';
+`;
+
+interface KeyRow {
+  id: string;
+  name: string;
+  team_id: string | null;
+  admin: number;
+  budget_micros: number | null;
+  budget_period: string | null;
+  rpm: number | null;
+  tpm: number | null;
+  models: string | null;
+  expires_at: number | null;
+  revoked_at: number | null;
+  created_at: number;
+  metadata: string;
+}
+
+type TeamRow = Pick<KeyRow, 'id' | 'budget_micros' | 'budget_period' | 'rpm' | 'tpm' | 'created_at'>;
+
+function limitsFrom(row: TeamRow): Limits {
+  const out: Limits = {};
+  if (row.budget_micros !== null) out.budget = { limitMicros: row.budget_micros, period: (row.budget_period ?? 'total') as BudgetPeriod };
+  if (row.rpm !== null) out.rpm = row.rpm;
+  if (row.tpm !== null) out.tpm = row.tpm;
+  return out;
+}
+
+function keyFrom(row: KeyRow): KeyRecord {
+  const key: KeyRecord = { id: row.id, name: row.name, admin: row.admin === 1, createdAt: row.created_at, metadata: JSON.parse(row.metadata) as Record<string, string>, ...limitsFrom(row) };
+  if (row.team_id !== null) key.teamId = row.team_id;
+  if (row.models !== null) key.models = JSON.parse(row.models) as string[];
+  if (row.expires_at !== null) key.expiresAt = row.expires_at;
+  if (row.revoked_at !== null) key.revokedAt = row.revoked_at;
+  return key;
+}
+
+function teamFrom(row: TeamRow): TeamRecord {
+  return { id: row.id, createdAt: row.created_at, ...limitsFrom(row) };
+}
+
+/** The SQL condition and parameter selecting a scope's rows. */
+function scopeFilter(scope: Scope): { where: string; params: string[] } {
+  if (scope === 'total') return { where: '1 = 1', params: [] };
+  const [kind, id] = [scope.slice(0, scope.indexOf(':')), scope.slice(scope.indexOf(':') + 1)];
+  if (kind === 'key') return { where: 'key_id = ?', params: [id] };
+  if (kind === 'team') return { where: 'team_id = ?', params: [id] };
+  throw new LedgerError(`Unknown scope "${scope}": use key:<id>, team:<id> or total.`);
+}
+
+/** Split an exact femto-dollar cost into whole micro-dollars and the remainder. */
+export function splitFemto(femto: bigint): { micro: bigint; femto: bigint } {
+  return { micro: femto / FEMTO_PER_MICRO, femto: femto % FEMTO_PER_MICRO };
+}
+
+/** Femto-dollars rounded up to whole micro-dollars: what a budget counter is charged. */
+export function femtoToMicrosCeil(femto: bigint): number {
+  return Number((femto + FEMTO_PER_MICRO - 1n) / FEMTO_PER_MICRO);
+}
+
+const GROUP_COLUMN: Record<Exclude<UsageGroup, 'day'>, string> = {
+  key: "COALESCE(key_id, 'master')",
+  team: "COALESCE(team_id, '-')",
+  model: 'model',
+  provider: "COALESCE(provider, '-')",
+};
+
+/** SQLite ledger; `path` defaults to `$SWITCHBOARD_HOME/ledger.db`, `:memory:` for a throwaway one. */
+export class SQLiteLedger implements Ledger {
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+
+  constructor(path: string) {
+    this.path = path;
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    // Survives a killed process (the WAL is in the OS's hands at commit); an OS crash may lose the last commits.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+    this.db.exec(SCHEMA);
+    this.inTransaction = this.db.transaction((fn: () => void) => fn());
+    const version = this.db.prepare("SELECT value FROM meta WHERE name = 'schema'").get() as { value: string } | undefined;
+    if (!version) this.db.prepare("INSERT INTO meta (name, value) VALUES ('schema', ?)").run(String(LEDGER_SCHEMA_VERSION));
+    else if (Number(version.value) !== LEDGER_SCHEMA_VERSION) {
+      throw new LedgerError(`The ledger at ${path} has schema version ${version.value}; this switchboard reads version ${LEDGER_SCHEMA_VERSION}.`, 'schema');
+    }
+  }
+
+  /**
+   * Spend-row writes waiting for the next turn of the event loop, committed together in one
+   * transaction (a commit costs about as much as a hundred inserts). Each write's promise
+   * resolves once its row is committed, so nothing is reported recorded before it is on disk.
+   */
+  private pending: { write: () => void; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private flushScheduled = false;
+  /** Made once: better-sqlite3 builds a transaction function at some cost. */
+  private readonly inTransaction: (fn: () => void) => void;
+
+  private batched(write: () => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ write, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Commit the waiting writes now, together; if that fails, one by one, so one bad write fails only itself. */
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    try {
+      this.inTransaction(() => {
+        for (const w of batch) w.write();
+      });
+    } catch {
+      for (const w of batch) {
+        try {
+          this.inTransaction(w.write);
+          w.resolve();
+        } catch (err) {
+          w.reject(err);
+        }
+      }
+      return;
+    }
+    for (const w of batch) w.resolve();
+  }
+
+  private sql(text: string): Database.Statement {
+    let s = this.statements.get(text);
+    if (!s) {
+      s = this.db.prepare(text);
+      this.statements.set(text, s);
+    }
+    return s;
+  }
+
+  createTeam(id: string, limits: Limits, at: number): Promise<TeamRecord> {
+    if (this.sql('SELECT 1 FROM teams WHERE id = ?').get(id)) return Promise.reject(new LedgerError(`A team named "${id}" already exists.`, 'conflict'));
+    this.sql('INSERT INTO teams (id, budget_micros, budget_period, rpm, tpm, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
+      id,
+      limits.budget?.limitMicros ?? null,
+      limits.budget?.period ?? null,
+      limits.rpm ?? null,
+      limits.tpm ?? null,
+      at,
+    );
+    return this.team(id);
+  }
+
+  getTeam(id: string): Promise<TeamRecord | undefined> {
+    const row = this.sql('SELECT * FROM teams WHERE id = ?').get(id) as TeamRow | undefined;
+    return Promise.resolve(row ? teamFrom(row) : undefined);
+  }
+
+  listTeams(): Promise<TeamRecord[]> {
+    return Promise.resolve((this.sql('SELECT * FROM teams ORDER BY id').all() as TeamRow[]).map(teamFrom));
+  }
+
+  updateTeam(id: string, patch: TeamPatch): Promise<TeamRecord> {
+    if (!this.sql('SELECT 1 FROM teams WHERE id = ?').get(id)) return Promise.reject(new LedgerError(`No team named "${id}".`));
+    this.applyLimits('teams', id, patch);
+    return this.team(id);
+  }
+
+  private async team(id: string): Promise<TeamRecord> {
+    const team = await this.getTeam(id);
+    if (!team) throw new LedgerError(`No team named "${id}".`);
+    return team;
+  }
+
+  private applyLimits(table: 'teams' | 'keys', id: string, patch: TeamPatch): void {
+    if (patch.budget !== undefined) {
+      this.db.prepare(`UPDATE ${table} SET budget_micros = ?, budget_period = ? WHERE id = ?`).run(patch.budget?.limitMicros ?? null, patch.budget?.period ?? null, id);
+    }
+    if (patch.rpm !== undefined) this.db.prepare(`UPDATE ${table} SET rpm = ? WHERE id = ?`).run(patch.rpm, id);
+    if (patch.tpm !== undefined) this.db.prepare(`UPDATE ${table} SET tpm = ? WHERE id = ?`).run(patch.tpm, id);
+  }
+
+  createKey(key: NewKey, secretHash: string, at: number): Promise<KeyRecord> {
+    if (this.sql('SELECT 1 FROM keys WHERE name = ?').get(key.name)) return Promise.reject(new LedgerError(`A key named "${key.name}" already exists.`, 'conflict'));
+    if (key.teamId !== undefined && !this.sql('SELECT 1 FROM teams WHERE id = ?').get(key.teamId)) return Promise.reject(new LedgerError(`No team named "${key.teamId}".`));
+    this.db.transaction(() => {
+      this.sql(
+        'INSERT INTO keys (id, name, team_id, admin, budget_micros, budget_period, rpm, tpm, models, expires_at, created_at, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ).run(
+        key.id,
+        key.name,
+        key.teamId ?? null,
+        key.admin ? 1 : 0,
+        key.budget?.limitMicros ?? null,
+        key.budget?.period ?? null,
+        key.rpm ?? null,
+        key.tpm ?? null,
+        key.models ? JSON.stringify(key.models) : null,
+        key.expiresAt ?? null,
+        at,
+        JSON.stringify(key.metadata ?? {}),
+      );
+      this.sql('INSERT INTO key_secrets (hash, key_id, created_at) VALUES (?, ?, ?)').run(secretHash, key.id, at);
+    })();
+    return this.key(key.id);
+  }
+
+  getKey(idOrName: string): Promise<KeyRecord | undefined> {
+    const row = this.sql('SELECT * FROM keys WHERE id = ? OR name = ?').get(idOrName, idOrName) as KeyRow | undefined;
+    return Promise.resolve(row ? keyFrom(row) : undefined);
+  }
+
+  listKeys(): Promise<KeyRecord[]> {
+    return Promise.resolve((this.sql('SELECT * FROM keys ORDER BY created_at, id').all() as KeyRow[]).map(keyFrom));
+  }
+
+  async updateKey(id: string, patch: KeyPatch): Promise<KeyRecord> {
+    await this.key(id);
+    if (patch.teamId !== undefined && patch.teamId !== null && !this.sql('SELECT 1 FROM teams WHERE id = ?').get(patch.teamId)) {
+      throw new LedgerError(`No team named "${patch.teamId}".`);
+    }
+    if (patch.name !== undefined) {
+      const other = this.sql('SELECT id FROM keys WHERE name = ?').get(patch.name) as { id: string } | undefined;
+      if (other && other.id !== id) throw new LedgerError(`A key named "${patch.name}" already exists.`, 'conflict');
+    }
+    this.db.transaction(() => {
+      const set = (column: string, value: unknown): void => void this.db.prepare(`UPDATE keys SET ${column} = ? WHERE id = ?`).run(value, id);
+      if (patch.name !== undefined) set('name', patch.name);
+      if (patch.teamId !== undefined) set('team_id', patch.teamId);
+      if (patch.admin !== undefined) set('admin', patch.admin ? 1 : 0);
+      if (patch.models !== undefined) set('models', patch.models === null ? null : JSON.stringify(patch.models));
+      if (patch.expiresAt !== undefined) set('expires_at', patch.expiresAt);
+      if (patch.metadata !== undefined) set('metadata', JSON.stringify(patch.metadata));
+      this.applyLimits('keys', id, patch);
+    })();
+    return this.key(id);
+  }
+
+  async revokeKey(id: string, at: number): Promise<KeyRecord> {
+    const key = await this.key(id);
+    if (key.revokedAt === undefined) this.sql('UPDATE keys SET revoked_at = ? WHERE id = ?').run(at, key.id);
+    return this.key(key.id);
+  }
+
+  async rotateKey(id: string, secretHash: string, at: number, retireAt: number): Promise<KeyRecord> {
+    const key = await this.key(id);
+    if (key.revokedAt !== undefined) throw new LedgerError(`Key ${key.id} is revoked; create a new one instead.`, 'conflict');
+    this.db.transaction(() => {
+      this.sql('UPDATE key_secrets SET retires_at = ? WHERE key_id = ? AND (retires_at IS NULL OR retires_at > ?)').run(retireAt, key.id, retireAt);
+      this.sql('INSERT INTO key_secrets (hash, key_id, created_at) VALUES (?, ?, ?)').run(secretHash, key.id, at);
+    })();
+    return key;
+  }
+
+  keyBySecretHash(secretHash: string, at: number): Promise<KeyRecord | undefined> {
+    const row = this.sql(
+      `SELECT keys.* FROM key_secrets JOIN keys ON keys.id = key_secrets.key_id
+       WHERE key_secrets.hash = ? AND (key_secrets.retires_at IS NULL OR key_secrets.retires_at > ?)
+         AND keys.revoked_at IS NULL AND (keys.expires_at IS NULL OR keys.expires_at > ?)`,
+    ).get(secretHash, at, at) as KeyRow | undefined;
+    return Promise.resolve(row ? keyFrom(row) : undefined);
+  }
+
+  private async key(idOrName: string): Promise<KeyRecord> {
+    const key = await this.getKey(idOrName);
+    if (!key) throw new LedgerError(`No key with id or name "${idOrName}" (see: switchboard keys list).`);
+    return key;
+  }
+
+  recordReservation(row: ReservationRow): Promise<void> {
+    const insert = this.sql(
+      // A replayed write (open mode, after an outage) must not fail on the row it already wrote.
+      "INSERT INTO spend (id, at, key_id, team_id, model, protocol, status, scopes, reserved_micros, expires_at) VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+    );
+    return this.batched(() => insert.run(row.id, row.at, row.keyId ?? null, row.teamId ?? null, row.model, row.protocol ?? null, JSON.stringify(row.scopes), row.reservedMicros, row.expiresAt));
+  }
+
+  settle(id: string, outcome: SpendOutcome): Promise<void> {
+    const cost = splitFemto(outcome.costFemto ?? 0n);
+    const update = this.sql(
+      `UPDATE spend SET status = ?, settled_at = ?, provider = ?, resolved_model = ?, prompt_tokens = ?, completion_tokens = ?,
+         cost_micro = ?, cost_femto = ?, cost_known = ? WHERE id = ?`,
+    );
+    return this.batched(() => void update.run(
+      outcome.status,
+      outcome.at,
+      outcome.provider ?? null,
+      outcome.resolvedModel ?? null,
+      outcome.promptTokens,
+      outcome.completionTokens,
+      cost.micro,
+      cost.femto,
+      outcome.costFemto === null ? 0 : 1,
+      id,
+    ));
+  }
+
+  pendingReservations(at: number): Promise<ReservationRow[]> {
+    this.flush(); // spend reads see every write before them
+    const rows = this.sql("SELECT * FROM spend WHERE status = 'reserved' AND expires_at > ? ORDER BY expires_at").all(at) as {
+      id: string;
+      at: number;
+      key_id: string | null;
+      team_id: string | null;
+      model: string;
+      protocol: string | null;
+      scopes: string;
+      reserved_micros: number;
+      expires_at: number;
+    }[];
+    return Promise.resolve(
+      rows.map((r) => {
+        const out: ReservationRow = { id: r.id, at: r.at, model: r.model, scopes: JSON.parse(r.scopes) as ScopeRef[], reservedMicros: r.reserved_micros, expiresAt: r.expires_at };
+        if (r.key_id !== null) out.keyId = r.key_id;
+        if (r.team_id !== null) out.teamId = r.team_id;
+        if (r.protocol !== null) out.protocol = r.protocol;
+        return out;
+      }),
+    );
+  }
+
+  expireReservations(at: number): Promise<number> {
+    this.flush(); // spend reads see every write before them
+    return Promise.resolve(this.sql("UPDATE spend SET status = 'expired', settled_at = ? WHERE status = 'reserved' AND expires_at <= ?").run(at, at).changes);
+  }
+
+  spentMicros(scope: Scope, sinceMs: number): Promise<number> {
+    this.flush(); // spend reads see every write before them
+    const f = scopeFilter(scope);
+    const row = this.sql(`SELECT COALESCE(SUM(cost_micro + (cost_femto > 0)), 0) AS micros FROM spend WHERE ${f.where} AND at >= ? AND status IN ('ok', 'error', 'cancelled')`).get(
+      ...f.params,
+      sinceMs,
+    ) as { micros: number };
+    return Promise.resolve(row.micros);
+  }
+
+  spentFemto(scope: Scope, sinceMs: number): Promise<bigint> {
+    this.flush(); // spend reads see every write before them
+    const f = scopeFilter(scope);
+    const row = this.sql(`SELECT COALESCE(SUM(cost_micro), 0) AS micro, COALESCE(SUM(cost_femto), 0) AS femto FROM spend WHERE ${f.where} AND at >= ? AND status IN ('ok', 'error', 'cancelled')`)
+      .safeIntegers(true)
+      .get(...f.params, sinceMs) as { micro: bigint; femto: bigint };
+    return Promise.resolve(row.micro * FEMTO_PER_MICRO + row.femto);
+  }
+
+  usage(query: UsageQuery): Promise<LedgerUsageRow[]> {
+    this.flush(); // spend reads see every write before them
+    // Days are grouped in the caller's time zone from quarter-hour buckets, which every zone's offset divides.
+    const group = query.by === 'day' ? 'at / 900000' : GROUP_COLUMN[query.by];
+    const rows = this.sql(
+      `SELECT ${group} AS grp, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt, SUM(completion_tokens) AS completion,
+         SUM(cost_micro) AS micro, SUM(cost_femto) AS femto, SUM(1 - cost_known) AS unpriced
+       FROM spend WHERE status IN ('ok', 'error', 'cancelled') AND at >= ? GROUP BY grp ORDER BY grp`,
+    )
+      .safeIntegers(true)
+      .all(query.sinceMs ?? 0) as { grp: string | bigint; requests: bigint; prompt: bigint; completion: bigint; micro: bigint; femto: bigint; unpriced: bigint }[];
+    const out = new Map<string, LedgerUsageRow>();
+    const dayOf = query.by === 'day' ? dayFormatter(query.timeZone ?? 'UTC') : undefined;
+    for (const r of rows) {
+      const key = dayOf ? dayOf(Number(r.grp) * 900_000) : String(r.grp);
+      const acc = out.get(key) ?? { key, requests: 0, promptTokens: 0, completionTokens: 0, costFemto: 0n, unpriced: 0 };
+      acc.requests += Number(r.requests);
+      acc.promptTokens += Number(r.prompt);
+      acc.completionTokens += Number(r.completion);
+      acc.costFemto += r.micro * FEMTO_PER_MICRO + r.femto;
+      acc.unpriced += Number(r.unpriced);
+      out.set(key, acc);
+    }
+    return Promise.resolve([...out.values()]);
+  }
+
+  close(): Promise<void> {
+    if (this.db.open) {
+      this.flush();
+      this.db.close();
+    }
+    return Promise.resolve();
+  }
+}
+
+function dayFormatter(timeZone: string): (ms: number) => string {
+  const f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+  return (ms) => f.format(new Date(ms));
+}
+
+/** The ledger file: `$SWITCHBOARD_LEDGER` when set, else `$SWITCHBOARD_HOME/ledger.db`. */
+export function ledgerPath(env: Env = process.env): string {
+  const explicit = env.SWITCHBOARD_LEDGER;
+  return explicit !== undefined && explicit !== '' ? explicit : join(switchboardHome(env), 'ledger.db');
+}

@@ -1,0 +1,82 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { Principal } from '../src/gateway/admission.js';
+import { formatFemto } from '../src/gateway/key-input.js';
+import { FEMTO_PER_MICRO, LedgerError, SQLiteLedger, type ReservationRow } from '../src/store/ledger.js';
+import { chatRequest, keyStores } from './helpers/keys.js';
+
+const file = (): string => join(mkdtempSync(join(tmpdir(), 'sb-ledger-')), 'ledger.db');
+const row = (id: string, at: number, keyId = 'sk-sb-00000001'): ReservationRow => ({ id, at, keyId, model: 'm', scopes: [], reservedMicros: 0, expiresAt: at + 1000 });
+
+describe('SQLiteLedger', () => {
+  it('sums are exact integers: no float rounding, and no overflow far past what int64 femto-dollars could hold', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.bigInt({ min: 0n, max: 10n ** 24n }), { minLength: 1, maxLength: 40 }), async (costs) => {
+        const ledger = new SQLiteLedger(':memory:');
+        await Promise.all(costs.map((_, i) => ledger.recordReservation(row(`r${i}`, 1000 + i))));
+        await Promise.all(costs.map((c, i) => ledger.settle(`r${i}`, { status: 'ok', at: 2000, promptTokens: 1, completionTokens: 1, costFemto: c })));
+        const total = costs.reduce((a, b) => a + b, 0n);
+        expect(await ledger.spentFemto('total', 0)).toBe(total);
+        expect((await ledger.usage({ by: 'key' }))[0]?.costFemto).toBe(total);
+        // What a rebuilt budget counter is charged: each row rounded up to the micro-dollar.
+        expect(await ledger.spentMicros('total', 0)).toBe(Number(costs.reduce((a, c) => a + (c + FEMTO_PER_MICRO - 1n) / FEMTO_PER_MICRO, 0n)));
+        await ledger.close();
+      }),
+      { numRuns: 50 },
+    );
+    // Ten cents and twenty cents make thirty cents, exactly.
+    expect(formatFemto(100_000_000_000_000n + 200_000_000_000_000n, 2)).toBe('0.30');
+  });
+
+  it('a bad write in a batch fails alone; the others of the same turn are committed; a repeated reservation is a no-op', async () => {
+    const ledger = new SQLiteLedger(file());
+    await ledger.recordReservation(row('a', 1));
+    const [bad, again, fresh] = await Promise.allSettled([
+      ledger.recordReservation({ ...row('x', 2), model: null as unknown as string }),
+      ledger.recordReservation(row('a', 2)),
+      ledger.recordReservation(row('b', 3)),
+    ]);
+    expect(bad.status).toBe('rejected');
+    expect(again.status).toBe('fulfilled');
+    expect(fresh.status).toBe('fulfilled');
+    expect((await ledger.pendingReservations(0)).map((r) => [r.id, r.at])).toEqual([['a', 1], ['b', 3]]);
+  });
+
+  it('groups days in the configured time zone and skips rows still reserved', async () => {
+    const ledger = new SQLiteLedger(':memory:');
+    const late = Date.UTC(2026, 5, 30, 23, 30); // 1 July, 01:30 in Berlin
+    await ledger.recordReservation(row('x', late));
+    await ledger.recordReservation(row('y', late + 1));
+    await ledger.settle('x', { status: 'ok', at: late, promptTokens: 3, completionTokens: 4, costFemto: 5n });
+    expect((await ledger.usage({ by: 'day' })).map((r) => [r.key, r.requests])).toEqual([['2026-06-30', 1]]);
+    expect((await ledger.usage({ by: 'day', timeZone: 'Europe/Berlin' })).map((r) => r.key)).toEqual(['2026-07-01']);
+    expect(await ledger.usage({ by: 'day', sinceMs: late + 1 })).toEqual([]);
+  });
+
+  it('refuses a ledger of another schema version, saying which', () => {
+    const path = file();
+    new SQLiteLedger(path).close();
+    const db = new Database(path);
+    db.prepare("UPDATE meta SET value = '99' WHERE name = 'schema'").run();
+    db.close();
+    expect(() => new SQLiteLedger(path)).toThrow(LedgerError);
+    expect(() => new SQLiteLedger(path)).toThrow(/schema version 99; this switchboard reads version 1/);
+  });
+});
+
+describe('unpriced models under a budget', () => {
+  it('free: admitted and charged $0 while the rate limits still count', async () => {
+    const s = await keyStores({ unpricedModels: 'free' });
+    const { key, secret } = await s.keys.create({ name: 'self-hosted', budget: { limitMicros: 1000, period: 'total' }, rpm: 1 });
+    const principal = (await s.keys.authenticate(secret)) as Principal;
+    const t = await s.admission.admit({ principal, model: 'my-own-model@local', request: chatRequest('hi', 10), protocol: 'openai' });
+    await t.settle({ status: 'ok', usage: { promptTokens: 5, completionTokens: 5, totalTokens: 10 }, costFemto: null });
+    expect(await s.ledger.spentFemto(`key:${key.id}`, 0)).toBe(0n);
+    expect((await s.ledger.usage({ by: 'key' }))[0]).toMatchObject({ requests: 1, unpriced: 1 });
+    await expect(s.admission.admit({ principal, model: 'my-own-model@local', request: chatRequest('hi', 10), protocol: 'openai' })).rejects.toMatchObject({ status: 429, scope: `key:${key.id}` });
+  });
+});
