@@ -14,6 +14,11 @@
  * BENCH_SECONDS (per run, default 4), BENCH_SOAK (requests for the RSS check, default 200000),
  * BENCH_TTFB (sequential requests for the time-to-first-byte check, default 300).
  */
+if (process.argv.includes('--shared')) {
+  // The shared stores' comparison is its own script (bench/gateway-shared.mjs).
+  await import('./gateway-shared.mjs');
+  process.exit(0);
+}
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, Agent } from 'node:http';

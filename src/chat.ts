@@ -237,7 +237,9 @@ export class Chat<M extends string | string[] = string | string[]> {
     try {
       const turnOpts = turnOptions(this.#options, options);
       const content = await toUserContent(input, turnOpts);
-      const user: UserMessage = { role: 'user', content };
+      // Copied once here, and this very object is what the history keeps: the next turn's request
+      // then starts with the same message objects as this one (the response cache's key relies on it).
+      const user: UserMessage = { role: 'user', content: typeof content === 'string' ? content : structuredClone(content) };
       turn.user = user;
       for (const m of this.models) turn.sent.set(m, this.#states.get(m) as ModelState);
       const messagesFor = (m: string): Message[] => [...(turn.sent.get(m) as ModelState).history, user];
@@ -251,7 +253,7 @@ export class Chat<M extends string | string[] = string | string[]> {
   #commit(turn: PendingTurn, result: TurnResult): void {
     const state = turn.sent.get(result.model);
     if (!state || !turn.user) return;
-    state.history.push(structuredClone(turn.user), ...structuredClone(result.messages ?? [result.message]));
+    state.history.push(turn.user, ...structuredClone(result.messages ?? [result.message]));
     state.usage = addUsage(state.usage, result.usage);
     if (result.usage.cost !== null) state.costFemto += dollarsToFemto(result.usage.cost);
     if (state.usage.cost !== null) state.usage.cost = femtoToDollars(state.costFemto);

@@ -12,6 +12,7 @@ import type { RequestParams } from './types.js';
 import { prepareOutput } from './tools/output.js';
 import type { SchemaInput } from './tools/schema.js';
 import { prepareTools, type ToolInput } from './tools/tool.js';
+import { resolveCache, type CacheSetting } from './cache/response-cache.js';
 
 /** Tools and structured output, for a client or one request. */
 export interface ToolOptions {
@@ -53,6 +54,8 @@ export interface ClientOptions extends Omit<RequestParams, 'tools'>, ToolOptions
   fitContext?: 'error' | 'drop-oldest';
   /** Routing: metrics store, policy, retries, breakers, deadline (see the README's routing section). */
   routing?: RoutingOptions;
+  /** Answer identical requests from the response cache: `true`, or `{ ttl, namespace, store, anyTemperature }`. */
+  cache?: CacheSetting;
 }
 
 /** Per-request options for `send`, `stream` and `run`. */
@@ -62,9 +65,11 @@ export interface RequestOptions extends Omit<RequestParams, 'tools'>, ToolOption
   /** Limits for this request, over the client's. */
   limits?: Limits;
   fitContext?: 'error' | 'drop-oldest';
+  /** This request's response cache: `false` skips it, `true` uses the client's, an object chooses. */
+  cache?: CacheSetting;
 }
 
-const CLIENT_ONLY = new Set(['apiKey', 'baseURL', 'headers', 'timeout', 'signal', 'limits', 'registry', 'env', 'system', 'fitContext', 'routing', 'tools', 'maxSteps', 'schema', 'schemaName']);
+const CLIENT_ONLY = new Set(['apiKey', 'baseURL', 'headers', 'timeout', 'signal', 'limits', 'registry', 'env', 'system', 'fitContext', 'routing', 'tools', 'maxSteps', 'schema', 'schemaName', 'cache']);
 
 /** The request parameters among a bag of options. */
 export function pickParams(options: object): Omit<RequestParams, 'tools'> {
@@ -108,6 +113,7 @@ export function turnOptions(client: ClientOptions, request: RequestOptions = {},
     timeoutMs: request.timeout ?? client.timeout,
     limits: mergeLimits(client.limits, request.limits),
     signal: signal ?? request.signal ?? client.signal,
+    cache: resolveCache(client.cache, request.cache),
   };
 }
 

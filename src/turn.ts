@@ -28,6 +28,8 @@ import type {
   TurnResult,
 } from './types.js';
 import { withCost } from './usage.js';
+import { cachedTurn, type ResponseCache } from './cache/response-cache.js';
+import { providerCacheSaving } from './cache/savings.js';
 import type { OutputSpec } from './tools/output.js';
 import type { PreparedTool } from './tools/tool.js';
 
@@ -50,6 +52,8 @@ export interface TurnOptions extends RouteOptions {
    * with both numbers; `drop-oldest` sends it without its oldest turns (the history keeps them).
    */
   fitContext?: 'error' | 'drop-oldest' | undefined;
+  /** The response cache to answer from and write to (cache/response-cache.ts); none when absent. */
+  cache?: ResponseCache | undefined;
 }
 
 /** Catalog price times tokens; free on local servers; unknown (null) on a custom endpoint. */
@@ -111,7 +115,12 @@ class TurnAccumulator {
   providerBlocks: Record<string, unknown>[] = [];
 }
 
-export async function* runTurn(
+/** One request's turn, answered from the response cache when one is on. */
+export function runTurn(modelString: string, messages: Message[], options: TurnOptions): AsyncGenerator<StreamEvent[], void, undefined> {
+  return options.cache ? cachedTurn(modelString, messages, { ...options, cache: options.cache }, liveTurn) : liveTurn(modelString, messages, options);
+}
+
+async function* liveTurn(
   modelString: string,
   messages: Message[],
   options: TurnOptions,
@@ -205,7 +214,7 @@ export async function* runTurn(
     // published that: remember the figure, and with drop-oldest send once more, fitted to it.
     if (refit && err instanceof ContextLengthError && err.provider !== undefined && endpoint && deployment && servesOwnContext(deployment, options) && options.fitContext === 'drop-oldest' && firstTokenAt === undefined) {
       rememberContextLength(endpoint, deployment.providerModel, err.contextLength);
-      yield* runTurn(modelString, messages, options, false);
+      yield* liveTurn(modelString, messages, options, false);
       return;
     }
     throw err;
@@ -225,6 +234,9 @@ export async function* runTurn(
   const tokens: TokenUsage = acc.usage ?? { promptTokens: 0, completionTokens: 0, totalTokens: 0 };
   const price = options.priceCost ?? ((dep: Deployment, usage: TokenUsage) => catalogCost(options, dep, usage));
   const cost = acc.reportedCost ?? (acc.usage ? price(deployment, tokens) : null);
+  const usage = withCost(tokens, cost);
+  const saved = providerCacheSaving(tokens, cost, (uncached) => price(deployment as Deployment, uncached));
+  if (saved !== undefined) usage.savedCost = saved;
   const generating = firstTokenAt === undefined ? 0 : (ended - firstTokenAt) / 1000;
   const result: TurnResult = {
     model: modelString,
@@ -233,7 +245,7 @@ export async function* runTurn(
     text: acc.text,
     message,
     finishReason: acc.finish ?? (toolCalls.length > 0 ? 'tool-calls' : 'stop'),
-    usage: withCost(tokens, cost),
+    usage,
     ttftMs: firstTokenAt === undefined ? null : round(firstTokenAt - started),
     latencyMs: round(ended - started),
     tokensPerSecond: generating > 0 && tokens.completionTokens > 0 ? round(tokens.completionTokens / generating) : null,

@@ -68,6 +68,8 @@ export interface TokenUsage {
   cachedTokens?: number;
   /** Input tokens written to the provider's prompt cache (part of promptTokens). */
   cacheWriteTokens?: number;
+  /** Of the cache writes, those kept for an hour (Anthropic's `ttl: "1h"`, billed at its own rate). */
+  cacheWrite1hTokens?: number;
   /** Output tokens spent on reasoning (part of completionTokens). */
   reasoningTokens?: number;
 }
@@ -75,6 +77,13 @@ export interface TokenUsage {
 /** Token counts plus cost in US dollars; `cost` is null only when no price is known. */
 export interface Usage extends TokenUsage {
   cost: number | null;
+  /**
+   * What caching saved against the uncached price, in US dollars: a response-cache hit saves
+   * its whole original cost; a provider prompt cache the discount on cached input, less the
+   * surcharge on cache writes (so a turn that only writes the cache saves a negative amount).
+   * Absent when nothing was cached.
+   */
+  savedCost?: number;
 }
 
 export type FinishReason =
@@ -97,7 +106,7 @@ export type ProtocolEvent =
       name?: string;
       argumentsDelta: string;
     }
-  | { type: 'usage'; usage: TokenUsage; cost?: number; raw?: unknown }
+  | { type: 'usage'; usage: TokenUsage; cost?: number; raw?: unknown; timing?: ProviderTiming }
   | { type: 'finish'; reason: FinishReason; rawReason?: string }
   | { type: 'annotations'; annotations: unknown[] }
   /**
@@ -106,6 +115,12 @@ export type ProtocolEvent =
    * tool calls, so it can be replayed to the same provider within a turn.
    */
   | { type: 'provider-block'; block: Record<string, unknown> };
+
+/** Timing a provider measured itself (llama.cpp's `timings`): better than ours, which includes the network. */
+export interface ProviderTiming {
+  /** Output tokens per second while generating. */
+  tokensPerSecond?: number;
+}
 
 /** Request parameters passed through to the provider. */
 export interface RequestParams {
@@ -125,8 +140,26 @@ export interface RequestParams {
    * `web_search` server tool. Citations come back in `TurnResult.citations`.
    */
   webSearch?: boolean | { maxResults?: number; engine?: string };
+  /**
+   * Provider prompt caching (protocols/prompt-cache.ts): on by default, `cache_control`
+   * breakpoints where a provider needs them (Anthropic; OpenRouter's Anthropic and Gemini
+   * models). `{ ttl: '1h' }` keeps entries an hour (writes cost 2x input instead of 1.25x);
+   * `false` sends no markers.
+   */
+  promptCaching?: boolean | { ttl?: '5m' | '1h' };
+  /**
+   * The prompt-cache breakpoints a request carried, as a server half read them (Anthropic's
+   * `cache_control`): after the tools, after the system prompt, or after the message at this
+   * index of `messages`. The simulator caches by them; client halves place their own.
+   */
+  cacheBreakpoints?: CacheBreakpoint[];
   /** Provider-specific body fields, merged into the wire request last. */
   extraBody?: Record<string, unknown>;
+}
+
+export interface CacheBreakpoint {
+  after: 'tools' | 'system' | number;
+  ttl: '5m' | '1h';
 }
 
 /** A tool as the wire sees it: a name, a description and a JSON Schema for its input. */
@@ -166,6 +199,8 @@ export interface TurnResult {
   /** Output tokens per second after the first token. */
   tokensPerSecond: number | null;
   startedAt: string;
+  /** Answered from the response cache: no request was sent, `usage.cost` is 0 and `usage.savedCost` what it saved. */
+  cached?: boolean;
   /** The provider's raw annotations (all types, as sent). */
   annotations?: unknown[];
   /** Web citations normalized from the annotations; annotation types not known are skipped. */

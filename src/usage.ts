@@ -6,7 +6,7 @@ export function zeroUsage(): Usage {
   return { promptTokens: 0, completionTokens: 0, totalTokens: 0, cost: 0 };
 }
 
-const BREAKDOWNS = ['cachedTokens', 'cacheWriteTokens', 'reasoningTokens'] as const;
+const BREAKDOWNS = ['cachedTokens', 'cacheWriteTokens', 'cacheWrite1hTokens', 'reasoningTokens'] as const;
 
 /**
  * The sum of two usages. Cost is the exact sum of the known costs (added as integer
@@ -28,6 +28,7 @@ export function addUsage(a: Usage, b: Usage): Usage {
   for (const key of BREAKDOWNS) {
     if (a[key] !== undefined || b[key] !== undefined) out[key] = (a[key] ?? 0) + (b[key] ?? 0);
   }
+  if (a.savedCost !== undefined || b.savedCost !== undefined) out.savedCost = femtoToDollars(dollarsToFemto(a.savedCost ?? 0) + dollarsToFemto(b.savedCost ?? 0));
   return out;
 }
 

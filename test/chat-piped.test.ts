@@ -91,7 +91,7 @@ describe('switchboard chat with piped input', () => {
     const res = await runPiped(['chat', '-m', 'sim/llama'], 'say: hello there\n', baseEnv(home));
     expect(res.status).toBe(0);
     expect(res.stdout).toBe('hello there\n');
-    expect(res.stderr).toContain('is from a newer switchboard (schema version 99, this one reads 2); this chat is not logged.');
+    expect(res.stderr).toContain('is from a newer switchboard (schema version 99, this one reads 3); this chat is not logged.');
     const logs = await runPiped(['logs'], '', baseEnv(home));
     expect(logs.status).toBe(1);
     expect(logs.stderr).toContain('is from a newer switchboard');

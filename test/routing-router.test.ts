@@ -7,7 +7,7 @@ import { ProviderRegistry } from '../src/providers/registry.js';
 import type { CandidateSource } from '../src/routing/candidates.js';
 import { MemoryMetricsStore } from '../src/routing/metrics.js';
 import { NoDeploymentError } from '../src/routing/no-deployment-error.js';
-import { RoutingPolicy, seededRandom } from '../src/routing/policy.js';
+import { RoutingPolicy } from '../src/routing/policy.js';
 import { CircuitBreakers } from '../src/routing/retry.js';
 import { checkModelString } from '../src/routing/router.js';
 import { runTurn, type TurnOptions } from '../src/turn.js';
@@ -102,7 +102,7 @@ function options(registry: ProviderRegistry, extra: Partial<TurnOptions> = {}): 
     env: {},
     params: {},
     metrics: new MemoryMetricsStore(),
-    policy: new RoutingPolicy({ random: seededRandom(1) }),
+    policy: new RoutingPolicy(),
     breakers: new CircuitBreakers(),
     random: () => 0.5,
     retry: { baseDelayMs: 5, maxDelayMs: 20 },
@@ -227,8 +227,8 @@ describe('router end to end (local OpenAI-format servers)', () => {
     expect((await run(model, opts)).result.provider).toBe(names.b);
     expect(stub('a').requests).toHaveLength(2); // skipped while cooling
 
-    // Alone, a cooling deployment fails fast with the reason.
-    const alone = await failure(`m@${names.a}`, opts);
+    // Alone, with onUnavailable 'fail', a cooling deployment fails fast with the reason.
+    const alone = await failure(`m@${names.a}`, { ...opts, onUnavailable: 'fail' });
     expect(alone).toBeInstanceOf(NoDeploymentError);
     expect((alone as NoDeploymentError).message).toContain('cooling down');
     expect(stub('a').requests).toHaveLength(2);

@@ -5,7 +5,7 @@
  * so commands that never look at a price do not pay for it.
  */
 import { readFileSync } from 'node:fs';
-import { SIM_DEFAULT_PROVIDER, SIM_MODELS, SIM_PROVIDERS } from '../sim/profiles.js';
+import { SIM_DEFAULT_PROVIDER, SIM_MODELS, SIM_PROVIDERS, type SimProviderProfile } from '../sim/profiles.js';
 
 /** Prices apply above a prompt size (Gemini and Claude long-context rates): the whole request. */
 export interface PriceTier {
@@ -15,6 +15,7 @@ export interface PriceTier {
   output?: number;
   cacheRead?: number;
   cacheWrite?: number;
+  cacheWrite1h?: number;
   reasoning?: number;
 }
 
@@ -27,6 +28,8 @@ export interface Pricing {
   output?: number;
   cacheRead?: number;
   cacheWrite?: number;
+  /** Cache writes kept for an hour (Anthropic's `ttl: "1h"`); when absent, twice the input price, Anthropic's rate. */
+  cacheWrite1h?: number;
   /** Reasoning tokens when billed apart from other output (rare); otherwise output's price. */
   reasoning?: number;
   request?: number;
@@ -150,6 +153,13 @@ function deploymentKey(provider: string, model: string): string {
   return `${provider}\u0000${model.toLowerCase()}`;
 }
 
+/** A simulated provider's prices, cache rates included. */
+function simPricing(profile: SimProviderProfile): Pricing {
+  const out: Pricing = { input: profile.inputPrice, output: profile.outputPrice, cacheRead: profile.cacheReadPrice };
+  if (profile.cacheWritePrice !== undefined) out.cacheWrite = profile.cacheWritePrice;
+  return out;
+}
+
 /** The simulator's models with each simulated provider's price, read from its profiles now. */
 export function simulatorModels(): CatalogModel[] {
   const out: CatalogModel[] = [];
@@ -158,13 +168,11 @@ export function simulatorModels(): CatalogModel[] {
     const priced = profile.providers.filter((p) => SIM_PROVIDERS[p] !== undefined);
     const referenceProvider = priced.includes(SIM_DEFAULT_PROVIDER) ? SIM_DEFAULT_PROVIDER : priced[0];
     const ref = referenceProvider === undefined ? undefined : SIM_PROVIDERS[referenceProvider];
-    const pricing: Pricing | undefined = ref ? { input: ref.inputPrice, output: ref.outputPrice } : undefined;
+    const pricing: Pricing | undefined = ref ? simPricing(ref) : undefined;
     for (const p of profile.providers) {
       const prof = SIM_PROVIDERS[p];
       const entry: ModelProvider = { provider: p, model: name };
-      if (prof && ref && (prof.inputPrice !== ref.inputPrice || prof.outputPrice !== ref.outputPrice)) {
-        entry.pricing = { input: prof.inputPrice, output: prof.outputPrice };
-      }
+      if (prof && ref && JSON.stringify(simPricing(prof)) !== JSON.stringify(pricing)) entry.pricing = simPricing(prof);
       providers.push(entry);
     }
     const model: CatalogModel = {

@@ -4,7 +4,8 @@
  * Usage is canonical (see types.ts): promptTokens holds every input token, cached and
  * cache-written ones included; completionTokens every output token, reasoning included.
  * So: uncached input = prompt - cached - cacheWrite at the input price, cached tokens at the
- * cache-read price, cache writes at the cache-write price, output (reasoning inside, counted
+ * cache-read price, cache writes at the cache-write price (those kept an hour at the 1-hour
+ * write price, else twice the input price as Anthropic bills them), output (reasoning inside, counted
  * once) at the output price, plus the per-request price.
  *
  * A missing cache-read or cache-write price bills those tokens at the input price: the
@@ -64,6 +65,7 @@ function effectivePricing(pricing: Pricing, promptTokens: number): Pricing {
   if (tier.output !== undefined) out.output = tier.output;
   if (tier.cacheRead !== undefined) out.cacheRead = tier.cacheRead;
   if (tier.cacheWrite !== undefined) out.cacheWrite = tier.cacheWrite;
+  if (tier.cacheWrite1h !== undefined) out.cacheWrite1h = tier.cacheWrite1h;
   if (tier.reasoning !== undefined) out.reasoning = tier.reasoning;
   return out;
 }
@@ -87,6 +89,7 @@ export function computeCostFemto(usage: TokenUsage, pricing: Pricing | null | un
   const completion = count(usage.completionTokens);
   const cached = Math.min(count(usage.cachedTokens), prompt);
   const cacheWrite = Math.min(count(usage.cacheWriteTokens), prompt - cached);
+  const hourWrites = Math.min(count(usage.cacheWrite1hTokens), cacheWrite);
   const reasoning = Math.min(count(usage.reasoningTokens), completion);
   const uncached = prompt - cached - cacheWrite;
 
@@ -108,7 +111,8 @@ export function computeCostFemto(usage: TokenUsage, pricing: Pricing | null | un
   let units = 0n;
   units += BigInt(uncached) * perTokenUnits(input);
   units += BigInt(cached) * perTokenUnits(p.cacheRead ?? input);
-  units += BigInt(cacheWrite) * perTokenUnits(p.cacheWrite ?? input);
+  units += BigInt(cacheWrite - hourWrites) * perTokenUnits(p.cacheWrite ?? input);
+  if (hourWrites > 0) units += BigInt(hourWrites) * perTokenUnits(p.cacheWrite1h ?? 2 * input);
   if (p.reasoning !== undefined) {
     units += BigInt(completion - reasoning) * perTokenUnits(output);
     units += BigInt(reasoning) * perTokenUnits(p.reasoning);

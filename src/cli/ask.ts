@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import type { StreamEvent, TurnResult } from '../types.js';
 import { MODEL_DEFAULT_HELP, chooseModels, collect, requireKeys } from './defaults.js';
 import { formatCost } from './chat/format.js';
+import { openCommandCache } from './cache.js';
 import { CLIError, cliMessage, commandContext, exitCodeFor, parseNumber, type CliIO } from './io.js';
 
 interface AskFlags {
@@ -18,6 +19,7 @@ interface AskFlags {
   maxTokens?: string;
   timeout?: string;
   schema?: string;
+  cache?: boolean;
 }
 
 export async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
@@ -62,6 +64,8 @@ export function jsonLine(model: string, result: TurnResult | undefined, error?: 
       ...(usage.reasoningTokens === undefined ? {} : { reasoningTokens: usage.reasoningTokens }),
     },
     cost: usage.cost,
+    ...(usage.savedCost === undefined ? {} : { savedCost: usage.savedCost }),
+    ...(result.cached ? { cached: true } : {}),
     ttftMs: result.ttftMs,
     latencyMs: result.latencyMs,
     tokensPerSecond: result.tokensPerSecond,
@@ -82,6 +86,7 @@ export function registerAsk(program: Command, io: CliIO): void {
     .option('--max-tokens <n>', 'cap on output tokens')
     .option('--timeout <ms>', 'milliseconds a request may take')
     .option('--schema <file>', 'a JSON Schema file: the reply must satisfy it; prints the validated JSON')
+    .option('--cache', 'answer a repeated request from the response cache ($SWITCHBOARD_HOME/response-cache.db)')
     .action(async (words: string[], flags: AskFlags) => {
       let prompt = words.join(' ');
       if (prompt === '') {
@@ -102,10 +107,15 @@ export function registerAsk(program: Command, io: CliIO): void {
       await requireKeys(models, options);
       // Imported here, not at the top: `switchboard --version` and `--help` stay quick.
       const { Call } = await import('../call.js');
-      const call = new Call(models, options);
-      const schema = flags.schema === undefined ? undefined : await readSchema(flags.schema);
-      const code = await printAnswers(call.stream(prompt, schema === undefined ? {} : { schema }), models, Boolean(flags.json), io, schema !== undefined);
-      if (code > 0) process.exitCode = code;
+      const store = flags.cache ? await openCommandCache(io) : undefined;
+      try {
+        const call = new Call(models, store ? { ...options, cache: { store } } : options);
+        const schema = flags.schema === undefined ? undefined : await readSchema(flags.schema);
+        const code = await printAnswers(call.stream(prompt, schema === undefined ? {} : { schema }), models, Boolean(flags.json), io, schema !== undefined);
+        if (code > 0) process.exitCode = code;
+      } finally {
+        store?.close();
+      }
     });
 }
 

@@ -35,7 +35,11 @@ async function open(flags: CommonFlags, io: CliIO) {
   const { ledgerPath, SQLiteLedger } = await import('../store/ledger.js');
   const { loadPepper, VirtualKeys } = await import('../gateway/virtual-keys.js');
   const input = await import('../gateway/key-input.js');
-  const ledger = new SQLiteLedger(config.virtualKeys.ledger ?? ledgerPath(config.env));
+  const { databaseUrl } = config.virtualKeys;
+  const ledger =
+    databaseUrl === undefined
+      ? new SQLiteLedger(config.virtualKeys.ledger ?? ledgerPath(config.env))
+      : await (await import('../store/postgres-ledger.js')).PostgresLedger.open({ url: databaseUrl, ...(config.virtualKeys.redisUrl === undefined ? {} : { queueUrl: config.virtualKeys.redisUrl }) });
   const keys = new VirtualKeys({ ledger, pepper: loadPepper(config.env) });
   return { ledger, keys, input, timeZone: config.virtualKeys.timeZone };
 }

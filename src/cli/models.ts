@@ -106,6 +106,29 @@ function table(rows: string[][]): string {
     .join('\n');
 }
 
+/** Models whose priors a refresh fetches, at most: one listing request each. */
+const MAX_PRIOR_LISTINGS = 50;
+
+/**
+ * With a refresh, OpenRouter's endpoints listings (published speed, first-token latency and
+ * uptime per host) for the models there is a choice of hosts for, and for those fetched
+ * before: the router's priors. A failed listing is skipped quietly; the figures are only hints.
+ */
+async function refreshRoutingPriors(io: CliIO, models: readonly CatalogModel[]): Promise<void> {
+  const [{ refreshPriors }, { defaultPriorStore }, { catalogCandidates }, { DEFAULT_OPENROUTER_BASE_URL }] = await Promise.all([
+    import('../routing/priors.js'),
+    import('../routing/router.js'),
+    import('../catalog/candidates.js'),
+    import('../catalog/refresh.js'),
+  ]);
+  const { registry } = await commandContext(io);
+  const store = defaultPriorStore(io.env);
+  const choices = models.filter((m) => (catalogCandidates(m.id, registry, io.env)?.length ?? 0) > 1).map((m) => m.id);
+  const wanted = [...new Set([...store.models().filter((m) => !m.startsWith('sim/')), ...choices])].slice(0, MAX_PRIOR_LISTINGS);
+  if (wanted.length === 0) return;
+  await refreshPriors(store, wanted, { registry, apiBase: io.env.OPENROUTER_BASE_URL || DEFAULT_OPENROUTER_BASE_URL });
+}
+
 /** Providers whose own model lists a refresh reads: local servers, and hosts the user has a key for. */
 async function providerSources(io: CliIO): Promise<ProviderSource[]> {
   const { defaultBaseURLEnv } = await import('../providers/registry.js');
@@ -143,6 +166,7 @@ export function registerModels(program: Command, io: CliIO): void {
         providers: opts.refresh ? await providerSources(io) : [],
       });
       if (result.warning) io.stderr.write(`switchboard: warning: ${result.warning}\n`);
+      if (opts.refresh && result.source === 'live') await refreshRoutingPriors(io, result.models);
       let models = [...result.models];
       if (query) models = models.filter((m) => matches(m, query));
       const provider = opts.provider;

@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
 import { registerAsk } from './ask.js';
+import { registerCache } from './cache.js';
 import { registerChat } from './chat.js';
 import type { CliIO } from './io.js';
 import { registerKeys } from './keys.js';
@@ -30,6 +31,7 @@ export function createProgram(io: CliIO): Command {
   registerServe(program, io);
   registerLogs(program, io);
   registerUsage(program, io);
+  registerCache(program, io);
   registerKeys(program, io);
   program.addHelpText(
     'after',

@@ -23,10 +23,8 @@ export function registerServe(program: Command, io: CliIO): void {
     .option('--host <host>', 'address to listen on (default: the config\'s, else 127.0.0.1)')
     .option('-w, --workers <n>', 'worker processes sharing the port', '1')
     .action(async (flags: ServeFlags) => {
-      const workers = parseNumber(flags.workers, '--workers') ?? 1;
-      if (!Number.isInteger(workers) || workers < 1) throw new CLIError(`--workers takes a whole number of at least 1; got "${flags.workers}".`);
-      const port = parseNumber(flags.port, '--port');
-      if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new CLIError(`--port takes 0 to 65535; got "${flags.port}".`);
+      const workers = parseNumber(flags.workers, '--workers', { min: 1, integer: true }) ?? 1;
+      const port = parseNumber(flags.port, '--port', { min: 0, max: 65535, integer: true });
       const cluster = (await import('node:cluster')).default;
       if (workers > 1 && cluster.isPrimary && (await gatewayConfigFor(flags.config, io)).config.virtualKeys.enabled) {
         // Each worker would keep its own counters, so N workers could spend N budgets.

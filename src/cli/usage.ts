@@ -37,16 +37,19 @@ export function registerUsage(program: Command, io: CliIO): void {
       try {
         const rows = log.usage({ by: flags.by as (typeof BY)[number], ...(since === undefined ? {} : { since }) });
         if (flags.json) {
-          io.stdout.write(rows.map((r) => `${JSON.stringify({ [flags.by]: r.key, turns: r.turns, promptTokens: r.promptTokens, completionTokens: r.completionTokens, totalTokens: r.totalTokens, cost: r.cost })}\n`).join(''));
+          io.stdout.write(rows.map((r) => `${JSON.stringify({ [flags.by]: r.key, turns: r.turns, promptTokens: r.promptTokens, completionTokens: r.completionTokens, totalTokens: r.totalTokens, cost: r.cost, savedCost: femtoToDollars(r.savedFemto ?? 0n) })}\n`).join(''));
           return;
         }
         if (rows.length === 0) {
           io.stderr.write(since === undefined ? 'Nothing logged yet.\n' : `Nothing logged since ${since}${Date.parse(since) > Date.now() ? ' (that is in the future)' : ''}.\n`);
           return;
         }
-        const table = [[flags.by.toUpperCase(), 'TURNS', 'PROMPT', 'COMPLETION', 'TOTAL', 'COST']];
-        for (const r of rows) table.push([r.key, String(r.turns), String(r.promptTokens), String(r.completionTokens), String(r.totalTokens), formatCost(r.cost)]);
-        table.push(['total', String(rows.reduce((n, r) => n + r.turns, 0)), String(rows.reduce((n, r) => n + r.promptTokens, 0)), String(rows.reduce((n, r) => n + r.completionTokens, 0)), String(rows.reduce((n, r) => n + r.totalTokens, 0)), formatCost(totalCost(rows))]);
+        // A SAVED column (what caching saved) only when caching saved or cost something.
+        const saved = rows.some((r) => (r.savedFemto ?? 0n) !== 0n);
+        const savedCell = (femto: bigint): string[] => (saved ? [formatCost(femtoToDollars(femto))] : []);
+        const table = [[flags.by.toUpperCase(), 'TURNS', 'PROMPT', 'COMPLETION', 'TOTAL', 'COST', ...(saved ? ['SAVED'] : [])]];
+        for (const r of rows) table.push([r.key, String(r.turns), String(r.promptTokens), String(r.completionTokens), String(r.totalTokens), formatCost(r.cost), ...savedCell(r.savedFemto ?? 0n)]);
+        table.push(['total', String(rows.reduce((n, r) => n + r.turns, 0)), String(rows.reduce((n, r) => n + r.promptTokens, 0)), String(rows.reduce((n, r) => n + r.completionTokens, 0)), String(rows.reduce((n, r) => n + r.totalTokens, 0)), formatCost(totalCost(rows)), ...savedCell(rows.reduce((n, r) => n + (r.savedFemto ?? 0n), 0n))]);
         const widths = (table[0] as string[]).map((_, c) => Math.max(...table.map((r) => (r[c] ?? '').length)));
         io.stdout.write(`${table.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  ')).join('\n')}\n`);
       } finally {

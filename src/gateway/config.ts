@@ -66,6 +66,8 @@ const schema = z
       .object({
         enabled: z.boolean().optional(),
         ledger: z.string().min(1).optional(),
+        redis_url: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').optional(),
+        database_url: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL').optional(),
         time_zone: z.string().min(1).optional(),
         default_max_tokens: positiveInt.optional(),
         reservation_ttl_ms: positiveInt.optional(),
@@ -126,6 +128,10 @@ export interface GatewayConfig {
     enabled: boolean;
     /** The ledger file; default `$SWITCHBOARD_LEDGER`, else `$SWITCHBOARD_HOME/ledger.db`. */
     ledger: string | undefined;
+    /** Shared hot state (budgets, rate windows, the ledger's queue): `$SWITCHBOARD_REDIS_URL` or `redis_url` (docs/deploy.md). */
+    redisUrl: string | undefined;
+    /** Shared ledger: `$SWITCHBOARD_DATABASE_URL` or `database_url`; with neither URL the stores are memory and SQLite. */
+    databaseUrl: string | undefined;
     timeZone: string;
     defaultMaxTokens: number | undefined;
     reservationTtlMs: number | undefined;
@@ -293,6 +299,8 @@ function buildConfig(raw: RawGatewayConfig, source: string, baseEnv: Record<stri
     virtualKeys: {
       enabled: vk.enabled ?? masterKey !== undefined,
       ledger: vk.ledger,
+      redisUrl: nonEmpty(env.SWITCHBOARD_REDIS_URL) ?? vk.redis_url,
+      databaseUrl: nonEmpty(env.SWITCHBOARD_DATABASE_URL) ?? vk.database_url,
       timeZone: vk.time_zone ?? 'UTC',
       defaultMaxTokens: vk.default_max_tokens,
       reservationTtlMs: vk.reservation_ttl_ms,
@@ -301,6 +309,10 @@ function buildConfig(raw: RawGatewayConfig, source: string, baseEnv: Record<stri
       totalBudget: vk.total_budget ? { amount: String(vk.total_budget.amount).replace(/^\$/, ''), period: vk.total_budget.period } : undefined,
     },
   };
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v === '' ? undefined : v;
 }
 
 /**

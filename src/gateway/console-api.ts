@@ -229,7 +229,7 @@ function reasonFor(mode: Mode, first: { inputPrice?: number | undefined; outputP
 function routingView(config: GatewayConfig, at: number): Record<string, unknown> {
   const { metrics, breakers } = routingDefaults();
   // A policy of its own, so looking does not count as a routing decision.
-  const policy = new RoutingPolicy({ epsilon: 0, random: () => 0.5 });
+  const policy = new RoutingPolicy();
   const models = listedModels(config).filter((m) => defaultCandidates.providersFor(m.id).length > 0);
   return {
     at: new Date(at).toISOString(),

@@ -1,9 +1,14 @@
 /**
  * Everything virtual keys need, opened from the gateway's config: the ledger, the shared
  * state, the authenticator, the admission, the admin API and the readiness check. The
- * embedded stores are SQLite and memory; shared ones plug in behind the same interfaces.
+ * embedded stores are SQLite and memory; with a Redis URL the shared state is Redis (and, in
+ * open mode, falls back to this instance's own limits while Redis is down), with a database
+ * URL the ledger is Postgres, its spend queued on Redis when there is one (docs/deploy.md).
  */
+import { FailoverSharedState } from '../store/failover-shared-state.js';
 import { ledgerPath, SQLiteLedger, type Ledger } from '../store/ledger.js';
+import { PostgresLedger } from '../store/postgres-ledger.js';
+import { RedisSharedState } from '../store/redis-shared-state.js';
 import { MemorySharedState, systemClock, type Clock, type SharedState } from '../store/shared-state.js';
 import { createAdminApi, type AdminHandler } from './admin-api.js';
 import { BudgetAdmission } from './budget-admission.js';
@@ -25,9 +30,19 @@ export interface VirtualKeyStack {
 export async function openVirtualKeyStack(config: GatewayConfig, options: { clock?: Clock; log?: (line: string) => void } = {}): Promise<VirtualKeyStack> {
   const vk = config.virtualKeys;
   const clock = options.clock ?? systemClock;
-  const path = vk.ledger ?? ledgerPath(config.env);
-  const ledger = new SQLiteLedger(path);
-  const state = new MemorySharedState({ clock, ...(vk.reservationTtlMs === undefined ? {} : { reservationTtlMs: vk.reservationTtlMs }) });
+  const ttl = vk.reservationTtlMs === undefined ? {} : { reservationTtlMs: vk.reservationTtlMs };
+  const log = options.log ?? ((line: string) => process.stderr.write(`switchboard: ${line}\n`));
+  const path = vk.databaseUrl === undefined ? (vk.ledger ?? ledgerPath(config.env)) : redactUrl(vk.databaseUrl);
+  const ledger: Ledger =
+    vk.databaseUrl === undefined
+      ? new SQLiteLedger(path)
+      : await PostgresLedger.open({ url: vk.databaseUrl, log, ...(vk.redisUrl === undefined ? {} : { queueUrl: vk.redisUrl }), ...(config.env.SWITCHBOARD_INSTANCE ? { instance: config.env.SWITCHBOARD_INSTANCE } : {}) });
+  let state: SharedState;
+  if (vk.redisUrl === undefined) state = new MemorySharedState({ clock, ...ttl });
+  else {
+    const redis = await RedisSharedState.open({ url: vk.redisUrl, ...ttl });
+    state = vk.onStoreError === 'open' ? new FailoverSharedState(redis, log, ttl) : redis;
+  }
   const keys = new VirtualKeys({ ledger, pepper: loadPepper(config.env), clock, onStoreError: vk.onStoreError, ...(config.masterKey === undefined ? {} : { masterKey: config.masterKey }) });
   const admission = await BudgetAdmission.open({
     ledger,
@@ -38,7 +53,7 @@ export async function openVirtualKeyStack(config: GatewayConfig, options: { cloc
     unpricedModels: vk.unpricedModels,
     ...(vk.defaultMaxTokens === undefined ? {} : { defaultMaxTokens: vk.defaultMaxTokens }),
     ...(vk.totalBudget ? { totalBudget: { limitMicros: parseDollars(vk.totalBudget.amount, 'virtual_keys.total_budget.amount'), period: vk.totalBudget.period } } : {}),
-    ...(options.log ? { log: options.log } : {}),
+    log,
   });
   return {
     ledger,
@@ -57,4 +72,15 @@ export async function openVirtualKeyStack(config: GatewayConfig, options: { cloc
       await ledger.close();
     },
   };
+}
+
+/** A database URL without its password, for banners and /readyz. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres';
+  }
 }

@@ -11,6 +11,7 @@
 import type { SwitchboardError } from '../errors.js';
 import type { AssistantMessage, ContentPart, FinishReason, Message, ProtocolEvent, ReasoningDetail, RequestParams, TokenUsage, ToolCall, ToolDefinition } from '../types.js';
 import { OUTPUT_TOOL } from './anthropic.js';
+import { readAnthropicBreakpoints } from './prompt-cache.js';
 import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type ServerRequestContext, type StreamEnd, type StreamWriter } from './protocol.js';
 import { argumentsObject, asRecord, collectEvents, errorMessage, errorStatus, retryHeaders } from './server-common.js';
 
@@ -157,7 +158,10 @@ function parseRequest(body: unknown, ctx: ServerRequestContext): ServerRequest {
     const system = blockText(record.system, 'system');
     if (system !== '') messages.push({ role: 'system', content: system });
   }
-  record.messages.forEach((m, i) => messages.push(...readMessage(m, i)));
+  const messageEnds: number[] = [];
+  record.messages.forEach((m, i) => messageEnds.push(messages.push(...readMessage(m, i)) - 1));
+  const breakpoints = readAnthropicBreakpoints(record, messageEnds);
+  if (breakpoints) params.cacheBreakpoints = breakpoints;
   const temperature = readNumber(record, 'temperature', 0, 1);
   if (temperature !== undefined) params.temperature = temperature;
   const topP = readNumber(record, 'top_p', 0, 1);

@@ -13,6 +13,7 @@ import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEven
 import { usageWithSeparateCache } from '../usage.js';
 import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments, pushTurn, type WireTurn } from './media.js';
 import type { Endpoint, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
+import { addAnthropicBreakpoints } from './prompt-cache.js';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
 /** The `anthropic_version` Claude on Vertex AI takes in the body. */
@@ -25,6 +26,8 @@ export interface AnthropicUsage {
   output_tokens?: number;
   cache_creation_input_tokens?: number | null;
   cache_read_input_tokens?: number | null;
+  /** The cache writes split by lifetime. */
+  cache_creation?: { ephemeral_5m_input_tokens?: number; ephemeral_1h_input_tokens?: number } | null;
   /** Output tokens spent thinking (part of output_tokens). */
   output_tokens_details?: { thinking_tokens?: number } | null;
 }
@@ -87,6 +90,8 @@ export function readAnthropicUsage(usage: AnthropicUsage): TokenUsage {
     cacheWrite: usage.cache_creation_input_tokens ?? undefined,
   });
   const thinking = usage.output_tokens_details?.thinking_tokens;
+  const hourWrites = usage.cache_creation?.ephemeral_1h_input_tokens;
+  if (hourWrites) out.cacheWrite1hTokens = hourWrites;
   if (thinking !== undefined) out.reasoningTokens = thinking;
   return out;
 }
@@ -246,6 +251,7 @@ export function buildAnthropicBody(request: CanonicalRequest, provider?: string)
       choice === 'auto' ? { type: 'auto' } : choice === 'required' ? { type: 'any' } : choice === 'none' ? { type: 'none' } : { type: 'tool', name: choice.name };
   }
   if (budget !== undefined) body.thinking = { type: 'enabled', budget_tokens: Math.min(budget, Math.max(1024, maxTokens - 1)) };
+  addAnthropicBreakpoints(body as Parameters<typeof addAnthropicBreakpoints>[0], params);
   if (params.extraBody) Object.assign(body, params.extraBody);
   return body;
 }

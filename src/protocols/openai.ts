@@ -5,7 +5,8 @@
  * (OpenAI's prompt_tokens already include cached tokens; completion_tokens include reasoning).
  */
 import { StreamError } from '../errors.js';
-import type { CanonicalRequest, FinishReason, ProtocolEvent, TokenUsage } from '../types.js';
+import type { CanonicalRequest, FinishReason, ProtocolEvent, ProviderTiming, TokenUsage } from '../types.js';
+import { addChatCompletionsBreakpoints } from './prompt-cache.js';
 import type { Endpoint, Protocol, ProtocolCompat, SSEMessage, StreamReader, WireRequest } from './protocol.js';
 
 interface WireUsage {
@@ -61,7 +62,15 @@ interface WireChunk {
   provider?: string;
   choices?: WireChoice[];
   usage?: WireUsage | null;
+  /** llama.cpp's own measurement of the request (`predicted_per_second`: output tokens/s). */
+  timings?: { predicted_per_second?: unknown } | null;
   error?: { message?: string; code?: string | number; type?: string; metadata?: unknown };
+}
+
+/** The provider's own output speed from llama.cpp's `timings`, when it is a usable number. */
+function timingOf(chunk: WireChunk): ProviderTiming | undefined {
+  const tps = chunk.timings?.predicted_per_second;
+  return typeof tps === 'number' && Number.isFinite(tps) && tps > 0 ? { tokensPerSecond: tps } : undefined;
 }
 
 const FINISH: Record<string, FinishReason> = {
@@ -99,8 +108,9 @@ export function readOpenAIUsage(usage: WireUsage, compat: ProtocolCompat = {}): 
   return out;
 }
 
-function usageEvent(usage: WireUsage, compat: ProtocolCompat): ProtocolEvent {
+function usageEvent(usage: WireUsage, compat: ProtocolCompat, timing?: ProviderTiming): ProtocolEvent {
   const event: ProtocolEvent = { type: 'usage', usage: readOpenAIUsage(usage, compat), raw: usage };
+  if (timing) event.timing = timing;
   if (typeof usage.cost === 'number' && Number.isFinite(usage.cost) && usage.cost >= 0) event.cost = usage.cost;
   return event;
 }
@@ -186,6 +196,7 @@ export function buildOpenAIBody(request: CanonicalRequest, endpoint: Endpoint): 
     body.plugins = [plugin];
   }
   if (compat.usageAccounting) body.usage = { include: true };
+  if (compat.cacheMarkers) addChatCompletionsBreakpoints(body as Parameters<typeof addChatCompletionsBreakpoints>[0], params);
   if (params.extraBody) Object.assign(body, params.extraBody);
   return body;
 }
@@ -193,6 +204,8 @@ export function buildOpenAIBody(request: CanonicalRequest, endpoint: Endpoint): 
 class OpenAIStreamReader implements StreamReader {
   done = false;
   private started = false;
+  /** llama.cpp sends `timings` on its last chunks; kept until the usage that goes with it. */
+  private timing: ProviderTiming | undefined;
   constructor(
     private readonly provider: string,
     private readonly compat: ProtocolCompat,
@@ -245,7 +258,8 @@ class OpenAIStreamReader implements StreamReader {
         out.push({ type: 'finish', reason: mapOpenAIFinish(choice.finish_reason), rawReason: choice.finish_reason });
       }
     }
-    if (chunk.usage) out.push(usageEvent(chunk.usage, this.compat));
+    this.timing = timingOf(chunk) ?? this.timing;
+    if (chunk.usage) out.push(usageEvent(chunk.usage, this.compat, this.timing));
   }
 }
 
@@ -293,7 +307,7 @@ export const openaiProtocol: Protocol = {
     if (choice?.finish_reason) {
       out.push({ type: 'finish', reason: mapOpenAIFinish(choice.finish_reason), rawReason: choice.finish_reason });
     }
-    if (chunk.usage) out.push(usageEvent(chunk.usage, endpoint?.compat ?? {}));
+    if (chunk.usage) out.push(usageEvent(chunk.usage, endpoint?.compat ?? {}, timingOf(chunk)));
     return out;
   },
 

@@ -19,6 +19,8 @@ export interface ProtocolCompat {
   webPlugin?: boolean;
   /** OpenRouter: ask for usage accounting (cost) in the response. */
   usageAccounting?: boolean;
+  /** OpenRouter: `cache_control` breakpoints on Anthropic and Gemini models (see prompt-cache.ts). */
+  cacheMarkers?: boolean;
   /**
    * OpenAI protocol: speak the Responses API instead of Chat Completions, for every model
    * (`always`) or for the models the catalog lists as Responses-only (`when-required`).

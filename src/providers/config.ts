@@ -8,7 +8,17 @@
  * ] }
  * ```
  * `keyEnv` is a variable name or a list of them, and may be left out for keyless servers;
- * `headers` (string values) is optional. A provider named like a built-in one replaces it.
+ * `headers` (string values) is optional; `local: true` marks a server of the user's own (its
+ * replies cost 0, with no unknown-price warning). A provider named like a built-in one replaces it.
+ *
+ * `models` names model groups: one model at several deployments, so modes and constraints
+ * choose among them (`tiny@tps`, `tiny@lowest-latency|providers:gpu-a,gpu-b`):
+ *
+ * ```json
+ * { "models": { "tiny": [ { "provider": "gpu-a", "model": "tiny-q4" }, "gpu-b" ] } }
+ * ```
+ * A member is a provider name, or `{ provider, model?, inputPrice?, outputPrice? }` (model
+ * defaults to the group's name; prices in $ per million tokens, 0 on a local provider).
  *
  * The clouds take settings of their own (environment variables win over them):
  * ```json
@@ -23,7 +33,7 @@ import { ConfigError } from '../errors.js';
 import type { ProtocolName } from '../protocols/protocol.js';
 import type { Env } from './resolve.js';
 import type { CloudName, CloudSettings } from './clouds/index.js';
-import { BUILTIN_PROVIDERS, ProviderRegistry, type ProviderConfig } from './registry.js';
+import { BUILTIN_PROVIDERS, ProviderRegistry, type GroupMember, type ProviderConfig } from './registry.js';
 
 export const CONFIG_FILE = 'switchboard.config.json';
 
@@ -31,6 +41,8 @@ export interface SwitchboardConfig {
   /** The file the configuration came from. */
   path: string;
   providers: ProviderConfig[];
+  /** Model groups by name. */
+  models: Record<string, GroupMember[]>;
   /** Settings of the clouds (`azure`, `vertex`, `bedrock`), by provider name. */
   clouds: Partial<Record<CloudName, CloudSettings>>;
 }
@@ -43,7 +55,8 @@ const CLOUD_FIELDS: Record<CloudName, Record<string, 'string' | 'map'>> = {
 };
 
 const PROTOCOLS: ProtocolName[] = ['openai', 'openai-responses', 'anthropic', 'gemini'];
-const PROVIDER_KEYS = new Set(['name', 'protocol', 'baseURL', 'keyEnv', 'headers']);
+const PROVIDER_KEYS = new Set(['name', 'protocol', 'baseURL', 'keyEnv', 'headers', 'local']);
+const MEMBER_KEYS = new Set(['provider', 'model', 'inputPrice', 'outputPrice']);
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -67,9 +80,9 @@ export function parseConfig(json: unknown, path: string): SwitchboardConfig {
   if (!isRecord(json)) return fail('the file', 'must hold a JSON object like { "providers": [...] }.');
   const clouds: SwitchboardConfig['clouds'] = {};
   for (const key of Object.keys(json)) {
-    if (key === 'providers') continue;
+    if (key === 'providers' || key === 'models') continue;
     const fields = Object.hasOwn(CLOUD_FIELDS, key) ? CLOUD_FIELDS[key as CloudName] : undefined;
-    if (!fields) fail(`"${key}"`, `is not a known setting (expected "providers", ${Object.keys(CLOUD_FIELDS).map((c) => `"${c}"`).join(', ')}).`);
+    if (!fields) fail(`"${key}"`, `is not a known setting (expected "providers", "models", ${Object.keys(CLOUD_FIELDS).map((c) => `"${c}"`).join(', ')}).`);
     clouds[key as CloudName] = parseCloud(json[key], fields as Record<string, 'string' | 'map'>, key, fail);
   }
   const list = json.providers ?? [];
@@ -110,9 +123,43 @@ export function parseConfig(json: unknown, path: string): SwitchboardConfig {
       }
       config.headers = headers as Record<string, string>;
     }
+    if (entry.local !== undefined) {
+      if (typeof entry.local !== 'boolean') fail(`${where}.local`, `must be true or false; got ${JSON.stringify(entry.local)}.`);
+      if (entry.local === true) {
+        config.local = true;
+        config.keyOptional = true;
+      }
+    }
     return config;
   });
-  return { path, providers, clouds };
+  return { path, providers, clouds, models: parseModelGroups(json.models, fail) };
+}
+
+function parseModelGroups(raw: unknown, fail: (where: string, message: string) => never): Record<string, GroupMember[]> {
+  if (raw === undefined) return {};
+  if (!isRecord(raw)) return fail('"models"', 'must be an object of model names to lists of deployments.');
+  const groups: Record<string, GroupMember[]> = {};
+  for (const [model, list] of Object.entries(raw)) {
+    const at = `models["${model}"]`;
+    if (model === '' || /[@|]|->/.test(model)) fail(at, 'must be a model name without "@", "|" or "->".');
+    if (!Array.isArray(list) || list.length === 0) return fail(at, 'must be a non-empty list of providers or { "provider": ..., "model": ... } objects.');
+    groups[model] = list.map((m: unknown, i): GroupMember => {
+      const where = `${at}[${i}]`;
+      if (typeof m === 'string') return { provider: m, providerModel: model };
+      if (!isRecord(m) || typeof m.provider !== 'string') return fail(where, 'must be a provider name or an object with "provider".');
+      for (const key of Object.keys(m)) if (!MEMBER_KEYS.has(key)) fail(`${where}.${key}`, `is not a known field (expected ${[...MEMBER_KEYS].join(', ')}).`);
+      if (m.model !== undefined && (typeof m.model !== 'string' || m.model === '')) fail(`${where}.model`, 'must be the provider\'s id for the model.');
+      const member: GroupMember = { provider: m.provider, providerModel: typeof m.model === 'string' ? m.model : model };
+      for (const key of ['inputPrice', 'outputPrice'] as const) {
+        const v = m[key];
+        if (v === undefined) continue;
+        if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) fail(`${where}.${key}`, 'must be a non-negative number of $ per million tokens.');
+        member[key] = v as number;
+      }
+      return member;
+    });
+  }
+  return groups;
 }
 
 function parseCloud(value: unknown, fields: Record<string, 'string' | 'map'>, cloud: string, fail: (where: string, message: string) => never): CloudSettings {
@@ -149,6 +196,17 @@ export function createRegistry(cwd: string, env: Env): ProviderRegistry {
   const registry = new ProviderRegistry(BUILTIN_PROVIDERS);
   const config = loadConfig(cwd, env);
   for (const provider of config?.providers ?? []) registry.register(provider);
+  for (const [model, members] of Object.entries(config?.models ?? {})) {
+    for (const m of members) {
+      if (!registry.has(m.provider)) throw new ConfigError(`${config?.path}: models["${model}"] names provider "${m.provider}", which is neither built in nor in "providers".`);
+      // A local server's replies cost nothing: lowest-cost can compare it with priced hosts.
+      if (registry.get(m.provider).local) {
+        m.inputPrice ??= 0;
+        m.outputPrice ??= 0;
+      }
+    }
+    registry.registerGroup(model, members);
+  }
   for (const [cloud, settings] of Object.entries(config?.clouds ?? {})) {
     if (registry.has(cloud)) registry.register({ ...registry.get(cloud), cloudSettings: settings });
   }

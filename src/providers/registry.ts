@@ -58,7 +58,7 @@ export const BUILTIN_PROVIDERS: ProviderConfig[] = [
     baseURL: 'https://openrouter.ai/api/v1',
     keyEnv: ['OPENROUTER_API_KEY'],
     headers: OPENROUTER_HEADERS,
-    compat: { usageAccounting: true, reasoningFormat: 'openrouter', webPlugin: true },
+    compat: { usageAccounting: true, reasoningFormat: 'openrouter', webPlugin: true, cacheMarkers: true },
   },
   {
     name: 'openai',
@@ -111,8 +111,19 @@ export function defaultBaseURLEnv(name: string): string {
   return `${name.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_BASE_URL`;
 }
 
+/** One deployment of a model group: a provider and its id for the model. */
+export interface GroupMember {
+  provider: string;
+  /** The provider's own id for the model (default: the group's name). */
+  providerModel: string;
+  /** US dollars per million input and output tokens, when known (0 on a local server). */
+  inputPrice?: number | undefined;
+  outputPrice?: number | undefined;
+}
+
 export class ProviderRegistry {
   private readonly providers = new Map<string, ProviderConfig>();
+  private readonly groups = new Map<string, GroupMember[]>();
 
   constructor(configs: ProviderConfig[] = BUILTIN_PROVIDERS) {
     for (const config of configs) this.providers.set(config.name, config);
@@ -140,6 +151,20 @@ export class ProviderRegistry {
 
   all(): ProviderConfig[] {
     return [...this.providers.values()];
+  }
+
+  /**
+   * Name a model group: one model at several deployments (two local servers, a model at two
+   * hosts). Modes and constraints on the group's name choose among the members.
+   */
+  registerGroup(model: string, members: GroupMember[]): this {
+    this.groups.set(model, members.map((m) => ({ ...m })));
+    return this;
+  }
+
+  /** The members of a model group, or undefined when `model` names none. */
+  group(model: string): GroupMember[] | undefined {
+    return this.groups.get(model);
   }
 }
 

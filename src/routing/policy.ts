@@ -1,20 +1,34 @@
 /**
- * Choosing a deployment: a mode ranks the candidates that meet the constraints by measured
- * figures (p50, discounted by the recent error rate) or by price, and a little exploration
- * keeps the figures honest:
+ * Choosing a deployment. Price modes rank the candidates that meet the constraints by price.
+ * Measured modes use an upper confidence bound over each candidate's estimate, in log space
+ * (speeds and times vary by factors, not by amounts):
  *
- * - a candidate with fewer than `minSamples` attempts is tried first (optimism: an unmeasured
- *   figure passes every threshold);
- * - a candidate not tried for `recheckEvery` decisions (or whose data is older than
- *   `staleAfterMs`) is tried once ahead of the best, so one that fell behind can come back;
- *   candidates rejected by a measured threshold are re-checked every `recheckRejectedEvery`;
- * - in measured modes, with probability `epsilon` another passing candidate goes first.
+ * - the estimate blends the published prior (OpenRouter's endpoints listing, or the
+ *   simulator's) with the deployment's own decayed window of samples (see metrics.ts: weights
+ *   halve every 4 newer samples, and a change detector cuts the window at a shift), each by
+ *   its precision: the prior's spread is `priorSpread` and its weight halves every
+ *   `priorHalfLifeMs` of age; own samples' spread is their measured one, at least
+ *   `noiseFloor`. One own sample outweighs a prior about tenfold;
+ * - evidence fades while a candidate is not tried: own and published alike halve every
+ *   `forgetAfter` decisions of the route, own also every `evidenceHalfLifeMs` since its
+ *   newest sample;
+ * - the bound is `mean + confidence / sqrt(precision)`; the candidate with the highest bound
+ *   goes first, the rest follow by their mean. A candidate far behind is re-tried rarely, one
+ *   close to the best more often, and an unknown one (no prior, no samples) at once;
+ * - a detected shift on one candidate puts the others' evidence in doubt (cut to 1/64), so
+ *   the route re-checks those within about 5x of the best in the next few requests instead
+ *   of waiting for their evidence to fade;
+ * - the recent error rate discounts the estimate (a deployment failing half the time counts
+ *   at half its speed), and the published uptime before any attempt of our own.
  *
- * Deterministic given `random` (use `seededRandom` in tests).
+ * Candidates rejected by a measured threshold are probed every `recheckRejectedEvery`
+ * decisions (in price modes only when cheaper). No randomness: the same history gives the
+ * same choice.
  */
 import type { Constraint, Metric, Mode } from './grammar.js';
 import { blendedPrice } from './candidates.js';
-import type { DeploymentStats } from './metrics.js';
+import type { DeploymentStats, Percentiles } from './metrics.js';
+import type { Prior } from './priors.js';
 
 export interface RankCandidate {
   /** `model@provider`. */
@@ -23,6 +37,8 @@ export interface RankCandidate {
   inputPrice?: number | undefined;
   outputPrice?: number | undefined;
   stats?: DeploymentStats | undefined;
+  /** Published figures for the deployment, used until (and blended with) own measurements. */
+  prior?: Prior | undefined;
 }
 
 export interface Rejection<T> {
@@ -35,22 +51,34 @@ export interface Ranking<T> {
   ordered: T[];
   /** Candidates left out, with the reason. */
   rejected: Rejection<T>[];
-  /** Why the first one goes first: `best`, `unmeasured`, `recheck` or `explore`. */
+  /**
+   * Why the first one goes first: `best` (highest estimate), `explore` (highest bound, not
+   * the best estimate), `unmeasured` (nothing known), `recheck` (a rejected one probed), or
+   * `order` (no mode: the listed order).
+   */
   why: 'best' | 'unmeasured' | 'recheck' | 'explore' | 'order';
 }
 
 export interface PolicyOptions {
-  /** Random source in [0, 1) (default Math.random). */
-  random?: () => number;
-  /** Share of decisions in measured modes that try another passing candidate (default 0.01). */
-  epsilon?: number;
-  /** Attempts before a candidate counts as measured (default 2). */
+  /** Attempts before a measured threshold judges a candidate by its own figures (default 2). */
   minSamples?: number;
-  /** Decisions after which a candidate not tried is tried again (default 40: fewer re-checks cost less speed, measured with bench:routing). */
-  recheckEvery?: number;
-  /** Decisions after which a candidate rejected by a measured threshold is probed again (default 100). */
+  /** Width of the confidence bound, in spreads (default 2). */
+  confidence?: number;
+  /** Least spread of a log figure (default 0.1: about 10% from one request to the next). */
+  noiseFloor?: number;
+  /** How far a fresh published figure may be from what we will measure, in log units (default 0.35: about 40%). */
+  priorSpread?: number;
+  /** A prior's weight halves with this much age (default 1 hour). */
+  priorHalfLifeMs?: number;
+  /** An untried candidate's own evidence halves every this many decisions of its route (default 25). */
+  forgetAfter?: number;
+  /** Own evidence halves with this much time since its newest sample (default 10 minutes). */
+  evidenceHalfLifeMs?: number;
+  /** Factor between a re-check's sample and older figures that makes the re-check stand alone (default 2, as the change detector's). */
+  changeRatio?: number;
+  /** Decisions after which a candidate rejected by a measured threshold is probed again (default 40). */
   recheckRejectedEvery?: number;
-  /** Data older than this is re-checked (default 10 minutes). */
+  /** A candidate rejected by a measured threshold whose data is older than this is probed (default 10 minutes). */
   staleAfterMs?: number;
 }
 
@@ -60,17 +88,39 @@ const MEASURED_METRICS = new Set<Metric>(['tps', 'ttft', 'itl', 'latency']);
 /** A seeded generator for deterministic routing (tests, benchmarks). */
 export { seededRandom } from '../random.js';
 
+/** A candidate's own figures for a measured metric. */
+function measuredFigure(c: RankCandidate, metric: Metric): Percentiles | undefined {
+  switch (metric) {
+    case 'tps':
+      return c.stats?.tokensPerSecond;
+    case 'ttft':
+      return c.stats?.ttftMs;
+    case 'itl':
+      return c.stats?.itlMs;
+    case 'latency':
+      return c.stats?.latencyMs;
+    default:
+      return undefined;
+  }
+}
+
+/** The published figure for a measured metric (inter-token latency follows from the speed). */
+function priorFigure(prior: Prior | undefined, metric: Metric): number | undefined {
+  if (!prior) return undefined;
+  if (metric === 'tps') return prior.tokensPerSecond;
+  if (metric === 'ttft') return prior.ttftMs;
+  if (metric === 'itl') return prior.tokensPerSecond ? 1000 / prior.tokensPerSecond : undefined;
+  return undefined;
+}
+
 /** The figure a metric compares: p50 for measured ones, $/M for prices; undefined when unknown. */
 export function metricValue(c: RankCandidate, metric: Metric): number | undefined {
   switch (metric) {
     case 'tps':
-      return c.stats?.tokensPerSecond?.p50;
     case 'ttft':
-      return c.stats?.ttftMs?.p50;
     case 'itl':
-      return c.stats?.itlMs?.p50;
     case 'latency':
-      return c.stats?.latencyMs?.p50;
+      return measuredFigure(c, metric)?.p50;
     case 'cost':
       return blendedPrice(c);
     case 'input-cost':
@@ -107,26 +157,47 @@ function compare(value: number, op: Constraint & { kind: 'threshold' }): boolean
   }
 }
 
+/** How many halvings of evidence a shift on a sibling costs: 6, so candidates within about 5x of the best are re-checked. */
+const DOUBT_HALVINGS = 6;
+
 interface RouteState {
   decisions: number;
   lastTried: Map<string, number>;
+  /** Per candidate, the newest shift already acted on (its `changedAt`). */
+  shiftSeen: Map<string, number>;
+  /** Per candidate, when it was last tried after a long gap. */
+  recheckedAt: Map<string, Recheck>;
+}
+
+/** A try after a long gap: when (Unix ms), and whether it is still the only try since. */
+interface Recheck {
+  at: number;
+  only: boolean;
 }
 
 export class RoutingPolicy {
-  readonly #random: () => number;
-  readonly #epsilon: number;
   readonly #minSamples: number;
-  readonly #recheckEvery: number;
+  readonly #confidence: number;
+  readonly #noiseFloor: number;
+  readonly #priorSpread: number;
+  readonly #priorHalfLifeMs: number;
+  readonly #forgetAfter: number;
+  readonly #evidenceHalfLifeMs: number;
   readonly #recheckRejectedEvery: number;
+  readonly #changeRatio: number;
   readonly #staleAfterMs: number;
   readonly #routes = new Map<string, RouteState>();
 
   constructor(options: PolicyOptions = {}) {
-    this.#random = options.random ?? Math.random;
-    this.#epsilon = options.epsilon ?? 0.01;
     this.#minSamples = options.minSamples ?? 2;
-    this.#recheckEvery = options.recheckEvery ?? 40;
-    this.#recheckRejectedEvery = options.recheckRejectedEvery ?? 100;
+    this.#confidence = options.confidence ?? 2;
+    this.#noiseFloor = options.noiseFloor ?? 0.1;
+    this.#priorSpread = options.priorSpread ?? 0.35;
+    this.#priorHalfLifeMs = options.priorHalfLifeMs ?? 60 * 60_000;
+    this.#forgetAfter = options.forgetAfter ?? 25;
+    this.#evidenceHalfLifeMs = options.evidenceHalfLifeMs ?? 10 * 60_000;
+    this.#recheckRejectedEvery = options.recheckRejectedEvery ?? 40;
+    this.#changeRatio = options.changeRatio ?? 2;
     this.#staleAfterMs = options.staleAfterMs ?? 10 * 60_000;
   }
 
@@ -137,7 +208,7 @@ export class RoutingPolicy {
   #state(routeKey: string): RouteState {
     let s = this.#routes.get(routeKey);
     if (!s) {
-      s = { decisions: 0, lastTried: new Map() };
+      s = { decisions: 0, lastTried: new Map(), shiftSeen: new Map(), recheckedAt: new Map() };
       this.#routes.set(routeKey, s);
     }
     return s;
@@ -149,34 +220,66 @@ export class RoutingPolicy {
       if (k.kind === 'providers' && !k.providers.includes(c.provider)) return `not among providers:${k.providers.join(',')}`;
       if (k.kind === 'skip-providers' && k.providers.includes(c.provider)) return 'in skip_providers';
       if (k.kind !== 'threshold') continue;
-      if (MEASURED_METRICS.has(k.metric) && !this.#measured(c)) continue;
-      const v = metricValue(c, k.metric);
+      let v: number | undefined;
+      if (!MEASURED_METRICS.has(k.metric)) v = metricValue(c, k.metric);
+      else if (this.#measured(c)) v = metricValue(c, k.metric);
+      else v = priorFigure(c.prior, k.metric);
       if (v === undefined) continue;
       if (!compare(v, k)) return `${k.metric} ${round(v)} fails ${k.metric}${k.op}${k.value}`;
     }
     return undefined;
   }
 
-  /** A lower score is better; unmeasured candidates in measured modes score -Infinity. */
-  score(c: RankCandidate, mode: Mode): number {
-    const metric = MODE_METRIC[mode];
-    if (!MEASURED_METRICS.has(metric)) return metricValue(c, metric) ?? Number.POSITIVE_INFINITY;
-    if (!this.#measured(c)) return Number.NEGATIVE_INFINITY;
-    const v = metricValue(c, metric);
-    if (v === undefined) return Number.POSITIVE_INFINITY;
-    const success = Math.max(0.05, 1 - (c.stats?.errorRate ?? 0));
-    return metric === 'tps' ? -v * success : v / success;
+  /**
+   * A candidate's estimate for a measured metric, in log space with higher better: the mean
+   * and its precision (1 / variance). Own samples and the published prior are combined by
+   * precision: a sample's is `weight / spread²` (spread at least `noiseFloor`), a fresh
+   * prior's `1 / priorSpread²`, so one measurement of our own already outweighs the prior
+   * about tenfold. `decisionsSince` and `now` fade evidence that was not renewed.
+   */
+  estimate(c: RankCandidate, metric: Metric, decisionsSince: number, now: number, recheck?: Recheck): { mean: number; precision: number } | undefined {
+    const sign = metric === 'tps' ? 1 : -1;
+    const own = this.#currentFigure(c, metric, recheck);
+    const published = priorFigure(c.prior, metric);
+    let precision = 0;
+    let sum = 0;
+    // Not tried for a while: what we believe about it, measured or published, counts for less
+    // (in halvings).
+    const untried = decisionsSince / this.#forgetAfter;
+    if (own) {
+      const lastAt = c.stats?.lastAt ?? now;
+      const spread = Math.max(this.#noiseFloor, own.logSd);
+      const p = (own.weight / (spread * spread)) * halve(untried + Math.max(0, now - lastAt) / this.#evidenceHalfLifeMs);
+      precision += p;
+      sum += p * sign * own.logMean;
+    }
+    if (published !== undefined && published > 0 && c.prior) {
+      // Each own sample halves what the prior is worth; its age halves it every priorHalfLifeMs.
+      const p = (1 / (this.#priorSpread * this.#priorSpread)) * halve(untried + Math.max(0, now - c.prior.fetchedAt) / this.#priorHalfLifeMs + (own?.count ?? 0));
+      precision += p;
+      sum += p * sign * Math.log(published);
+    }
+    if (precision <= 0) return undefined;
+    // The recent error rate discounts (a deployment failing half the time counts at half its
+    // speed); before any attempt of our own, the published uptime does.
+    const success = c.stats ? 1 - c.stats.errorRate : (c.prior?.uptime ?? 1);
+    return { mean: sum / precision + Math.log(Math.max(0.05, success)), precision };
   }
 
-  /** The score of a candidate's newest sample alone (measured modes). */
-  latestScore(c: RankCandidate, mode: Mode): number {
+  /**
+   * The figures to believe. After a re-check that followed a long gap, the window still
+   * holds samples from before the gap: when the newest sample disagrees with them (beyond
+   * the change ratio) and no shift has been confirmed since, the newest sample stands alone
+   * until the next ones confirm or refute it.
+   */
+  #currentFigure(c: RankCandidate, metric: Metric, recheck: Recheck | undefined): Percentiles | undefined {
+    const own = measuredFigure(c, metric);
     const latest = c.stats?.latest;
-    const metric = MODE_METRIC[mode];
-    if (!latest) return Number.POSITIVE_INFINITY;
-    const v =
-      metric === 'tps' ? latest.tokensPerSecond : metric === 'ttft' ? latest.ttftMs : metric === 'itl' ? latest.itlMs : metric === 'latency' ? latest.latencyMs : undefined;
-    if (v === undefined) return Number.POSITIVE_INFINITY;
-    return metric === 'tps' ? -v : v;
+    // Only the first sample after the re-check stands alone; from the second on the window (and its change detector) decides.
+    if (!own || !recheck || !recheck.only || !latest || latest.at < recheck.at || (own.changedAt ?? 0) >= recheck.at) return own;
+    const value = metric === 'tps' ? latest.tokensPerSecond : metric === 'ttft' ? latest.ttftMs : metric === 'itl' ? latest.itlMs : latest.latencyMs;
+    if (!latest.ok || value === undefined || !(value > 0) || Math.abs(Math.log(value) - own.logMean) <= Math.log(this.#changeRatio)) return own;
+    return { p50: value, p90: value, mean: value, count: own.count, logMean: Math.log(value), logSd: 0, weight: 1 };
   }
 
   /** Order the candidates for one request under `routeKey` (the endpoint's model string). */
@@ -195,45 +298,72 @@ export class RoutingPolicy {
       if (passing[0]) this.noteTried(routeKey, passing[0].key);
       return { ordered: passing, rejected, why: 'order' };
     }
-    const scored = passing.map((c, i) => ({ c, i, s: this.score(c, mode) }));
-    scored.sort((a, b) => (a.s === b.s ? a.i - b.i : a.s - b.s));
-    const ordered = scored.map((x) => x.c);
-    let why: Ranking<T>['why'] = ordered[0] && scored[0]?.s === Number.NEGATIVE_INFINITY ? 'unmeasured' : 'best';
+    const metric = MODE_METRIC[mode];
     const measuredMode = MEASURED_MODES.has(mode);
+    let ordered: T[];
+    let why: Ranking<T>['why'] = 'best';
+    if (measuredMode) {
+      this.#doubtAfterShift(state, metric, passing);
+      const scored = passing.map((c, i) => {
+        const e = this.estimate(c, metric, state.decisions - (state.lastTried.get(c.key) ?? state.decisions), now, state.recheckedAt.get(c.key));
+        // Nothing known: first, in listed order. Attempted but no figure (every try failed): last.
+        if (!e) return { c, i, mean: this.#measured(c) ? -Infinity : Infinity, bound: this.#measured(c) ? -Infinity : Infinity };
+        return { c, i, mean: e.mean, bound: e.mean + this.#confidence / Math.sqrt(e.precision) };
+      });
+      scored.sort((a, b) => (a.mean === b.mean ? a.i - b.i : b.mean - a.mean));
+      let top = 0;
+      for (let j = 1; j < scored.length; j++) if ((scored[j]?.bound ?? -Infinity) > (scored[top]?.bound ?? -Infinity)) top = j;
+      if (top > 0) scored.unshift(...scored.splice(top, 1));
+      ordered = scored.map((x) => x.c);
+      if (scored[0]?.mean === Infinity) why = 'unmeasured';
+      else if (top > 0) why = 'explore';
+      const first = ordered[0];
+      if (first) {
+        const gap = state.decisions - (state.lastTried.get(first.key) ?? state.decisions);
+        const recheck = state.recheckedAt.get(first.key);
+        if (gap >= this.#forgetAfter) state.recheckedAt.set(first.key, { at: now, only: true });
+        else if (recheck) recheck.only = false;
+      }
+    } else {
+      const scored = passing.map((c, i) => ({ c, i, s: metricValue(c, metric) ?? Number.POSITIVE_INFINITY }));
+      scored.sort((a, b) => (a.s === b.s ? a.i - b.i : a.s - b.s));
+      ordered = scored.map((x) => x.c);
+    }
 
-    if (why === 'best' && ordered.length + rejected.length > 1) {
+    // Rejected by a measured figure: probe now and then, in price modes only when cheaper.
+    if (ordered.length + rejected.length > 1) {
       const best = ordered[0];
-      const bestPrice = best ? metricValue(best, MODE_METRIC[mode]) : undefined;
+      const bestPrice = best && !measuredMode ? metricValue(best, metric) : undefined;
       const gap = (c: T) => state.decisions - (state.lastTried.get(c.key) ?? state.decisions);
       const stale = (c: T) => c.stats !== undefined && now - c.stats.lastAt > this.#staleAfterMs;
-      // A candidate whose newest sample beats the best's figure is tried again at once, so a
-      // provider that got faster wins within a few requests instead of a few re-checks.
-      const bestScore = scored[0]?.s ?? Number.POSITIVE_INFINITY;
-      const promising = (c: T) => measuredMode && c.stats?.latest.ok === true && this.latestScore(c, mode) < bestScore;
-      // Rejected by a measured figure: probe now and then, in price modes only when cheaper.
-      const probeable = rejected
-        .filter((r) => !r.reason.startsWith('not among') && r.reason !== 'in skip_providers')
-        .map((r) => r.candidate)
-        .filter((c) => measuredMode || bestPrice === undefined || (metricValue(c, MODE_METRIC[mode]) ?? Infinity) < bestPrice);
-      const due = [
-        ...ordered.slice(1).filter((c) => measuredMode && (gap(c) >= this.#recheckEvery || stale(c) || (promising(c) && gap(c) >= 1))),
-        ...probeable.filter((c) => gap(c) >= this.#recheckRejectedEvery || stale(c)),
-      ].sort((a, b) => gap(b) - gap(a));
-      const recheck = due[0];
-      if (recheck) {
-        const at = ordered.indexOf(recheck);
-        if (at >= 0) ordered.splice(at, 1);
-        ordered.unshift(recheck);
+      let probe: T | undefined;
+      for (const r of rejected) {
+        const c = r.candidate;
+        if (r.reason.startsWith('not among') || r.reason === 'in skip_providers') continue;
+        if (bestPrice !== undefined && (metricValue(c, metric) ?? Infinity) >= bestPrice) continue;
+        if ((gap(c) >= this.#recheckRejectedEvery || stale(c)) && (!probe || gap(c) > gap(probe))) probe = c;
+      }
+      if (probe) {
+        ordered.unshift(probe);
         why = 'recheck';
-      } else if (measuredMode && ordered.length > 1 && this.#random() < this.#epsilon) {
-        const pick = 1 + Math.floor(this.#random() * (ordered.length - 1));
-        const [chosen] = ordered.splice(pick, 1);
-        if (chosen) ordered.unshift(chosen);
-        why = 'explore';
       }
     }
     if (ordered[0]) this.noteTried(routeKey, ordered[0].key);
     return { ordered, rejected, why };
+  }
+
+  /** A shift newly detected on one candidate: the others' evidence is cut to 1/64 (they are re-checked soon). */
+  #doubtAfterShift(state: RouteState, metric: Metric, candidates: RankCandidate[]): void {
+    for (const c of candidates) {
+      const at = measuredFigure(c, metric)?.changedAt;
+      if (at === undefined || at <= (state.shiftSeen.get(c.key) ?? 0)) continue;
+      state.shiftSeen.set(c.key, at);
+      for (const other of candidates) {
+        if (other.key === c.key) continue;
+        const last = state.lastTried.get(other.key) ?? state.decisions;
+        state.lastTried.set(other.key, Math.min(last, state.decisions - DOUBT_HALVINGS * this.#forgetAfter));
+      }
+    }
   }
 
   /** Tell the policy a candidate was tried (the router calls this for fallbacks). */
@@ -241,6 +371,11 @@ export class RoutingPolicy {
     const state = this.#state(routeKey);
     state.lastTried.set(key, state.decisions);
   }
+}
+
+/** 0.5 to the power `halvings`. */
+function halve(halvings: number): number {
+  return Math.exp(-Math.LN2 * halvings);
 }
 
 function round(n: number): number {

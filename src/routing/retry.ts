@@ -78,12 +78,21 @@ interface BreakerState {
   openUntil: number;
   trips: number;
   probing: boolean;
+  /** The request whose failure was counted last: its retries do not count again. */
+  lastRequest: object | undefined;
+  /** Whether the deployment was answering before that failure (no failure counted, not open). */
+  healthyBefore: boolean;
+  /** The state before the last counted failure, to undo it when it was the request's own doing. */
+  before: { failures: number; openUntil: number; trips: number } | undefined;
 }
 
 /**
- * One circuit breaker per deployment: `failureThreshold` consecutive failures open it for
- * `cooldownMs`; after that one probe request goes through (others still skip it); a success
- * closes it, a failure opens it again for twice as long (up to 8x).
+ * One circuit breaker per deployment: failures of `failureThreshold` different requests in a
+ * row open it for `cooldownMs`; after that one probe request goes through (others still skip
+ * it); a success closes it, a failure opens it again for twice as long (up to 8x). Retries of
+ * one request count once, and a failure that the request's retry repeats exactly, on a
+ * deployment that had been answering, is the request's own (an input the server cannot
+ * take) and does not count at all (`forgive`).
  */
 export class CircuitBreakers {
   readonly #states = new Map<string, BreakerState>();
@@ -100,7 +109,7 @@ export class CircuitBreakers {
   #get(key: string): BreakerState {
     let s = this.#states.get(key);
     if (!s) {
-      s = { failures: 0, openUntil: 0, trips: 0, probing: false };
+      s = { failures: 0, openUntil: 0, trips: 0, probing: false, lastRequest: undefined, healthyBefore: true, before: undefined };
       this.#states.set(key, s);
     }
     return s;
@@ -133,23 +142,51 @@ export class CircuitBreakers {
     return true;
   }
 
+  /** Permission whatever the state: the deployment is the only one left (counts as the probe). */
+  forceAcquire(key: string): void {
+    const s = this.#get(key);
+    if (s.openUntil !== 0) s.probing = true;
+  }
+
   success(key: string): void {
     const s = this.#get(key);
     s.failures = 0;
     s.openUntil = 0;
     s.trips = 0;
     s.probing = false;
+    s.lastRequest = undefined;
+    s.healthyBefore = true;
+    s.before = undefined;
   }
 
-  failure(key: string): void {
+  /** A failure that counts against the deployment; `request` identifies the request, so its retries count once. */
+  failure(key: string, request?: object): void {
     const s = this.#get(key);
-    s.failures++;
     const wasProbe = s.probing;
     s.probing = false;
+    if (request !== undefined && request === s.lastRequest) return;
+    s.before = { failures: s.failures, openUntil: s.openUntil, trips: s.trips };
+    s.healthyBefore = s.failures === 0 && s.openUntil === 0;
+    s.lastRequest = request;
+    s.failures++;
     if (wasProbe || s.failures >= this.#threshold) {
       s.trips++;
       s.openUntil = this.#now() + this.#cooldown * Math.min(8, 2 ** (s.trips - 1));
     }
+  }
+
+  /**
+   * Undo the failure `request` counted: its retry failed the same way, and the deployment had
+   * been answering before it, so the request itself is the cause. A deployment that was
+   * already failing gets no such pardon (a dead server fails every request the same way).
+   */
+  forgive(key: string, request: object): void {
+    const s = this.#states.get(key);
+    if (!s || s.lastRequest !== request || !s.before || !s.healthyBefore) return;
+    s.failures = s.before.failures;
+    s.openUntil = s.before.openUntil;
+    s.trips = s.before.trips;
+    s.before = undefined;
   }
 
   /** Give back a permission that was not used to decide anything (an aborted attempt). */

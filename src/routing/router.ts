@@ -9,16 +9,18 @@
  * that may pass, fallback to the next candidate while no content token went out, a per-attempt
  * timeout and one overall deadline. Every attempt is measured into the metrics store.
  */
-import { AbortError, SwitchboardError, TimeoutError, redactURL } from '../errors.js';
+import { AbortError, APIError, SwitchboardError, TimeoutError, redactURL } from '../errors.js';
 import type { Endpoint } from '../protocols/protocol.js';
 import { CUSTOM_PROVIDER, endpointFor, resolveModel, type Deployment, type ResolveContext } from '../providers/resolve.js';
+import { switchboardHome } from '../paths.js';
 import { DeferredMetricsStore, openMetricsStore } from '../store/sqlite-metrics.js';
-import type { ProtocolEvent } from '../types.js';
-import { defaultCandidates, type CandidateSource } from './candidates.js';
+import type { ProtocolEvent, ProviderTiming } from '../types.js';
+import { defaultCandidates, type Candidate, type CandidateSource } from './candidates.js';
 import { parseModelString, type Constraint, type EndpointNode, type Mode } from './grammar.js';
-import { deploymentKey, MemoryMetricsStore, type MetricsStore } from './metrics.js';
+import { deploymentKey, MemoryMetricsStore, type MetricSample, type MetricsStore } from './metrics.js';
 import { NoDeploymentError, type UnavailableCandidate } from './no-deployment-error.js';
 import { openRouterPreferences } from './openrouter.js';
+import { ensureSimulatorPriors, PriorStore } from './priors.js';
 import { RoutingPolicy, type RankCandidate } from './policy.js';
 import {
   backoffDelay,
@@ -49,13 +51,18 @@ export interface RouteOptions extends ResolveContext {
   policy?: RoutingPolicy | undefined;
   /** Circuit breakers per deployment (default: one set per process). */
   breakers?: CircuitBreakers | undefined;
-  /** Which providers serve a model (default: simulator profiles, then the catalog). */
+  /** Which providers serve a model (default: model groups of the registry, then simulator profiles, then the catalog). */
   candidates?: CandidateSource | undefined;
+  /** Published figures used before (and with) measurements (default: one store per process, cached in `$SWITCHBOARD_HOME/cache/priors.json`). */
+  priors?: PriorStore | undefined;
   retry?: RetryOptions | undefined;
   /** Random source for backoff jitter (default Math.random). */
   random?: (() => number) | undefined;
-  /** When every candidate is cooling down: wait for the first to come back, or fail at once (default). */
-  onUnavailable?: 'wait' | 'fail' | undefined;
+  /**
+   * When every candidate is cooling down: `try` the one coming back first anyway (default: a
+   * breaker must not cut off the only way a request has), `wait` for it, or `fail` at once.
+   */
+  onUnavailable?: 'try' | 'wait' | 'fail' | undefined;
   /** Milliseconds the whole routed request may take, retries and waits included. */
   deadlineMs?: number | undefined;
   /**
@@ -65,10 +72,16 @@ export interface RouteOptions extends ResolveContext {
   collected?: boolean | undefined;
   /** Milliseconds one attempt may take. */
   attemptTimeoutMs?: number | undefined;
+  /**
+   * The caller's own time limit for one request (the `timeout` option), applied by the
+   * transport. Like `attemptTimeoutMs`, a timeout it causes counts as the provider's failure
+   * only when it is longer than the deployment's measured p90 latency.
+   */
+  timeoutMs?: number | undefined;
 }
 
 /** The routing knobs a Chat or Call passes through (`new Chat(model, { routing: {...} })`). */
-export type RoutingOptions = Omit<RouteOptions, keyof ResolveContext | 'signal' | 'collected'>;
+export type RoutingOptions = Omit<RouteOptions, keyof ResolveContext | 'signal' | 'collected' | 'timeoutMs'>;
 
 interface Planned extends RankCandidate {
   deployment: Deployment;
@@ -83,15 +96,49 @@ interface Stage {
 let sharedPolicy: RoutingPolicy | undefined;
 let sharedBreakers: CircuitBreakers | undefined;
 let sharedMetrics: MetricsStore | undefined;
+let sharedPriors: PriorStore | undefined;
+/** Default stores by the folder they live in: two homes in one process keep their own files. */
+const metricsByHome = new Map<string, MetricsStore>();
+const priorsByHome = new Map<string, PriorStore>();
 
-/** The process-wide metrics store the router uses when none is given. */
-export function defaultMetricsStore(env: Record<string, string | undefined> = process.env): MetricsStore {
-  if (!sharedMetrics) {
-    const kind = env.SWITCHBOARD_METRICS;
-    sharedMetrics =
-      kind === 'memory' || kind === 'off' || kind === '0' ? new MemoryMetricsStore() : new DeferredMetricsStore(() => openMetricsStore({ env }));
+const STORAGE_VARIABLES = ['SWITCHBOARD_HOME', 'XDG_DATA_HOME', 'HOME', 'SWITCHBOARD_METRICS'] as const;
+
+/**
+ * Where routing keeps its files: the variables that choose a folder, from `env` when it sets
+ * them, else from the process. An `env` option given for keys and base URLs does not move
+ * the files away from the process's `SWITCHBOARD_HOME`.
+ */
+function storageEnv(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const name of STORAGE_VARIABLES) out[name] = env[name] !== undefined && env[name] !== '' ? env[name] : process.env[name];
+  return out;
+}
+
+/**
+ * The store kept for the folder `env` points at, made by `make` the first time: given the
+ * storage variables, or null when routing keeps nothing on disk (SWITCHBOARD_METRICS=memory).
+ */
+function storeForHome<T>(stores: Map<string, T>, env: Record<string, string | undefined>, make: (storage: Record<string, string | undefined> | null) => T): T {
+  const storage = storageEnv(env);
+  const kind = storage.SWITCHBOARD_METRICS;
+  const memory = kind === 'memory' || kind === 'off' || kind === '0';
+  const home = memory ? ':memory:' : switchboardHome(storage);
+  let store = stores.get(home);
+  if (store === undefined) {
+    store = make(memory ? null : storage);
+    stores.set(home, store);
   }
-  return sharedMetrics;
+  return store;
+}
+
+/** The process-wide metrics store the router uses when none is given (one per home folder). */
+export function defaultMetricsStore(env: Record<string, string | undefined> = process.env): MetricsStore {
+  return sharedMetrics ?? storeForHome(metricsByHome, env, (storage) => (storage ? new DeferredMetricsStore(() => openMetricsStore({ env: storage })) : new MemoryMetricsStore()));
+}
+
+/** The process-wide prior store (one per home folder; memory only with SWITCHBOARD_METRICS=memory). */
+export function defaultPriorStore(env: Record<string, string | undefined> = process.env): PriorStore {
+  return sharedPriors ?? storeForHome(priorsByHome, env, (storage) => new PriorStore(storage ? { env: storage } : { path: null }));
 }
 
 /** The process-wide metrics, policy and breakers the router uses when none is given (the console shows them). */
@@ -100,10 +147,11 @@ export function routingDefaults(): { metrics: MetricsStore; policy: RoutingPolic
 }
 
 /** Replace the process-wide defaults (a shared store for a gateway, say). */
-export function setRoutingDefaults(defaults: { metrics?: MetricsStore; policy?: RoutingPolicy; breakers?: CircuitBreakers }): void {
+export function setRoutingDefaults(defaults: { metrics?: MetricsStore; policy?: RoutingPolicy; breakers?: CircuitBreakers; priors?: PriorStore }): void {
   if (defaults.metrics) sharedMetrics = defaults.metrics;
   if (defaults.policy) sharedPolicy = defaults.policy;
   if (defaults.breakers) sharedBreakers = defaults.breakers;
+  if (defaults.priors) sharedPriors = defaults.priors;
 }
 
 const CONTENT = new Set<ProtocolEvent['type']>(['text-delta', 'reasoning-delta', 'tool-call-delta', 'provider-block']);
@@ -128,18 +176,22 @@ function withExtraBody(d: Deployment, extra: Record<string, unknown> | undefined
 }
 
 /** The candidates one endpoint of the chain stands for, ranked. */
-function planStage(e: EndpointNode & { model: string }, options: RouteOptions, metrics: MetricsStore, policy: RoutingPolicy): Stage {
+function planStage(e: EndpointNode & { model: string }, options: RouteOptions, metrics: MetricsStore, policy: RoutingPolicy, priors: PriorStore): Stage {
   const source = options.candidates ?? defaultCandidates;
   const routeKey = endpointKey(e);
   // A pinned deployment without constraints needs neither candidates nor statistics: the
   // common case (`vendor/model`, `model@provider`) skips both.
   const judged = e.target?.kind === 'mode' || e.constraints.length > 0;
-  const known = judged ? source.providersFor(e.model).filter((c) => options.registry.has(c.provider)) : [];
+  const group = options.registry.group(e.model);
+  const members: Candidate[] = group ?? (judged ? source.providersFor(e.model) : []);
+  const known = judged ? members.filter((c) => options.registry.has(c.provider)) : [];
+  const listing = judged && e.target?.kind === 'mode' ? priors.get(e.model) : undefined;
   const plan = (deployment: Deployment, prices?: { inputPrice?: number | undefined; outputPrice?: number | undefined }): Planned => {
     // A custom endpoint is known by its URL too: two servers answering the same model name
     // must not share measurements or a circuit breaker.
     const key = deployment.provider === CUSTOM_PROVIDER && options.baseURL ? `${deploymentKey(deployment)} ${redactURL(options.baseURL)}` : deploymentKey(deployment);
-    return { key, provider: deployment.provider, deployment, inputPrice: prices?.inputPrice, outputPrice: prices?.outputPrice, stats: judged ? metrics.snapshot(key) : undefined };
+    const prior = listing && Object.hasOwn(listing.providers, deployment.provider) ? listing.providers[deployment.provider] : undefined;
+    return { key, provider: deployment.provider, deployment, inputPrice: prices?.inputPrice, outputPrice: prices?.outputPrice, stats: judged ? metrics.snapshot(key) : undefined, prior };
   };
   let mode: Mode | null = null;
   let constraints: Constraint[] = e.constraints;
@@ -158,10 +210,15 @@ function planStage(e: EndpointNode & { model: string }, options: RouteOptions, m
     } else {
       planned = [];
     }
+  } else if (group && !e.target) {
+    // A model group named alone: its members in the listed order, each a fallback for the one before.
+    planned = group.filter((c) => options.registry.has(c.provider)).map((c) => plan({ model: e.model, provider: c.provider, providerModel: c.providerModel }, c));
   } else {
     const input = e.target ? `${e.model}@${e.target.name}` : e.model;
     let d = resolveModel(input, options);
-    const prices = known.find((c) => c.provider === d.provider);
+    const member = group?.find((c) => c.provider === d.provider);
+    if (member) d = { ...d, providerModel: member.providerModel };
+    const prices = known.find((c) => c.provider === d.provider) ?? member;
     if (d.provider === 'openrouter' && constraints.length > 0) {
       const prefs = openRouterPreferences(null, constraints);
       d = withExtraBody(d, prefs ? { provider: prefs } : undefined);
@@ -182,12 +239,58 @@ interface AttemptOutcome {
   error?: unknown;
   /** A content token reached the caller. */
   emitted: boolean;
+  /** The failure says nothing about the deployment (the caller's own short time limit). */
+  callersFault?: boolean;
+}
+
+/** What identifies a failure as the same one again: an HTTP error's status and message; undefined for timeouts and cut connections. */
+function failureSignature(error: unknown): string | undefined {
+  return error instanceof APIError ? `${error.status} ${error.message}` : undefined;
+}
+
+/** What one successful attempt measured, for the metrics store. */
+export function measure(m: {
+  at: number;
+  t0: number;
+  end: number;
+  first: number | undefined;
+  last: number | undefined;
+  contentReads: number;
+  /** Content events in all, and in the first read that carried any. */
+  contentEvents: number;
+  firstReadEvents: number;
+  tokens: number;
+  reported: ProviderTiming | undefined;
+}): MetricSample {
+  const { t0, end, first, last, tokens } = m;
+  // Tokens that came in the first read were generated before it arrived, at no time we
+  // know: the speed counts only the tokens after it, over the time after it. A reply that
+  // arrived in one read has no such window and is measured from the request, so a short
+  // reply cannot report a near-infinite speed.
+  let measuredTps: number | undefined;
+  if (first !== undefined && m.contentReads > 1 && end > first) {
+    const after = tokens * ((m.contentEvents - m.firstReadEvents) / m.contentEvents);
+    measuredTps = after > 0 ? after / ((end - first) / 1000) : undefined;
+  } else if (end > t0 && tokens > 0) {
+    measuredTps = tokens / ((end - t0) / 1000);
+  }
+  return {
+    at: m.at,
+    ok: true,
+    ttftMs: first === undefined ? undefined : first - t0,
+    itlMs: m.reported?.tokensPerSecond ? 1000 / m.reported.tokensPerSecond : first !== undefined && last !== undefined && tokens > 1 && m.contentReads > 1 ? (last - first) / (tokens - 1) : undefined,
+    // The provider's own timing when it reports one (llama.cpp's `timings`).
+    tokensPerSecond: m.reported?.tokensPerSecond ?? measuredTps,
+    latencyMs: end - t0,
+    outputTokens: tokens,
+  };
 }
 
 export async function* route(modelString: string, options: RouteOptions, attempt: AttemptFn): AsyncGenerator<RouteItem> {
   const ast = parseModelString(modelString);
   const endpoints = withModels(ast.endpoints);
   const metrics = options.metrics ?? defaultMetricsStore(options.env);
+  const priors = options.priors ?? defaultPriorStore(options.env);
   const policy = options.policy ?? (sharedPolicy ??= new RoutingPolicy());
   const breakers = options.breakers ?? (sharedBreakers ??= new CircuitBreakers());
   const retry = options.retry ?? {};
@@ -209,6 +312,11 @@ export async function* route(modelString: string, options: RouteOptions, attempt
   const signal = combineSignals(options.signal, deadlineController?.signal);
   const stopped = (): Error => (deadlineHit ? new TimeoutError(`${modelString}: no reply within the deadline of ${options.deadlineMs} ms.`) : new AbortError());
 
+  /** Deployments that already failed this request once. */
+  const failedHere = new Set<string>();
+  /** One token for this request, so a breaker counts its repeated failures once. */
+  const requestToken = {};
+
   async function* runAttempt(p: Planned, endpoint: Endpoint): AsyncGenerator<RouteItem, AttemptOutcome> {
     const attemptTimeout = options.attemptTimeoutMs !== undefined && options.attemptTimeoutMs > 0 ? options.attemptTimeoutMs : undefined;
     // Without an attempt timeout the caller's signal is passed on as it is: a controller of its
@@ -229,42 +337,46 @@ export async function* route(modelString: string, options: RouteOptions, attempt
     let first: number | undefined;
     let last: number | undefined;
     let contentEvents = 0;
+    let contentReads = 0;
+    let firstReadEvents = 0;
     let outputTokens: number | undefined;
+    let reported: ProviderTiming | undefined;
     try {
       for await (const events of attempt(p.deployment, endpoint, controller?.signal ?? signal)) {
         const t = performance.now();
+        let content = false;
         for (const ev of events) {
           if (CONTENT.has(ev.type)) {
             first ??= t;
             last = t;
             contentEvents++;
+            content = true;
           } else if (ev.type === 'usage') {
             outputTokens = ev.usage.completionTokens;
+            reported = ev.timing ?? reported;
           }
         }
+        if (content && ++contentReads === 1) firstReadEvents = contentEvents;
         yield { kind: 'events', events };
       }
-      const end = performance.now();
-      const tokens = outputTokens ?? contentEvents;
-      const generating = first === undefined ? 0 : (end - first) / 1000;
-      metrics.record(p.key, {
-        at,
-        ok: true,
-        ttftMs: first === undefined ? undefined : first - t0,
-        itlMs: first !== undefined && last !== undefined && tokens > 1 ? (last - first) / (tokens - 1) : undefined,
-        tokensPerSecond: generating > 0 && tokens > 0 ? tokens / generating : undefined,
-        latencyMs: end - t0,
-        outputTokens: tokens,
-      });
+      metrics.record(p.key, measure({ at, t0, end: performance.now(), first, last, contentReads, contentEvents, firstReadEvents, tokens: outputTokens ?? contentEvents, reported }));
       return { ok: true, emitted: first !== undefined };
     } catch (caught) {
       let error = caught;
+      const callerLimit = timedOut && !signal?.aborted ? attemptTimeout : error instanceof TimeoutError ? options.timeoutMs : undefined;
       if (timedOut && !signal?.aborted) {
         error = new TimeoutError(`${p.key} did not finish within ${options.attemptTimeoutMs} ms.`);
       } else if (signal?.aborted) {
         error = stopped();
       }
-      if (!(error instanceof AbortError) && !(deadlineHit && error instanceof TimeoutError)) {
+      // A time limit the caller chose is the provider's failure only when the provider
+      // usually answers well within it (longer than its measured p90 latency).
+      const p90 = p.stats?.latencyMs?.p90;
+      const callersFault = callerLimit !== undefined && error instanceof TimeoutError && !(p90 !== undefined && callerLimit > p90);
+      // Retries of one request that fail again say nothing new about the deployment.
+      const repeat = failedHere.has(p.key);
+      failedHere.add(p.key);
+      if (!(error instanceof AbortError) && !(deadlineHit && error instanceof TimeoutError) && !callersFault && !repeat) {
         metrics.record(p.key, {
           at,
           ok: false,
@@ -272,66 +384,94 @@ export async function* route(modelString: string, options: RouteOptions, attempt
           latencyMs: performance.now() - t0,
         });
       }
-      return { ok: false, error, emitted: first !== undefined };
+      return { ok: false, error, emitted: first !== undefined, callersFault };
     } finally {
       if (timer) clearTimeout(timer);
       signal?.removeEventListener('abort', onStop);
     }
   }
 
+  let lastError: unknown;
+
+  /**
+   * Attempts at one deployment, with retries: `done` when it answered, `next` to move on.
+   * `forced` runs a deployment whose breaker is open because nothing else is left.
+   */
+  async function* tryDeployment(p: Planned, lastCandidate: boolean, forced: boolean): AsyncGenerator<RouteItem, 'done' | 'next'> {
+    const endpoint = await endpointFor(p.deployment, options);
+    let firstFailure: string | undefined;
+    for (let retries = 0; ; retries++) {
+      yield { kind: 'attempt', deployment: p.deployment, endpoint };
+      const outcome = yield* runAttempt(p, endpoint);
+      if (outcome.ok) {
+        breakers.success(p.key);
+        return 'done';
+      }
+      const error = outcome.error;
+      if (error instanceof AbortError || signal?.aborted) {
+        breakers.release(p.key);
+        throw signal?.aborted ? stopped() : error;
+      }
+      if (countsAgainstDeployment(error) && !outcome.callersFault) {
+        breakers.failure(p.key, requestToken);
+        // The same answer again on the retry: the request, not the server, is the cause.
+        const signature = failureSignature(error);
+        if (retries > 0 && signature !== undefined && signature === firstFailure) breakers.forgive(p.key, requestToken);
+        firstFailure ??= signature;
+      } else breakers.release(p.key);
+      // After a content token reached the caller, the stream ends with the error.
+      if (outcome.emitted && !options.collected) throw error;
+      lastError = error;
+      const allowed = lastCandidate ? (retry.maxRetries ?? 2) : (retry.retriesBeforeFallback ?? 0);
+      if (!isRetryable(error) || retries >= allowed) return 'next';
+      const retryAfter = retryAfterOf(error);
+      if (retryAfter !== undefined && retryAfter > (retry.maxRetryAfterMs ?? 30_000)) return 'next';
+      const delay = backoffDelay(retries, retry, random, retryAfter);
+      if (Date.now() + delay >= deadlineAt) return 'next';
+      await sleep(delay, signal).catch(() => {
+        throw stopped();
+      });
+      if (forced) breakers.forceAcquire(p.key);
+      else if (!breakers.acquire(p.key)) return 'next';
+    }
+  }
+
   try {
     if (signal?.aborted) throw stopped();
-    let lastError: unknown;
     const unavailable: UnavailableCandidate[] = [];
     for (let round = 0; ; round++) {
-      const cooling: { key: string; waitMs: number }[] = [];
+      const cooling: { planned: Planned; routeKey: string; waitMs: number }[] = [];
+      let attempted = false;
       unavailable.length = 0;
       for (let s = 0; s < endpoints.length; s++) {
         const e = endpoints[s] as EndpointNode & { model: string };
-        const stage = planStage(e, options, metrics, policy);
+        if (e.target?.kind === 'mode') await ensureSimulatorPriors(priors, e.model, options.env);
+        const stage = planStage(e, options, metrics, policy, priors);
         unavailable.push(...stage.rejected);
         for (let i = 0; i < stage.ordered.length; i++) {
           const p = stage.ordered[i] as Planned;
           const lastCandidate = s === endpoints.length - 1 && i === stage.ordered.length - 1;
           if (!breakers.acquire(p.key)) {
             const waitMs = breakers.remainingMs(p.key);
-            cooling.push({ key: p.key, waitMs });
+            cooling.push({ planned: p, routeKey: stage.routeKey, waitMs });
             unavailable.push({ deployment: p.key, reason: `cooling down after repeated failures (${Math.ceil(waitMs / 1000)} s left)`, stats: p.stats, inputPrice: p.inputPrice, outputPrice: p.outputPrice });
             continue;
           }
           if (i > 0) policy.noteTried(stage.routeKey, p.key);
-          const endpoint = await endpointFor(p.deployment, options);
-          for (let retries = 0; ; retries++) {
-            yield { kind: 'attempt', deployment: p.deployment, endpoint };
-            const outcome = yield* runAttempt(p, endpoint);
-            if (outcome.ok) {
-              breakers.success(p.key);
-              return;
-            }
-            const error = outcome.error;
-            if (error instanceof AbortError || signal?.aborted) {
-              breakers.release(p.key);
-              throw signal?.aborted ? stopped() : error;
-            }
-            if (countsAgainstDeployment(error)) breakers.failure(p.key);
-            else breakers.release(p.key);
-            // After a content token reached the caller, the stream ends with the error.
-            if (outcome.emitted && !options.collected) throw error;
-            lastError = error;
-            const allowed = lastCandidate ? (retry.maxRetries ?? 2) : (retry.retriesBeforeFallback ?? 0);
-            if (!isRetryable(error) || retries >= allowed) break;
-            const retryAfter = retryAfterOf(error);
-            if (retryAfter !== undefined && retryAfter > (retry.maxRetryAfterMs ?? 30_000)) break;
-            const delay = backoffDelay(retries, retry, random, retryAfter);
-            if (Date.now() + delay >= deadlineAt) break;
-            await sleep(delay, signal).catch(() => {
-              throw stopped();
-            });
-            if (!breakers.acquire(p.key)) break;
-          }
+          attempted = true;
+          if ((yield* tryDeployment(p, lastCandidate, false)) === 'done') return;
         }
       }
       if (lastError !== undefined && cooling.length === 0) throw lastError;
+      // Every deployment left is cooling down: a breaker steers traffic elsewhere, and there
+      // is nowhere else, so the one coming back first is tried anyway (unless told otherwise).
+      const soonest = cooling.reduce<(typeof cooling)[number] | undefined>((a, c) => (a === undefined || c.waitMs < a.waitMs ? c : a), undefined);
+      if (soonest && !attempted && (options.onUnavailable ?? 'try') === 'try') {
+        breakers.forceAcquire(soonest.planned.key);
+        policy.noteTried(soonest.routeKey, soonest.planned.key);
+        if ((yield* tryDeployment(soonest.planned, true, true)) === 'done') return;
+        throw lastError;
+      }
       if (cooling.length > 0 && options.onUnavailable === 'wait' && round < 5) {
         const waitMs = Math.max(1, Math.min(...cooling.map((c) => c.waitMs)));
         if (Date.now() + waitMs >= deadlineAt) throw new NoDeploymentError(modelString, unavailable, 'every deployment is cooling down past the deadline');
@@ -364,16 +504,17 @@ export function checkModelString(modelString: string, options: ResolveContext & 
   const ast = parseModelString(modelString);
   const source = options.candidates ?? defaultCandidates;
   for (const e of withModels(ast.endpoints)) {
+    const group = options.registry.group(e.model);
     if (e.target?.kind === 'provider') {
       resolveModel(`${e.model}@${e.target.name}`, options);
     } else if (e.target?.kind === 'mode') {
       if (e.model.startsWith('sim/')) resolveModel(e.model, options);
-    } else {
+    } else if (!group) {
       resolveModel(e.model, options);
     }
     // Provider lists name our registry's providers when we know the model's providers; for
     // models routed through OpenRouter they are OpenRouter's upstream slugs.
-    const known = source.providersFor(e.model);
+    const known = group ?? source.providersFor(e.model);
     if (known.length > 0 || e.model.startsWith('sim/')) {
       for (const c of e.constraints) {
         if (c.kind === 'providers' || c.kind === 'skip-providers') for (const name of c.providers) options.registry.get(name);

@@ -5,7 +5,8 @@
  * alone, so every protocol behaves the same for the same conversation.
  */
 import type { ServerRequest } from '../protocols/protocol.js';
-import type { ContentPart, Message, ReasoningDetail } from '../types.js';
+import type { CacheBreakpoint, ContentPart, Message, ReasoningDetail } from '../types.js';
+import { simBreakpoints } from './prompt-cache.js';
 import { ATTACHMENT_TOKENS, MESSAGE_OVERHEAD_TOKENS, REPLY_PRIMING_TOKENS, countTokens } from './tokens.js';
 
 export type AttachmentKind = 'image' | 'audio' | 'document' | 'file';
@@ -78,6 +79,8 @@ export interface SimRequest {
   reasoning?: boolean;
   /** Web search asked for (`:online`, the web plugin, a web search tool): the reply cites sources. */
   online?: boolean;
+  /** Prompt-cache breakpoints (Anthropic's cache_control), positions in `messages`. */
+  cacheBreakpoints?: CacheBreakpoint[];
 }
 
 /** `llama` for `llama`, `sim/llama` and `sim/llama:online` (OpenRouter-style variants dropped). */
@@ -190,6 +193,7 @@ export function simRequestFrom(parsed: ServerRequest): SimRequest {
   else if (format?.type === 'json_object') out.jsonMode = true;
   if (params.reasoning !== undefined) out.reasoning = true;
   if (params.webSearch) out.online = true;
+  if (params.cacheBreakpoints) out.cacheBreakpoints = simBreakpoints(request.messages, params.cacheBreakpoints);
   return out;
 }
 

@@ -12,13 +12,17 @@ export { simulatorProviderURL };
 
 let embedded: Promise<RunningSimulator> | undefined;
 
+/** The simulator's origin: `SWITCHBOARD_SIM_URL`, else the embedded one (started now if need be). */
+export async function simulatorOrigin(env: Env): Promise<string> {
+  const external = env.SWITCHBOARD_SIM_URL;
+  if (external) return external.replace(/\/+$/, '');
+  // The server's code loads only when a simulated model is first used.
+  embedded ??= import('./server.js').then(({ startSimulator }) => startSimulator({ port: 0, unref: true }));
+  return (await embedded).url;
+}
+
 export async function simulatorBaseURL(provider: string, env: Env): Promise<string> {
   const protocol = SIM_PROVIDERS[provider]?.protocol ?? 'openai';
   const cloud = SIM_PROVIDERS[provider]?.cloud;
-  const external = env.SWITCHBOARD_SIM_URL;
-  if (external) return simulatorProviderURL(external, provider, protocol, cloud);
-  // The server's code loads only when a simulated model is first used.
-  embedded ??= import('./server.js').then(({ startSimulator }) => startSimulator({ port: 0, unref: true }));
-  const sim = await embedded;
-  return simulatorProviderURL(sim.url, provider, protocol, cloud);
+  return simulatorProviderURL(await simulatorOrigin(env), provider, protocol, cloud);
 }

@@ -18,12 +18,14 @@ import type { Message } from '../types.js';
 import { VERSION } from '../version.js';
 import { anthropicThinkingReplayError, canonicalModel, simRequestFrom } from './conversation.js';
 import { sendJson, sendStream, sendTruncatedJson, type StreamEncoder } from './delivery.js';
+import { ENDPOINTS_LISTING_PREFIX, sendEndpointsListing } from './endpoints-listing.js';
 import { ALL_SIM_FAILURE_KINDS, FailureInjector, SIM_FAILURE_KINDS, type SimFailureKind } from './failures.js';
 import { ProfileStore } from './profile-store.js';
 import { SIM_MODELS, type SimModelProfile, type SimProviderProfile } from './profiles.js';
 import { CLOUD_ENDPOINT_HINTS, cloudCredentialProblem, cloudRouteFor } from './clouds.js';
 import { ENDPOINT_HINTS, routeFor } from './routes.js';
-import { allEvents, candidatesTotal, planTurn, requestTokens, totalDelay, turnEvents, type PlannedTurn } from './turn.js';
+import { allEvents, candidatesTotal, planTurn, priceTurn, requestTokens, totalDelay, turnEvents, type PlannedTurn } from './turn.js';
+import { PromptCacheModel, TooManyBreakpointsError } from './prompt-cache.js';
 import { simulatorProviderURL } from './urls.js';
 
 export type { SimFailureKind } from './failures.js';
@@ -182,6 +184,8 @@ function servedModels(provider: string): Record<string, SimModelProfile> {
 export async function startSimulator(options: SimulatorOptions = {}): Promise<RunningSimulator> {
   const timeScale = numberSetting(options.timeScale, process.env.SWITCHBOARD_SIM_TIME_SCALE, 1);
   const failRateEnv = numberSetting(options.failRate, process.env.SWITCHBOARD_SIM_FAIL_RATE, NaN);
+  // What each simulated provider holds in its prompt cache, for the life of this server.
+  const promptCache = new PromptCacheModel();
   const profiles = new ProfileStore(Number.isNaN(failRateEnv) ? undefined : Math.min(1, failRateEnv));
   const unknownKind = options.failureKinds?.find((k) => !ALL_SIM_FAILURE_KINDS.includes(k));
   if (unknownKind !== undefined) throw new TypeError(`Unknown simulator failure kind "${String(unknownKind)}"; expected one of ${ALL_SIM_FAILURE_KINDS.join(', ')}.`);
@@ -235,6 +239,16 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     sendJson(res, answer.status, answer.body, { ...headers, ...answer.headers }, delayMs);
   }
 
+  /** The prompt cache's reads and writes for a request; a fifth breakpoint is refused as Anthropic refuses it. */
+  function cacheUse(protocol: ServerProtocolName, scope: string, request: Parameters<PromptCacheModel['forRequest']>[2]) {
+    try {
+      return promptCache.forRequest(protocol, scope, request);
+    } catch (err) {
+      if (err instanceof TooManyBreakpointsError) throw new WireRequestError(400, 'invalid_request_error', err.message);
+      throw err;
+    }
+  }
+
   async function generate(req: IncomingMessage, res: ServerResponse, provider: string, profile: SimProviderProfile, route: { kind: 'generate' | 'count'; protocol: ServerProtocolName; pathModel?: string; pathStream?: boolean; modelInPath?: boolean }, headers: Record<string, string>): Promise<void> {
     const { protocol } = route;
     const server = getProtocolServer(protocol);
@@ -262,6 +276,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
       if (broken) throw wireError(400, broken);
     }
     const turn = planTurn(request, provider, profile, model, timeScale, CALL_PREFIX[protocol]);
+    const cached = cacheUse(protocol, `${provider}\u0000${modelName}`, request);
+    turn.cachedTokens = cached.readTokens;
+    turn.cacheWriteTokens = cached.writeTokens;
+    turn.cost = priceTurn(turn, profile);
     const failure = failures.decide(provider, profile.failRate ?? 0, turn.pieces.length);
     const ttft = turn.delays[0] ?? 0;
     if (failure?.kind === 'server-error' || (failure?.kind === 'stream-error' && !parsed.stream)) {
@@ -304,6 +322,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     const method = req.method ?? 'GET';
     if (path === '/' && method === 'GET') return sendJson(res, 200, describe());
     if (path.startsWith('/_sim/')) return control(req, res, path);
+    if (path.startsWith(ENDPOINTS_LISTING_PREFIX) && method === 'GET') return sendEndpointsListing(res, path, profiles, timeScale);
 
     const slash = path.indexOf('/', 1);
     const provider = decodeURIComponent(slash < 0 ? path.slice(1) : path.slice(1, slash));

@@ -25,6 +25,9 @@ export interface PlannedTurn {
   pieces: string[];
   text: string;
   promptTokens: number;
+  /** Of the prompt, tokens read from and written to the simulated prompt cache (set by sim/prompt-cache.ts). */
+  cachedTokens: number;
+  cacheWriteTokens: number;
   completionTokens: number;
   finish: 'stop' | 'length' | 'tool-calls';
   /** The stop sequence the reply ended at (not included in the text). */
@@ -102,17 +105,27 @@ export function planTurn(
     pieces,
     text: pieces.join(''),
     promptTokens,
+    cachedTokens: 0,
+    cacheWriteTokens: 0,
     completionTokens,
     finish,
     toolCalls: extras.toolCalls,
     reasoning,
     reasoningTokens,
     annotations: extras.annotations ?? [],
-    cost: roundCost((promptTokens * profile.inputPrice + completionTokens * profile.outputPrice) / 1e6),
+    cost: 0,
     delays: planDelays(pieces.length, profile, timeScale, createRng(seed ^ 0x9e3779b9)),
   };
   if (stopped.sequence !== undefined && finish === 'stop') turn.stopSequence = stopped.sequence;
+  turn.cost = priceTurn(turn, profile);
   return turn;
+}
+
+/** A turn's cost at the provider's prices: uncached input, cache reads and writes, output. */
+export function priceTurn(turn: Pick<PlannedTurn, 'promptTokens' | 'cachedTokens' | 'cacheWriteTokens' | 'completionTokens'>, profile: SimProviderProfile): number {
+  const uncached = turn.promptTokens - turn.cachedTokens - turn.cacheWriteTokens;
+  const input = uncached * profile.inputPrice + turn.cachedTokens * profile.cacheReadPrice + turn.cacheWriteTokens * (profile.cacheWritePrice ?? profile.inputPrice);
+  return roundCost((input + turn.completionTokens * profile.outputPrice) / 1e6);
 }
 
 /** Usage and cost of several candidates of one request: the prompt is read (and paid) once. */
@@ -174,7 +187,14 @@ export function turnEvents(turn: PlannedTurn): TurnEvents {
   });
   const end: StreamEnd = {
     finishReason: turn.finish,
-    usage: { promptTokens: turn.promptTokens, completionTokens: turn.completionTokens, totalTokens: turn.promptTokens + turn.completionTokens, cachedTokens: 0, reasoningTokens: turn.reasoningTokens },
+    usage: {
+      promptTokens: turn.promptTokens,
+      completionTokens: turn.completionTokens,
+      totalTokens: turn.promptTokens + turn.completionTokens,
+      cachedTokens: turn.cachedTokens,
+      ...(turn.cacheWriteTokens > 0 ? { cacheWriteTokens: turn.cacheWriteTokens } : {}),
+      reasoningTokens: turn.reasoningTokens,
+    },
     cost: turn.cost,
   };
   if (turn.stopSequence !== undefined) end.stopSequence = turn.stopSequence;

@@ -20,8 +20,11 @@ import type { Env } from '../providers/resolve.js';
 import { costToFemto, dollarsToFemto, femtoToDollars } from '../money.js';
 import type { TurnResult } from '../types.js';
 
-/** 2 added `turns.cost_femto`, the exact cost every sum reads; a version-1 log is upgraded in place. */
-export const LOG_SCHEMA_VERSION = 2;
+/**
+ * 2 added `turns.cost_femto`, the exact cost every sum reads; 3 added `turns.saved_femto`, what
+ * caching saved on the turn. Older logs are upgraded in place.
+ */
+export const LOG_SCHEMA_VERSION = 3;
 
 /** How long a write waits for another process's write to finish before SQLite calls it busy. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -84,6 +87,8 @@ export interface UsageRow {
   cost: number | null;
   /** The same cost as integer femto-dollars, for adding rows up exactly. */
   costFemto: bigint | null;
+  /** What caching saved (response-cache hits and provider prompt caches), femto-dollars. */
+  savedFemto?: bigint;
 }
 
 /** What the chat writes and the `logs`/`usage` commands read; a Redis or remote log can plug in here. */
@@ -168,6 +173,7 @@ CREATE TABLE turns (
   total_tokens INTEGER NOT NULL DEFAULT 0,
   cost REAL,
   cost_femto INTEGER,
+  saved_femto INTEGER,
   ttft_ms REAL,
   latency_ms REAL,
   tps REAL,
@@ -314,6 +320,7 @@ export class SQLiteConversationLog implements ConversationLog {
     }
     let version = db.prepare('SELECT max(version) FROM schema_version').pluck().get() as number | null;
     if (version === 1) version = this.#upgradeFrom1();
+    if (version === 2) version = this.#upgradeFrom2();
     if (version !== LOG_SCHEMA_VERSION) {
       const which = version !== null && version > LOG_SCHEMA_VERSION ? 'a newer' : 'an older';
       throw new LogUnavailableError(
@@ -337,8 +344,20 @@ export class SQLiteConversationLog implements ConversationLog {
       for (const row of db.prepare('SELECT id, cost FROM turns WHERE cost IS NOT NULL').all() as { id: number; cost: number }[]) {
         fill.run(dollarsToFemto(row.cost), row.id);
       }
-      db.prepare('UPDATE schema_version SET version = ?').run(LOG_SCHEMA_VERSION);
-      return LOG_SCHEMA_VERSION;
+      db.prepare('UPDATE schema_version SET version = ?').run(2);
+      return 2;
+    });
+  }
+
+  /** Version 2 had no savings column: add it (empty for the turns logged before). */
+  #upgradeFrom2(): number {
+    const db = this.#db;
+    return this.#write(() => {
+      const version = db.prepare('SELECT max(version) FROM schema_version').pluck().get() as number | null;
+      if (version !== 2) return version ?? 0;
+      db.exec('ALTER TABLE turns ADD COLUMN saved_femto INTEGER');
+      db.prepare('UPDATE schema_version SET version = ?').run(3);
+      return 3;
     });
   }
 
@@ -399,13 +418,13 @@ export class SQLiteConversationLog implements ConversationLog {
       }
       const insert = db.prepare(
         `INSERT INTO turns (conversation_id, seq, at, user_text, model, provider, resolved_model, reply, prompt_tokens, completion_tokens,
-          total_tokens, cost, cost_femto, ttft_ms, latency_ms, tps, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          total_tokens, cost, cost_femto, saved_femto, ttft_ms, latency_ms, tps, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
       for (const r of entry.results) {
         const u = r.usage;
-        insert.run(id, seq, r.startedAt || now, entry.user, r.model, r.provider, r.resolvedModel, r.text, u.promptTokens, u.completionTokens, u.totalTokens, u.cost, costToFemto(u.cost), r.ttftMs, r.latencyMs, r.tokensPerSecond, null);
+        insert.run(id, seq, r.startedAt || now, entry.user, r.model, r.provider, r.resolvedModel, r.text, u.promptTokens, u.completionTokens, u.totalTokens, u.cost, costToFemto(u.cost), costToFemto(u.savedCost), r.ttftMs, r.latencyMs, r.tokensPerSecond, null);
       }
-      for (const e of entry.errors) insert.run(id, seq, now, entry.user, e.model, null, null, null, 0, 0, 0, null, null, null, null, null, e.error);
+      for (const e of entry.errors) insert.run(id, seq, now, entry.user, e.model, null, null, null, 0, 0, 0, null, null, null, null, null, null, e.error);
       db.prepare('UPDATE conversations SET updated_at = ?, models = ?, state = ? WHERE id = ?').run(now, JSON.stringify(entry.models), JSON.stringify(entry.state), id);
     });
   }
@@ -505,10 +524,10 @@ export class SQLiteConversationLog implements ConversationLog {
       this.#db
         .prepare(
           `SELECT ${key} AS key, count(*) AS turns, sum(prompt_tokens) AS promptTokens, sum(completion_tokens) AS completionTokens,
-           sum(total_tokens) AS totalTokens, CAST(sum(cost_femto) AS TEXT) AS cost FROM turns ${where} GROUP BY 1 ORDER BY ${options.by === 'day' ? '1' : 'totalTokens DESC, 1'}`,
+           sum(total_tokens) AS totalTokens, CAST(sum(cost_femto) AS TEXT) AS cost, CAST(coalesce(sum(saved_femto), 0) AS TEXT) AS saved FROM turns ${where} GROUP BY 1 ORDER BY ${options.by === 'day' ? '1' : 'totalTokens DESC, 1'}`,
         )
-        .all(...params) as (Omit<UsageRow, 'cost' | 'costFemto'> & { cost: string | null })[]
-    ).map((r) => ({ ...r, cost: textFemtoToDollars(r.cost), costFemto: r.cost === null ? null : BigInt(r.cost) }));
+        .all(...params) as (Omit<UsageRow, 'cost' | 'costFemto' | 'savedFemto'> & { cost: string | null; saved: string })[]
+    ).map(({ saved, ...r }) => ({ ...r, cost: textFemtoToDollars(r.cost), costFemto: r.cost === null ? null : BigInt(r.cost), savedFemto: BigInt(saved) }));
   }
 
   recordRequests(records: RequestRecord[]): void {

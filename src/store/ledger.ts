@@ -220,11 +220,12 @@ CREATE INDEX IF NOT EXISTS spend_team ON spend(team_id, at);
 CREATE INDEX IF NOT EXISTS spend_open ON spend(expires_at) WHERE status = 'reserved';
 `;
 
-interface KeyRow {
+/** A keys row as SQLite (admin 0/1) or Postgres (admin boolean) returns it. */
+export interface KeyRow {
   id: string;
   name: string;
   team_id: string | null;
-  admin: number;
+  admin: number | boolean;
   budget_micros: number | null;
   budget_period: string | null;
   rpm: number | null;
@@ -236,7 +237,7 @@ interface KeyRow {
   metadata: string;
 }
 
-type TeamRow = Pick<KeyRow, 'id' | 'budget_micros' | 'budget_period' | 'rpm' | 'tpm' | 'created_at'>;
+export type TeamRow = Pick<KeyRow, 'id' | 'budget_micros' | 'budget_period' | 'rpm' | 'tpm' | 'created_at'>;
 
 function limitsFrom(row: TeamRow): Limits {
   const out: Limits = {};
@@ -246,8 +247,8 @@ function limitsFrom(row: TeamRow): Limits {
   return out;
 }
 
-function keyFrom(row: KeyRow): KeyRecord {
-  const key: KeyRecord = { id: row.id, name: row.name, admin: row.admin === 1, createdAt: row.created_at, metadata: JSON.parse(row.metadata) as Record<string, string>, ...limitsFrom(row) };
+export function keyFrom(row: KeyRow): KeyRecord {
+  const key: KeyRecord = { id: row.id, name: row.name, admin: row.admin === 1 || row.admin === true, createdAt: row.created_at, metadata: JSON.parse(row.metadata) as Record<string, string>, ...limitsFrom(row) };
   if (row.team_id !== null) key.teamId = row.team_id;
   if (row.models !== null) key.models = JSON.parse(row.models) as string[];
   if (row.expires_at !== null) key.expiresAt = row.expires_at;
@@ -255,7 +256,7 @@ function keyFrom(row: KeyRow): KeyRecord {
   return key;
 }
 
-function teamFrom(row: TeamRow): TeamRecord {
+export function teamFrom(row: TeamRow): TeamRecord {
   return { id: row.id, createdAt: row.created_at, ...limitsFrom(row) };
 }
 
@@ -278,7 +279,8 @@ export function femtoToMicrosCeil(femto: bigint): number {
   return Number((femto + FEMTO_PER_MICRO - 1n) / FEMTO_PER_MICRO);
 }
 
-const GROUP_COLUMN: Record<Exclude<UsageGroup, 'day'>, string> = {
+/** The SQL expression each usage grouping groups by (the same in SQLite and Postgres). */
+export const GROUP_COLUMN: Record<Exclude<UsageGroup, 'day'>, string> = {
   key: "COALESCE(key_id, 'master')",
   team: "COALESCE(team_id, '-')",
   model: 'model',
@@ -614,7 +616,8 @@ export class SQLiteLedger implements Ledger {
   }
 }
 
-interface SumRow {
+/** One settled-spend sum per quarter hour and group, as both ledgers read it. */
+export interface SumRow {
   quarter: bigint;
   grp: string | bigint;
   requests: bigint;
@@ -626,7 +629,7 @@ interface SumRow {
 }
 
 /** Add one summed row into the accumulator under `key`. */
-function addSums(out: Map<string, LedgerUsageRow>, key: string, r: SumRow): LedgerUsageRow {
+export function addSums(out: Map<string, LedgerUsageRow>, key: string, r: SumRow): LedgerUsageRow {
   const acc = out.get(key) ?? { key, requests: 0, promptTokens: 0, completionTokens: 0, costFemto: 0n, unpriced: 0 };
   acc.requests += Number(r.requests);
   acc.promptTokens += Number(r.prompt);
@@ -638,13 +641,18 @@ function addSums(out: Map<string, LedgerUsageRow>, key: string, r: SumRow): Ledg
 }
 
 /** `2026-12-01` (day) or `2026-12-01T14` (hour) for a time, in a time zone. */
-function bucketFormatter(bucket: 'hour' | 'day', timeZone: string): (ms: number) => string {
+export function bucketFormatter(bucket: 'hour' | 'day', timeZone: string): (ms: number) => string {
   const f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', hourCycle: 'h23' });
   return (ms) => {
     const parts = Object.fromEntries(f.formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
     const day = `${parts.year}-${parts.month}-${parts.day}`;
     return bucket === 'day' ? day : `${day}T${parts.hour}`;
   };
+}
+
+export function dayFormatter(timeZone: string): (ms: number) => string {
+  const f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+  return (ms) => f.format(new Date(ms));
 }
 
 /** The ledger file: `$SWITCHBOARD_LEDGER` when set, else `$SWITCHBOARD_HOME/ledger.db`. */

@@ -148,6 +148,9 @@ function combine(model: string, results: TurnResult[], steps: TurnStep[], added:
     startedAt: first.startedAt,
     steps,
   };
+  // Cached only when every request of the turn was answered from the response cache.
+  if (results.every((r) => r.cached)) out.cached = true;
+  else delete out.cached;
   // A free local model sums to cost 0; an unknown price anywhere leaves the sum unknown.
   out.usage.cost = results.some((r) => r.usage.cost === null) ? null : sumCosts(results.map((r) => r.usage.cost));
   const reasoning = results.map((r) => r.reasoning ?? '').filter(Boolean).join('\n\n');

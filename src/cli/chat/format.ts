@@ -32,10 +32,19 @@ export function compareLine(models: string[], results: Map<string, TurnResult>, 
 /**
  * `(cost: $0.000204 this turn, $0.001020 this session)`; a resumed chat adds what the whole
  * conversation cost, since "this session" counts only the turns paid for since it started.
+ * Then what caching saved over the conversation when it is not zero (`, $0.000310 saved by
+ * caching`; one that has only written the provider's cache so far paid extra:
+ * `, caching $0.000040 extra so far`).
  */
-export function costLine(turn: number | null, session: number | null, conversation?: number | null): string {
+export function costLine(turn: number | null, session: number | null, conversation?: number | null, saved = 0): string {
   const whole = conversation === undefined || conversation === session ? '' : `, ${formatCost(conversation)} the whole conversation`;
-  return `(cost: ${formatCost(turn)} this turn, ${formatCost(session)} this session${whole})`;
+  const caching = saved > 0 ? `, ${formatCost(saved)} saved by caching` : saved < 0 ? `, caching ${formatCost(-saved)} extra so far` : '';
+  return `(cost: ${formatCost(turn)} this turn, ${formatCost(session)} this session${whole}${caching})`;
+}
+
+/** What caching saved over a chat's models (see Usage.savedCost), summed exactly. */
+export function sumSaved(usages: Usage[]): number {
+  return femtoToDollars(usages.reduce((total, u) => (u.savedCost === undefined ? total : total + dollarsToFemto(u.savedCost)), 0n));
 }
 
 /** `(provider: sim-fast)`, or per model when several answered. */

@@ -9,7 +9,7 @@ import type { ConversationLog } from '../../store/conversation-log.js';
 import type { Message, TurnResult } from '../../types.js';
 import { cliMessage, type CliIO } from '../io.js';
 import { dollarsToFemto, femtoToDollars, sumCosts } from '../../money.js';
-import { compareLine, costLine, providerLine } from './format.js';
+import { compareLine, costLine, providerLine, sumSaved } from './format.js';
 import { createView } from './layout.js';
 import { wrapLine } from './text.js';
 import { loadMarkdown } from './markdown.js';
@@ -156,7 +156,7 @@ export class ChatSession {
         this.#spentFemto += dollarsToFemto(r.usage.cost);
         this.#spentPriced = true;
       }
-      if (this.o.showCost) this.say(style.dim(costLine(sumCosts(ordered.map((r) => r.usage.cost)), this.sessionCost(), this.conversationCost(chat))));
+      if (this.o.showCost) this.say(style.dim(costLine(sumCosts(ordered.map((r) => r.usage.cost)), this.sessionCost(), this.conversationCost(chat), sumSaved(Object.values(chat.toJSON().usage)))));
     }
     return { results: ordered, errors: [...failed].map(([model, error]) => ({ model, error })), stopped };
   }

@@ -1,0 +1,150 @@
+/**
+ * bench:gateway --shared: the same keyed load (a virtual key with a budget, requests and
+ * tokens per minute) against one `switchboard serve` on the embedded stores (memory and
+ * SQLite), one on Redis and Postgres, and two on Redis and Postgres (load split evenly).
+ * Upstream: the built-in simulator with no delay, so the figures are the gateway's own.
+ *
+ * Prints req/s, p99 latency and Redis commands per request (from Redis's INFO commandstats:
+ * the request path's EVALSHA and XADD, and everything including the queue's consumers),
+ * then one JSON line with the ratio the target is set on (Redis-backed one instance / embedded
+ * >= 0.7). Needs redis-server and postgresql installed (apt-get install redis-server postgresql).
+ * BENCH_SECONDS per run (default 4), BENCH_CONNECTIONS (default 32).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const MASTER = 'sk-bench-master-key-0123456789';
+const BIN = new URL('../dist/cli/bin.js', import.meta.url).pathname;
+const PG_BIN = ['/usr/lib/postgresql/17/bin', '/usr/lib/postgresql/16/bin', '/usr/lib/postgresql/15/bin'].find((d) => existsSync(join(d, 'initdb')));
+const children = [];
+const dirs = [];
+
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const tmp = (name) => {
+  const d = mkdtempSync(join(tmpdir(), name));
+  dirs.push(d);
+  return d;
+};
+async function until(check, what) {
+  for (let i = 0; i < 300; i++) {
+    try {
+      if (check()) return;
+    } catch {
+      /* not yet */
+    }
+    await sleep(50);
+  }
+  throw new Error(`${what} did not start`);
+}
+
+async function startRedis() {
+  const port = await freePort();
+  children.push(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', tmp('sb-bench-redis-'), '--appendonly', 'yes', '--save', ''], { stdio: 'ignore' }));
+  const cli = (...args) => execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' });
+  await until(() => cli('ping').trim() === 'PONG', 'redis-server');
+  return { url: `redis://127.0.0.1:${port}`, cli };
+}
+
+async function startPostgres() {
+  const dir = tmp('sb-bench-pg-');
+  chmodSync(dir, 0o777);
+  const as = (cmd, args) => (process.getuid() === 0 ? ['setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', cmd, ...args]] : [cmd, args]);
+  const [ic, ia] = as(join(PG_BIN, 'initdb'), ['-D', join(dir, 'data'), '-U', 'postgres', '--auth=trust', '--no-sync']);
+  execFileSync(ic, ia, { stdio: 'ignore' });
+  const port = await freePort();
+  const [pc, pa] = as(join(PG_BIN, 'postgres'), ['-D', join(dir, 'data'), '-p', String(port), '-h', '127.0.0.1', '-k', dir]);
+  children.push(spawn(pc, pa, { stdio: 'ignore' }));
+  const psql = (sql) => execFileSync('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-tAc', sql], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  await until(() => psql('SELECT 1').trim() === '1', 'postgres');
+  let n = 0;
+  return { database: () => (psql(`CREATE DATABASE bench${++n}`), `postgres://postgres@127.0.0.1:${port}/bench${n}`) };
+}
+
+async function serve(env) {
+  const home = tmp('sb-bench-home-');
+  writeFileSync(join(home, 'gateway.yaml'), `master_key: ${MASTER}\nlogging:\n  access_log: false\n  requests: false\n`);
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--config', join(home, 'gateway.yaml')], {
+    env: { PATH: process.env.PATH, HOME: home, SWITCHBOARD_HOME: home, SWITCHBOARD_METRICS: 'memory', SWITCHBOARD_SIM_TIME_SCALE: '0', SWITCHBOARD_KEY_PEPPER: 'bench', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  children.push(child);
+  let err = '';
+  child.stderr.setEncoding('utf8').on('data', (d) => (err.length < 5000 ? (err += d) : undefined));
+  await until(() => /listening on http/.test(err), `switchboard serve (${err})`);
+  return /listening on (http:\/\/[\d.:]+)/.exec(err)[1];
+}
+
+async function makeKey(url) {
+  const res = await fetch(`${url}/admin/keys`, { method: 'POST', headers: { authorization: `Bearer ${MASTER}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: `bench-${Date.now()}`, budget: 100000, period: 'month', rpm: 10_000_000, tpm: 1_000_000_000 }) });
+  return (await res.json()).key;
+}
+
+const body = JSON.stringify({ model: 'sim/llama@sim-fast', max_tokens: 16, messages: [{ role: 'user', content: 'Say hi.' }] });
+function load(url, key, connections) {
+  return autocannon({ url: `${url}/v1/chat/completions`, method: 'POST', connections, duration: SECONDS, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body });
+}
+
+function commandCalls(cli) {
+  const stats = {};
+  for (const line of cli('INFO', 'commandstats').split('\n')) {
+    const m = /^cmdstat_(\w+(?:\|\w+)?):calls=(\d+)/.exec(line.trim());
+    if (m) stats[m[1]] = Number(m[2]);
+  }
+  return stats;
+}
+
+/** Load spread over the instances; one result line. */
+async function run(name, urls, redis) {
+  const key = await makeKey(urls[0]);
+  // Warm up (key caches, budget seeding, scripts loaded).
+  await Promise.all(urls.map((u) => autocannon({ url: `${u}/v1/chat/completions`, method: 'POST', connections: 4, amount: 200, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body })));
+  const before = redis ? commandCalls(redis.cli) : {};
+  const results = await Promise.all(urls.map((u) => load(u, key, Math.max(1, Math.round(CONNECTIONS / urls.length)))));
+  const after = redis ? commandCalls(redis.cli) : {};
+  const requests = results.reduce((s, r) => s + r.requests.total, 0);
+  const non2xx = results.reduce((s, r) => s + r.non2xx + r.errors, 0);
+  const delta = (k) => (after[k] ?? 0) - (before[k] ?? 0);
+  const all = Object.keys(after).reduce((s, k) => s + delta(k), 0) - delta('info');
+  const row = {
+    name,
+    reqPerSec: Math.round(requests / SECONDS),
+    p99Ms: Math.max(...results.map((r) => r.latency.p99)),
+    non2xx,
+    ...(redis ? { redisHotPathPerReq: +((delta('evalsha') + delta('xadd')) / requests).toFixed(2), redisAllPerReq: +(all / requests).toFixed(2) } : {}),
+  };
+  console.log(
+    `${name.padEnd(28)} ${String(row.reqPerSec).padStart(7)} req/s  p99 ${String(row.p99Ms).padStart(4)} ms  ${non2xx} non-2xx` +
+      (redis ? `  Redis commands/request: ${row.redisHotPathPerReq} on the request path (EVALSHA reserve+settle, XADD reservation+settlement), ${row.redisAllPerReq} in all` : ''),
+  );
+  return row;
+}
+
+try {
+  if (!PG_BIN || !existsSync('/usr/bin/redis-server')) throw new Error('bench:gateway --shared needs redis-server and postgresql: apt-get update && apt-get install -y redis-server postgresql');
+  const [redis, pg] = await Promise.all([startRedis(), startPostgres()]);
+  console.log(`bench:gateway --shared: ${SECONDS} s per run, ${CONNECTIONS} connections, a keyed request to the simulator (no delay)`);
+  const embedded = await run('embedded (memory + SQLite)', [await serve({})]);
+  const db1 = pg.database();
+  const one = await run('1 instance, Redis + Postgres', [await serve({ SWITCHBOARD_REDIS_URL: redis.url, SWITCHBOARD_DATABASE_URL: db1 })], redis);
+  const db2 = pg.database();
+  const shared = { SWITCHBOARD_REDIS_URL: redis.url, SWITCHBOARD_DATABASE_URL: db2 };
+  const two = await run('2 instances, Redis + Postgres', await Promise.all([serve({ ...shared, SWITCHBOARD_INSTANCE: 'a' }), serve({ ...shared, SWITCHBOARD_INSTANCE: 'b' })]), redis);
+  console.log(JSON.stringify({ redisOneVsEmbedded: +(one.reqPerSec / embedded.reqPerSec).toFixed(2), redisTwoVsEmbedded: +(two.reqPerSec / embedded.reqPerSec).toFixed(2), target: 0.7, embedded, one, two }));
+} finally {
+  for (const c of children.reverse()) c.kill('SIGINT');
+  await sleep(500);
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}

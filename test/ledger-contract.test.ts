@@ -1,0 +1,153 @@
+/**
+ * One Ledger suite, every implementation: SQLite, Postgres with spend written directly, and
+ * Postgres with spend queued on a Redis stream (real redis-server and postgres). Then what only
+ * Postgres has: migrations under concurrency and from the previous schema version.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SQLiteLedger, type Ledger, type ReservationRow } from '../src/store/ledger.js';
+import { migrate, MIGRATIONS, PostgresLedger, POSTGRES_SCHEMA_VERSION } from '../src/store/postgres-ledger.js';
+import { startPostgres, startRedis, type PostgresServer, type RedisServer } from './helpers/servers.js';
+
+let redis: RedisServer;
+let postgres: PostgresServer;
+let dbs = 0;
+const opened: Ledger[] = [];
+beforeAll(async () => {
+  [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
+}, 60_000);
+afterAll(async () => {
+  await Promise.all(opened.map((l) => l.close()));
+  await Promise.all([redis?.destroy(), postgres?.destroy()]);
+});
+
+/** Reads that must see every write before them (the Redis queue drains in the background). */
+const settled = async (l: Ledger): Promise<void> => {
+  if (l instanceof PostgresLedger) await l.drain();
+};
+
+const implementations: [string, () => Promise<Ledger>][] = [
+  ['SQLiteLedger', () => Promise.resolve(new SQLiteLedger(':memory:'))],
+  ['PostgresLedger', async () => PostgresLedger.open({ url: postgres.createDatabase(`direct${++dbs}`), log: () => {} })],
+  ['PostgresLedger + Redis queue', async () => PostgresLedger.open({ url: postgres.createDatabase(`queued${++dbs}`), queueUrl: redis.url, stream: `{q${dbs}}:spend`, log: () => {} })],
+];
+
+const row = (id: string, at: number, keyId = 'sk-sb-00000001', teamId?: string): ReservationRow => ({
+  id,
+  at,
+  keyId,
+  ...(teamId ? { teamId } : {}),
+  model: 'm',
+  scopes: [{ scope: `key:${keyId}`, periodId: 'total' }],
+  reservedMicros: 7,
+  expiresAt: at + 1000,
+});
+
+describe.each(implementations)('%s', (_name, open) => {
+  let ledger: Ledger;
+  beforeAll(async () => {
+    ledger = await open();
+    opened.push(ledger);
+  });
+
+  it('teams and keys: create, read by id or name, update, conflicts, rotation and revocation', async () => {
+    const team = await ledger.createTeam('research', { budget: { limitMicros: 5_000_000, period: 'month' }, rpm: 60 }, 1000);
+    expect(team).toEqual({ id: 'research', createdAt: 1000, budget: { limitMicros: 5_000_000, period: 'month' }, rpm: 60 });
+    await expect(ledger.createTeam('research', {}, 1)).rejects.toMatchObject({ kind: 'conflict' });
+    expect(await ledger.updateTeam('research', { rpm: null, tpm: 1000 })).toMatchObject({ tpm: 1000 });
+    expect((await ledger.getTeam('research'))?.rpm).toBeUndefined();
+
+    const key = await ledger.createKey({ id: 'sk-sb-aaaa0001', name: 'ci', teamId: 'research', models: ['gpt-*'], metadata: { owner: 'ops' } }, 'hash-1', 2000);
+    expect(key).toMatchObject({ id: 'sk-sb-aaaa0001', name: 'ci', teamId: 'research', admin: false, models: ['gpt-*'], metadata: { owner: 'ops' }, createdAt: 2000 });
+    await expect(ledger.createKey({ id: 'sk-sb-aaaa0002', name: 'ci' }, 'hash-x', 1)).rejects.toMatchObject({ kind: 'conflict' });
+    await expect(ledger.createKey({ id: 'sk-sb-aaaa0003', name: 'other', teamId: 'nope' }, 'hash-y', 1)).rejects.toMatchObject({ kind: 'not_found' });
+    expect((await ledger.getKey('ci'))?.id).toBe('sk-sb-aaaa0001');
+    expect(await ledger.updateKey('sk-sb-aaaa0001', { budget: { limitMicros: 10, period: 'day' }, models: null })).toMatchObject({ budget: { limitMicros: 10, period: 'day' } });
+    expect((await ledger.getKey('ci'))?.models).toBeUndefined();
+
+    expect((await ledger.keyBySecretHash('hash-1', 3000))?.id).toBe('sk-sb-aaaa0001');
+    await ledger.rotateKey('sk-sb-aaaa0001', 'hash-2', 3000, 4000);
+    expect((await ledger.keyBySecretHash('hash-1', 3999))?.id).toBe('sk-sb-aaaa0001');
+    expect(await ledger.keyBySecretHash('hash-1', 4000)).toBeUndefined();
+    expect((await ledger.keyBySecretHash('hash-2', 4000))?.id).toBe('sk-sb-aaaa0001');
+    await ledger.revokeKey('sk-sb-aaaa0001', 5000);
+    expect(await ledger.keyBySecretHash('hash-2', 6000)).toBeUndefined();
+    expect((await ledger.listKeys()).map((k) => [k.name, k.revokedAt])).toEqual([['ci', 5000]]);
+  });
+
+  it('spend: reserved rows are pending until they settle or expire; sums are exact femto-dollars', async () => {
+    const base = 1_000_000;
+    await Promise.all([ledger.recordReservation(row('s1', base)), ledger.recordReservation(row('s2', base + 1, 'sk-sb-00000002', 'research')), ledger.recordReservation(row('s3', base + 2))]);
+    await settled(ledger);
+    expect((await ledger.pendingReservations(base)).map((r) => r.id)).toEqual(['s1', 's2', 's3']);
+    await ledger.settle('s1', { status: 'ok', at: base + 10, promptTokens: 3, completionTokens: 4, costFemto: 1_000_000_001n, provider: 'p' });
+    await ledger.settle('s2', { status: 'error', at: base + 10, promptTokens: 1, completionTokens: 0, costFemto: 10n ** 24n + 5n });
+    await settled(ledger);
+    expect(await ledger.spentFemto('key:sk-sb-00000001', 0)).toBe(1_000_000_001n);
+    expect(await ledger.spentFemto('team:research', 0)).toBe(10n ** 24n + 5n);
+    expect(await ledger.spentFemto('total', 0)).toBe(10n ** 24n + 1_000_000_006n);
+    // Each row rounded up to the micro-dollar, as the shared state counts it.
+    expect(await ledger.spentMicros('key:sk-sb-00000001', 0)).toBe(2);
+    expect(await ledger.expireReservations(base + 1002)).toBe(1); // s3
+    expect(await ledger.pendingReservations(0)).toEqual([]);
+    const byKey = await ledger.usage({ by: 'key' });
+    expect(byKey.map((r) => [r.key, r.requests, r.promptTokens, r.costFemto])).toEqual([
+      ['sk-sb-00000001', 1, 3, 1_000_000_001n],
+      ['sk-sb-00000002', 1, 1, 10n ** 24n + 5n],
+    ]);
+    const late = Date.UTC(2026, 5, 30, 23, 30);
+    await ledger.recordReservation(row('s4', late));
+    await ledger.settle('s4', { status: 'ok', at: late, promptTokens: 1, completionTokens: 1, costFemto: null });
+    await settled(ledger);
+    expect((await ledger.usage({ by: 'day', timeZone: 'Europe/Berlin', sinceMs: late })).map((r) => [r.key, r.unpriced])).toEqual([['2026-07-01', 1]]);
+  });
+});
+
+describe('PostgresLedger only', () => {
+  it('a spend entry delivered twice is written once (idempotent inserts and settlements)', async () => {
+    const ledger = await PostgresLedger.open({ url: postgres.createDatabase(`twice${++dbs}`), queueUrl: redis.url, stream: `{twice${dbs}}:spend`, log: () => {} });
+    opened.push(ledger);
+    const outcome = { status: 'ok' as const, at: 5, promptTokens: 1, completionTokens: 1, costFemto: 3_000_000_000n };
+    for (let i = 0; i < 2; i++) {
+      await ledger.recordReservation(row('dup', 1));
+      await ledger.settle('dup', outcome);
+    }
+    await ledger.drain();
+    const rows = await ledger.pool.query<{ n: string; status: string }>("SELECT COUNT(*)::text AS n, MIN(status) AS status FROM spend WHERE id = 'dup'");
+    expect(rows.rows[0]).toEqual({ n: '1', status: 'ok' });
+    expect(await ledger.spentFemto('total', 0)).toBe(3_000_000_000n);
+  });
+
+  it('migrations: two instances starting at once on an empty database apply each version once', async () => {
+    const url = postgres.createDatabase(`race${++dbs}`);
+    const [a, b] = await Promise.all([PostgresLedger.open({ url, log: () => {} }), PostgresLedger.open({ url, log: () => {} })]);
+    opened.push(a, b);
+    const versions = (await a.pool.query<{ version: number }>('SELECT version FROM switchboard_migrations ORDER BY version')).rows.map((r) => r.version);
+    expect(versions).toEqual(MIGRATIONS.map((_, i) => i + 1));
+    await a.createTeam('t', {}, 1);
+    expect((await b.getTeam('t'))?.id).toBe('t');
+  });
+
+  it('migrations: a database at the previous schema version is upgraded and keeps its rows', async () => {
+    const url = postgres.createDatabase(`upgrade${++dbs}`);
+    const pool = new pg.Pool({ connectionString: url });
+    expect(await migrate(pool, POSTGRES_SCHEMA_VERSION - 1)).toEqual(MIGRATIONS.slice(0, -1).map((_, i) => i + 1));
+    await pool.query("INSERT INTO spend (id, at, model, status, scopes, reserved_micros, expires_at, cost_micro) VALUES ('old', 1, 'm', 'ok', '[]', 0, 2, 42)");
+    await pool.end();
+    const ledger = await PostgresLedger.open({ url, log: () => {} });
+    opened.push(ledger);
+    expect((await ledger.pool.query<{ v: number }>('SELECT MAX(version) AS v FROM switchboard_migrations')).rows[0]?.v).toBe(POSTGRES_SCHEMA_VERSION);
+    expect(await ledger.spentFemto('total', 0)).toBe(42n * 1_000_000_000n);
+    await ledger.recordReservation(row('new', 10));
+    expect((await ledger.pool.query<{ instance: string }>("SELECT instance FROM spend WHERE id = 'new'")).rows[0]?.instance).toBe(ledger.instance);
+  });
+
+  it('refuses a database from a newer switchboard, saying which version', async () => {
+    const url = postgres.createDatabase(`newer${++dbs}`);
+    const pool = new pg.Pool({ connectionString: url });
+    await migrate(pool);
+    await pool.query('INSERT INTO switchboard_migrations (version) VALUES (99)');
+    await pool.end();
+    await expect(PostgresLedger.open({ url, log: () => {} })).rejects.toThrow(/schema version 99; this switchboard knows versions up to 2/);
+  });
+});
