@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * The console in a real browser: Debian's chromium driven headless by playwright-core,
  * against a gateway with virtual keys backed by the simulator (streaming at real speed, so

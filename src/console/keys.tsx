@@ -38,7 +38,10 @@ export function KeysPage() {
     e.preventDefault();
     const body: Record<string, unknown> = { name: form.name, admin: form.admin };
     if (form.team) body.team = form.team;
-    if (form.budget) (body.budget = form.budget), (body.period = form.period);
+    if (form.budget) {
+      body.budget = form.budget;
+      body.period = form.period;
+    }
     if (form.rpm) body.rpm = Number(form.rpm);
     if (form.tpm) body.tpm = Number(form.tpm);
     if (form.models) body.models = form.models.split(',').map((s) => s.trim());

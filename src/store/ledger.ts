@@ -595,8 +595,14 @@ export class SQLiteLedger implements Ledger {
     this.flush(); // spend reads see every write before them
     const where = ["status IN ('ok', 'error', 'cancelled')", 'at >= ?'];
     const params: (number | string)[] = [query.sinceMs ?? 0];
-    if (query.untilMs !== undefined) (where.push('at < ?'), params.push(query.untilMs));
-    if (query.keyId !== undefined) (where.push('key_id = ?'), params.push(query.keyId));
+    if (query.untilMs !== undefined) {
+      where.push('at < ?');
+      params.push(query.untilMs);
+    }
+    if (query.keyId !== undefined) {
+      where.push('key_id = ?');
+      params.push(query.keyId);
+    }
     const groupBy = group === undefined ? 'quarter' : 'quarter, grp';
     return this.sql(
       `SELECT at / 900000 AS quarter, ${group ?? "''"} AS grp, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt, SUM(completion_tokens) AS completion,

@@ -644,8 +644,14 @@ export class PostgresLedger implements Ledger {
   private async sums(query: Omit<UsageQuery, 'by'>, group: string | undefined): Promise<SumRow[]> {
     const where = [SETTLED, 'at >= $1'];
     const params: (number | string)[] = [query.sinceMs ?? 0];
-    if (query.untilMs !== undefined) (params.push(query.untilMs), where.push(`at < $${params.length}`));
-    if (query.keyId !== undefined) (params.push(query.keyId), where.push(`key_id = $${params.length}`));
+    if (query.untilMs !== undefined) {
+      params.push(query.untilMs);
+      where.push(`at < $${params.length}`);
+    }
+    if (query.keyId !== undefined) {
+      params.push(query.keyId);
+      where.push(`key_id = $${params.length}`);
+    }
     const groupBy = group === undefined ? 'quarter' : 'quarter, grp';
     const rows = (
       await this.pool.query<{ quarter: string; grp: string | number; requests: string; prompt: string; completion: string; micro: string; femto: string; unpriced: string }>(

@@ -113,11 +113,20 @@ export class RequestLogQuery {
     }
     if (filter.model) turnHas('(t.model = ? OR t.resolved_model = ?)', filter.model, filter.model);
     if (filter.provider) turnHas('t.provider = ?', filter.provider);
-    if (filter.key) (where.push('r.key_id = ?'), params.push(filter.key));
+    if (filter.key) {
+      where.push('r.key_id = ?');
+      params.push(filter.key);
+    }
     if (filter.status === 'error') turnHas('t.error IS NOT NULL');
     if (filter.status === 'ok') where.push('NOT EXISTS (SELECT 1 FROM turns t WHERE t.conversation_id = c.id AND t.error IS NOT NULL)');
-    if (filter.since) (where.push('c.started_at >= ?'), params.push(filter.since));
-    if (filter.until) (where.push('c.started_at < ?'), params.push(filter.until));
+    if (filter.since) {
+      where.push('c.started_at >= ?');
+      params.push(filter.since);
+    }
+    if (filter.until) {
+      where.push('c.started_at < ?');
+      params.push(filter.until);
+    }
     const limit = Math.min(Math.max(1, filter.limit ?? 100), 1000);
     const sql = `${ENTRY_SQL}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY c.started_at DESC, c.rowid DESC LIMIT ?`;
     const rows = db.prepare(sql).all(...params, limit) as EntryRow[];
