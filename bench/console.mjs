@@ -1,9 +1,7 @@
 // bench:console: the console's first page. Prints the gzipped size of the JavaScript and CSS
 // the first page loads, and the time to interactive in headless chromium (navigation start to
 // the playground's composer accepting input, logged in), median of 5 cold loads.
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { parseGatewayConfig } from '../dist/gateway/config.js';
