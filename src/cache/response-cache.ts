@@ -72,7 +72,7 @@ export function resolveCache(client: CacheSetting | undefined, request: CacheSet
 }
 
 /** Whether a request's answer may be stored and replayed. */
-export function isCacheable(params: RequestParams, cache: ResponseCache): boolean {
+export function isCacheable(params: RequestParams, cache: Pick<ResponseCache, 'anyTemperature'>): boolean {
   return cache.anyTemperature || params.temperature === undefined || params.temperature === 0;
 }
 

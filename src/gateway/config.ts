@@ -33,6 +33,12 @@ const groupSchema = z
   })
   .strict();
 
+/** A response-cache rule for one model name or key: `false` turns caching off there, an object on with overrides. */
+const cacheRuleSchema = z.union([
+  z.boolean(),
+  z.object({ ttl_seconds: nonNegativeInt.optional(), any_temperature: z.boolean().optional() }).strict(),
+]);
+
 const schema = z
   .object({
     listen: z.object({ host: z.string().min(1).optional(), port: nonNegativeInt.max(65535).optional() }).strict().optional(),
@@ -80,6 +86,20 @@ const schema = z
       })
       .strict()
       .optional(),
+    response_cache: z
+      .object({
+        enabled: z.boolean().optional(),
+        store: z.enum(['memory', 'sqlite', 'redis']).optional(),
+        ttl_seconds: nonNegativeInt.optional(),
+        any_temperature: z.boolean().optional(),
+        max_bytes: positiveInt.optional(),
+        max_entry_bytes: positiveInt.optional(),
+        scope: z.enum(['key', 'team', 'gateway']).optional(),
+        models: z.record(z.string(), cacheRuleSchema).optional(),
+        keys: z.record(z.string(), cacheRuleSchema).optional(),
+      })
+      .strict()
+      .optional(),
     logging: z
       .object({
         requests: z.boolean().optional(),
@@ -122,6 +142,8 @@ export interface GatewayConfig {
   };
   limits: { maxBodyBytes: number; maxInFlight: number; requestTimeoutMs: number; drainTimeoutMs: number; keepAliveMs: number };
   logging: { requests: boolean; accessLog: boolean; content: boolean };
+  /** The response cache (docs/caching.md, "In the gateway"); undefined when the config has no `response_cache`. */
+  responseCache: GatewayCacheConfig | undefined;
   /** Virtual keys, budgets and rate limits (docs/keys.md). */
   virtualKeys: {
     /** On by default when there is a master key. */
@@ -140,6 +162,28 @@ export interface GatewayConfig {
     unpricedModels: 'refuse' | 'free';
     totalBudget: { amount: string; period: 'day' | 'month' | 'total' } | undefined;
   };
+}
+
+/** One cache rule as configured: false = off; otherwise on, with the settings it overrides. */
+export type GatewayCacheRule = false | { ttlSeconds?: number; anyTemperature?: boolean };
+
+export interface GatewayCacheConfig {
+  /** Caching for every model and key without a rule of its own (default true). */
+  enabled: boolean;
+  /** Where entries live; default `redis` when a Redis URL is configured, else `memory`. */
+  store: 'memory' | 'sqlite' | 'redis';
+  ttlSeconds: number;
+  anyTemperature: boolean;
+  /** The store's bound in bytes (memory and SQLite; Redis is bounded by its maxmemory). */
+  maxBytes: number | undefined;
+  /** Replies larger than this are not stored (default 1 MiB). */
+  maxEntryBytes: number;
+  /** Who shares entries: each virtual key its own (default), a team, or the whole gateway. */
+  scope: 'key' | 'team' | 'gateway';
+  /** Rules by alias, model group or model string as the caller names it. */
+  models: Map<string, GatewayCacheRule>;
+  /** Rules by virtual key id (`sk-sb-...` id, never the key) or `master`; a key's rule wins over a model's. */
+  keys: Map<string, GatewayCacheRule>;
 }
 
 export const DEFAULT_PORT = 4000;
@@ -271,8 +315,12 @@ function buildConfig(raw: RawGatewayConfig, source: string, baseEnv: Record<stri
       fail(['virtual_keys', 'time_zone'], `"${vk.time_zone}" is not a time zone; use an IANA name such as UTC or Europe/Berlin`);
     }
   }
+  if (raw.response_cache?.store === 'redis' && !nonEmpty(env.SWITCHBOARD_REDIS_URL) && !vk.redis_url) {
+    fail(['response_cache', 'store'], 'is redis, but no Redis is configured: set virtual_keys.redis_url or SWITCHBOARD_REDIS_URL, or use memory or sqlite');
+  }
   return {
     source,
+    responseCache: raw.response_cache ? cacheConfig(raw.response_cache, env, vk.redis_url) : undefined,
     host: raw.listen?.host ?? '127.0.0.1',
     port: raw.listen?.port ?? DEFAULT_PORT,
     masterKey,
@@ -308,6 +356,30 @@ function buildConfig(raw: RawGatewayConfig, source: string, baseEnv: Record<stri
       unpricedModels: vk.unpriced_models ?? 'refuse',
       totalBudget: vk.total_budget ? { amount: String(vk.total_budget.amount).replace(/^\$/, ''), period: vk.total_budget.period } : undefined,
     },
+  };
+}
+
+function cacheRule(rule: boolean | { ttl_seconds?: number | undefined; any_temperature?: boolean | undefined }): GatewayCacheRule {
+  if (rule === false) return false;
+  if (rule === true) return {};
+  const out: Exclude<GatewayCacheRule, false> = {};
+  if (rule.ttl_seconds !== undefined) out.ttlSeconds = rule.ttl_seconds;
+  if (rule.any_temperature !== undefined) out.anyTemperature = rule.any_temperature;
+  return out;
+}
+
+function cacheConfig(raw: NonNullable<RawGatewayConfig['response_cache']>, env: Record<string, string | undefined>, redisUrl: string | undefined): GatewayCacheConfig {
+  const redis = nonEmpty(env.SWITCHBOARD_REDIS_URL) ?? redisUrl;
+  return {
+    enabled: raw.enabled ?? true,
+    store: raw.store ?? (redis ? 'redis' : 'memory'),
+    ttlSeconds: raw.ttl_seconds ?? 86_400,
+    anyTemperature: raw.any_temperature ?? false,
+    maxBytes: raw.max_bytes,
+    maxEntryBytes: raw.max_entry_bytes ?? 1024 * 1024,
+    scope: raw.scope ?? 'key',
+    models: new Map(Object.entries(raw.models ?? {}).map(([k, v]) => [k, cacheRule(v)])),
+    keys: new Map(Object.entries(raw.keys ?? {}).map(([k, v]) => [k, cacheRule(v)])),
   };
 }
 

@@ -23,7 +23,9 @@ import { ProviderRegistry } from '../providers/registry.js';
 import { checkModelString, type RouteOptions } from '../routing/router.js';
 import type { ConversationLog, RequestRecord } from '../store/conversation-log.js';
 import type { Ledger } from '../store/ledger.js';
+import { femtoToDollars } from '../money.js';
 import type { Message } from '../types.js';
+import type { CacheStore } from '../cache/store.js';
 import type { AdminHandler } from './admin-api.js';
 import { AdmissionError, masterKeyAuthenticator, modelAllowed, openAdmission, openAuthenticator, type Admission, type Authenticator, type Principal, type Ticket } from './admission.js';
 import type { GatewayConfig } from './config.js';
@@ -34,6 +36,7 @@ import { GatewayMetrics } from './metrics.js';
 import { listedModels, routeModelFor } from './models.js';
 import { proxyModelRequest, type ProxyOutcome } from './proxy.js';
 import { RequestLogWriter } from './request-log.js';
+import { GatewayResponseCache, type CacheLookup } from './response-cache.js';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -58,6 +61,8 @@ export interface GatewayOptions {
   timeZone?: string | undefined;
   /** The console's built files (default: dist/console); false serves no console. */
   console?: ConsoleAssets | false | undefined;
+  /** The response cache's store when it is shared (Redis); default: the config's memory or SQLite store. */
+  cacheStore?: CacheStore | undefined;
 }
 
 interface Serving {
@@ -166,6 +171,7 @@ export class Gateway {
   readonly #sockets = new Set<Socket>();
   /** Upstream connections, pooled per origin for every request and every configuration. */
   readonly #fetch = createPooledFetch();
+  readonly #cache: GatewayResponseCache;
 
   constructor(options: GatewayOptions) {
     this.#warn = options.warn ?? ((m) => process.stderr.write(`switchboard serve: ${m}\n`));
@@ -175,6 +181,7 @@ export class Gateway {
     this.#readiness = options.readiness;
     this.#random = options.random ?? Math.random;
     this.#serving = this.#servingFor(options.config);
+    this.#cache = new GatewayResponseCache(options.cacheStore, this.#warn);
     const accessEnabled = options.config.logging.accessLog;
     this.#accessLog = accessEnabled ? (options.accessLog ?? ((lines) => process.stdout.write(lines))) : undefined;
     this.#requestLog = options.requestLog ? new RequestLogWriter(options.requestLog, this.#warn) : undefined;
@@ -506,6 +513,7 @@ export class Gateway {
       throw err;
     }
 
+    const cache = await this.#cache.lookup({ config, principal, parsed, headers: req.headers, registry: serving.registry });
     const startedAt = new Date().toISOString();
     const meta: Parameters<ProtocolServer['createStreamWriter']>[0] = { id: responseId(), model: name, created: Math.floor(Date.now() / 1000) };
     if (parsed.includeUsage !== undefined) meta.includeUsage = parsed.includeUsage;
@@ -517,21 +525,23 @@ export class Gateway {
         routeOptions: serving.routeOptions,
         registry: serving.registry,
         meta,
-        headers: { ...x.headers, ...ticket.headers },
+        headers: cache ? { ...x.headers, ...ticket.headers, ...cache.headers } : { ...x.headers, ...ticket.headers },
         keepAliveMs: config.limits.keepAliveMs,
         receivedAt: x.receivedAt,
       keepText: config.logging.content,
       fetch: this.#fetch,
       timeoutMs: config.limits.requestTimeoutMs,
+      cache,
     });
     // proxyModelRequest never throws, so settle() runs exactly once, whatever happened.
     const status: 'ok' | 'error' | 'cancelled' = outcome.cancelled ? 'cancelled' : outcome.error ? 'error' : 'ok';
     const settle: Parameters<Ticket['settle']>[0] = { status, costFemto: outcome.cost === null ? null : BigInt(Math.round(outcome.cost * 1e15)) };
-    if (outcome.usage) settle.usage = outcome.usage;
+    // A hit used no tokens upstream: it is charged nothing and counts against no token limit.
+    if (outcome.usage && cache?.state !== 'hit') settle.usage = outcome.usage;
     if (outcome.provider) settle.provider = outcome.provider;
     if (outcome.resolvedModel) settle.resolvedModel = outcome.resolvedModel;
     ticket.settle(settle).catch((err: unknown) => this.#warn(`admission settle failed: ${err instanceof Error ? err.message : String(err)}`));
-    this.#finish(x, parsed, outcome, startedAt);
+    this.#finish(x, parsed, outcome, startedAt, cache);
   }
 
   #finish(
@@ -539,6 +549,7 @@ export class Gateway {
     parsed: ServerRequest,
     outcome: ProxyOutcome,
     startedAt: string,
+    cache?: CacheLookup,
   ): void {
     const durationMs = performance.now() - x.receivedAt;
     const overheadMs = Math.max(0, durationMs - outcome.upstreamMs);
@@ -577,6 +588,8 @@ export class Gateway {
       overhead_ms: round(overheadMs),
       error_type: errorType,
       error: err instanceof APIError ? err.providerMessage : err?.message,
+      cache: cache?.state,
+      saved_cost: cache?.savedFemto == null ? undefined : femtoToDollars(cache.savedFemto),
     });
     if (!this.#requestLog) return;
     const logContent = x.serving.config.logging.content;

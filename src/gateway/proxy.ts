@@ -25,6 +25,7 @@ import { route, type RouteItem, type RouteOptions } from '../routing/router.js';
 import { catalogCost } from '../turn.js';
 import type { FinishReason, ProtocolEvent, TokenUsage } from '../types.js';
 import type { ProviderRegistry } from '../providers/registry.js';
+import type { CacheLookup } from './response-cache.js';
 
 /** What the caller is told and what gets logged once a model request is over. */
 export interface ProxyOutcome {
@@ -68,6 +69,8 @@ export interface ProxyRequest {
   fetch: typeof fetch;
   /** Milliseconds the whole request may take. */
   timeoutMs: number;
+  /** The response cache's part in this request (response-cache.ts): a stored reply, or the live one recorded. */
+  cache?: CacheLookup | undefined;
 }
 
 const CONTENT = new Set<ProtocolEvent['type']>(['text-delta', 'reasoning-delta', 'tool-call-delta']);
@@ -148,9 +151,11 @@ export async function proxyModelRequest(p: ProxyRequest): Promise<ProxyOutcome> 
     res.writeHead(200, headers);
   };
 
-  const items = route(p.routeModel, { ...p.routeOptions, signal: controller.signal, collected: !stream }, (dep, endpoint, signal) =>
-    sendRequest(getProtocol(endpoint.protocol), endpoint, { ...parsed.request, model: dep.providerModel, stream }, { signal, fetch: p.fetch }),
-  )[Symbol.asyncIterator]();
+  const routed = (): AsyncIterable<RouteItem> =>
+    route(p.routeModel, { ...p.routeOptions, signal: controller.signal, collected: !stream }, (dep, endpoint, signal) =>
+      sendRequest(getProtocol(endpoint.protocol), endpoint, { ...parsed.request, model: dep.providerModel, stream }, { signal, fetch: p.fetch }),
+    );
+  const items = (p.cache ? p.cache.items(routed) : routed())[Symbol.asyncIterator]();
 
   if (stream) {
     writer = p.server.createStreamWriter(p.meta);
