@@ -287,6 +287,7 @@ export class Gateway {
     await closed;
     this.#flushAccessLog();
     this.#requestLog?.close();
+    await this.#cache.close();
     return { drained, aborted };
   }
 

@@ -18,6 +18,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { cacheKey, isCacheable } from '../cache/response-cache.js';
 import { SQLiteCacheStore } from '../cache/sqlite-store.js';
+import { RedisCacheStore } from '../cache/redis-store.js';
 import { MemoryCacheStore, type CacheStore } from '../cache/store.js';
 import { dollarsToFemto, femtoToDollars } from '../money.js';
 import type { Endpoint, ServerRequest } from '../protocols/protocol.js';
@@ -68,22 +69,41 @@ function directives(headers: IncomingHttpHeaders): { noCache: boolean; noStore: 
 }
 
 export class GatewayResponseCache {
-  #store: CacheStore | undefined;
+  #store: Promise<CacheStore> | undefined;
+  #given: boolean;
 
-  /** `store`: a shared one (Redis); without it the config's `store` (memory or SQLite) is opened on first use. */
+  /** `store`: one to use whatever the config says; without it the config's `store` is opened on first use. */
   constructor(
     store: CacheStore | undefined,
     private readonly warn: (message: string) => void,
   ) {
-    this.#store = store;
+    this.#given = store !== undefined;
+    if (store) this.#store = Promise.resolve(store);
   }
 
-  /** The store in use (opened when first needed). */
-  storeFor(settings: GatewayCacheConfig, env: Record<string, string | undefined>): CacheStore {
+  /** The store in use: memory, SQLite (`$SWITCHBOARD_HOME/response-cache.db`) or the configured Redis, opened once. */
+  #storeFor(settings: GatewayCacheConfig, config: GatewayConfig): Promise<CacheStore> {
     if (this.#store) return this.#store;
     const maxBytes = settings.maxBytes === undefined ? {} : { maxBytes: settings.maxBytes };
-    this.#store = settings.store === 'sqlite' ? new SQLiteCacheStore({ env, ...maxBytes }) : new MemoryCacheStore(maxBytes);
+    const redisUrl = config.virtualKeys.redisUrl;
+    if (settings.store === 'redis' && redisUrl !== undefined) {
+      const opening = RedisCacheStore.open({ url: redisUrl, maxEntryBytes: settings.maxEntryBytes });
+      // A Redis that cannot be reached now is tried again by the next request.
+      opening.catch(() => {
+        if (this.#store === opening) this.#store = undefined;
+      });
+      this.#store = opening;
+    } else {
+      this.#store = Promise.resolve(settings.store === 'sqlite' ? new SQLiteCacheStore({ env: config.env, ...maxBytes }) : new MemoryCacheStore(maxBytes));
+    }
     return this.#store;
+  }
+
+  /** Close a store this cache opened (a Redis connection, a SQLite file). */
+  async close(): Promise<void> {
+    if (this.#given || !this.#store) return;
+    const store = (await this.#store.catch(() => undefined)) as { close?: () => unknown } | undefined;
+    await store?.close?.();
   }
 
   /** Decide and look up; undefined when the cache does not cover this request (no header then). */
@@ -102,10 +122,9 @@ export class GatewayResponseCache {
     }
     // The model as configured: an alias by what it points at, a group or model string by its name.
     const model = input.config.aliases.get(parsed.model) ?? parsed.model;
-    const cacheStore = this.storeFor(settings, input.config.env);
     const key = cacheKey(model, parsed.request.messages, { params }, namespaceOf(settings, principal));
     if (!noCache) {
-      const value = await this.#guard(() => cacheStore.get(key, Date.now()), undefined);
+      const value = await this.#guard(async () => (await this.#storeFor(settings, input.config)).get(key, Date.now()), undefined);
       const reply = value === undefined ? undefined : parseReply(value);
       if (reply) {
         const saved = replyCost(reply, input.registry);
@@ -118,7 +137,7 @@ export class GatewayResponseCache {
       const value = JSON.stringify(reply);
       if (value.length > settings.maxEntryBytes) return Promise.resolve();
       const entry = { value, namespace: 'gateway', costFemto, expiresAt: ttlSeconds === 0 ? null : Date.now() + ttlSeconds * 1000 };
-      return this.#guard(() => cacheStore.set(key, entry), undefined);
+      return this.#guard(async () => (await this.#storeFor(settings, input.config)).set(key, entry), undefined);
     };
     return { state: 'miss', headers: { 'x-switchboard-cache': 'miss' }, savedFemto: null, items: (live) => record(live(), input.registry, store) };
   }
@@ -134,11 +153,14 @@ export class GatewayResponseCache {
   }
 }
 
-/** Entries are shared by one key, one team (keys without a team keep their own) or everyone. */
+/**
+ * Entries are shared by one key, one team (keys without a team keep their own) or everyone.
+ * Every key begins `gateway:`, the entries' namespace (stores clear by it).
+ */
 function namespaceOf(settings: GatewayCacheConfig, principal: Principal): string {
-  if (settings.scope === 'gateway') return 'gw';
+  if (settings.scope === 'gateway') return 'gateway:all';
   const id = settings.scope === 'team' && principal.teamId !== undefined ? `team:${principal.teamId}` : `key:${principal.keyId ?? principal.kind}`;
-  return `gw:${id}`;
+  return `gateway:${id}`;
 }
 
 /** The reply's cost as the proxy prices it: the provider's reported cost, else the catalog's. */

@@ -21,7 +21,7 @@
  * - `P:w:<scope>:<rpm|tpm>` hash { backlog, at, limit }: one GCRA window
  * - `P:r:<id>`              the tokens a live reservation holds (expires with it)
  */
-import { createClient } from 'redis';
+import { failFastRedisClient, type RedisClient } from './redis-client.js';
 import { createHash } from 'node:crypto';
 import {
   DEFAULT_RESERVATION_TTL_MS,
@@ -36,8 +36,6 @@ import {
   type SharedState,
   type WindowState,
 } from './shared-state.js';
-
-type RedisClient = ReturnType<typeof createClient>;
 
 /** Helpers every script starts with: integers as strings Redis accepts, the clock, expiry. */
 const PRELUDE = `
@@ -287,15 +285,7 @@ export class RedisSharedState implements SharedState {
     this.ttlMs = options.reservationTtlMs ?? DEFAULT_RESERVATION_TTL_MS;
     this.clock = options.clock;
     const timeout = options.commandTimeoutMs ?? 1000;
-    this.client = createClient({
-      url: options.url,
-      // Fail a command at once while disconnected instead of queueing it: callers decide what a down store means.
-      disableOfflineQueue: true,
-      socket: { connectTimeout: timeout, reconnectStrategy: (retries) => Math.min(50 * 2 ** retries, 1000) },
-      commandOptions: { timeout },
-    } as Parameters<typeof createClient>[0]);
-    // Errors surface on each command; the client reconnects by itself.
-    this.client.on('error', () => {});
+    this.client = failFastRedisClient(options.url, timeout);
   }
 
   static async open(options: RedisSharedStateOptions): Promise<RedisSharedState> {
