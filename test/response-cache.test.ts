@@ -129,6 +129,23 @@ describe('response cache', () => {
     expect(new Set([base, ...changed]).size).toBe(changed.length + 1);
   });
 
+  it('keeps histories apart that the messages\' texts could run together into', () => {
+    const key = (messages: unknown[]) => requestKey({ model: 'm', messages: messages as never, params: {} });
+    const histories = [
+      [{ role: 'user', content: 'ab' }],
+      [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }],
+      [{ role: 'user', content: '1:a' }],
+      [{ role: 'user', content: 'a', tool_call_id: '' }],
+      [{ role: 'tool', content: 'a', tool_call_id: 'x' }],
+      [{ role: 'tool', content: 'x1:a', tool_call_id: '' }],
+      // Lone surrogates: the same bytes once UTF-8 encoded, so they go by their JSON spelling.
+      [{ role: 'user', content: '\uD800' }],
+      [{ role: 'user', content: '\uDC00' }],
+      [{ role: 'user', content: [{ type: 'text', text: 'ab' }] }],
+    ];
+    expect(new Set(histories.map(key)).size).toBe(histories.length);
+  });
+
   it('a key from a remembered prefix equals the key hashed from scratch', () => {
     const turn1 = [{ role: 'system' as const, content: 'S' }, { role: 'user' as const, content: 'one' }];
     requestKey({ model: 'm', messages: turn1, params: {} });

@@ -15,7 +15,7 @@ import { createHash, type Hash } from 'node:crypto';
 import type { Message, RequestParams } from '../types.js';
 
 /** Bumped when the key's inputs or the stored entry's shape change: old entries stop matching. */
-export const CACHE_FORMAT = 1;
+export const CACHE_FORMAT = 2;
 
 /** Parameters that change how a request is billed, not what it answers. */
 const NOT_ANSWER_CHANGING = new Set<string>(['promptCaching', 'cacheBreakpoints']);
@@ -50,20 +50,33 @@ export function canonicalJSON(value: unknown): string {
   return `${out}}`;
 }
 
+/** No lone surrogate (ES2024's String.prototype.isWellFormed, in Node since 20). */
+function wellFormed(text: string): boolean {
+  return (text as string & { isWellFormed(): boolean }).isWellFormed();
+}
+
+/** A field that delimits itself: its length, a colon, the text. */
+function field(text: string): string {
+  return `${text.length}:${text}`;
+}
+
 /**
- * One message's canonical text. The common message (a role, string content, perhaps a tool
- * call id) is a JSON array in a fixed order, which the engine's own JSON.stringify writes about
- * four times faster than a sorted-key walk; anything else is the sorted-key object. An array
- * and an object can never spell the same text.
+ * One message's canonical text, self-delimiting so that the texts of a history can run
+ * together unambiguously. The common message (a role, string content, perhaps a tool call id)
+ * is its fields length-prefixed: no escaping pass over the content, which is what a JSON
+ * spelling costs (three times the hash itself on a long history). Anything else, and content
+ * with a lone surrogate (which UTF-8 cannot tell apart from another), is `o` and the
+ * sorted-key JSON, length-prefixed. A `p` record and an `o` record never spell the same text.
  */
 function messageText(message: Message): string {
   const m = message as unknown as Record<string, unknown>;
-  if (typeof m.content === 'string') {
+  const { role, content, tool_call_id: id } = m;
+  if (typeof content === 'string' && typeof role === 'string' && (id === undefined || typeof id === 'string') && wellFormed(content)) {
     let plain = true;
     for (const key in m) if (key !== 'role' && key !== 'content' && key !== 'tool_call_id') plain = false;
-    if (plain) return JSON.stringify([m.role, m.content, m.tool_call_id ?? null]);
+    if (plain) return `p${field(role)}${id === undefined ? '-' : field(id)}${field(content)}`;
   }
-  return canonicalJSON(message);
+  return `o${field(canonicalJSON(message))}`;
 }
 
 function answerParams(params: RequestParams): Record<string, unknown> {
@@ -93,8 +106,7 @@ function longestHashedPrefix(messages: readonly Message[]): HashedPrefix | undef
 
 /**
  * The hex SHA-256 of the canonical request: the format version, each message's canonical
- * text on its own line (JSON has no raw newline, so the lines cannot run together), then the
- * model, endpoint and parameters.
+ * text (self-delimiting, so they cannot run together), then the model, endpoint and parameters.
  */
 export function requestKey(input: KeyInput): string {
   const { messages } = input;
@@ -104,7 +116,7 @@ export function requestKey(input: KeyInput): string {
   else hash = createHash('sha256').update(`switchboard-cache-v${CACHE_FORMAT}\n`);
   // One update for all new messages: each call into the hash costs about a microsecond.
   let text = '';
-  for (let i = known ? known.messages.length : 0; i < messages.length; i++) text += `${messageText(messages[i] as Message)}\n`;
+  for (let i = known ? known.messages.length : 0; i < messages.length; i++) text += messageText(messages[i] as Message);
   hash.update(text);
   const last = messages[messages.length - 1];
   if (last && known?.messages.length !== messages.length) hashedPrefixes.set(last, { messages: [...messages], hash: hash.copy() });
