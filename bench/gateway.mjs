@@ -13,7 +13,13 @@
  * connections, then one JSON line with the ratios the targets are set on. Environment:
  * BENCH_SECONDS (per run, default 4), BENCH_SOAK (requests for the RSS check, default 200000),
  * BENCH_TTFB (sequential requests for the time-to-first-byte check, default 300).
+ * Then the cached run (bench/gateway-cache.mjs; `--cached` runs it alone).
  */
+if (process.argv.includes('--cached')) {
+  // The response cache's run alone (bench/gateway-cache.mjs); it also runs after the main one.
+  await import('./gateway-cache.mjs');
+  process.exit(0);
+}
 if (process.argv.includes('--shared')) {
   // The shared stores' comparison is its own script (bench/gateway-shared.mjs).
   await import('./gateway-shared.mjs');
@@ -270,3 +276,5 @@ async function main() {
 }
 
 await main();
+// The cached run: what a response-cache hit costs (bench/gateway-cache.mjs).
+await import('./gateway-cache.mjs');
