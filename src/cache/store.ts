@@ -1,6 +1,6 @@
 /**
  * Where cached replies live. One interface, any backend: every method may answer now or
- * with a promise, so an in-memory map, an embedded SQLite file and (later) a Redis server
+ * with a promise, so an in-memory map, an embedded SQLite file and a Redis server (redis-store.ts)
  * shared by several gateways all fit. A store keeps opaque strings; it never parses them.
  *
  * The in-memory store is an LRU bounded in bytes: a read moves an entry to the young end,
