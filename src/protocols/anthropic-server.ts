@@ -212,9 +212,12 @@ function stopReason(end: { finishReason: FinishReason; rawFinishReason?: string 
 function anthropicUsage(usage: TokenUsage | undefined): Record<string, unknown> {
   const cacheRead = usage?.cachedTokens ?? 0;
   const cacheWrite = usage?.cacheWriteTokens ?? 0;
+  const hourWrites = Math.min(usage?.cacheWrite1hTokens ?? 0, cacheWrite);
   return {
     input_tokens: Math.max(0, (usage?.promptTokens ?? 0) - cacheRead - cacheWrite),
     cache_creation_input_tokens: cacheWrite,
+    // Anthropic's split of the writes by lifetime (priced apart: 1.25x and 2x the input price).
+    cache_creation: { ephemeral_5m_input_tokens: cacheWrite - hourWrites, ephemeral_1h_input_tokens: hourWrites },
     cache_read_input_tokens: cacheRead,
     output_tokens: usage?.completionTokens ?? 0,
   };

@@ -6,7 +6,7 @@
  */
 import { SIM_PROVIDERS, type SimProviderProfile } from './profiles.js';
 
-const NUMERIC_FIELDS = ['ttftMs', 'tokensPerSecond', 'inputPrice', 'outputPrice', 'cacheReadPrice', 'cacheWritePrice', 'failRate'] as const;
+const NUMERIC_FIELDS = ['ttftMs', 'tokensPerSecond', 'inputPrice', 'outputPrice', 'cacheReadPrice', 'cacheWritePrice', 'cacheWrite1hPrice', 'failRate'] as const;
 
 export class ProfileStore {
   private profiles = new Map<string, SimProviderProfile>();

@@ -24,6 +24,8 @@ export interface SimProviderProfile {
    */
   cacheReadPrice: number;
   cacheWritePrice?: number;
+  /** Writes under a 1-hour breakpoint (default twice the input price, Anthropic's rate). */
+  cacheWrite1hPrice?: number;
   /** Share of requests that fail (500, 429 with Retry-After, or a stream cut midway). */
   failRate?: number;
 }

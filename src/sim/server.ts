@@ -279,6 +279,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     const cached = cacheUse(protocol, `${provider}\u0000${modelName}`, request);
     turn.cachedTokens = cached.readTokens;
     turn.cacheWriteTokens = cached.writeTokens;
+    turn.cacheWrite1hTokens = cached.write1hTokens;
     turn.cost = priceTurn(turn, profile);
     const failure = failures.decide(provider, profile.failRate ?? 0, turn.pieces.length);
     const ttft = turn.delays[0] ?? 0;

@@ -28,6 +28,8 @@ export interface PlannedTurn {
   /** Of the prompt, tokens read from and written to the simulated prompt cache (set by sim/prompt-cache.ts). */
   cachedTokens: number;
   cacheWriteTokens: number;
+  /** Of the writes, those under a 1-hour breakpoint (Anthropic bills them at a higher rate). */
+  cacheWrite1hTokens: number;
   completionTokens: number;
   finish: 'stop' | 'length' | 'tool-calls';
   /** The stop sequence the reply ended at (not included in the text). */
@@ -107,6 +109,7 @@ export function planTurn(
     promptTokens,
     cachedTokens: 0,
     cacheWriteTokens: 0,
+    cacheWrite1hTokens: 0,
     completionTokens,
     finish,
     toolCalls: extras.toolCalls,
@@ -121,10 +124,15 @@ export function planTurn(
   return turn;
 }
 
-/** A turn's cost at the provider's prices: uncached input, cache reads and writes, output. */
-export function priceTurn(turn: Pick<PlannedTurn, 'promptTokens' | 'cachedTokens' | 'cacheWriteTokens' | 'completionTokens'>, profile: SimProviderProfile): number {
+/**
+ * A turn's cost at the provider's prices: uncached input, cache reads, 5-minute writes at the
+ * write price, 1-hour writes at the 1-hour price (default twice the input price, Anthropic's), output.
+ */
+export function priceTurn(turn: Pick<PlannedTurn, 'promptTokens' | 'cachedTokens' | 'cacheWriteTokens' | 'completionTokens'> & { cacheWrite1hTokens?: number }, profile: SimProviderProfile): number {
   const uncached = turn.promptTokens - turn.cachedTokens - turn.cacheWriteTokens;
-  const input = uncached * profile.inputPrice + turn.cachedTokens * profile.cacheReadPrice + turn.cacheWriteTokens * (profile.cacheWritePrice ?? profile.inputPrice);
+  const hourWrites = Math.min(turn.cacheWrite1hTokens ?? 0, turn.cacheWriteTokens);
+  const writes = (turn.cacheWriteTokens - hourWrites) * (profile.cacheWritePrice ?? profile.inputPrice) + hourWrites * (profile.cacheWrite1hPrice ?? 2 * profile.inputPrice);
+  const input = uncached * profile.inputPrice + turn.cachedTokens * profile.cacheReadPrice + writes;
   return roundCost((input + turn.completionTokens * profile.outputPrice) / 1e6);
 }
 
@@ -193,6 +201,7 @@ export function turnEvents(turn: PlannedTurn): TurnEvents {
       totalTokens: turn.promptTokens + turn.completionTokens,
       cachedTokens: turn.cachedTokens,
       ...(turn.cacheWriteTokens > 0 ? { cacheWriteTokens: turn.cacheWriteTokens } : {}),
+      ...(turn.cacheWrite1hTokens > 0 ? { cacheWrite1hTokens: turn.cacheWrite1hTokens } : {}),
       reasoningTokens: turn.reasoningTokens,
     },
     cost: turn.cost,
