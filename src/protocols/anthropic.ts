@@ -13,7 +13,7 @@ import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEven
 import { usageWithSeparateCache } from '../usage.js';
 import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments, pushTurn, type WireTurn } from './media.js';
 import type { Endpoint, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
-import { addAnthropicBreakpoints } from './prompt-cache.js';
+import { addAnthropicBreakpoints, placeAnthropicBreakpoints, type BlockPosition } from './prompt-cache.js';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
 /** The `anthropic_version` Claude on Vertex AI takes in the body. */
@@ -156,11 +156,20 @@ function partToBlock(part: ContentPart): Block {
  * Canonical messages to Anthropic's `system` and alternating `messages`. Server-tool blocks
  * of an assistant message go back only to the provider (`provider`) that sent them.
  */
-export function toAnthropicMessages(messages: Message[], provider?: string): { system: string | undefined; messages: WireMessage[] } {
+export function toAnthropicMessages(
+  messages: Message[],
+  provider?: string,
+): { system: string | undefined; messages: WireMessage[]; ends: (BlockPosition | undefined)[] } {
   const system: string[] = [];
   const out: WireMessage[] = [];
+  const ends: (BlockPosition | undefined)[] = [];
   const push = (role: WireMessage['role'], blocks: Block[]): void => pushTurn(out, role, blocks);
   for (const message of messages) {
+    // Where each message's last block lands (a tool result joins the user turn before it).
+    const at = (): void => {
+      const last = out[out.length - 1];
+      ends.push(message.role !== 'system' && last && Array.isArray(last.content) && last.content.length > 0 ? { message: out.length - 1, block: last.content.length - 1 } : undefined);
+    };
     switch (message.role) {
       case 'system':
         if (message.content) system.push(message.content);
@@ -193,8 +202,9 @@ export function toAnthropicMessages(messages: Message[], provider?: string): { s
         push('user', [{ type: 'tool_result', tool_use_id: message.tool_call_id, content: message.content }]);
         break;
     }
+    at();
   }
-  return { system: system.length > 0 ? system.join('\n\n') : undefined, messages: out };
+  return { system: system.length > 0 ? system.join('\n\n') : undefined, messages: out, ends };
 }
 
 /** The schema of an OpenAI-style `response_format` of type `json_schema`. */
@@ -211,7 +221,7 @@ function outputInstruction(schema: Record<string, unknown>): string {
 
 export function buildAnthropicBody(request: CanonicalRequest, provider?: string): Record<string, unknown> {
   const { params } = request;
-  const { system, messages } = toAnthropicMessages(request.messages, provider);
+  const { system, messages, ends } = toAnthropicMessages(request.messages, provider);
   const budget =
     params.reasoning === undefined
       ? undefined
@@ -251,7 +261,10 @@ export function buildAnthropicBody(request: CanonicalRequest, provider?: string)
       choice === 'auto' ? { type: 'auto' } : choice === 'required' ? { type: 'any' } : choice === 'none' ? { type: 'none' } : { type: 'tool', name: choice.name };
   }
   if (budget !== undefined) body.thinking = { type: 'enabled', budget_tokens: Math.min(budget, Math.max(1024, maxTokens - 1)) };
-  addAnthropicBreakpoints(body as Parameters<typeof addAnthropicBreakpoints>[0], params);
+  // The caller's own markers (read by a server half, as when the gateway serves an Anthropic
+  // client) go where the caller put them, in place of ours.
+  if (params.cacheBreakpoints) placeAnthropicBreakpoints(body as Parameters<typeof placeAnthropicBreakpoints>[0], params.cacheBreakpoints, ends);
+  else addAnthropicBreakpoints(body as Parameters<typeof addAnthropicBreakpoints>[0], params);
   if (params.extraBody) Object.assign(body, params.extraBody);
   return body;
 }

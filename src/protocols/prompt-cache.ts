@@ -131,6 +131,38 @@ export function addAnthropicBreakpoints(body: { model?: unknown; system?: unknow
   }
 }
 
+/** A block of a wire message list: the message's index and the block's within it. */
+export interface BlockPosition {
+  message: number;
+  block: number;
+}
+
+/**
+ * Place given breakpoints on an Anthropic Messages body (mutates it): after the tools, after
+ * the system prompt, or on the last block of canonical message `after` (`ends` maps a
+ * canonical message to that block). Used for markers a caller placed itself.
+ */
+export function placeAnthropicBreakpoints(
+  body: { system?: unknown; tools?: unknown; messages: WireMessage[] },
+  breakpoints: readonly CacheBreakpoint[],
+  ends: readonly (BlockPosition | undefined)[],
+): void {
+  for (const b of breakpoints.slice(0, MAX_BREAKPOINTS)) {
+    const control: Block = b.ttl === '1h' ? { type: 'ephemeral', ttl: '1h' } : { type: 'ephemeral' };
+    const tools = Array.isArray(body.tools) ? (body.tools as Block[]) : [];
+    if (b.after === 'tools') {
+      if (tools.length > 0) (tools[tools.length - 1] as Block).cache_control = control;
+    } else if (b.after === 'system') {
+      if (typeof body.system === 'string') body.system = [{ type: 'text', text: body.system, cache_control: control }];
+    } else {
+      const at = ends[b.after];
+      const content = at === undefined ? undefined : body.messages[at.message]?.content;
+      const block = Array.isArray(content) ? content[at?.block ?? -1] : undefined;
+      if (block) block.cache_control = control;
+    }
+  }
+}
+
 /** OpenRouter's models that take Anthropic-style markers in Chat Completions messages. */
 export function takesCacheMarkers(model: string): boolean {
   return /^(anthropic|google)\//.test(model);
