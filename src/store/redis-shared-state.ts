@@ -21,8 +21,7 @@
  * - `P:w:<scope>:<rpm|tpm>` hash { backlog, at, limit }: one GCRA window
  * - `P:r:<id>`              the tokens a live reservation holds (expires with it)
  */
-import { createClient } from 'redis';
-import { createHash } from 'node:crypto';
+import { createRedisClient, runScript, Script, type RedisClient } from './redis-scripts.js';
 import {
   DEFAULT_RESERVATION_TTL_MS,
   type Clock,
@@ -37,7 +36,6 @@ import {
   type WindowState,
 } from './shared-state.js';
 
-type RedisClient = ReturnType<typeof createClient>;
 
 /** Helpers every script starts with: integers as strings Redis accepts, the clock, expiry. */
 const PRELUDE = `
@@ -243,13 +241,6 @@ if not v[1] and not v[2] then return {} end
 return {num(v[1]), num(v[2])}
 `;
 
-class Script {
-  readonly sha: string;
-  constructor(readonly text: string) {
-    this.sha = createHash('sha1').update(text).digest('hex');
-  }
-}
-
 const SCRIPTS = { reserve: new Script(RESERVE), settle: new Script(SETTLE), seed: new Script(SEED), restore: new Script(RESTORE), budget: new Script(BUDGET) };
 
 const KINDS: LimitKind[] = ['budget', 'rpm', 'tpm'];
@@ -287,15 +278,7 @@ export class RedisSharedState implements SharedState {
     this.ttlMs = options.reservationTtlMs ?? DEFAULT_RESERVATION_TTL_MS;
     this.clock = options.clock;
     const timeout = options.commandTimeoutMs ?? 1000;
-    this.client = createClient({
-      url: options.url,
-      // Fail a command at once while disconnected instead of queueing it: callers decide what a down store means.
-      disableOfflineQueue: true,
-      socket: { connectTimeout: timeout, reconnectStrategy: (retries) => Math.min(50 * 2 ** retries, 1000) },
-      commandOptions: { timeout },
-    } as Parameters<typeof createClient>[0]);
-    // Errors surface on each command; the client reconnects by itself.
-    this.client.on('error', () => {});
+    this.client = createRedisClient(options.url, timeout);
   }
 
   static async open(options: RedisSharedStateOptions): Promise<RedisSharedState> {
@@ -331,15 +314,9 @@ export class RedisSharedState implements SharedState {
     return [this.key('b', scope, periodId), this.key('bz', scope, periodId), this.key('ba', scope, periodId)];
   }
 
-  private async run(script: Script, keys: string[], args: string[]): Promise<unknown> {
+  private run(script: Script, keys: string[], args: string[]): Promise<unknown> {
     this.commands++;
-    try {
-      return await this.client.sendCommand(['EVALSHA', script.sha, String(keys.length), ...keys, ...args]);
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      this.commands++;
-      return this.client.sendCommand(['EVAL', script.text, String(keys.length), ...keys, ...args]);
-    }
+    return runScript(this.client, script, keys, args);
   }
 
   async reserve(input: ReserveInput): Promise<ReserveResult> {
