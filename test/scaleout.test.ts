@@ -267,6 +267,36 @@ describe('outages', () => {
     expect(counted).toBeGreaterThanOrEqual(Number(shown / FEMTO_PER_MICRO));
   }, 60_000);
 
+  it('Redis restarted without its data: the budget counters are rebuilt from the ledger, so the budget is not spent twice', async () => {
+    const c = await cluster();
+    const probe = await c.admin('POST', '/admin/keys', { name: 'probe' });
+    const first = await ask(c.clients(probe.key as string)[0] as OpenAI);
+    // About ten requests' worst case (a reservation is about three times a request's cost).
+    const budgetMicros = 10 * Math.ceil(Number(first.response.headers.get('x-switchboard-cost')) * 1e6 * 3);
+    const made = await c.admin('POST', '/admin/keys', { name: 'wiped', budget: (budgetMicros / 1e6).toFixed(6), period: 'total' });
+    const clients = c.clients(made.key as string);
+    // Spend the budget, one request after another, until it refuses.
+    const before: Asked[] = [];
+    for (let i = 0; i < 100; i++) {
+      const [r] = await Promise.allSettled([ask(clients[i % 3] as OpenAI)]);
+      if (r?.status !== 'fulfilled') break;
+      before.push(r.value);
+    }
+    expect(before.length).toBeGreaterThan(5);
+    // Every spend row is in Postgres; then Redis loses everything.
+    (await c.ledger()).close();
+    execFileSync('redis-cli', ['-p', String(redis.port), 'FLUSHALL']);
+    const after = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => ask(clients[i % 3] as OpenAI)));
+    const admittedAfter = fulfilled(after);
+    const ledger = await c.ledger();
+    const spent = await ledger.spentFemto(`key:${made.id as string}`, 0);
+    await ledger.close();
+    console.log(`scale-out Redis wiped: ${before.length} requests spent the budget before, ${admittedAfter.length} of 30 admitted after the wipe; spent $${(Number(spent) / 1e15).toFixed(6)} of a $${(budgetMicros / 1e6).toFixed(6)} budget`);
+    expect(after.every((r) => statusOf(r) === 200 || statusOf(r) === 429)).toBe(true);
+    expect(spent).toBeLessThanOrEqual(BigInt(budgetMicros) * FEMTO_PER_MICRO);
+    expect(c.instances.some((i) => /rebuilding from the ledger/.test(i.stderr()))).toBe(true);
+  }, 60_000);
+
   it('Postgres stops and restarts: requests keep flowing, no recorded spend is lost, the ledger equals the costs clients saw', async () => {
     const c = await cluster();
     const made = await c.admin('POST', '/admin/keys', { name: 'pg', budget: '100', period: 'total' });

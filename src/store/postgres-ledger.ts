@@ -202,9 +202,7 @@ export class PostgresLedger implements Ledger {
       else await migrate(ledger.pool);
       if (ledger.queue) {
         await ledger.queue.connect();
-        await ledger.queue.sendCommand(['XGROUP', 'CREATE', ledger.stream, 'ledger', '0', 'MKSTREAM']).catch((err: Error) => {
-          if (!err.message.startsWith('BUSYGROUP')) throw err;
-        });
+        await ledger.createGroup(ledger.queue);
         ledger.draining = ledger.drainLoop();
       }
     } catch (err) {
@@ -524,6 +522,13 @@ export class PostgresLedger implements Ledger {
     });
   }
 
+  /** The consumer group, unless it exists (a Redis restarted without its data has none). */
+  private async createGroup(queue: RedisClient): Promise<void> {
+    await queue.sendCommand(['XGROUP', 'CREATE', this.stream, 'ledger', '0', 'MKSTREAM']).catch((err: Error) => {
+      if (!err.message.startsWith('BUSYGROUP')) throw err;
+    });
+  }
+
   /**
    * The consumer: this instance's unacknowledged entries first (a batch that failed, or one
    * claimed from a dead instance), then new ones; each batch is committed, then acknowledged.
@@ -551,6 +556,8 @@ export class PostgresLedger implements Ledger {
       } catch (err) {
         if (this.closed) break;
         const message = (err as Error).message;
+        // A Redis restarted without its data lost the group too: make it again and go on.
+        if (message.startsWith('NOGROUP') && (await this.createGroup(queue).then(() => true, () => false))) continue;
         if (this.lastDrainError === undefined) this.log(`the ledger cannot be written (${message}); spend waits in the Redis queue.`);
         this.lastDrainError = message;
         await new Promise((r) => setTimeout(r, 250));

@@ -71,9 +71,11 @@ end
 /**
  * KEYS: r:<id>, then 5 per scope (b, bz, ba, w:rpm, w:tpm).
  * ARGV: now override ('' = TIME), ttl, cost, tokens, id, then 4 per scope:
- * budget limit ('' = none), budget reset ('' = never), rpm ('' = none), tpm ('' = none).
- * Returns {1, expiresAt, {state per scope: 10 integers, -1 = absent}} or
- * {0, scope index, kind (1 budget, 2 rpm, 3 tpm), reason (1 exhausted, 2 busy, 3 window, 4 too-large), retryAfter, resetAt, remaining}.
+ * budget limit ('' = none), budget reset ('' = never), rpm ('' = none), tpm ('' = none); then
+ * '1' to check that every budget counter was seeded.
+ * Returns {1, expiresAt, {state per scope: 10 integers, -1 = absent}},
+ * {0, scope index, kind (1 budget, 2 rpm, 3 tpm), reason (1 exhausted, 2 busy, 3 window, 4 too-large), retryAfter, resetAt, remaining},
+ * or {2, {indexes of the scopes whose budget counter was never seeded}}.
  */
 const RESERVE = `${PRELUDE}
 local now = clock(ARGV[1])
@@ -89,6 +91,14 @@ end
 local function standing(w, limit)
   local used = backlog(w, limit, now)
   return math.max(0, math.min(limit, math.floor((MINUTE * limit - used) / MINUTE))), math.ceil(used / limit)
+end
+-- Budget counters the caller seeded and this Redis does not know (it lost its data): say which.
+if ARGV[6 + n * 4] == '1' then
+  local missing = {}
+  for i = 1, n do
+    if a(i, 1) ~= '' and redis.call('HEXISTS', k(i, 1), 'seeded') == 0 then missing[#missing + 1] = i end
+  end
+  if #missing > 0 then return {2, missing} end
 end
 -- Check everything first.
 for i = 1, n do
@@ -205,9 +215,9 @@ end
 return 1
 `;
 
-/** KEYS: b. ARGV: spent. Sets the spend unless the counter was seeded already. */
+/** KEYS: b. ARGV: spent. Adds the ledger's spend unless the counter was seeded already. */
 const SEED = `
-if redis.call('HSETNX', KEYS[1], 'seeded', '1') == 1 then redis.call('HSET', KEYS[1], 'spent', ARGV[1]) end
+if redis.call('HSETNX', KEYS[1], 'seeded', '1') == 1 then redis.call('HINCRBY', KEYS[1], 'spent', ARGV[1]) end
 return 1
 `;
 
@@ -327,7 +337,12 @@ export class RedisSharedState implements SharedState {
       const reset = s.budget && Number.isFinite(s.budget.resetAtMs) ? String(s.budget.resetAtMs) : '';
       args.push(s.budget ? String(s.budget.limitMicros) : '', reset, s.rpm === undefined ? '' : String(s.rpm), s.tpm === undefined ? '' : String(s.tpm));
     }
+    args.push(input.checkSeeded ? '1' : '0');
     const reply = (await this.run(SCRIPTS.reserve, keys, args)) as number[] | [number, number, number[][]];
+    if (reply[0] === 2) {
+      const missing = reply[1] as unknown as number[];
+      return { ok: false, unseeded: missing.map((i) => ({ scope: input.scopes[i - 1]?.scope ?? '', periodId: input.scopes[i - 1]?.budget?.periodId ?? '' })) };
+    }
     if (reply[0] === 0) {
       const [, index, kind, reason, retry, reset, remaining] = reply as number[];
       return {
