@@ -64,6 +64,7 @@ export class RedisBreakerSync {
   readonly #instance: string;
   readonly #warn: (message: string) => void;
   #failing = false;
+  #closed = false;
   /** Trips sent and not yet answered (tests wait on them). */
   #sending = new Set<Promise<void>>();
 
@@ -84,7 +85,7 @@ export class RedisBreakerSync {
     await sync.#subscriber.connect();
     await sync.#subscriber.subscribe(sync.#key, (message) => sync.#heard(message));
     // After a reconnect the client subscribes again by itself; trips made meanwhile are read back.
-    sync.#subscriber.on('ready', () => void sync.loadRunning());
+    sync.#subscriber.on('ready', () => void sync.#reload());
     await sync.loadRunning();
     return sync;
   }
@@ -114,13 +115,22 @@ export class RedisBreakerSync {
     void sent.finally(() => this.#sending.delete(sent));
   }
 
-  /** Open every breaker whose cooldown is still running on Redis. */
-  async loadRunning(): Promise<void> {
+  /** Open every breaker whose cooldown is still running on Redis; false when Redis did not answer. */
+  async loadRunning(): Promise<boolean> {
     try {
       const rows = (await runScript(this.#client, RUNNING, [this.#key], [])) as (string | number)[];
       for (let i = 0; i + 1 < rows.length; i += 2) this.breakers.coolDown(String(rows[i]), Number(rows[i + 1]));
+      return true;
     } catch {
-      // Redis is away: the next reconnect reads them.
+      return false;
+    }
+  }
+
+  /** After the subscription came back: read the cooldowns, once the command connection is back too. */
+  async #reload(): Promise<void> {
+    for (let i = 0; i < 20 && !this.#closed; i++) {
+      if (await this.loadRunning()) return;
+      await new Promise((r) => setTimeout(r, 250).unref());
     }
   }
 
@@ -130,6 +140,7 @@ export class RedisBreakerSync {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     await this.flush();
     if (this.#subscriber.isOpen) await this.#subscriber.close();
   }

@@ -34,7 +34,7 @@ export function createRedisClient(url: string, timeoutMs = 1000): RedisClient {
   const client = createClient({
     url,
     disableOfflineQueue: true,
-    socket: { connectTimeout: timeoutMs, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1000) },
+    socket: { connectTimeout: Math.min(timeoutMs, 1000), reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1000) },
     commandOptions: { timeout: timeoutMs },
   } as Parameters<typeof createClient>[0]);
   // Errors surface on each command; the client reconnects by itself.
