@@ -99,7 +99,7 @@ function load(url, key, connections) {
 }
 
 /** Commands switchboard's clients send (everything else in commandstats runs inside its scripts). */
-const CLIENT_COMMANDS = new Set(['evalsha', 'eval', 'xadd', 'xreadgroup', 'xautoclaim', 'xlen', 'xrange', 'xack', 'xdel', 'xgroup|create', 'time', 'ping', 'publish', 'subscribe']);
+const CLIENT_COMMANDS = new Set(['evalsha', 'eval', 'xadd', 'xreadgroup', 'xautoclaim', 'xlen', 'xrange', 'xgroup|create', 'ping', 'subscribe']);
 
 function commandCalls(cli) {
   const stats = {};
