@@ -22,7 +22,6 @@ import { parseEndpointsListing, PriorStore, refreshPriors } from '../src/routing
 import { CircuitBreakers } from '../src/routing/retry.js';
 import { defaultMetricsStore } from '../src/routing/router.js';
 import { startSimulator, type RunningSimulator } from '../src/sim/server.js';
-import { MemorySharedBackend, SharedMetricsStore } from '../src/store/shared-metrics.js';
 import { DeferredMetricsStore } from '../src/store/sqlite-metrics.js';
 import { runCLI } from './helpers/cli.js';
 import { startStandIn, type StandIn } from './helpers/stand-in.js';
@@ -402,35 +401,6 @@ describe('where measurements live', () => {
       else process.env.SWITCHBOARD_HOME = saved.home;
       if (saved.metrics !== undefined) process.env.SWITCHBOARD_METRICS = saved.metrics;
       rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('a shared store writes once per interval, summed per deployment and second, and each instance learns from the other', async () => {
-    let now = 1_800_000_000_000;
-    const backend = new MemorySharedBackend();
-    const a = new SharedMetricsStore({ backend, instance: 'a', now: () => now, intervalMs: 60_000 });
-    const b = new SharedMetricsStore({ backend, instance: 'b', now: () => now, intervalMs: 60_000 });
-    try {
-      for (let i = 0; i < 500; i++) a.record('m@fast', { at: now + (i % 1000), ok: true, tokensPerSecond: 200, ttftMs: 100 });
-      a.record('m@fast', { at: now, ok: false, errorCode: 'server' });
-      await a.sync();
-      expect(backend.writes).toBe(1);
-      const stored = await backend.read(0);
-      expect(stored).toHaveLength(1);
-      expect(stored[0]).toMatchObject({ deployment: 'm@fast', instance: 'a', successes: 500, failures: { server: 1 } });
-      // b sees a's second once it is complete.
-      now += 5_000;
-      await b.sync();
-      const seen = b.snapshot('m@fast');
-      expect(seen?.tokensPerSecond?.p50).toBeCloseTo(200, 6);
-      expect(seen?.failures).toBe(1);
-      expect(seen?.attempts).toBeLessThanOrEqual(9); // one busy second stands for a few samples, not 500
-      await b.sync();
-      expect(b.snapshot('m@fast')?.attempts).toBe(seen?.attempts); // read once
-      expect(a.snapshot('m@fast')?.attempts).toBe(40); // a's own samples, not read back
-    } finally {
-      a.close();
-      b.close();
     }
   });
 });

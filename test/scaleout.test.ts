@@ -15,6 +15,7 @@ import { RedisSharedState } from '../src/store/redis-shared-state.js';
 import { BIN } from './helpers/cli.js';
 import { waitFor } from './helpers/gateway.js';
 import { startPostgres, startRedis, type PostgresServer, type RedisServer } from './helpers/servers.js';
+import { sendJSON, sendSSE, sse, startStandIn } from './helpers/stand-in.js';
 
 const MASTER = 'sk-master-scaleout-0123456789';
 const MODEL = 'sim/llama@sim-fast';
@@ -266,6 +267,36 @@ describe('outages', () => {
     expect(counted).toBeGreaterThanOrEqual(Number(shown / FEMTO_PER_MICRO));
   }, 60_000);
 
+  it('Redis restarted without its data: the budget counters are rebuilt from the ledger, so the budget is not spent twice', async () => {
+    const c = await cluster();
+    const probe = await c.admin('POST', '/admin/keys', { name: 'probe' });
+    const first = await ask(c.clients(probe.key as string)[0] as OpenAI);
+    // About ten requests' worst case (a reservation is about three times a request's cost).
+    const budgetMicros = 10 * Math.ceil(Number(first.response.headers.get('x-switchboard-cost')) * 1e6 * 3);
+    const made = await c.admin('POST', '/admin/keys', { name: 'wiped', budget: (budgetMicros / 1e6).toFixed(6), period: 'total' });
+    const clients = c.clients(made.key as string);
+    // Spend the budget, one request after another, until it refuses.
+    const before: Asked[] = [];
+    for (let i = 0; i < 100; i++) {
+      const [r] = await Promise.allSettled([ask(clients[i % 3] as OpenAI)]);
+      if (r?.status !== 'fulfilled') break;
+      before.push(r.value);
+    }
+    expect(before.length).toBeGreaterThan(5);
+    // Every spend row is in Postgres; then Redis loses everything.
+    (await c.ledger()).close();
+    execFileSync('redis-cli', ['-p', String(redis.port), 'FLUSHALL']);
+    const after = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => ask(clients[i % 3] as OpenAI)));
+    const admittedAfter = fulfilled(after);
+    const ledger = await c.ledger();
+    const spent = await ledger.spentFemto(`key:${made.id as string}`, 0);
+    await ledger.close();
+    console.log(`scale-out Redis wiped: ${before.length} requests spent the budget before, ${admittedAfter.length} of 30 admitted after the wipe; spent $${(Number(spent) / 1e15).toFixed(6)} of a $${(budgetMicros / 1e6).toFixed(6)} budget`);
+    expect(after.every((r) => statusOf(r) === 200 || statusOf(r) === 429)).toBe(true);
+    expect(spent).toBeLessThanOrEqual(BigInt(budgetMicros) * FEMTO_PER_MICRO);
+    expect(c.instances.some((i) => /rebuilding from the ledger/.test(i.stderr()))).toBe(true);
+  }, 60_000);
+
   it('Postgres stops and restarts: requests keep flowing, no recorded spend is lost, the ledger equals the costs clients saw', async () => {
     const c = await cluster();
     const made = await c.admin('POST', '/admin/keys', { name: 'pg', budget: '100', period: 'total' });
@@ -291,5 +322,103 @@ describe('outages', () => {
     console.log(`scale-out Postgres outage: ${outcomes.length} requests during the run, all served; ledger has ${requests} (3 warm-up) totalling $${(Number(spent) / 1e15).toFixed(9)}`);
     expect(requests).toBe(ok.length + 3);
     expect(Number(spent - shown) / 1e15).toBeCloseTo(0, 6);
+  }, 60_000);
+});
+
+/**
+ * A stand-in for the simulator (`SWITCHBOARD_SIM_URL`) whose providers do what each test
+ * says: answer at a speed they report in llama.cpp's `timings` (so the figures do not depend
+ * on how busy the machine is), or fail with a 500. It publishes no endpoints listing, so the
+ * router starts with no priors and can only know a provider's speed from traffic.
+ */
+async function simStandIn(behaviour: Record<string, { tps: number } | 'fail'>) {
+  const calls: Record<string, number> = {};
+  const server = await startStandIn((req, res) => {
+    const provider = req.url.split('/')[1] ?? '';
+    if (!req.url.endsWith('/chat/completions')) return sendJSON(res, 404, { error: { message: 'no listing here' } });
+    calls[provider] = (calls[provider] ?? 0) + 1;
+    const b = behaviour[provider];
+    if (b === undefined || b === 'fail') return sendJSON(res, 500, { error: { message: `${provider} is down`, type: 'server_error' } });
+    const id = 'chatcmpl-standin';
+    const words = ['Fine', ' thanks', ',', ' and', ' you', '?'];
+    const frame = (delta: unknown, extra: Record<string, unknown> = {}) => ({ id, object: 'chat.completion.chunk', created: 1, model: 'llama', choices: [{ index: 0, delta, ...extra }] });
+    const frames = [frame({ role: 'assistant', content: '' }), ...words.map((w) => frame({ content: w }))];
+    const last = {
+      ...frame({}, { finish_reason: 'stop' }),
+      usage: { prompt_tokens: 8, completion_tokens: words.length, total_tokens: 8 + words.length },
+      timings: { predicted_n: words.length, predicted_ms: (words.length / b.tps) * 1000, predicted_per_second: b.tps },
+    };
+    return sendSSE(res, sse([...[...frames, last].map((data): { data: unknown } => ({ data })), { data: '[DONE]' }]), [], 0);
+  });
+  return { server, calls };
+}
+
+const asMaster = (instance: Instance) => new OpenAI({ baseURL: `${instance.url}/v1`, apiKey: MASTER, maxRetries: 0, timeout: 30_000 });
+/** Stream one reply (the stand-in speaks streams only) and say which provider served it. */
+const providerOf = async (client: OpenAI, model: string): Promise<string | null> => {
+  const r = await client.chat.completions.create({ model, max_tokens: 20, stream: true, messages: [{ role: 'user', content: 'How are you?' }] }).withResponse();
+  for await (const _ of r.data) {
+    // read to the end
+  }
+  return r.response.headers.get('x-switchboard-provider');
+};
+
+describe('routing state shared through Redis', () => {
+  it('a deployment that trips the breaker on one instance cools down on all: the others send it nothing and use the fallback', async () => {
+    const sim = await simStandIn({ 'sim-flaky': 'fail', 'sim-fast': { tps: 200 } });
+    try {
+      const c = await cluster('', { SWITCHBOARD_SIM_URL: sim.server.url });
+      const [a, b, cc] = c.instances.map(asMaster) as [OpenAI, OpenAI, OpenAI];
+      const model = 'sim/llama@sim-flaky->sim/llama@sim-fast';
+      // Three failed requests on instance A trip its breaker (each one falls back and succeeds).
+      for (let i = 0; i < 3; i++) expect(await providerOf(a, model)).toBe('sim-fast');
+      expect(sim.calls['sim-flaky']).toBe(3);
+      // The trip is published; give it a moment to arrive.
+      await new Promise((r) => setTimeout(r, 300));
+      const others: (string | null)[] = [];
+      for (let i = 0; i < 4; i++) others.push(await providerOf(b, model), await providerOf(cc, model));
+      console.log(`scale-out breaker: 3 failures on instance A; then 8 requests on B and C sent ${(sim.calls['sim-flaky'] ?? 0) - 3} to the failing deployment, served by ${[...new Set(others)].join(', ')}`);
+      expect(others).toEqual(Array(8).fill('sim-fast'));
+      expect(sim.calls['sim-flaky']).toBe(3);
+    } finally {
+      await sim.server.close();
+    }
+  }, 60_000);
+
+  it('an instance that starts during a cooldown reads it from Redis', async () => {
+    const sim = await simStandIn({ 'sim-flaky': 'fail', 'sim-fast': { tps: 200 } });
+    try {
+      const c = await cluster('', { SWITCHBOARD_SIM_URL: sim.server.url }, 1);
+      const model = 'sim/llama@sim-flaky->sim/llama@sim-fast';
+      for (let i = 0; i < 3; i++) await providerOf(asMaster(c.instances[0] as Instance), model);
+      await new Promise((r) => setTimeout(r, 300));
+      const late = await serve('', { SWITCHBOARD_REDIS_URL: redis.url, SWITCHBOARD_DATABASE_URL: c.database, SWITCHBOARD_SIM_URL: sim.server.url, SWITCHBOARD_INSTANCE: 'late' });
+      expect(await providerOf(asMaster(late), model)).toBe('sim-fast');
+      expect(sim.calls['sim-flaky']).toBe(3);
+    } finally {
+      await sim.server.close();
+    }
+  }, 60_000);
+
+  it('instance B routes @highest-tks-per-sec to the fast provider it learned from traffic on instance A', async () => {
+    // sim-cheap is the fast one here (the simulator's profiles say otherwise, and no listing is published).
+    const sim = await simStandIn({ 'sim-fast': { tps: 40 }, 'sim-cheap': { tps: 900 } });
+    try {
+      const c = await cluster('', { SWITCHBOARD_SIM_URL: sim.server.url }, 2);
+      const [a, b] = c.instances.map(asMaster) as [OpenAI, OpenAI];
+      const model = 'sim/llama@highest-tks-per-sec|providers:sim-fast,sim-cheap';
+      const onA: (string | null)[] = [];
+      for (let i = 0; i < 8; i++) onA.push(await providerOf(a, model));
+      expect(onA.slice(-3)).toEqual(['sim-cheap', 'sim-cheap', 'sim-cheap']);
+      // A writes its per-second sums once a second; B takes in a second once it is complete.
+      await new Promise((r) => setTimeout(r, 4500));
+      const before = { ...sim.calls };
+      const onB: (string | null)[] = [];
+      for (let i = 0; i < 4; i++) onB.push(await providerOf(b, model));
+      console.log(`scale-out measurements: A's picks ${onA.join(',')}; B's first picks ${onB.join(',')} (the slow one got ${(sim.calls['sim-fast'] ?? 0) - (before['sim-fast'] ?? 0)} of B's requests)`);
+      expect(onB).toEqual(['sim-cheap', 'sim-cheap', 'sim-cheap', 'sim-cheap']);
+    } finally {
+      await sim.server.close();
+    }
   }, 60_000);
 });

@@ -123,6 +123,21 @@ describe.each(implementations)('%s', (name, make, propertyRuns) => {
       expect((await state.reserve(req([{ scope: 'key:a', budget: { limitMicros: 500, periodId: june.id, resetAtMs: june.endMs } }], 100))).ok).toBe(true);
     });
 
+    it('a reserve that checks seeding names the budget counters the store does not know, and takes nothing', async () => {
+      const state = await make({ clock: new ManualClock() });
+      const key = { scope: 'key:a', budget: budget(1000), rpm: 1 };
+      const team = { scope: 'team:t', budget: budget(1000) };
+      await state.seedSpend('team:t', 'total', 100);
+      expect(await state.reserve({ ...req([key, team], 100), checkSeeded: true })).toEqual({ ok: false, unseeded: [{ scope: 'key:a', periodId: 'total' }] });
+      // A settlement that reached the counter before its seed is added to the ledger's sum, not overwritten by it.
+      await state.settle({ id: 'before-seed', scopes: [{ scope: 'key:a', periodId: 'total' }], costMicros: 50, tokens: 0 });
+      await state.seedSpend('key:a', 'total', 300);
+      await state.seedSpend('key:a', 'total', 999); // seeded once
+      expect(await state.budget('key:a', 'total')).toEqual({ spentMicros: 350, reservedMicros: 0 });
+      // Nothing was taken by the refused call: the 1-rpm window still has its request.
+      expect((await state.reserve({ ...req([key, team], 100), checkSeeded: true })).ok).toBe(true);
+    });
+
     it('a reservation that is never settled expires and frees its money', async () => {
       const clock = new ManualClock();
       const state = await make({ clock, reservationTtlMs: 60_000 });

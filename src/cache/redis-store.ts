@@ -15,7 +15,7 @@
  * `maxmemory` (the store keeps no byte count of its own, which evictions would make wrong).
  * A read is one GET; the hit and miss counters go out after it without being waited for.
  */
-import { failFastRedisClient, type RedisClient } from '../store/redis-client.js';
+import { createRedisClient, type RedisClient } from '../store/redis-scripts.js';
 import type { CacheEntry, CacheStats, CacheStore } from './store.js';
 
 export interface RedisCacheOptions {
@@ -60,7 +60,7 @@ export class RedisCacheStore implements CacheStore {
     this.maxEntryBytes = options.maxEntryBytes ?? 1024 * 1024;
     this.#maxTtlMs = options.maxTtlMs ?? 7 * 86_400_000;
     // A down Redis fails the command fast: the cache then skips itself for that request.
-    this.client = failFastRedisClient(options.url, options.commandTimeoutMs ?? 1000);
+    this.client = createRedisClient(options.url, options.commandTimeoutMs ?? 1000);
   }
 
   static async open(options: RedisCacheOptions): Promise<RedisCacheStore> {

@@ -108,6 +108,9 @@ async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO,
   const requestLog = config.logging.requests ? openConversationLog({ env: io.env, warn }) : undefined;
   // Virtual keys: their ledger, budgets, limits and admin API (on by default with a master key).
   const keys = config.virtualKeys.enabled ? await (await import('../gateway/virtual-key-stack.js')).openVirtualKeyStack(config, { log: warn }) : undefined;
+  // With Redis, routing measurements and circuit breakers are shared by every instance too.
+  const redisUrl = config.virtualKeys.redisUrl;
+  const sharedRouting = redisUrl ? await (await import('../gateway/shared-routing.js')).openSharedRouting({ redisUrl, instance: config.env.SWITCHBOARD_INSTANCE, warn }) : undefined;
   const gateway = new Gateway({
     config,
     requestLog: requestLog ?? false,
@@ -161,6 +164,7 @@ async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO,
       watcher?.close();
       void gateway.shutdown().then(async ({ drained, aborted }) => {
         await keys?.close();
+        await sharedRouting?.close();
         say(drained ? 'drained; stopped' : `stopped; ${aborted} request(s) cut at the deadline`);
         // A worker's channel to the primary would keep it alive.
         cluster.worker?.disconnect();

@@ -132,6 +132,8 @@ export class BudgetAdmission implements Admission {
   private readonly log: (line: string) => void;
   /** Budget counters rebuilt from the ledger in this process, per scope and period. */
   private readonly seeded = new Map<string, Promise<void>>();
+  /** A rebuild after the shared state lost its data, shared by the requests that noticed it. */
+  private recovering: Promise<void> | undefined;
   /** Writes that failed in open mode, replayed in order once the store answers. */
   private readonly queue: (() => Promise<void>)[] = [];
   private lastError: string | undefined;
@@ -188,7 +190,13 @@ export class BudgetAdmission implements Admission {
       const costMicros = femtoToMicrosCeil(worst.costFemto ?? 0n);
       const tokens = worst.promptTokens + worst.outputCap;
       await Promise.all(drawn.map((d) => this.seed(d)));
-      const result = await this.state.reserve({ id, scopes, costMicros, tokens });
+      const input = { id, scopes, costMicros, tokens, checkSeeded: budgeted };
+      let result = await this.state.reserve(input);
+      if (!result.ok && 'unseeded' in result) {
+        await this.recover(result.unseeded, drawn);
+        result = await this.state.reserve(input);
+        if (!result.ok && 'unseeded' in result) throw new Error('the shared state forgot the budget counters again while they were rebuilt');
+      }
       if (!result.ok) throw this.refusal(result, key, costMicros, tokens, drawn);
       const refs: ScopeRef[] = scopes.map((s) => (s.budget ? { scope: s.scope, periodId: s.budget.periodId } : { scope: s.scope }));
       const row: ReservationRow = { id, at: now, model: req.model, protocol: req.protocol, scopes: refs, reservedMicros: costMicros, expiresAt: result.expiresAtMs };
@@ -236,6 +244,23 @@ export class BudgetAdmission implements Admission {
       this.seeded.set(k, p);
     }
     return p;
+  }
+
+  /**
+   * The shared state lost budget counters this process had seeded (a Redis restarted without
+   * its data): seed them again from the ledger, and hold again the reservations the ledger
+   * knows to be in flight (on every instance), so the period is not counted from zero.
+   */
+  private recover(unseeded: { scope: string; periodId: string }[], drawn: Drawn[]): Promise<void> {
+    for (const u of unseeded) this.seeded.delete(`${u.scope}\u0000${u.periodId}`);
+    this.recovering ??= (async () => {
+      this.log(`the shared state (Redis) does not know ${unseeded.length === 1 ? 'a budget counter' : `${unseeded.length} budget counters`} this instance had seeded (restarted without its data?); rebuilding from the ledger.`);
+      const now = await this.state.now();
+      for (const r of await this.ledger.pendingReservations(now)) {
+        await this.state.restore({ id: r.id, scopes: r.scopes, costMicros: r.reservedMicros, expiresAtMs: r.expiresAt });
+      }
+    })().finally(() => (this.recovering = undefined));
+    return this.recovering.then(() => Promise.all(drawn.map((d) => this.seed(d)))).then(() => undefined);
   }
 
   private refusal(r: Refusal, key: KeyRecord | undefined, costMicros: number, tokens: number, drawn: Drawn[]): AdmissionError {

@@ -99,11 +99,17 @@ export class CircuitBreakers {
   readonly #threshold: number;
   readonly #cooldown: number;
   readonly #now: () => number;
+  readonly #onTrip: ((key: string, cooldownMs: number) => void) | undefined;
 
-  constructor(options: BreakerOptions & { now?: () => number } = {}) {
+  /**
+   * `onTrip` hears of every trip this set makes (the deployment and its cooldown), so a shared
+   * store can tell other instances; what they learn comes back through `coolDown`.
+   */
+  constructor(options: BreakerOptions & { now?: () => number; onTrip?: (key: string, cooldownMs: number) => void } = {}) {
     this.#threshold = options.failureThreshold ?? 3;
     this.#cooldown = options.cooldownMs ?? 15_000;
     this.#now = options.now ?? Date.now;
+    this.#onTrip = options.onTrip;
   }
 
   #get(key: string): BreakerState {
@@ -171,8 +177,26 @@ export class CircuitBreakers {
     s.failures++;
     if (wasProbe || s.failures >= this.#threshold) {
       s.trips++;
-      s.openUntil = this.#now() + this.#cooldown * Math.min(8, 2 ** (s.trips - 1));
+      const cooldown = this.#cooldown * Math.min(8, 2 ** (s.trips - 1));
+      s.openUntil = this.#now() + cooldown;
+      this.#onTrip?.(key, cooldown);
     }
+  }
+
+  /**
+   * Open the breaker for `cooldownMs` from now because another instance tripped it: the same
+   * state as a local trip (skipped, then one probe), without telling anyone again. A longer
+   * cooldown already running is kept.
+   */
+  coolDown(key: string, cooldownMs: number): void {
+    if (cooldownMs <= 0) return;
+    const s = this.#get(key);
+    const until = this.#now() + cooldownMs;
+    if (until <= s.openUntil) return;
+    s.openUntil = until;
+    s.trips = Math.max(s.trips, 1);
+    s.failures = 0;
+    s.probing = false;
   }
 
   /**

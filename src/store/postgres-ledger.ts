@@ -25,7 +25,6 @@
  */
 import { hostname } from 'node:os';
 import pg from 'pg';
-import { createClient } from 'redis';
 import {
   addSums,
   bucketFormatter,
@@ -54,9 +53,14 @@ import {
   type TeamRecord,
   type UsageQuery,
 } from './ledger.js';
+import { createRedisClient, runScript, Script, type RedisClient } from './redis-scripts.js';
 import type { ScopeRef } from './shared-state.js';
 
-type RedisClient = ReturnType<typeof createClient>;
+/** KEYS: the stream. ARGV: entry ids, written to Postgres: acknowledged and deleted in one round trip. */
+const ACK_AND_DELETE = new Script(`
+redis.call('XACK', KEYS[1], 'ledger', unpack(ARGV))
+return redis.call('XDEL', KEYS[1], unpack(ARGV))
+`);
 
 /**
  * Each entry is one schema version; never edit a released one, add the next. Version 1 is the
@@ -190,8 +194,7 @@ export class PostgresLedger implements Ledger {
     this.cacheMs = options.cacheMs ?? 1000;
     this.log = options.log ?? ((line) => process.stderr.write(`switchboard: ${line}\n`));
     if (options.queueUrl !== undefined) {
-      this.queue = createClient({ url: options.queueUrl, disableOfflineQueue: true, socket: { connectTimeout: 1000, reconnectStrategy: (n: number) => Math.min(50 * 2 ** n, 1000) }, commandOptions: { timeout: 2000 } } as Parameters<typeof createClient>[0]);
-      this.queue.on('error', () => {});
+      this.queue = createRedisClient(options.queueUrl, 2000);
     }
   }
 
@@ -202,9 +205,7 @@ export class PostgresLedger implements Ledger {
       else await migrate(ledger.pool);
       if (ledger.queue) {
         await ledger.queue.connect();
-        await ledger.queue.sendCommand(['XGROUP', 'CREATE', ledger.stream, 'ledger', '0', 'MKSTREAM']).catch((err: Error) => {
-          if (!err.message.startsWith('BUSYGROUP')) throw err;
-        });
+        await ledger.createGroup(ledger.queue);
         ledger.draining = ledger.drainLoop();
       }
     } catch (err) {
@@ -524,6 +525,13 @@ export class PostgresLedger implements Ledger {
     });
   }
 
+  /** The consumer group, unless it exists (a Redis restarted without its data has none). */
+  private async createGroup(queue: RedisClient): Promise<void> {
+    await queue.sendCommand(['XGROUP', 'CREATE', this.stream, 'ledger', '0', 'MKSTREAM']).catch((err: Error) => {
+      if (!err.message.startsWith('BUSYGROUP')) throw err;
+    });
+  }
+
   /**
    * The consumer: this instance's unacknowledged entries first (a batch that failed, or one
    * claimed from a dead instance), then new ones; each batch is committed, then acknowledged.
@@ -531,26 +539,37 @@ export class PostgresLedger implements Ledger {
   private async drainLoop(): Promise<void> {
     const queue = this.queue as RedisClient;
     let claimAt = 0;
+    // This consumer's own unacknowledged entries are read only when there may be some: at
+    // start, after a claim took some over, and after a batch failed; otherwise a batch costs
+    // two round trips (read new entries, then acknowledge and delete them in one script).
+    let ownPending = true;
     while (!this.closed) {
       try {
         if (Date.now() >= claimAt) {
           // Entries a crashed instance read but never committed: after 5 s idle, they are ours.
-          await queue.sendCommand(['XAUTOCLAIM', this.stream, 'ledger', this.instance, '5000', '0-0', 'COUNT', '500']);
+          const claimed = (await queue.sendCommand(['XAUTOCLAIM', this.stream, 'ledger', this.instance, '5000', '0-0', 'COUNT', '500'])) as [string, unknown[]] | null;
+          if (Array.isArray(claimed?.[1]) && claimed[1].length > 0) ownPending = true;
           claimAt = Date.now() + 2000;
         }
-        let entries = await this.read(queue, '0');
-        if (entries.length === 0) entries = await this.read(queue, '>');
+        let entries = ownPending ? await this.read(queue, '0') : [];
+        if (entries.length === 0) {
+          ownPending = false;
+          entries = await this.read(queue, '>');
+        }
         if (entries.length === 0) continue;
+        ownPending = true; // until this batch is acknowledged
         await this.apply(entries.map((e) => e.entry));
         const ids = entries.map((e) => e.id);
-        await queue.sendCommand(['XACK', this.stream, 'ledger', ...ids]);
-        await queue.sendCommand(['XDEL', this.stream, ...ids]);
+        await runScript(queue, ACK_AND_DELETE, [this.stream], ids);
+        ownPending = false;
         this.drained += ids.length;
         if (this.lastDrainError !== undefined) this.log(`the ledger is being written again (${ids.length} queued entries drained).`);
         this.lastDrainError = undefined;
       } catch (err) {
         if (this.closed) break;
         const message = (err as Error).message;
+        // A Redis restarted without its data lost the group too: make it again and go on.
+        if (message.startsWith('NOGROUP') && (await this.createGroup(queue).then(() => true, () => false))) continue;
         if (this.lastDrainError === undefined) this.log(`the ledger cannot be written (${message}); spend waits in the Redis queue.`);
         this.lastDrainError = message;
         await new Promise((r) => setTimeout(r, 250));

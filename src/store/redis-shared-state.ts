@@ -21,8 +21,7 @@
  * - `P:w:<scope>:<rpm|tpm>` hash { backlog, at, limit }: one GCRA window
  * - `P:r:<id>`              the tokens a live reservation holds (expires with it)
  */
-import { failFastRedisClient, type RedisClient } from './redis-client.js';
-import { createHash } from 'node:crypto';
+import { createRedisClient, runScript, Script, type RedisClient } from './redis-scripts.js';
 import {
   DEFAULT_RESERVATION_TTL_MS,
   type Clock,
@@ -71,9 +70,11 @@ end
 /**
  * KEYS: r:<id>, then 5 per scope (b, bz, ba, w:rpm, w:tpm).
  * ARGV: now override ('' = TIME), ttl, cost, tokens, id, then 4 per scope:
- * budget limit ('' = none), budget reset ('' = never), rpm ('' = none), tpm ('' = none).
- * Returns {1, expiresAt, {state per scope: 10 integers, -1 = absent}} or
- * {0, scope index, kind (1 budget, 2 rpm, 3 tpm), reason (1 exhausted, 2 busy, 3 window, 4 too-large), retryAfter, resetAt, remaining}.
+ * budget limit ('' = none), budget reset ('' = never), rpm ('' = none), tpm ('' = none); then
+ * '1' to check that every budget counter was seeded.
+ * Returns {1, expiresAt, {state per scope: 10 integers, -1 = absent}},
+ * {0, scope index, kind (1 budget, 2 rpm, 3 tpm), reason (1 exhausted, 2 busy, 3 window, 4 too-large), retryAfter, resetAt, remaining},
+ * or {2, {indexes of the scopes whose budget counter was never seeded}}.
  */
 const RESERVE = `${PRELUDE}
 local now = clock(ARGV[1])
@@ -89,6 +90,14 @@ end
 local function standing(w, limit)
   local used = backlog(w, limit, now)
   return math.max(0, math.min(limit, math.floor((MINUTE * limit - used) / MINUTE))), math.ceil(used / limit)
+end
+-- Budget counters the caller seeded and this Redis does not know (it lost its data): say which.
+if ARGV[6 + n * 4] == '1' then
+  local missing = {}
+  for i = 1, n do
+    if a(i, 1) ~= '' and redis.call('HEXISTS', k(i, 1), 'seeded') == 0 then missing[#missing + 1] = i end
+  end
+  if #missing > 0 then return {2, missing} end
 end
 -- Check everything first.
 for i = 1, n do
@@ -205,9 +214,9 @@ end
 return 1
 `;
 
-/** KEYS: b. ARGV: spent. Sets the spend unless the counter was seeded already. */
+/** KEYS: b. ARGV: spent. Adds the ledger's spend unless the counter was seeded already. */
 const SEED = `
-if redis.call('HSETNX', KEYS[1], 'seeded', '1') == 1 then redis.call('HSET', KEYS[1], 'spent', ARGV[1]) end
+if redis.call('HSETNX', KEYS[1], 'seeded', '1') == 1 then redis.call('HINCRBY', KEYS[1], 'spent', ARGV[1]) end
 return 1
 `;
 
@@ -240,13 +249,6 @@ local v = redis.call('HMGET', KEYS[1], 'spent', 'reserved')
 if not v[1] and not v[2] then return {} end
 return {num(v[1]), num(v[2])}
 `;
-
-class Script {
-  readonly sha: string;
-  constructor(readonly text: string) {
-    this.sha = createHash('sha1').update(text).digest('hex');
-  }
-}
 
 const SCRIPTS = { reserve: new Script(RESERVE), settle: new Script(SETTLE), seed: new Script(SEED), restore: new Script(RESTORE), budget: new Script(BUDGET) };
 
@@ -285,7 +287,7 @@ export class RedisSharedState implements SharedState {
     this.ttlMs = options.reservationTtlMs ?? DEFAULT_RESERVATION_TTL_MS;
     this.clock = options.clock;
     const timeout = options.commandTimeoutMs ?? 1000;
-    this.client = failFastRedisClient(options.url, timeout);
+    this.client = createRedisClient(options.url, timeout);
   }
 
   static async open(options: RedisSharedStateOptions): Promise<RedisSharedState> {
@@ -321,15 +323,9 @@ export class RedisSharedState implements SharedState {
     return [this.key('b', scope, periodId), this.key('bz', scope, periodId), this.key('ba', scope, periodId)];
   }
 
-  private async run(script: Script, keys: string[], args: string[]): Promise<unknown> {
+  private run(script: Script, keys: string[], args: string[]): Promise<unknown> {
     this.commands++;
-    try {
-      return await this.client.sendCommand(['EVALSHA', script.sha, String(keys.length), ...keys, ...args]);
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      this.commands++;
-      return this.client.sendCommand(['EVAL', script.text, String(keys.length), ...keys, ...args]);
-    }
+    return runScript(this.client, script, keys, args);
   }
 
   async reserve(input: ReserveInput): Promise<ReserveResult> {
@@ -340,7 +336,12 @@ export class RedisSharedState implements SharedState {
       const reset = s.budget && Number.isFinite(s.budget.resetAtMs) ? String(s.budget.resetAtMs) : '';
       args.push(s.budget ? String(s.budget.limitMicros) : '', reset, s.rpm === undefined ? '' : String(s.rpm), s.tpm === undefined ? '' : String(s.tpm));
     }
+    args.push(input.checkSeeded ? '1' : '0');
     const reply = (await this.run(SCRIPTS.reserve, keys, args)) as number[] | [number, number, number[][]];
+    if (reply[0] === 2) {
+      const missing = reply[1] as unknown as number[];
+      return { ok: false, unseeded: missing.map((i) => ({ scope: input.scopes[i - 1]?.scope ?? '', periodId: input.scopes[i - 1]?.budget?.periodId ?? '' })) };
+    }
     if (reply[0] === 0) {
       const [, index, kind, reason, retry, reset, remaining] = reply as number[];
       return {

@@ -67,6 +67,12 @@ export interface ReserveInput {
   costMicros: number;
   /** The worst-case tokens (prompt plus output cap), for tokens-per-minute. */
   tokens: number;
+  /**
+   * The caller seeded every budget counter of these scopes from the ledger: when the store does
+   * not know one of them (a Redis restarted without its data), take nothing and say which, so
+   * the caller seeds them again instead of counting the period from zero.
+   */
+  checkSeeded?: boolean;
 }
 
 export type LimitKind = 'budget' | 'rpm' | 'tpm';
@@ -105,7 +111,13 @@ export interface Refusal {
   remaining: number;
 }
 
-export type ReserveResult = { ok: true; expiresAtMs: number; scopes: ScopeState[] } | Refusal;
+/** The store does not know these budget counters (it lost its data): seed them, then reserve again. */
+export interface Unseeded {
+  ok: false;
+  unseeded: { scope: string; periodId: string }[];
+}
+
+export type ReserveResult = { ok: true; expiresAtMs: number; scopes: ScopeState[] } | Refusal | Unseeded;
 
 export interface SettleInput {
   id: string;
@@ -129,7 +141,11 @@ export interface SharedState {
   now(): Promise<number>;
   reserve(input: ReserveInput): Promise<ReserveResult>;
   settle(input: SettleInput): Promise<void>;
-  /** Set a budget counter's spend for a period unless it is already known (rebuilt from the ledger). */
+  /**
+   * Seed a budget counter's spend for a period from the ledger, unless it was seeded already.
+   * The ledger's sum is added to what the counter holds: settlements that reached the counter
+   * before the seed (a Redis that lost its data and kept serving) may count twice, never zero times.
+   */
   seedSpend(scope: string, periodId: string, spentMicros: number): Promise<void>;
   /** Hold a reservation again after a restart, until its original expiry. */
   restore(reservation: RestoredReservation): Promise<void>;
@@ -191,6 +207,10 @@ export class MemorySharedState implements SharedState {
   reserve(input: ReserveInput): Promise<ReserveResult> {
     const now = this.clock.now();
     this.expire(now);
+    if (input.checkSeeded) {
+      const unseeded = input.scopes.flatMap((s) => (s.budget && !this.budgets.get(budgetKey(s.scope, s.budget.periodId))?.seeded ? [{ scope: s.scope, periodId: s.budget.periodId }] : []));
+      if (unseeded.length > 0) return Promise.resolve({ ok: false, unseeded });
+    }
     const refusal = this.check(input, now);
     if (refusal) return Promise.resolve(refusal);
 
@@ -234,7 +254,7 @@ export class MemorySharedState implements SharedState {
   seedSpend(scope: string, periodId: string, spentMicros: number): Promise<void> {
     const c = this.counter(budgetKey(scope, periodId));
     if (!c.seeded) {
-      c.spent = spentMicros;
+      c.spent += spentMicros;
       c.seeded = true;
     }
     return Promise.resolve();
