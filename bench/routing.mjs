@@ -20,7 +20,9 @@ const TIME_SCALE = Number(process.env.BENCH_TIME_SCALE ?? 0.05);
 const INSTALLS = Number(process.env.BENCH_INSTALLS ?? 20);
 const MODEL = 'sim/llama';
 
-const sim = await sb.startSimulator({ port: 0, timeScale: TIME_SCALE });
+// The simulator reports each reply's simulated speed (llama.cpp's `timings`), which the router
+// reads: what it measures is the speed the oracle below compares with, however loaded the machine.
+const sim = await sb.startSimulator({ port: 0, timeScale: TIME_SCALE, timings: true });
 const setProfile = (name, partial) => sim.setProviderProfile(name, partial);
 const env = { ...process.env, SWITCHBOARD_SIM_URL: sim.url };
 /** A provider's current profile, as the simulator reports it. */
