@@ -186,7 +186,7 @@ describe('policy', () => {
       { key: 'm@b', provider: 'b', prior: prior(300) },
     ], T0);
     expect(first).toMatchObject({ why: 'best', ordered: [{ provider: 'b' }, { provider: 'a' }] });
-    const e = (c: RankCandidate) => policy.estimate(c, 'tps', 0, T0)!;
+    const e = (c: RankCandidate) => policy.estimate(c, 'tps', T0)!;
     const fresh = e({ key: 'm@a', provider: 'a', prior: prior(100) });
     const old = e({ key: 'm@a', provider: 'a', prior: prior(100, T0 - 3 * 3_600_000) });
     expect(Math.exp(fresh.mean)).toBeCloseTo(100, 5);
