@@ -395,25 +395,23 @@ export class RoutingPolicy {
    * down to at most `exploreShare` per decision. The candidate whose credit reaches 1 first
    * is re-checked (its credit resets when it is tried). Returns its index in `scored`, or 0.
    */
-  #dueRecheck(state: RouteState, scored: readonly { c: RankCandidate; mean: number; variance: number }[]): number {
+  #dueRecheck(state: RouteState, scored: { c: RankCandidate; mean: number; variance: number; rate?: number }[]): number {
     const best = scored[0];
-    if (!best || scored.length < 2 || !Number.isFinite(best.mean)) return 0;
+    if (!best || scored.length < 2 || !Number.isFinite(best.mean) || this.#exploreShare <= 0) return 0;
     const drift = this.#driftSpread * this.#driftSpread;
     let total = 0;
-    const rates = new Array<number>(scored.length).fill(0);
     for (let j = 1; j < scored.length; j++) {
       const s = scored[j] as (typeof scored)[number];
-      if (!Number.isFinite(s.mean)) continue;
-      const rate = this.#exploreRate * normalCdf((s.mean - best.mean) / Math.sqrt(s.variance + best.variance + drift));
-      rates[j] = rate;
-      total += rate;
+      s.rate = Number.isFinite(s.mean) ? this.#exploreRate * normalCdf((s.mean - best.mean) / Math.sqrt(s.variance + best.variance + drift)) : 0;
+      total += s.rate;
     }
     const scale = total > this.#exploreShare ? this.#exploreShare / total : 1;
     let due = 0;
     let dueCredit = 1;
     for (let j = 1; j < scored.length; j++) {
-      const key = (scored[j] as (typeof scored)[number]).c.key;
-      const credit = (state.credit.get(key) ?? 0) + (rates[j] as number) * scale;
+      const s = scored[j] as (typeof scored)[number];
+      const key = s.c.key;
+      const credit = (state.credit.get(key) ?? 0) + (s.rate ?? 0) * scale;
       state.credit.set(key, credit);
       if (credit >= dueCredit) {
         due = j;
