@@ -4,7 +4,7 @@ import { loadEnv } from './providers/env.js';
 import { mergeLimits, type Limits } from './limits.js';
 import type { ProviderRegistry } from './providers/registry.js';
 import type { Env } from './providers/resolve.js';
-import { catalogCandidates } from './catalog/candidates.js';
+import { catalogCandidates, catalogRetired } from './catalog/candidates.js';
 import { setCatalogCandidates } from './routing/candidates.js';
 import type { RoutingOptions } from './routing/router.js';
 import type { TurnOptions } from './turn.js';
@@ -135,4 +135,4 @@ export function processRegistry(): ProviderRegistry {
 }
 
 // Modes (`@lowest-cost`, ...) on catalog models choose among the providers the user can reach.
-setCatalogCandidates((model) => catalogCandidates(model, processRegistry(), processEnv()));
+setCatalogCandidates((model) => catalogCandidates(model, processRegistry(), processEnv()), catalogRetired);

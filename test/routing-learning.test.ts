@@ -342,7 +342,8 @@ describe('breakers and request-caused failures', () => {
     } finally {
       await flaky.close();
     }
-  });
+    // 1,000 calls and their retries: about 20 s on a machine shared with others.
+  }, 60_000);
 
   it('a request the server always refuses (an image to a text-only model) does not cut off valid requests', async () => {
     behaviours.set('gpu-a', { tps: 100 });

@@ -124,6 +124,8 @@ async function refreshRoutingPriors(io: CliIO, models: readonly CatalogModel[]):
   const { registry } = await commandContext(io);
   const store = defaultPriorStore(io.env);
   const choices = models.filter((m) => (catalogCandidates(m.id, registry, io.env)?.length ?? 0) > 1).map((m) => m.id);
+  // Model groups with a member at OpenRouter: its listing describes the group's hosts.
+  for (const [, members] of registry.allGroups()) for (const m of members) if (m.provider === 'openrouter') choices.push(m.providerModel);
   const wanted = [...new Set([...store.models().filter((m) => !m.startsWith('sim/')), ...choices])].slice(0, MAX_PRIOR_LISTINGS);
   if (wanted.length === 0) return;
   await refreshPriors(store, wanted, { registry, apiBase: io.env.OPENROUTER_BASE_URL || DEFAULT_OPENROUTER_BASE_URL });

@@ -11,7 +11,8 @@ export function registerSim(program: Command, io: CliIO): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--time-scale <x>', 'multiply every delay, 0 or more (0 answers at once)')
     .option('--fail-rate <r>', "share of sim-flaky's requests that fail, from 0 to 1")
-    .action(async (flags: { port?: string; host: string; timeScale?: string; failRate?: string }) => {
+    .option('--timings', "report each reply's simulated speed as llama.cpp's timings, in every protocol")
+    .action(async (flags: { port?: string; host: string; timeScale?: string; failRate?: string; timings?: boolean }) => {
       const port = parseNumber(flags.port, '--port', { min: 0, max: 65535, integer: true }) ?? 0;
       const timeScale = parseNumber(flags.timeScale, '--time-scale', { min: 0 });
       const failRate = parseNumber(flags.failRate, '--fail-rate', { min: 0, max: 1 });
@@ -23,6 +24,7 @@ export function registerSim(program: Command, io: CliIO): void {
         host: flags.host,
         ...(timeScale === undefined ? {} : { timeScale }),
         ...(failRate === undefined ? {} : { failRate }),
+        ...(flags.timings ? { timings: true } : {}),
       }).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'EADDRINUSE') throw new CLIError(`port ${port} on ${flags.host} is in use; pick another with --port, or leave --port out for a free one.`, 1);
         if (err.code === 'EACCES') throw new CLIError(`no permission to listen on port ${port}; pick one above 1023, or leave --port out for a free one.`, 1);

@@ -12,6 +12,7 @@ import type { SwitchboardError } from '../errors.js';
 import type { AssistantMessage, ContentPart, FinishReason, Message, ProtocolEvent, ReasoningDetail, RequestParams, TokenUsage, ToolCall, ToolDefinition } from '../types.js';
 import { OUTPUT_TOOL } from './anthropic.js';
 import { readAnthropicBreakpoints } from './prompt-cache.js';
+import { writeTimings } from './timings.js';
 import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type ServerRequestContext, type StreamEnd, type StreamWriter } from './protocol.js';
 import { argumentsObject, asRecord, collectEvents, errorMessage, errorStatus, retryHeaders } from './server-common.js';
 
@@ -342,7 +343,12 @@ class MessagesWriter implements StreamWriter {
   end(result: StreamEnd): string {
     return (
       this.close() +
-      frame('message_delta', { type: 'message_delta', delta: { stop_reason: stopReason(result), stop_sequence: result.stopSequence ?? null }, usage: anthropicUsage(result.usage) }) +
+      frame('message_delta', {
+        type: 'message_delta',
+        delta: { stop_reason: stopReason(result), stop_sequence: result.stopSequence ?? null },
+        usage: anthropicUsage(result.usage),
+        ...(result.timing ? { timings: writeTimings(result.timing) } : {}),
+      }) +
       frame('message_stop', { type: 'message_stop' })
     );
   }

@@ -9,11 +9,12 @@
  * promptTokens is input + cache_creation + cache_read.
  */
 import { InvalidInputError, apiErrorFromStatus, ProtocolError, type APIError } from '../errors.js';
-import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEvent, ProviderBlocks, ReasoningDetail, TokenUsage } from '../types.js';
+import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEvent, ProviderBlocks, ProviderTiming, ReasoningDetail, TokenUsage } from '../types.js';
 import { usageWithSeparateCache } from '../usage.js';
 import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments, pushTurn, type WireTurn } from './media.js';
 import type { Endpoint, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
 import { addAnthropicBreakpoints, placeAnthropicBreakpoints, type BlockPosition } from './prompt-cache.js';
+import { readTimings, type WireTimings } from './timings.js';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
 /** The `anthropic_version` Claude on Vertex AI takes in the body. */
@@ -290,6 +291,8 @@ class AnthropicStreamReader implements StreamReader {
   private usage: AnthropicUsage = {};
   private messageId: string | undefined;
   private started = false;
+  /** The server's own timing (the simulator's llama.cpp-style `timings` on message_delta). */
+  private timing: ProviderTiming | undefined;
   /** A stop_reason sent in message_start, reported at message_stop unless message_delta sends one. */
   private initialStop: string | undefined;
   private finished = false;
@@ -347,6 +350,7 @@ class AnthropicStreamReader implements StreamReader {
       case 'message_delta': {
         const delta = (event.delta ?? {}) as { stop_reason?: string | null };
         const usage = event.usage as AnthropicUsage | undefined;
+        this.timing = readTimings(event.timings as WireTimings | undefined) ?? this.timing;
         // message_delta usage is cumulative; newer API versions repeat the input counts here.
         if (usage) {
           for (const [key, value] of Object.entries(usage)) {
@@ -376,7 +380,9 @@ class AnthropicStreamReader implements StreamReader {
 
   private stop(out: ProtocolEvent[]): void {
     if (!this.finished && this.initialStop) this.finish(this.initialStop, out);
-    out.push({ type: 'usage', usage: readAnthropicUsage(this.usage), raw: this.usage });
+    const event: ProtocolEvent = { type: 'usage', usage: readAnthropicUsage(this.usage), raw: this.usage };
+    if (this.timing) event.timing = this.timing;
+    out.push(event);
     this.done = true;
   }
 

@@ -11,6 +11,7 @@ import { APIError, type SwitchboardError } from '../errors.js';
 import type { ContentPart, FinishReason, Message, ProtocolEvent, RequestParams, TokenUsage, ToolCall } from '../types.js';
 import { encodeEvent, encodeException } from './eventstream.js';
 import { BEDROCK_STREAM_TYPE } from './bedrock.js';
+import { writeTimings } from './timings.js';
 import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type ServerRequestContext, type StreamEnd, type StreamWriter } from './protocol.js';
 import { argumentsObject, asRecord, collectEvents, errorMessage, errorStatus, retryHeaders } from './server-common.js';
 
@@ -250,7 +251,7 @@ class ConverseStreamWriter implements StreamWriter {
   }
 
   end(result: StreamEnd): string {
-    return this.close() + event('messageStop', { stopReason: stopReason(result) }) + event('metadata', { usage: bedrockUsage(result.usage), metrics: { latencyMs: 0 } });
+    return this.close() + event('messageStop', { stopReason: stopReason(result) }) + event('metadata', { usage: bedrockUsage(result.usage), metrics: { latencyMs: 0 }, ...(result.timing ? { timings: writeTimings(result.timing) } : {}) });
   }
 
   error(error: SwitchboardError | WireRequestError): string {

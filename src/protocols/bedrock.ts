@@ -17,6 +17,7 @@ import { mapAnthropicFinish } from './anthropic.js';
 import { EventStreamDecoder } from './eventstream.js';
 import { EFFORT_BUDGETS, parseDataURI, parseToolArguments, pushTurn, type WireTurn } from './media.js';
 import type { Endpoint, FrameDecoder, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
+import { readTimings, type WireTimings } from './timings.js';
 
 export const BEDROCK_STREAM_TYPE = 'application/vnd.amazon.eventstream';
 
@@ -251,7 +252,13 @@ class BedrockReader implements StreamReader {
       }
       case 'metadata': {
         const usage = event.usage as BedrockUsage | undefined;
-        if (usage) out.push({ type: 'usage', usage: readBedrockUsage(usage), raw: usage });
+        if (usage) {
+          const ev: ProtocolEvent = { type: 'usage', usage: readBedrockUsage(usage), raw: usage };
+          // The simulator's llama.cpp-style `timings` on the metadata event.
+          const timing = readTimings(event.timings as WireTimings | undefined);
+          if (timing) ev.timing = timing;
+          out.push(ev);
+        }
         this.done = true;
         break;
       }

@@ -10,6 +10,7 @@
  */
 import type { SwitchboardError } from '../errors.js';
 import type { AssistantMessage, ContentPart, FinishReason, Message, ProtocolEvent, ReasoningDetail, RequestParams, TokenUsage, ToolCall, ToolDefinition } from '../types.js';
+import { writeTimings } from './timings.js';
 import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type ServerRequestContext, type StreamEnd, type StreamWriter } from './protocol.js';
 import { argumentsObject, asRecord, collectEvents, errorMessage, errorStatus, retryHeaders, type CollectedResponse } from './server-common.js';
 
@@ -337,7 +338,9 @@ class GenerateContentWriter implements StreamWriter {
   end(result: StreamEnd): string {
     const calls = this.calls.filter((c) => c !== undefined);
     const parts = calls.length > 0 ? functionCallParts(calls) : [{ text: '' }];
-    return `data: ${JSON.stringify(response(this.meta, parts, { finish: result.finishReason, usage: result.usage, annotations: this.annotations }))}\r\n\r\n`;
+    const last = response(this.meta, parts, { finish: result.finishReason, usage: result.usage, annotations: this.annotations });
+    if (result.timing) last.timings = writeTimings(result.timing);
+    return `data: ${JSON.stringify(last)}\r\n\r\n`;
   }
 
   error(error: SwitchboardError | WireRequestError): string {

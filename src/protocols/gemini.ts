@@ -12,6 +12,7 @@ import { apiErrorFromStatus, InvalidHistoryError, ProtocolError, type APIError }
 import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEvent, TokenUsage } from '../types.js';
 import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments } from './media.js';
 import type { Endpoint, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
+import { readTimings, type WireTimings } from './timings.js';
 
 export interface GeminiUsage {
   promptTokenCount?: number;
@@ -110,6 +111,7 @@ interface WireResponse {
   candidates?: { content?: { parts?: WirePart[] }; finishReason?: string; groundingMetadata?: GroundingMetadata }[];
   promptFeedback?: { blockReason?: string };
   usageMetadata?: GeminiUsage;
+  timings?: WireTimings;
   modelVersion?: string;
   responseId?: string;
   error?: { code?: number; message?: string; status?: string };
@@ -376,7 +378,13 @@ class GeminiReader implements StreamReader {
       // Gemini ends a turn that calls functions with STOP; callers want to know tools were called.
       const reason = blockReason && !candidate?.finishReason ? 'content-filter' : raw === 'STOP' && this.toolCalls > 0 ? 'tool-calls' : mapGeminiFinish(raw);
       out.push({ type: 'finish', reason, rawReason: raw });
-      if (this.usage) out.push({ type: 'usage', usage: readGeminiUsage(this.usage), raw: this.usage });
+      if (this.usage) {
+        const event: ProtocolEvent = { type: 'usage', usage: readGeminiUsage(this.usage), raw: this.usage };
+        // The simulator's llama.cpp-style `timings` on the last chunk.
+        const timing = readTimings(chunk.timings);
+        if (timing) event.timing = timing;
+        out.push(event);
+      }
       this.done = true;
     }
   }

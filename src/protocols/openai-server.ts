@@ -7,6 +7,7 @@
  */
 import type { SwitchboardError } from '../errors.js';
 import type { AssistantMessage, ContentPart, FinishReason, Message, ProtocolEvent, RequestParams, TokenUsage, ToolCall, ToolDefinition } from '../types.js';
+import { writeTimings } from './timings.js';
 import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type StreamEnd, type StreamWriter } from './protocol.js';
 import { asRecord, collectEvents, errorMessage, errorStatus, retryHeaders, type CollectedResponse } from './server-common.js';
 
@@ -252,8 +253,8 @@ class ChatCompletionsWriter implements StreamWriter {
     this.textTail = `},"logprobs":null,"finish_reason":null}]${this.usageNull}}\n\n`;
   }
 
-  private chunk(delta: string, finish = 'null'): string {
-    return `${this.prefix}${delta},"logprobs":null,"finish_reason":${finish}}]${this.usageNull}}\n\n`;
+  private chunk(delta: string, finish = 'null', extra = ''): string {
+    return `${this.prefix}${delta},"logprobs":null,"finish_reason":${finish}}]${this.usageNull}${extra}}\n\n`;
   }
 
   start(): string {
@@ -296,7 +297,9 @@ class ChatCompletionsWriter implements StreamWriter {
   }
 
   end(result: StreamEnd): string {
-    let frames = this.chunk('{}', `"${FINISH[result.finishReason]}"`);
+    // llama.cpp puts its `timings` on the chunk that finishes the reply.
+    const timings = result.timing ? `,"timings":${JSON.stringify(writeTimings(result.timing))}` : '';
+    let frames = this.chunk('{}', `"${FINISH[result.finishReason]}"`, timings);
     if (this.meta.includeUsage) {
       const provider = this.meta.provider === undefined ? '' : `,"provider":${JSON.stringify(this.meta.provider)}`;
       frames += `data: {"id":"chatcmpl-${this.meta.id}","object":"chat.completion.chunk","created":${this.meta.created},"model":${JSON.stringify(this.meta.model)}${provider},"system_fingerprint":null,"choices":[],"usage":${JSON.stringify(openaiUsage(result.usage, result.cost))}}\n\n`;

@@ -5,6 +5,7 @@
  * (OpenAI's prompt_tokens already include cached tokens; completion_tokens include reasoning).
  */
 import { StreamError } from '../errors.js';
+import { readTimings, type WireTimings } from './timings.js';
 import type { CanonicalRequest, FinishReason, ProtocolEvent, ProviderTiming, TokenUsage } from '../types.js';
 import { addChatCompletionsBreakpoints } from './prompt-cache.js';
 import type { Endpoint, Protocol, ProtocolCompat, SSEMessage, StreamReader, WireRequest } from './protocol.js';
@@ -63,14 +64,13 @@ interface WireChunk {
   choices?: WireChoice[];
   usage?: WireUsage | null;
   /** llama.cpp's own measurement of the request (`predicted_per_second`: output tokens/s). */
-  timings?: { predicted_per_second?: unknown } | null;
+  timings?: WireTimings | null;
   error?: { message?: string; code?: string | number; type?: string; metadata?: unknown };
 }
 
 /** The provider's own output speed from llama.cpp's `timings`, when it is a usable number. */
 function timingOf(chunk: WireChunk): ProviderTiming | undefined {
-  const tps = chunk.timings?.predicted_per_second;
-  return typeof tps === 'number' && Number.isFinite(tps) && tps > 0 ? { tokensPerSecond: tps } : undefined;
+  return readTimings(chunk.timings);
 }
 
 const FINISH: Record<string, FinishReason> = {

@@ -1,5 +1,6 @@
 import type { SwitchboardError } from '../errors.js';
 import type { CanonicalRequest, FinishReason, ProtocolEvent, TokenUsage } from '../types.js';
+import type { GenerationTiming } from './timings.js';
 
 /** Wire protocols: OpenAI Chat Completions, OpenAI Responses, Anthropic Messages, Gemini generateContent, Bedrock Converse. */
 export type ProtocolName = 'openai' | 'openai-responses' | 'anthropic' | 'gemini' | 'bedrock';
@@ -179,6 +180,8 @@ export interface StreamEnd {
   rawFinishReason?: string;
   /** The stop sequence that ended the reply (Anthropic `stop_sequence`). */
   stopSequence?: string;
+  /** The server's own generation timing, written as llama.cpp's `timings` on the last event (the simulator's `timings` option). */
+  timing?: GenerationTiming;
 }
 
 /** One candidate reply of several. */

@@ -162,6 +162,11 @@ export class ProviderRegistry {
     return this;
   }
 
+  /** Every model group, with its members. */
+  allGroups(): [string, GroupMember[]][] {
+    return [...this.groups];
+  }
+
   /** The members of a model group, or undefined when `model` names none. */
   group(model: string): GroupMember[] | undefined {
     return this.groups.get(model);

@@ -21,6 +21,8 @@ export interface Candidate {
 export interface CandidateSource {
   /** Providers serving `model` (as the user named it, e.g. `sim/llama`); empty when unknown. */
   providersFor(model: string): Candidate[];
+  /** Whether `provider` no longer serves `model` (as the user named it; `providerModel` is the provider's id). */
+  retired?(model: string, provider: string, providerModel: string): boolean;
 }
 
 /** The simulator's models, from `SIM_MODELS` / `SIM_PROVIDERS` as they are at call time. */
@@ -38,10 +40,15 @@ export const simCandidates: CandidateSource = {
 };
 
 let catalogLookup: ((model: string) => Candidate[] | undefined) | undefined;
+let retiredLookup: ((model: string, provider: string, providerModel: string) => boolean) | undefined;
 
-/** Let the price catalog say which providers serve a model and at what price (undefined: unknown). */
-export function setCatalogCandidates(fn: ((model: string) => Candidate[] | undefined) | undefined): void {
+/**
+ * Let the price catalog say which providers serve a model and at what price (undefined:
+ * unknown), and which deployments it marks retired.
+ */
+export function setCatalogCandidates(fn: ((model: string) => Candidate[] | undefined) | undefined, retired?: (model: string, provider: string, providerModel: string) => boolean): void {
   catalogLookup = fn;
+  retiredLookup = retired;
 }
 
 /** The simulator first, then the catalog. */
@@ -50,6 +57,9 @@ export const defaultCandidates: CandidateSource = {
     const sim = simCandidates.providersFor(model);
     if (sim.length > 0) return sim;
     return catalogLookup?.(model) ?? [];
+  },
+  retired(model: string, provider: string, providerModel: string): boolean {
+    return !model.startsWith('sim/') && (retiredLookup?.(model, provider, providerModel) ?? false);
   },
 };
 

@@ -43,6 +43,8 @@ export interface Percentiles {
   weight: number;
   /** Unix ms of the first sample after a detected shift; undefined when none was detected in the window. */
   changedAt?: number;
+  /** With `changedAt`: the shift's size, the log mean after it minus the log mean before it. */
+  shift?: number;
 }
 
 export interface DeploymentStats {
@@ -236,6 +238,8 @@ export function computeStats(deployment: string, samples: readonly MetricSample[
       // Percentiles stay those of the whole window (thresholds and reports want a steady
       // figure); the log estimate the policy ranks by follows the shift at once.
       const since = summarize(values, logs, valueWeights, cut, n) as Percentiles;
+      const before = (summary.logMean * summary.weight - since.logMean * since.weight) / (summary.weight - since.weight);
+      summary.shift = since.logMean - before;
       summary.logMean = since.logMean;
       summary.logSd = since.logSd;
       summary.weight = since.weight;

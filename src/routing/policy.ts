@@ -9,15 +9,18 @@
  *   its precision: the prior's spread is `priorSpread` and its weight halves every
  *   `priorHalfLifeMs` of age; own samples' spread is their measured one, at least
  *   `noiseFloor`. One own sample outweighs a prior about tenfold;
- * - evidence fades while a candidate is not tried: own and published alike halve every
- *   `forgetAfter` decisions of the route, own also every `evidenceHalfLifeMs` since its
- *   newest sample;
- * - the bound is `mean + confidence / sqrt(precision)`; the candidate with the highest bound
- *   goes first, the rest follow by their mean. A candidate far behind is re-tried rarely, one
- *   close to the best more often, and an unknown one (no prior, no samples) at once;
- * - a detected shift on one candidate puts the others' evidence in doubt (cut to 1/64), so
- *   the route re-checks those within about 5x of the best in the next few requests instead
- *   of waiting for their evidence to fade;
+ * - own evidence fades with the time since its newest sample (halving every
+ *   `evidenceHalfLifeMs`), a prior with its age;
+ * - the bound is `mean + confidence * sd`; the candidate with the highest bound goes first
+ *   (an unknown one, no prior and no samples, at once), the rest follow by their mean;
+ * - steady exploration is in proportion to plausibility: every decision, each candidate
+ *   behind the best earns re-check credit `exploreRate * P(it beats the best)` (from both
+ *   estimates, their variances and `driftSpread`), scaled so the route spends at most
+ *   `exploreShare` of its decisions on re-checks (against one other candidate, a close
+ *   second is re-checked about every 33 requests, one 4x behind about every 120);
+ * - a detected shift for the worse on one candidate puts the others in doubt: each gets extra
+ *   variance `(shift / confidence)²`, so they are re-checked in order of their bounds (the
+ *   most plausible first) until the best estimate tops the bounds of those left;
  * - the recent error rate discounts the estimate (a deployment failing half the time counts
  *   at half its speed), and the published uptime before any attempt of our own.
  *
@@ -70,8 +73,14 @@ export interface PolicyOptions {
   priorSpread?: number;
   /** A prior's weight halves with this much age (default 1 hour). */
   priorHalfLifeMs?: number;
-  /** An untried candidate's own evidence halves every this many decisions of its route (default 25). */
+  /** A try after this many decisions without one is a re-check: its first sample may stand alone (default 25). */
   forgetAfter?: number;
+  /** At most this share of a route's decisions re-check others while nothing changed (default 0.03). */
+  exploreShare?: number;
+  /** Re-checks per decision of a candidate as likely as not to beat the best (default 0.1), before `exploreShare` caps the sum. */
+  exploreRate?: number;
+  /** How far a figure may have moved since it was measured, in log units, when judging how plausible a win is (default 1). */
+  driftSpread?: number;
   /** Own evidence halves with this much time since its newest sample (default 10 minutes). */
   evidenceHalfLifeMs?: number;
   /** Factor between a re-check's sample and older figures that makes the re-check stand alone (default 2, as the change detector's). */
@@ -157,12 +166,13 @@ function compare(value: number, op: Constraint & { kind: 'threshold' }): boolean
   }
 }
 
-/** How many halvings of evidence a shift on a sibling costs: 6, so candidates within about 5x of the best are re-checked. */
-const DOUBT_HALVINGS = 6;
-
 interface RouteState {
   decisions: number;
   lastTried: Map<string, number>;
+  /** Per candidate, re-check credit: its plausibility of winning, summed over decisions; a re-check is due at 1. */
+  credit: Map<string, number>;
+  /** Per candidate, extra variance after a sibling got worse (cleared when it is tried). */
+  doubt: Map<string, number>;
   /** Per candidate, the newest shift already acted on (its `changedAt`). */
   shiftSeen: Map<string, number>;
   /** Per candidate, when it was last tried after a long gap. */
@@ -182,6 +192,9 @@ export class RoutingPolicy {
   readonly #priorSpread: number;
   readonly #priorHalfLifeMs: number;
   readonly #forgetAfter: number;
+  readonly #exploreShare: number;
+  readonly #exploreRate: number;
+  readonly #driftSpread: number;
   readonly #evidenceHalfLifeMs: number;
   readonly #recheckRejectedEvery: number;
   readonly #changeRatio: number;
@@ -195,6 +208,9 @@ export class RoutingPolicy {
     this.#priorSpread = options.priorSpread ?? 0.35;
     this.#priorHalfLifeMs = options.priorHalfLifeMs ?? 60 * 60_000;
     this.#forgetAfter = options.forgetAfter ?? 25;
+    this.#exploreShare = options.exploreShare ?? 0.03;
+    this.#exploreRate = options.exploreRate ?? 0.1;
+    this.#driftSpread = options.driftSpread ?? 1;
     this.#evidenceHalfLifeMs = options.evidenceHalfLifeMs ?? 10 * 60_000;
     this.#recheckRejectedEvery = options.recheckRejectedEvery ?? 40;
     this.#changeRatio = options.changeRatio ?? 2;
@@ -208,7 +224,7 @@ export class RoutingPolicy {
   #state(routeKey: string): RouteState {
     let s = this.#routes.get(routeKey);
     if (!s) {
-      s = { decisions: 0, lastTried: new Map(), shiftSeen: new Map(), recheckedAt: new Map() };
+      s = { decisions: 0, lastTried: new Map(), credit: new Map(), doubt: new Map(), shiftSeen: new Map(), recheckedAt: new Map() };
       this.#routes.set(routeKey, s);
     }
     return s;
@@ -235,27 +251,25 @@ export class RoutingPolicy {
    * and its precision (1 / variance). Own samples and the published prior are combined by
    * precision: a sample's is `weight / spread²` (spread at least `noiseFloor`), a fresh
    * prior's `1 / priorSpread²`, so one measurement of our own already outweighs the prior
-   * about tenfold. `decisionsSince` and `now` fade evidence that was not renewed.
+   * about tenfold. Own evidence fades with the time since its newest sample, a prior with
+   * its age.
    */
-  estimate(c: RankCandidate, metric: Metric, decisionsSince: number, now: number, recheck?: Recheck): { mean: number; precision: number } | undefined {
+  estimate(c: RankCandidate, metric: Metric, now: number, recheck?: Recheck): { mean: number; precision: number } | undefined {
     const sign = metric === 'tps' ? 1 : -1;
     const own = this.#currentFigure(c, metric, recheck);
     const published = priorFigure(c.prior, metric);
     let precision = 0;
     let sum = 0;
-    // Not tried for a while: what we believe about it, measured or published, counts for less
-    // (in halvings).
-    const untried = decisionsSince / this.#forgetAfter;
     if (own) {
       const lastAt = c.stats?.lastAt ?? now;
       const spread = Math.max(this.#noiseFloor, own.logSd);
-      const p = (own.weight / (spread * spread)) * halve(untried + Math.max(0, now - lastAt) / this.#evidenceHalfLifeMs);
+      const p = (own.weight / (spread * spread)) * halve(Math.max(0, now - lastAt) / this.#evidenceHalfLifeMs);
       precision += p;
       sum += p * sign * own.logMean;
     }
     if (published !== undefined && published > 0 && c.prior) {
       // Each own sample halves what the prior is worth; its age halves it every priorHalfLifeMs.
-      const p = (1 / (this.#priorSpread * this.#priorSpread)) * halve(untried + Math.max(0, now - c.prior.fetchedAt) / this.#priorHalfLifeMs + (own?.count ?? 0));
+      const p = (1 / (this.#priorSpread * this.#priorSpread)) * halve(Math.max(0, now - c.prior.fetchedAt) / this.#priorHalfLifeMs + (own?.count ?? 0));
       precision += p;
       sum += p * sign * Math.log(published);
     }
@@ -305,14 +319,16 @@ export class RoutingPolicy {
     if (measuredMode) {
       this.#doubtAfterShift(state, metric, passing);
       const scored = passing.map((c, i) => {
-        const e = this.estimate(c, metric, state.decisions - (state.lastTried.get(c.key) ?? state.decisions), now, state.recheckedAt.get(c.key));
+        const e = this.estimate(c, metric, now, state.recheckedAt.get(c.key));
         // Nothing known: first, in listed order. Attempted but no figure (every try failed): last.
-        if (!e) return { c, i, mean: this.#measured(c) ? -Infinity : Infinity, bound: this.#measured(c) ? -Infinity : Infinity };
-        return { c, i, mean: e.mean, bound: e.mean + this.#confidence / Math.sqrt(e.precision) };
+        if (!e) return { c, i, mean: this.#measured(c) ? -Infinity : Infinity, variance: Infinity, bound: this.#measured(c) ? -Infinity : Infinity };
+        const variance = 1 / e.precision + (state.doubt.get(c.key) ?? 0);
+        return { c, i, mean: e.mean, variance, bound: e.mean + this.#confidence * Math.sqrt(variance) };
       });
       scored.sort((a, b) => (a.mean === b.mean ? a.i - b.i : b.mean - a.mean));
       let top = 0;
       for (let j = 1; j < scored.length; j++) if ((scored[j]?.bound ?? -Infinity) > (scored[top]?.bound ?? -Infinity)) top = j;
+      if (top === 0) top = this.#dueRecheck(state, scored);
       if (top > 0) scored.unshift(...scored.splice(top, 1));
       ordered = scored.map((x) => x.c);
       if (scored[0]?.mean === Infinity) why = 'unmeasured';
@@ -352,25 +368,74 @@ export class RoutingPolicy {
     return { ordered, rejected, why };
   }
 
-  /** A shift newly detected on one candidate: the others' evidence is cut to 1/64 (they are re-checked soon). */
+  /**
+   * A candidate newly found worse (a detected shift for the worse): the others may have
+   * changed too. Each gets extra variance `(shift / confidence)²`, which lifts its bound by
+   * about the size of the shift: they are re-checked in order of their bounds (the most
+   * plausible first) until the best one's estimate tops the bounds of those left.
+   */
   #doubtAfterShift(state: RouteState, metric: Metric, candidates: RankCandidate[]): void {
+    const sign = metric === 'tps' ? 1 : -1;
     for (const c of candidates) {
-      const at = measuredFigure(c, metric)?.changedAt;
+      const figure = measuredFigure(c, metric);
+      const at = figure?.changedAt;
       if (at === undefined || at <= (state.shiftSeen.get(c.key) ?? 0)) continue;
       state.shiftSeen.set(c.key, at);
-      for (const other of candidates) {
-        if (other.key === c.key) continue;
-        const last = state.lastTried.get(other.key) ?? state.decisions;
-        state.lastTried.set(other.key, Math.min(last, state.decisions - DOUBT_HALVINGS * this.#forgetAfter));
+      const shift = sign * (figure?.shift ?? 0);
+      if (!(shift < 0)) continue;
+      const doubt = (shift / this.#confidence) ** 2;
+      for (const other of candidates) if (other.key !== c.key) state.doubt.set(other.key, Math.max(doubt, state.doubt.get(other.key) ?? 0));
+    }
+  }
+
+  /**
+   * Steady exploration: each candidate behind the best earns re-check credit every decision,
+   * `exploreRate` times its plausibility of winning (the chance that its true figure is above
+   * the best's, given both estimates, their variances and `driftSpread`), the whole scaled
+   * down to at most `exploreShare` per decision. The candidate whose credit reaches 1 first
+   * is re-checked (its credit resets when it is tried). Returns its index in `scored`, or 0.
+   */
+  #dueRecheck(state: RouteState, scored: { c: RankCandidate; mean: number; variance: number; rate?: number }[]): number {
+    const best = scored[0];
+    if (!best || scored.length < 2 || !Number.isFinite(best.mean) || this.#exploreShare <= 0) return 0;
+    const drift = this.#driftSpread * this.#driftSpread;
+    let total = 0;
+    for (let j = 1; j < scored.length; j++) {
+      const s = scored[j] as (typeof scored)[number];
+      s.rate = Number.isFinite(s.mean) ? this.#exploreRate * normalCdf((s.mean - best.mean) / Math.sqrt(s.variance + best.variance + drift)) : 0;
+      total += s.rate;
+    }
+    const scale = total > this.#exploreShare ? this.#exploreShare / total : 1;
+    let due = 0;
+    let dueCredit = 1;
+    for (let j = 1; j < scored.length; j++) {
+      const s = scored[j] as (typeof scored)[number];
+      const key = s.c.key;
+      const credit = (state.credit.get(key) ?? 0) + (s.rate ?? 0) * scale;
+      state.credit.set(key, credit);
+      if (credit >= dueCredit) {
+        due = j;
+        dueCredit = credit;
       }
     }
+    return due;
   }
 
   /** Tell the policy a candidate was tried (the router calls this for fallbacks). */
   noteTried(routeKey: string, key: string): void {
     const state = this.#state(routeKey);
     state.lastTried.set(key, state.decisions);
+    state.credit.delete(key);
+    state.doubt.delete(key);
   }
+}
+
+/** The standard normal distribution function (Abramowitz and Stegun 7.1.26, error below 1.5e-7). */
+function normalCdf(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * x);
+  const erf = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  return z >= 0 ? 0.5 * (1 + erf) : 0.5 * (1 - erf);
 }
 
 /** 0.5 to the power `halvings`. */

@@ -36,6 +36,11 @@ export interface PriorListing {
   fetchedAt: number;
   url: string;
   providers: Record<string, Prior>;
+  /**
+   * The model at OpenRouter itself, unpinned: OpenRouter spreads requests over its hosts, so
+   * the median of every listed host's figures (those we do not know included).
+   */
+  routed?: Prior | undefined;
 }
 
 interface Percentile {
@@ -79,6 +84,48 @@ export function parseEndpointsListing(json: unknown, fetchedAt: number, provider
     if (prior.tokensPerSecond !== undefined || prior.ttftMs !== undefined || prior.uptime !== undefined) out[provider] = prior;
   }
   return out;
+}
+
+/** The median of every listed endpoint's figures: what OpenRouter's own routing among them gives, roughly. */
+export function routedPrior(json: unknown, fetchedAt: number): Prior | undefined {
+  const priors = Object.values(parseEndpointsListing(json, fetchedAt, (tag, name) => name || tag || undefined));
+  const median = (pick: (p: Prior) => number | undefined): number | undefined => {
+    const xs = priors.map(pick).filter((x): x is number => x !== undefined).sort((a, b) => a - b);
+    if (xs.length === 0) return undefined;
+    const mid = xs.length >> 1;
+    return xs.length % 2 === 1 ? xs[mid] : ((xs[mid - 1] as number) + (xs[mid] as number)) / 2;
+  };
+  const out: Prior = { fetchedAt };
+  const tps = median((p) => p.tokensPerSecond);
+  const ttft = median((p) => p.ttftMs);
+  const uptime = median((p) => p.uptime);
+  if (tps !== undefined) out.tokensPerSecond = tps;
+  if (ttft !== undefined) out.ttftMs = ttft;
+  if (uptime !== undefined) out.uptime = uptime;
+  return tps === undefined && ttft === undefined && uptime === undefined ? undefined : out;
+}
+
+/** The prior for one deployment in a listing: the host's own, or for OpenRouter unpinned the median of its hosts. */
+export function priorIn(listing: PriorListing | undefined, provider: string): Prior | undefined {
+  if (!listing) return undefined;
+  if (Object.hasOwn(listing.providers, provider)) return listing.providers[provider];
+  return provider === 'openrouter' ? listing.routed : undefined;
+}
+
+/**
+ * The listing that describes a route's candidates: the model's own; for a model group
+ * without one, that of the model a member reaches through OpenRouter (by its OpenRouter id),
+ * which lists the other members' hosts too.
+ */
+export function listingFor(store: PriorStore, model: string, members: readonly { provider: string; providerModel: string }[]): PriorListing | undefined {
+  const own = store.get(model);
+  if (own) return own;
+  for (const m of members) {
+    if (m.provider !== 'openrouter' || m.providerModel === model) continue;
+    const listing = store.get(m.providerModel);
+    if (listing) return listing;
+  }
+  return undefined;
 }
 
 /** The listing's URL for an OpenRouter-style model id (`author/slug`) under an API base (`.../api/v1`). */
@@ -195,7 +242,8 @@ export class PriorStore {
           return undefined;
         }
         const fetchedAt = this.#now();
-        const listing: PriorListing = { fetchedAt, url, providers: parseEndpointsListing(await res.json(), fetchedAt, providerOf) };
+        const json: unknown = await res.json();
+        const listing: PriorListing = { fetchedAt, url, providers: parseEndpointsListing(json, fetchedAt, providerOf), routed: routedPrior(json, fetchedAt) };
         this.set(model, listing, persist);
         return listing;
       } catch {

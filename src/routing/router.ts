@@ -9,18 +9,19 @@
  * that may pass, fallback to the next candidate while no content token went out, a per-attempt
  * timeout and one overall deadline. Every attempt is measured into the metrics store.
  */
-import { AbortError, APIError, SwitchboardError, TimeoutError, redactURL } from '../errors.js';
+import { AbortError, APIError, MissingKeyError, SwitchboardError, TimeoutError, redactURL } from '../errors.js';
 import type { Endpoint } from '../protocols/protocol.js';
 import { CUSTOM_PROVIDER, endpointFor, resolveModel, type Deployment, type ResolveContext } from '../providers/resolve.js';
 import { switchboardHome } from '../paths.js';
 import { DeferredMetricsStore, openMetricsStore } from '../store/sqlite-metrics.js';
 import type { ProtocolEvent, ProviderTiming } from '../types.js';
+import { warnOnce } from '../catalog/cost.js';
 import { defaultCandidates, type Candidate, type CandidateSource } from './candidates.js';
 import { parseModelString, type Constraint, type EndpointNode, type Mode } from './grammar.js';
 import { deploymentKey, MemoryMetricsStore, type MetricSample, type MetricsStore } from './metrics.js';
 import { NoDeploymentError, type UnavailableCandidate } from './no-deployment-error.js';
 import { openRouterPreferences } from './openrouter.js';
-import { ensureSimulatorPriors, PriorStore } from './priors.js';
+import { ensureSimulatorPriors, listingFor, priorIn, PriorStore } from './priors.js';
 import { RoutingPolicy, type RankCandidate } from './policy.js';
 import {
   backoffDelay,
@@ -185,12 +186,12 @@ function planStage(e: EndpointNode & { model: string }, options: RouteOptions, m
   const group = options.registry.group(e.model);
   const members: Candidate[] = group ?? (judged ? source.providersFor(e.model) : []);
   const known = judged ? members.filter((c) => options.registry.has(c.provider)) : [];
-  const listing = judged && e.target?.kind === 'mode' ? priors.get(e.model) : undefined;
+  const listing = judged && e.target?.kind === 'mode' ? listingFor(priors, e.model, members) : undefined;
   const plan = (deployment: Deployment, prices?: { inputPrice?: number | undefined; outputPrice?: number | undefined }): Planned => {
     // A custom endpoint is known by its URL too: two servers answering the same model name
     // must not share measurements or a circuit breaker.
     const key = deployment.provider === CUSTOM_PROVIDER && options.baseURL ? `${deploymentKey(deployment)} ${redactURL(options.baseURL)}` : deploymentKey(deployment);
-    const prior = listing && Object.hasOwn(listing.providers, deployment.provider) ? listing.providers[deployment.provider] : undefined;
+    const prior = priorIn(listing, deployment.provider);
     return { key, provider: deployment.provider, deployment, inputPrice: prices?.inputPrice, outputPrice: prices?.outputPrice, stats: judged ? metrics.snapshot(key) : undefined, prior };
   };
   let mode: Mode | null = null;
@@ -216,6 +217,11 @@ function planStage(e: EndpointNode & { model: string }, options: RouteOptions, m
   } else {
     const input = e.target ? `${e.model}@${e.target.name}` : e.model;
     let d = resolveModel(input, options);
+    // Pinned to a deployment the catalog calls retired: sent as asked (the catalog may be
+    // behind), with a warning; modes leave such deployments out.
+    if (!group && source.retired?.(e.model, d.provider, d.providerModel)) {
+      warnOnce(`retired:${d.provider}:${d.providerModel}`, `the catalog marks ${e.model} at ${d.provider} as retired; sending it as pinned. \`switchboard models ${e.model}\` lists who still serves it.`);
+    }
     const member = group?.find((c) => c.provider === d.provider);
     if (member) d = { ...d, providerModel: member.providerModel };
     const prices = known.find((c) => c.provider === d.provider) ?? member;
@@ -392,13 +398,26 @@ export async function* route(modelString: string, options: RouteOptions, attempt
   }
 
   let lastError: unknown;
+  /** The first candidate skipped for want of a key: what to set, should nothing else answer. */
+  let missingKey: MissingKeyError | undefined;
 
   /**
    * Attempts at one deployment, with retries: `done` when it answered, `next` to move on.
    * `forced` runs a deployment whose breaker is open because nothing else is left.
    */
   async function* tryDeployment(p: Planned, lastCandidate: boolean, forced: boolean): AsyncGenerator<RouteItem, 'done' | 'next'> {
-    const endpoint = await endpointFor(p.deployment, options);
+    let endpoint: Endpoint;
+    try {
+      endpoint = await endpointFor(p.deployment, options);
+    } catch (error) {
+      // No key for this one: the next candidate may not need one. The last one throws the
+      // error that says which variable to set (unless an earlier attempt failed otherwise).
+      if (!(error instanceof MissingKeyError)) throw error;
+      breakers.release(p.key);
+      missingKey ??= error;
+      if (lastCandidate) throw missingKey;
+      return 'next';
+    }
     let firstFailure: string | undefined;
     for (let retries = 0; ; retries++) {
       yield { kind: 'attempt', deployment: p.deployment, endpoint };
@@ -481,6 +500,7 @@ export async function* route(modelString: string, options: RouteOptions, attempt
         continue;
       }
       if (lastError !== undefined) throw lastError;
+      if (missingKey && cooling.length === 0) throw missingKey;
       throw new NoDeploymentError(
         modelString,
         unavailable,

@@ -24,7 +24,7 @@ import { ProfileStore } from './profile-store.js';
 import { SIM_MODELS, type SimModelProfile, type SimProviderProfile } from './profiles.js';
 import { CLOUD_ENDPOINT_HINTS, cloudCredentialProblem, cloudRouteFor } from './clouds.js';
 import { ENDPOINT_HINTS, routeFor } from './routes.js';
-import { allEvents, candidatesTotal, planTurn, priceTurn, requestTokens, totalDelay, turnEvents, type PlannedTurn } from './turn.js';
+import { allEvents, candidatesTotal, planTurn, plannedTiming, priceTurn, requestTokens, totalDelay, turnEvents, type PlannedTurn } from './turn.js';
 import { PromptCacheModel, TooManyBreakpointsError } from './prompt-cache.js';
 import { simulatorProviderURL } from './urls.js';
 
@@ -44,6 +44,12 @@ export interface SimulatorOptions {
   failureKinds?: SimFailureKind[];
   /** Seed of the failure PRNG; the same seed gives the same sequence of failures. Default 1. */
   seed?: number;
+  /**
+   * Report each streamed reply's simulated generation speed as llama.cpp's `timings` on its
+   * last event, in every protocol (default false: only llama.cpp reports one). A client that
+   * reads it (the router does) measures the simulated speed however loaded the machine is.
+   */
+  timings?: boolean;
 }
 
 export interface RunningSimulator {
@@ -276,6 +282,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
       if (broken) throw wireError(400, broken);
     }
     const turn = planTurn(request, provider, profile, model, timeScale, CALL_PREFIX[protocol]);
+    if (options.timings) turn.timing = plannedTiming(turn);
     const cached = cacheUse(protocol, `${provider}\u0000${modelName}`, request);
     turn.cachedTokens = cached.readTokens;
     turn.cacheWriteTokens = cached.writeTokens;

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { StreamEnd } from '../protocols/protocol.js';
+import type { GenerationTiming } from '../protocols/timings.js';
 import type { ProtocolEvent, TokenUsage } from '../types.js';
 import { canonicalModel, countPromptTokens, type SimRequest } from './conversation.js';
 import type { SimModelProfile, SimProviderProfile } from './profiles.js';
@@ -46,6 +47,8 @@ export interface PlannedTurn {
   cost: number;
   /** Milliseconds to wait before each piece, already scaled: the first is the TTFT. */
   delays: number[];
+  /** The generation timing to report on the last event (the `timings` option). */
+  timing?: GenerationTiming;
 }
 
 /** Prompt tokens of a request, tools included: what usage reports and the token-counting endpoints answer. */
@@ -207,6 +210,7 @@ export function turnEvents(turn: PlannedTurn): TurnEvents {
     cost: turn.cost,
   };
   if (turn.stopSequence !== undefined) end.stopSequence = turn.stopSequence;
+  if (turn.timing) end.timing = turn.timing;
   return { before, after, end };
 }
 
@@ -225,6 +229,18 @@ function planDelays(count: number, profile: SimProviderProfile, timeScale: numbe
     delays[i] = base * (0.8 + 0.4 * rng()) * timeScale;
   }
   return delays;
+}
+
+/**
+ * The speed a turn is generated at, as a server measures it: the tokens after the first over
+ * the (scaled) time after the first. Undefined when there is no such time (one token, or time
+ * scale 0).
+ */
+export function plannedTiming(turn: PlannedTurn): GenerationTiming | undefined {
+  let ms = 0;
+  for (let i = 1; i < turn.delays.length; i++) ms += turn.delays[i] ?? 0;
+  const tokens = turn.delays.length - 1;
+  return ms > 0 && tokens > 0 ? { tokens, ms, tokensPerSecond: tokens / (ms / 1000) } : undefined;
 }
 
 /** Total time to produce the whole reply (what a non-streaming request waits). */
