@@ -9,11 +9,11 @@
  * back as a JSON-schema response format, as does Anthropic's own `output_config.format`.
  */
 import type { SwitchboardError } from '../errors.js';
-import type { AssistantMessage, ContentPart, FinishReason, Message, ProtocolEvent, ReasoningDetail, RequestParams, TokenUsage, ToolCall, ToolDefinition } from '../types.js';
+import type { AssistantMessage, ContentPart, Message, ProtocolEvent, ReasoningDetail, RequestParams, TokenUsage, ToolCall, ToolDefinition } from '../types.js';
 import { OUTPUT_TOOL } from './anthropic.js';
 import { readAnthropicBreakpoints } from './prompt-cache.js';
 import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type ServerRequestContext, type StreamEnd, type StreamWriter } from './protocol.js';
-import { argumentsObject, asRecord, collectEvents, errorMessage, errorStatus, retryHeaders } from './server-common.js';
+import { argumentsObject, asRecord, collectEvents, errorMessage, errorStatus, retryHeaders, stopReason } from './server-common.js';
 
 function invalid(message: string): WireRequestError {
   return new WireRequestError(400, 'invalid_request_error', message);
@@ -194,20 +194,6 @@ function parseRequest(body: unknown, ctx: ServerRequestContext): ServerRequest {
   return { model: record.model, stream, request: { model: record.model, messages, params, stream } };
 }
 
-function stopReason(end: { finishReason: FinishReason; rawFinishReason?: string | undefined; stopSequence?: string | undefined }): string {
-  if (end.stopSequence !== undefined || end.rawFinishReason === 'stop_sequence') return 'stop_sequence';
-  switch (end.finishReason) {
-    case 'length':
-      return 'max_tokens';
-    case 'tool-calls':
-      return 'tool_use';
-    case 'content-filter':
-      return 'refusal';
-    default:
-      return 'end_turn';
-  }
-}
-
 /** Usage as Anthropic writes it: input_tokens excludes the cache reads and writes counted beside it. */
 function anthropicUsage(usage: TokenUsage | undefined): Record<string, unknown> {
   const cacheRead = usage?.cachedTokens ?? 0;
@@ -339,7 +325,7 @@ class MessagesWriter implements StreamWriter {
   end(result: StreamEnd): string {
     return (
       this.close() +
-      frame('message_delta', { type: 'message_delta', delta: { stop_reason: stopReason(result), stop_sequence: result.stopSequence ?? null }, usage: anthropicUsage(result.usage) }) +
+      frame('message_delta', { type: 'message_delta', delta: { stop_reason: stopReason(result, 'refusal'), stop_sequence: result.stopSequence ?? null }, usage: anthropicUsage(result.usage) }) +
       frame('message_stop', { type: 'message_stop' })
     );
   }
@@ -376,7 +362,7 @@ export const anthropicServer: ProtocolServer = {
       role: 'assistant',
       model: meta.model,
       content,
-      stop_reason: stopReason({ finishReason: r.finishReason, rawFinishReason: r.rawFinishReason, stopSequence: end?.stopSequence }),
+      stop_reason: stopReason({ finishReason: r.finishReason, rawFinishReason: r.rawFinishReason, stopSequence: end?.stopSequence }, 'refusal'),
       stop_sequence: end?.stopSequence ?? null,
       usage: anthropicUsage(r.usage),
     };
