@@ -8,14 +8,53 @@
 import type { SwitchboardError } from '../errors.js';
 import type { AssistantMessage, ContentPart, FinishReason, Message, ProtocolEvent, RequestParams, TokenUsage, ToolCall, ToolDefinition } from '../types.js';
 import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type StreamEnd, type StreamWriter } from './protocol.js';
-import { asRecord, collectEvents, errorMessage, errorStatus, retryHeaders, type CollectedResponse } from './server-common.js';
+import { asRecord, collectEvents, errorMessage, errorStatus, retryHeaders, unknownField, type CollectedResponse } from './server-common.js';
 
 function invalid(message: string, param?: string): WireRequestError {
   return new WireRequestError(400, 'invalid_request_error', message, param);
 }
 
+/**
+ * Request fields OpenAI's Chat Completions accepts, plus OpenRouter's `reasoning`, `plugins`
+ * and `usage` (read here, and sent by the library's own client half). Anything else is
+ * refused as OpenAI refuses it. Of the known fields, those in REFUSED are refused with the
+ * reason; the rest not read here (penalties, `logit_bias`, `user`, `metadata`, `store`,
+ * `service_tier`, `parallel_tool_calls`, `prediction`, `prompt_cache_key`, `verbosity`, ...)
+ * only tune or label a request and are accepted and ignored.
+ */
+const REQUEST_FIELDS: ReadonlySet<string> = new Set([
+  'model', 'messages', 'stream', 'stream_options', 'n', 'temperature', 'top_p', 'max_tokens', 'max_completion_tokens', 'stop', 'seed',
+  'response_format', 'tools', 'tool_choice', 'reasoning_effort', 'web_search_options',
+  'frequency_penalty', 'presence_penalty', 'logit_bias', 'logprobs', 'top_logprobs', 'user', 'metadata', 'store', 'service_tier',
+  'parallel_tool_calls', 'prediction', 'prompt_cache_key', 'prompt_cache_retention', 'safety_identifier', 'verbosity',
+  'modalities', 'audio', 'functions', 'function_call',
+  'reasoning', 'plugins', 'usage',
+]);
+const MESSAGE_FIELDS: ReadonlySet<string> = new Set(['role', 'content', 'name', 'tool_calls', 'tool_call_id', 'refusal', 'reasoning', 'reasoning_details']);
+/** Content part fields (`cache_control` is OpenRouter's prompt-cache marker). */
+const PART_FIELDS: ReadonlySet<string> = new Set(['type', 'text', 'image_url', 'file', 'input_audio', 'cache_control']);
+const TOOL_FIELDS: ReadonlySet<string> = new Set(['type', 'function']);
+const FUNCTION_FIELDS: ReadonlySet<string> = new Set(['name', 'description', 'parameters', 'strict']);
+
+/** Known fields the gateway cannot honour: refused when set, so a client never gets less than it asked for silently. */
+const REFUSED: readonly (readonly [field: string, on: (value: unknown) => boolean, reason: string])[] = [
+  ['logprobs', (v) => v === true, 'logprobs are not supported by this server; remove logprobs'],
+  ['top_logprobs', (v) => v !== null && v !== undefined, 'logprobs are not supported by this server; remove top_logprobs'],
+  ['audio', (v) => v !== null && v !== undefined, 'audio output is not supported by this server; remove audio'],
+  ['modalities', (v) => Array.isArray(v) && v.some((m) => m !== 'text'), 'only text output is supported by this server; remove modalities'],
+  ['functions', (v) => v !== null && v !== undefined, 'functions is deprecated and not supported; send tools instead'],
+  ['function_call', (v) => v !== null && v !== undefined, 'function_call is deprecated and not supported; send tool_choice instead'],
+];
+
+/** OpenAI's refusal of a property it does not know inside `where` (`messages[0]`, named `messages.0` as OpenAI does). */
+function refuseExtra(record: Record<string, unknown>, known: ReadonlySet<string>, where: string): void {
+  const extra = unknownField(record, known);
+  if (extra !== undefined) throw invalid(`Additional properties are not allowed ('${extra}' was unexpected) - '${where.replace(/\[(\d+)\]/g, '.$1')}'`);
+}
+
 function readPart(raw: unknown, where: string): ContentPart {
   const part = asRecord(raw);
+  if (part) refuseExtra(part, PART_FIELDS, where);
   switch (part?.type) {
     case 'text':
       if (typeof part.text !== 'string') throw invalid(`${where}.text must be a string`, where);
@@ -71,6 +110,7 @@ function readToolCalls(value: unknown, where: string): ToolCall[] {
 function readMessage(raw: unknown, i: number): Message {
   const where = `messages[${i}]`;
   const message = asRecord(raw);
+  if (message) refuseExtra(message, MESSAGE_FIELDS, where);
   switch (message?.role) {
     case 'system':
     case 'developer':
@@ -103,6 +143,8 @@ function readTools(value: unknown): ToolDefinition[] {
     const tool = asRecord(raw);
     const fn = asRecord(tool?.function);
     if (tool?.type !== 'function' || typeof fn?.name !== 'string') throw invalid(`tools[${i}] must be { type: "function", function: { name, parameters } }`, `tools[${i}]`);
+    refuseExtra(tool, TOOL_FIELDS, `tools[${i}]`);
+    refuseExtra(fn, FUNCTION_FIELDS, `tools[${i}].function`);
     const out: ToolDefinition = { name: fn.name, parameters: asRecord(fn.parameters) ?? { type: 'object', properties: {} } };
     if (typeof fn.description === 'string') out.description = fn.description;
     return out;
@@ -161,6 +203,7 @@ function readParams(record: Record<string, unknown>): RequestParams {
     if (typeof budget === 'number') reasoning.maxTokens = budget;
     params.reasoning = reasoning;
   }
+  if (record.web_search_options !== undefined && record.web_search_options !== null) params.webSearch = true;
   const web = Array.isArray(record.plugins) ? record.plugins.map(asRecord).find((p) => p?.id === 'web') : undefined;
   if (web) {
     const search: { maxResults?: number; engine?: string } = {};
@@ -174,6 +217,9 @@ function readParams(record: Record<string, unknown>): RequestParams {
 function parseRequest(body: unknown): ServerRequest {
   const record = asRecord(body);
   if (!record) throw invalid('The request body must be a JSON object.');
+  const extra = unknownField(record, REQUEST_FIELDS);
+  if (extra !== undefined) throw invalid(`Unrecognized request argument supplied: ${extra}`);
+  for (const [field, on, reason] of REFUSED) if (record[field] !== undefined && on(record[field])) throw invalid(reason, field);
   if (typeof record.model !== 'string' || record.model === '') throw invalid('you must provide a model parameter', 'model');
   if (!Array.isArray(record.messages) || record.messages.length === 0) throw invalid("'messages' must be a non-empty array", 'messages');
   const stream = record.stream === true;

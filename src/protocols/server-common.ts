@@ -132,6 +132,16 @@ export function stopReason(end: { finishReason: FinishReason; rawFinishReason?: 
   }
 }
 
+/**
+ * The first key of `record` that `known` does not hold, or undefined: how a server half
+ * refuses fields the real provider refuses. A for-in over a parsed JSON object (own keys
+ * only), so checking a body allocates nothing.
+ */
+export function unknownField(record: Record<string, unknown>, known: ReadonlySet<string>): string | undefined {
+  for (const key in record) if (!known.has(key)) return key;
+  return undefined;
+}
+
 /** A plain JSON object, or undefined. */
 export function asRecord(value: unknown): Record<string, unknown> | undefined {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
