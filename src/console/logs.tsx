@@ -1,45 +1,18 @@
 /** Logs: GET /admin/logs with filters; an entry opens into its turns (GET /admin/logs/{id}). */
 import { useEffect, useState } from 'preact/hooks';
+// What GET /admin/logs and /admin/logs/{id} answer: the request log's own rows (types only, erased from the bundle).
+import type { LogEntry, LogTurn } from '../store/request-log-query.js';
 import { api, type WhoAmI } from './api.js';
 import { fmtInt, fmtMs, fmtNum, fmtTime, fmtUsd } from './format.js';
 
-interface Entry {
-  id: string;
-  at: string;
-  models: string[];
-  provider: string | null;
-  key_id: string | null;
-  status: 'ok' | 'error';
-  prompt_tokens: number;
-  completion_tokens: number;
-  cost: number | null;
-  latency_ms: number | null;
-  first_message: string;
-  error: string | null;
-}
-interface Turn {
-  seq: number;
-  model: string;
-  provider: string | null;
-  user: string;
-  reply: string | null;
-  prompt_tokens: number;
-  completion_tokens: number;
-  cost: number | null;
-  ttft_ms: number | null;
-  latency_ms: number | null;
-  tokens_per_second: number | null;
-  error: string | null;
-}
-
 export function LogsPage({ who }: { who: WhoAmI }) {
   const [filter, setFilter] = useState({ q: '', model: '', provider: '', key: '', status: '' });
-  const [rows, setRows] = useState<Entry[]>([]);
-  const [open, setOpen] = useState<{ id: string; turns: Turn[] } | null>(null);
+  const [rows, setRows] = useState<LogEntry[]>([]);
+  const [open, setOpen] = useState<{ id: string; turns: LogTurn[] } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const load = () => {
     const q = new URLSearchParams(Object.entries(filter).filter(([, v]) => v !== ''));
-    api<{ data: Entry[] }>(`/admin/logs?${q}`)
+    api<{ data: LogEntry[] }>(`/admin/logs?${q}`)
       .then((d) => (setRows(d.data), setError(null)))
       .catch((e: Error) => setError(e.message));
   };
@@ -96,7 +69,7 @@ export function LogsPage({ who }: { who: WhoAmI }) {
                     class="link"
                     aria-expanded={open?.id === r.id}
                     onClick={() =>
-                      open?.id === r.id ? setOpen(null) : void api<{ turns: Turn[] }>(`/admin/logs/${encodeURIComponent(r.id)}`).then((d) => setOpen({ id: r.id, turns: d.turns }))
+                      open?.id === r.id ? setOpen(null) : void api<{ turns: LogTurn[] }>(`/admin/logs/${encodeURIComponent(r.id)}`).then((d) => setOpen({ id: r.id, turns: d.turns }))
                     }
                   >
                     {fmtTime(r.at)}
