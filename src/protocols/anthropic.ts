@@ -11,7 +11,7 @@
 import { InvalidInputError, apiErrorFromStatus, ProtocolError, type APIError } from '../errors.js';
 import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEvent, ProviderBlocks, ReasoningDetail, TokenUsage } from '../types.js';
 import { usageWithSeparateCache } from '../usage.js';
-import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments, pushTurn, type WireTurn } from './media.js';
+import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments, toTurns, type WireTurn } from './media.js';
 import type { Endpoint, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
 import { addAnthropicBreakpoints } from './prompt-cache.js';
 
@@ -157,44 +157,24 @@ function partToBlock(part: ContentPart): Block {
  * of an assistant message go back only to the provider (`provider`) that sent them.
  */
 export function toAnthropicMessages(messages: Message[], provider?: string): { system: string | undefined; messages: WireMessage[] } {
-  const system: string[] = [];
-  const out: WireMessage[] = [];
-  const push = (role: WireMessage['role'], blocks: Block[]): void => pushTurn(out, role, blocks);
-  for (const message of messages) {
-    switch (message.role) {
-      case 'system':
-        if (message.content) system.push(message.content);
-        break;
-      case 'user':
-        push(
-          'user',
-          typeof message.content === 'string'
-            ? message.content === '' ? [] : [{ type: 'text', text: message.content }]
-            : message.content.filter((p) => p.type !== 'text' || p.text !== '').map(partToBlock),
-        );
-        break;
-      case 'assistant': {
-        const blocks: Block[] = [];
-        // Within a tool loop, thinking blocks come back with their signatures (Anthropic requires
-        // them before tool_use when thinking is on). Plain histories carry none.
-        for (const detail of (message as ReplayedAssistant).reasoning_details ?? []) {
-          if (detail.signature) blocks.push({ type: 'thinking', thinking: detail.text, signature: detail.signature });
-        }
-        const own = (message as ReplayedAssistant).provider_blocks;
-        if (own && own.provider === provider) blocks.push(...(own.blocks as Block[]));
-        if (message.content) blocks.push({ type: 'text', text: message.content });
-        for (const call of message.tool_calls ?? []) {
-          blocks.push({ type: 'tool_use', id: call.id, name: call.function.name, input: parseToolArguments(call.function.arguments) });
-        }
-        push('assistant', blocks);
-        break;
+  const { system, turns } = toTurns<Block>(messages, {
+    text: (text) => ({ type: 'text', text }),
+    part: partToBlock,
+    assistantStart(message) {
+      const blocks: Block[] = [];
+      // Within a tool loop, thinking blocks come back with their signatures (Anthropic requires
+      // them before tool_use when thinking is on). Plain histories carry none.
+      for (const detail of (message as ReplayedAssistant).reasoning_details ?? []) {
+        if (detail.signature) blocks.push({ type: 'thinking', thinking: detail.text, signature: detail.signature });
       }
-      case 'tool':
-        push('user', [{ type: 'tool_result', tool_use_id: message.tool_call_id, content: message.content }]);
-        break;
-    }
-  }
-  return { system: system.length > 0 ? system.join('\n\n') : undefined, messages: out };
+      const own = (message as ReplayedAssistant).provider_blocks;
+      if (own && own.provider === provider) blocks.push(...(own.blocks as Block[]));
+      return blocks;
+    },
+    toolCall: (call) => ({ type: 'tool_use', id: call.id, name: call.function.name, input: parseToolArguments(call.function.arguments) }),
+    toolResult: (message) => ({ type: 'tool_result', tool_use_id: message.tool_call_id, content: message.content }),
+  });
+  return { system: system.length > 0 ? system.join('\n\n') : undefined, messages: turns };
 }
 
 /** The schema of an OpenAI-style `response_format` of type `json_schema`. */
