@@ -4,6 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { LogEntry, LogTurn } from '../store/request-log-query.js';
 import { api, type WhoAmI } from './api.js';
 import { fmtInt, fmtMs, fmtNum, fmtTime, fmtUsd } from './format.js';
+import { Table } from './table.js';
 
 export function LogsPage({ who }: { who: WhoAmI }) {
   const [filter, setFilter] = useState({ q: '', model: '', provider: '', key: '', status: '' });
@@ -46,62 +47,48 @@ export function LogsPage({ who }: { who: WhoAmI }) {
         <button type="submit">Search</button>
       </form>
       {error && <p class="error" role="alert">{error}</p>}
-      <table class="logs">
-        <thead>
-          <tr>
-            <th scope="col">time</th>
-            <th scope="col">model</th>
-            <th scope="col">provider</th>
-            <th scope="col">key</th>
-            <th scope="col">status</th>
-            <th scope="col">tokens</th>
-            <th scope="col">cost</th>
-            <th scope="col">message</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((r) => (
-            <>
-              <tr class="entry">
-                <td>
-                  <button
-                    type="button"
-                    class="link"
-                    aria-expanded={open?.id === r.id}
-                    onClick={() =>
-                      open?.id === r.id ? setOpen(null) : void api<{ turns: LogTurn[] }>(`/admin/logs/${encodeURIComponent(r.id)}`).then((d) => setOpen({ id: r.id, turns: d.turns }))
-                    }
-                  >
-                    {fmtTime(r.at)}
-                  </button>
+      <Table class="logs" columns={['time', 'model', 'provider', 'key', 'status', 'tokens', 'cost', 'message']}>
+        {rows.map((r) => (
+          <>
+            <tr class="entry">
+              <td>
+                <button
+                  type="button"
+                  class="link"
+                  aria-expanded={open?.id === r.id}
+                  onClick={() =>
+                    open?.id === r.id ? setOpen(null) : void api<{ turns: LogTurn[] }>(`/admin/logs/${encodeURIComponent(r.id)}`).then((d) => setOpen({ id: r.id, turns: d.turns }))
+                  }
+                >
+                  {fmtTime(r.at)}
+                </button>
+              </td>
+              <td>{r.models.join(', ')}</td>
+              <td>{r.provider ?? '–'}</td>
+              <td>{r.key_id ?? '–'}</td>
+              <td class={r.status}>{r.status}</td>
+              <td>{fmtInt(r.prompt_tokens + r.completion_tokens)}</td>
+              <td>{fmtUsd(r.cost)}</td>
+              <td>{r.error ?? r.first_message}</td>
+            </tr>
+            {open?.id === r.id && (
+              <tr class="detail">
+                <td colSpan={8}>
+                  {open.turns.map((t) => (
+                    <div class="turn">
+                      <p class="user">{t.user}</p>
+                      {t.error ? <p class="error">{t.error}</p> : <p class="reply">{t.reply ?? '(content not logged)'}</p>}
+                      <p class="stats">
+                        {t.model} · {t.provider ?? '?'} · {fmtInt(t.prompt_tokens)} in / {fmtInt(t.completion_tokens)} out · {fmtUsd(t.cost)} · TTFT {fmtMs(t.ttft_ms)} · total {fmtMs(t.latency_ms)} · {fmtNum(t.tokens_per_second)} tok/s
+                      </p>
+                    </div>
+                  ))}
                 </td>
-                <td>{r.models.join(', ')}</td>
-                <td>{r.provider ?? '–'}</td>
-                <td>{r.key_id ?? '–'}</td>
-                <td class={r.status}>{r.status}</td>
-                <td>{fmtInt(r.prompt_tokens + r.completion_tokens)}</td>
-                <td>{fmtUsd(r.cost)}</td>
-                <td>{r.error ?? r.first_message}</td>
               </tr>
-              {open?.id === r.id && (
-                <tr class="detail">
-                  <td colSpan={8}>
-                    {open.turns.map((t) => (
-                      <div class="turn">
-                        <p class="user">{t.user}</p>
-                        {t.error ? <p class="error">{t.error}</p> : <p class="reply">{t.reply ?? '(content not logged)'}</p>}
-                        <p class="stats">
-                          {t.model} · {t.provider ?? '?'} · {fmtInt(t.prompt_tokens)} in / {fmtInt(t.completion_tokens)} out · {fmtUsd(t.cost)} · TTFT {fmtMs(t.ttft_ms)} · total {fmtMs(t.latency_ms)} · {fmtNum(t.tokens_per_second)} tok/s
-                        </p>
-                      </div>
-                    ))}
-                  </td>
-                </tr>
-              )}
-            </>
-          ))}
-        </tbody>
-      </table>
+            )}
+          </>
+        ))}
+      </Table>
     </section>
   );
 }
