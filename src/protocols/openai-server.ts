@@ -37,14 +37,23 @@ const TOOL_FIELDS: ReadonlySet<string> = new Set(['type', 'function']);
 const FUNCTION_FIELDS: ReadonlySet<string> = new Set(['name', 'description', 'parameters', 'strict']);
 
 /** Known fields the gateway cannot honour: refused when set, so a client never gets less than it asked for silently. */
-const REFUSED: readonly (readonly [field: string, on: (value: unknown) => boolean, reason: string])[] = [
-  ['logprobs', (v) => v === true, 'logprobs are not supported by this server; remove logprobs'],
-  ['top_logprobs', (v) => v !== null && v !== undefined, 'logprobs are not supported by this server; remove top_logprobs'],
-  ['audio', (v) => v !== null && v !== undefined, 'audio output is not supported by this server; remove audio'],
-  ['modalities', (v) => Array.isArray(v) && v.some((m) => m !== 'text'), 'only text output is supported by this server; remove modalities'],
-  ['functions', (v) => v !== null && v !== undefined, 'functions is deprecated and not supported; send tools instead'],
-  ['function_call', (v) => v !== null && v !== undefined, 'function_call is deprecated and not supported; send tool_choice instead'],
-];
+const REFUSED: ReadonlyMap<string, { on: (value: unknown) => boolean; reason: string }> = new Map([
+  ['logprobs', { on: (v: unknown) => v === true, reason: 'logprobs are not supported by this server; remove logprobs' }],
+  ['top_logprobs', { on: (v: unknown) => v !== null, reason: 'logprobs are not supported by this server; remove top_logprobs' }],
+  ['audio', { on: (v: unknown) => v !== null, reason: 'audio output is not supported by this server; remove audio' }],
+  ['modalities', { on: (v: unknown) => Array.isArray(v) && v.some((m) => m !== 'text'), reason: 'only text output is supported by this server; remove modalities' }],
+  ['functions', { on: (v: unknown) => v !== null, reason: 'functions is deprecated and not supported; send tools instead' }],
+  ['function_call', { on: (v: unknown) => v !== null, reason: 'function_call is deprecated and not supported; send tool_choice instead' }],
+]);
+
+/** The top level of a body in one pass over its keys: unknown fields and the REFUSED ones that are set. */
+function refuseTopLevel(record: Record<string, unknown>): void {
+  for (const key in record) {
+    if (!REQUEST_FIELDS.has(key)) throw invalid(`Unrecognized request argument supplied: ${key}`);
+    const refused = REFUSED.get(key);
+    if (refused && record[key] !== undefined && refused.on(record[key])) throw invalid(refused.reason, key);
+  }
+}
 
 /** OpenAI's refusal of a property it does not know inside `where` (`messages[0]`, named `messages.0` as OpenAI does). */
 function refuseExtra(record: Record<string, unknown>, known: ReadonlySet<string>, where: string): void {
@@ -217,9 +226,7 @@ function readParams(record: Record<string, unknown>): RequestParams {
 function parseRequest(body: unknown): ServerRequest {
   const record = asRecord(body);
   if (!record) throw invalid('The request body must be a JSON object.');
-  const extra = unknownField(record, REQUEST_FIELDS);
-  if (extra !== undefined) throw invalid(`Unrecognized request argument supplied: ${extra}`);
-  for (const [field, on, reason] of REFUSED) if (record[field] !== undefined && on(record[field])) throw invalid(reason, field);
+  refuseTopLevel(record);
   if (typeof record.model !== 'string' || record.model === '') throw invalid('you must provide a model parameter', 'model');
   if (!Array.isArray(record.messages) || record.messages.length === 0) throw invalid("'messages' must be a non-empty array", 'messages');
   const stream = record.stream === true;
