@@ -4,6 +4,7 @@
  * serves, and SIGTERM draining the requests in flight.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { request } from 'node:http';
 import { mkdtempSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +63,39 @@ describe('switchboard serve', () => {
     const bare = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'sim/mini', messages: [{ role: 'user', content: 'Hi' }] }) });
     expect(bare.status).toBe(200);
     expect(s.stderr()).not.toMatch(/cannot use the conversation log/);
+    s.child.kill('SIGTERM');
+    expect(await s.exited).toBe(0);
+  });
+
+  it('reports the whole server in /metrics with --workers 2: every worker\'s requests, summed', async () => {
+    const s = await serve(['--workers', '2']);
+    // A new connection per request, so the primary hands them to both workers in turn.
+    const send = (): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const body = JSON.stringify({ model: 'sim/mini', messages: [{ role: 'user', content: 'Hi' }] });
+        const req = request(`${s.url}/v1/chat/completions`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', connection: 'close' } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) statuses.push(await send());
+    expect(statuses).toEqual(Array(8).fill(200));
+    // Whichever worker answers the scrape, it reports both workers' series.
+    for (let i = 0; i < 4; i++) {
+      const res = await fetch(`${s.url}/metrics`, { headers: { connection: 'close' } });
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      expect(text).toMatch(/^switchboard_workers 2$/m);
+      expect(text).toMatch(/^switchboard_requests_total\{protocol="openai",status="200"\} 8$/m);
+      // The histogram's series (one per provider the router chose) sum to every request too.
+      const total = (pattern: RegExp): number => [...text.matchAll(pattern)].reduce((sum, m) => sum + Number(m[1]), 0);
+      expect(total(/^gen_ai_server_request_duration_seconds_count\{gen_ai_operation_name="chat",gen_ai_request_model="sim\/mini"[^}]*\} (\d+)$/gm)).toBe(8);
+      expect(total(/^gen_ai_server_request_duration_seconds_bucket\{[^}]*le="\+Inf"\} (\d+)$/gm)).toBe(8);
+      expect(text).toMatch(/^switchboard_in_flight_requests 0$/m);
+    }
     s.child.kill('SIGTERM');
     expect(await s.exited).toBe(0);
   });

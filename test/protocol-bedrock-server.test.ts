@@ -9,49 +9,19 @@ import { APIError, RateLimitError, ServerError } from '../src/errors.js';
 import { getProtocol, getProtocolServer, WireRequestError } from '../src/protocols/index.js';
 import type { Endpoint, StreamReader } from '../src/protocols/index.js';
 import { collectEvents } from '../src/protocols/server-common.js';
-import type { CanonicalRequest, Message, ProtocolEvent, TokenUsage } from '../src/types.js';
+import { args, canonicalRequestOf, conversationOf, name, text } from './helpers/protocol-arbitraries.js';
+import type { CanonicalRequest, ProtocolEvent, TokenUsage } from '../src/types.js';
 
 const client = getProtocol('bedrock');
 const server = getProtocolServer('bedrock');
 const ep: Endpoint = { provider: 'bedrock', protocol: 'bedrock', baseURL: 'http://127.0.0.1:9', headers: {}, compat: {} };
 
-const text = fc.string({ minLength: 1, maxLength: 20, unit: 'grapheme' });
-const name = fc.stringMatching(/^[a-z][a-z0-9_]{0,11}$/);
-const args = fc.dictionary(name, fc.oneof(fc.integer(), fc.string({ maxLength: 8 }), fc.boolean()), { maxKeys: 3 }).map((o) => JSON.stringify(o));
-
-const conversation: fc.Arbitrary<Message[]> = fc
-  .tuple(fc.option(text, { nil: undefined }), fc.array(fc.record({ user: text, calls: fc.array(fc.record({ name, arguments: args, result: text }), { maxLength: 2 }), answer: text }), { minLength: 1, maxLength: 3 }))
-  .map(([system, turns]) => {
-    const messages: Message[] = system === undefined ? [] : [{ role: 'system', content: system }];
-    let id = 0;
-    turns.forEach((turn, t) => {
-      messages.push({ role: 'user', content: turn.user });
-      if (turn.calls.length > 0) {
-        const calls = turn.calls.map((c) => ({ id: `tooluse_${id++}`, type: 'function' as const, function: { name: c.name, arguments: c.arguments } }));
-        messages.push({ role: 'assistant', content: null, tool_calls: calls });
-        calls.forEach((c, i) => messages.push({ role: 'tool', tool_call_id: c.id, content: turn.calls[i]?.result ?? '' }));
-      }
-      if (t < turns.length - 1 || turn.calls.length === 0) messages.push({ role: 'assistant', content: turn.answer });
-    });
-    if (messages[messages.length - 1]?.role === 'assistant') messages.push({ role: 'user', content: 'and?' });
-    return messages;
-  });
-
-const canonicalRequest: fc.Arbitrary<CanonicalRequest> = fc.record({
+const canonicalRequest = canonicalRequestOf({
   model: fc.constantFrom('anthropic.claude-sonnet-4-5-20250929-v1:0', 'amazon.nova-pro-v1:0', 'meta.llama3-3-70b-instruct-v1:0'),
-  messages: conversation,
-  stream: fc.boolean(),
-  params: fc.record(
-    {
-      temperature: fc.constantFrom(0, 0.5, 1),
-      topP: fc.constantFrom(0.5, 1),
-      maxTokens: fc.integer({ min: 1, max: 8192 }),
-      stop: fc.array(fc.constantFrom('END', '###'), { minLength: 1, maxLength: 2 }),
-      tools: fc.array(fc.record({ name, description: text, parameters: fc.constant({ type: 'object', properties: { q: { type: 'string' } } }) }), { minLength: 1, maxLength: 2 }),
-      toolChoice: fc.constantFrom('auto' as const, 'required' as const),
-    },
-    { requiredKeys: [] },
-  ),
+  conversation: conversationOf({ callPrefix: 'tooluse_', result: text }),
+  stops: ['END', '###'],
+  toolChoices: ['auto', 'required'],
+  parameters: { type: 'object', properties: { q: { type: 'string' } } },
 });
 
 /** What Converse can carry: a tool choice only with tools. */

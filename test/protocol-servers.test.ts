@@ -10,7 +10,8 @@ import { APIError, RateLimitError, ServerError } from '../src/errors.js';
 import { getProtocol, getProtocolServer, WireRequestError } from '../src/protocols/index.js';
 import type { Endpoint, ProtocolName, ServerRequestContext } from '../src/protocols/index.js';
 import { collectEvents } from '../src/protocols/server-common.js';
-import type { CanonicalRequest, Message, ProtocolEvent, TokenUsage } from '../src/types.js';
+import type { CanonicalRequest, ProtocolEvent, TokenUsage } from '../src/types.js';
+import { args, canonicalRequestOf, conversationOf, name, text, words } from './helpers/protocol-arbitraries.js';
 import { parseSSE } from './sim-helpers.js';
 
 const PROTOCOLS: ProtocolName[] = ['openai', 'openai-responses', 'anthropic', 'gemini'];
@@ -25,58 +26,12 @@ function contextOf(url: string): ServerRequestContext {
   return gemini ? { pathModel: decodeURIComponent(gemini[1] ?? ''), pathStream: gemini[2] === 'streamGenerateContent', headers: {} } : { headers: {} };
 }
 
-// Text without lone surrogates and not empty (empty texts are dropped by protocols that cannot carry them).
-const text = fc.string({ minLength: 1, maxLength: 20, unit: 'grapheme' });
-/** Words (Gemini wraps a tool result in `{ result }` after trying it as JSON: plain words read back unchanged). */
-const words = fc.stringMatching(/^[A-Za-zéøł][A-Za-zéøł ]{0,14}[A-Za-zéøł]$/);
-const name = fc.stringMatching(/^[a-z][a-z0-9_]{0,11}$/);
-const args = fc.dictionary(name, fc.oneof(fc.integer(), fc.string({ maxLength: 8 }), fc.boolean()), { maxKeys: 3 }).map((o) => JSON.stringify(o));
-
-/** A conversation every protocol can carry: optional system prompt, then user turns, each maybe answered with tool calls and their results. */
-const conversation: fc.Arbitrary<Message[]> = fc
-  .tuple(
-    fc.option(text, { nil: undefined }),
-    fc.array(
-      fc.record({
-        user: text,
-        calls: fc.array(fc.record({ name, arguments: args, result: words }), { maxLength: 2 }),
-        answer: text,
-      }),
-      { minLength: 1, maxLength: 3 },
-    ),
-  )
-  .map(([system, turns]) => {
-    const messages: Message[] = system === undefined ? [] : [{ role: 'system', content: system }];
-    let id = 0;
-    turns.forEach((turn, t) => {
-      messages.push({ role: 'user', content: turn.user });
-      if (turn.calls.length > 0) {
-        const calls = turn.calls.map((c) => ({ id: `call_${id++}`, type: 'function' as const, function: { name: c.name, arguments: c.arguments } }));
-        messages.push({ role: 'assistant', content: null, tool_calls: calls });
-        calls.forEach((c, i) => messages.push({ role: 'tool', tool_call_id: c.id, content: turn.calls[i]?.result ?? '' }));
-      }
-      if (t < turns.length - 1 || turn.calls.length === 0) messages.push({ role: 'assistant', content: turn.answer });
-    });
-    // End on a user or tool message, as a request does.
-    if (messages[messages.length - 1]?.role === 'assistant') messages.push({ role: 'user', content: 'and?' });
-    return messages;
-  });
-
-const canonicalRequest: fc.Arbitrary<CanonicalRequest> = fc.record({
+const canonicalRequest = canonicalRequestOf({
   model: fc.stringMatching(/^[a-z][a-z0-9.-]{0,15}$/),
-  messages: conversation,
-  stream: fc.boolean(),
-  params: fc.record(
-    {
-      temperature: fc.constantFrom(0, 0.5, 1),
-      topP: fc.constantFrom(0.5, 1),
-      maxTokens: fc.integer({ min: 1, max: 8192 }),
-      stop: fc.array(fc.constantFrom('END', '\n\n', '###'), { minLength: 1, maxLength: 2 }),
-      tools: fc.array(fc.record({ name, description: text, parameters: fc.constant({ type: 'object', properties: { q: { type: 'string' } }, required: ['q'] }) }), { minLength: 1, maxLength: 2 }),
-      toolChoice: fc.constantFrom('auto' as const, 'required' as const, 'none' as const),
-    },
-    { requiredKeys: [] },
-  ),
+  conversation: conversationOf({ callPrefix: 'call_', result: words }),
+  stops: ['END', '\n\n', '###'],
+  toolChoices: ['auto', 'required', 'none'],
+  parameters: { type: 'object', properties: { q: { type: 'string' } }, required: ['q'] },
 });
 
 /** A request cut to what the protocol accepts: the Responses API has no stop sequences and caps output at 16 tokens or more. */

@@ -2,7 +2,8 @@
  * `switchboard serve`: the gateway. With no config it serves the simulator's models and says
  * so. The config file reloads when it changes and on SIGHUP (an invalid one is refused and
  * the old one stays); SIGTERM and SIGINT drain requests in flight, then exit. `--workers N`
- * runs N processes sharing the port (node:cluster); each reloads and drains on its own.
+ * runs N processes sharing the port (node:cluster); each reloads and drains on its own, keeps
+ * its own in-flight limit, and `/metrics` reports the sum of all of them.
  */
 import type { Command } from 'commander';
 import { CLIError, gatewayConfigFor, parseNumber, type CliIO } from './io.js';
@@ -68,6 +69,8 @@ async function runPrimary(workers: number, io: CliIO): Promise<void> {
   // Create the request log's schema once, before the workers open it side by side.
   const { openConversationLog } = await import('../store/conversation-log.js');
   openConversationLog({ env: io.env, warn: (m) => void io.stderr.write(`switchboard serve: ${m}\n`) })?.close();
+  // One /metrics for the whole server: the primary sums the workers' series (cluster-metrics.ts).
+  (await import('../gateway/cluster-metrics.js')).serveClusterMetrics(cluster);
   for (let i = 0; i < workers; i++) cluster.fork();
   cluster.on('exit', (worker, code) => {
     if (stopping) return;
@@ -111,8 +114,12 @@ async function runServer(flags: ServeFlags, port: number | undefined, io: CliIO,
   // With Redis, routing measurements and circuit breakers are shared by every instance too.
   const redisUrl = config.virtualKeys.redisUrl;
   const sharedRouting = redisUrl ? await (await import('../gateway/shared-routing.js')).openSharedRouting({ redisUrl, instance: config.env.SWITCHBOARD_INSTANCE, warn }) : undefined;
+  const { GatewayMetrics } = await import('../gateway/metrics.js');
+  const metrics = new GatewayMetrics();
   const gateway = new Gateway({
     config,
+    metrics,
+    ...(isWorker ? { metricsText: (await import('../gateway/cluster-metrics.js')).workerMetricsText(metrics) } : {}),
     requestLog: requestLog ?? false,
     warn,
     accessLog: (lines) => io.stdout.write(lines),

@@ -2,6 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.js';
 import { fmtTime, fmtUsd } from './format.js';
+import { Table } from './table.js';
 
 interface Key {
   id: string;
@@ -94,59 +95,45 @@ export function KeysPage() {
           </button>
         </div>
       )}
-      <table class="keys">
-        <thead>
-          <tr>
-            <th scope="col">id</th>
-            <th scope="col">name</th>
-            <th scope="col">team</th>
-            <th scope="col">budget</th>
-            <th scope="col">rpm / tpm</th>
-            <th scope="col">models</th>
-            <th scope="col">state</th>
-            <th scope="col">actions</th>
+      <Table class="keys" columns={['id', 'name', 'team', 'budget', 'rpm / tpm', 'models', 'state', 'actions']}>
+        {keys.map((k) => (
+          <tr data-key={k.name}>
+            <td>{k.id}</td>
+            <td>
+              {k.name}
+              {k.admin ? ' (admin)' : ''}
+            </td>
+            <td>{k.team ?? '–'}</td>
+            <td>{k.budget ? `${fmtUsd(k.budget.amount, 2)} / ${k.budget.period}` : '–'}</td>
+            <td>
+              {k.rpm ?? '–'} / {k.tpm ?? '–'}
+            </td>
+            <td>{k.models?.join(', ') ?? 'all'}</td>
+            <td class="state">{k.revoked_at ? `revoked ${fmtTime(k.revoked_at)}` : k.expires_at ? `expires ${fmtTime(k.expires_at)}` : 'active'}</td>
+            <td>
+              {!k.revoked_at && (
+                <>
+                  <button
+                    type="button"
+                    onClick={() => {
+                      const amount = prompt(`New budget in dollars for ${k.name} (empty: none)`, k.budget?.amount ?? '');
+                      if (amount !== null) void act(api(`/admin/keys/${k.id}`, { method: 'PATCH', body: amount === '' ? { budget: null } : { budget: amount, period: k.budget?.period ?? 'month' } }));
+                    }}
+                  >
+                    Budget…
+                  </button>
+                  <button type="button" onClick={() => void act(api<{ id: string; key: string }>(`/admin/keys/${k.id}/rotate`, { method: 'POST', body: { grace_seconds: 0 } }).then((r) => setSecret({ id: r.id, key: r.key })))}>
+                    Rotate
+                  </button>
+                  <button type="button" onClick={() => void act(api(`/admin/keys/${k.id}/revoke`, { method: 'POST' }))}>
+                    Revoke
+                  </button>
+                </>
+              )}
+            </td>
           </tr>
-        </thead>
-        <tbody>
-          {keys.map((k) => (
-            <tr data-key={k.name}>
-              <td>{k.id}</td>
-              <td>
-                {k.name}
-                {k.admin ? ' (admin)' : ''}
-              </td>
-              <td>{k.team ?? '–'}</td>
-              <td>{k.budget ? `${fmtUsd(k.budget.amount, 2)} / ${k.budget.period}` : '–'}</td>
-              <td>
-                {k.rpm ?? '–'} / {k.tpm ?? '–'}
-              </td>
-              <td>{k.models?.join(', ') ?? 'all'}</td>
-              <td class="state">{k.revoked_at ? `revoked ${fmtTime(k.revoked_at)}` : k.expires_at ? `expires ${fmtTime(k.expires_at)}` : 'active'}</td>
-              <td>
-                {!k.revoked_at && (
-                  <>
-                    <button
-                      type="button"
-                      onClick={() => {
-                        const amount = prompt(`New budget in dollars for ${k.name} (empty: none)`, k.budget?.amount ?? '');
-                        if (amount !== null) void act(api(`/admin/keys/${k.id}`, { method: 'PATCH', body: amount === '' ? { budget: null } : { budget: amount, period: k.budget?.period ?? 'month' } }));
-                      }}
-                    >
-                      Budget…
-                    </button>
-                    <button type="button" onClick={() => void act(api<{ id: string; key: string }>(`/admin/keys/${k.id}/rotate`, { method: 'POST', body: { grace_seconds: 0 } }).then((r) => setSecret({ id: r.id, key: r.key })))}>
-                      Rotate
-                    </button>
-                    <button type="button" onClick={() => void act(api(`/admin/keys/${k.id}/revoke`, { method: 'POST' }))}>
-                      Revoke
-                    </button>
-                  </>
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+        ))}
+      </Table>
     </section>
   );
 }

@@ -1,45 +1,19 @@
 /** Logs: GET /admin/logs with filters; an entry opens into its turns (GET /admin/logs/{id}). */
 import { useEffect, useState } from 'preact/hooks';
+// What GET /admin/logs and /admin/logs/{id} answer: the request log's own rows (types only, erased from the bundle).
+import type { LogEntry, LogTurn } from '../store/request-log-query.js';
 import { api, type WhoAmI } from './api.js';
 import { fmtInt, fmtMs, fmtNum, fmtTime, fmtUsd } from './format.js';
-
-interface Entry {
-  id: string;
-  at: string;
-  models: string[];
-  provider: string | null;
-  key_id: string | null;
-  status: 'ok' | 'error';
-  prompt_tokens: number;
-  completion_tokens: number;
-  cost: number | null;
-  latency_ms: number | null;
-  first_message: string;
-  error: string | null;
-}
-interface Turn {
-  seq: number;
-  model: string;
-  provider: string | null;
-  user: string;
-  reply: string | null;
-  prompt_tokens: number;
-  completion_tokens: number;
-  cost: number | null;
-  ttft_ms: number | null;
-  latency_ms: number | null;
-  tokens_per_second: number | null;
-  error: string | null;
-}
+import { Table } from './table.js';
 
 export function LogsPage({ who }: { who: WhoAmI }) {
   const [filter, setFilter] = useState({ q: '', model: '', provider: '', key: '', status: '' });
-  const [rows, setRows] = useState<Entry[]>([]);
-  const [open, setOpen] = useState<{ id: string; turns: Turn[] } | null>(null);
+  const [rows, setRows] = useState<LogEntry[]>([]);
+  const [open, setOpen] = useState<{ id: string; turns: LogTurn[] } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const load = () => {
     const q = new URLSearchParams(Object.entries(filter).filter(([, v]) => v !== ''));
-    api<{ data: Entry[] }>(`/admin/logs?${q}`)
+    api<{ data: LogEntry[] }>(`/admin/logs?${q}`)
       .then((d) => (setRows(d.data), setError(null)))
       .catch((e: Error) => setError(e.message));
   };
@@ -73,62 +47,48 @@ export function LogsPage({ who }: { who: WhoAmI }) {
         <button type="submit">Search</button>
       </form>
       {error && <p class="error" role="alert">{error}</p>}
-      <table class="logs">
-        <thead>
-          <tr>
-            <th scope="col">time</th>
-            <th scope="col">model</th>
-            <th scope="col">provider</th>
-            <th scope="col">key</th>
-            <th scope="col">status</th>
-            <th scope="col">tokens</th>
-            <th scope="col">cost</th>
-            <th scope="col">message</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((r) => (
-            <>
-              <tr class="entry">
-                <td>
-                  <button
-                    type="button"
-                    class="link"
-                    aria-expanded={open?.id === r.id}
-                    onClick={() =>
-                      open?.id === r.id ? setOpen(null) : void api<{ turns: Turn[] }>(`/admin/logs/${encodeURIComponent(r.id)}`).then((d) => setOpen({ id: r.id, turns: d.turns }))
-                    }
-                  >
-                    {fmtTime(r.at)}
-                  </button>
+      <Table class="logs" columns={['time', 'model', 'provider', 'key', 'status', 'tokens', 'cost', 'message']}>
+        {rows.map((r) => (
+          <>
+            <tr class="entry">
+              <td>
+                <button
+                  type="button"
+                  class="link"
+                  aria-expanded={open?.id === r.id}
+                  onClick={() =>
+                    open?.id === r.id ? setOpen(null) : void api<{ turns: LogTurn[] }>(`/admin/logs/${encodeURIComponent(r.id)}`).then((d) => setOpen({ id: r.id, turns: d.turns }))
+                  }
+                >
+                  {fmtTime(r.at)}
+                </button>
+              </td>
+              <td>{r.models.join(', ')}</td>
+              <td>{r.provider ?? '–'}</td>
+              <td>{r.key_id ?? '–'}</td>
+              <td class={r.status}>{r.status}</td>
+              <td>{fmtInt(r.prompt_tokens + r.completion_tokens)}</td>
+              <td>{fmtUsd(r.cost)}</td>
+              <td>{r.error ?? r.first_message}</td>
+            </tr>
+            {open?.id === r.id && (
+              <tr class="detail">
+                <td colSpan={8}>
+                  {open.turns.map((t) => (
+                    <div class="turn">
+                      <p class="user">{t.user}</p>
+                      {t.error ? <p class="error">{t.error}</p> : <p class="reply">{t.reply ?? '(content not logged)'}</p>}
+                      <p class="stats">
+                        {t.model} · {t.provider ?? '?'} · {fmtInt(t.prompt_tokens)} in / {fmtInt(t.completion_tokens)} out · {fmtUsd(t.cost)} · TTFT {fmtMs(t.ttft_ms)} · total {fmtMs(t.latency_ms)} · {fmtNum(t.tokens_per_second)} tok/s
+                      </p>
+                    </div>
+                  ))}
                 </td>
-                <td>{r.models.join(', ')}</td>
-                <td>{r.provider ?? '–'}</td>
-                <td>{r.key_id ?? '–'}</td>
-                <td class={r.status}>{r.status}</td>
-                <td>{fmtInt(r.prompt_tokens + r.completion_tokens)}</td>
-                <td>{fmtUsd(r.cost)}</td>
-                <td>{r.error ?? r.first_message}</td>
               </tr>
-              {open?.id === r.id && (
-                <tr class="detail">
-                  <td colSpan={8}>
-                    {open.turns.map((t) => (
-                      <div class="turn">
-                        <p class="user">{t.user}</p>
-                        {t.error ? <p class="error">{t.error}</p> : <p class="reply">{t.reply ?? '(content not logged)'}</p>}
-                        <p class="stats">
-                          {t.model} · {t.provider ?? '?'} · {fmtInt(t.prompt_tokens)} in / {fmtInt(t.completion_tokens)} out · {fmtUsd(t.cost)} · TTFT {fmtMs(t.ttft_ms)} · total {fmtMs(t.latency_ms)} · {fmtNum(t.tokens_per_second)} tok/s
-                        </p>
-                      </div>
-                    ))}
-                  </td>
-                </tr>
-              )}
-            </>
-          ))}
-        </tbody>
-      </table>
+            )}
+          </>
+        ))}
+      </Table>
     </section>
   );
 }

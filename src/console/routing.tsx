@@ -3,6 +3,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.js';
 import { ChartView } from './chart.js';
 import { fmtMs, fmtNum, fmtPrice, fmtTime } from './format.js';
+import { Table } from './table.js';
 
 interface Deployment {
   deployment: string;
@@ -43,46 +44,30 @@ export function RoutingPage() {
       {data?.models.map((m) => (
         <article class="route">
           <h2>{m.model}</h2>
-          <table>
-            <thead>
+          <Table columns={['deployment', 'price in / out', 'breaker', 'attempts', 'error rate', 'TTFT p50', 'tokens/s p50']}>
+            {m.deployments.map((d) => (
               <tr>
-                <th scope="col">deployment</th>
-                <th scope="col">price in / out</th>
-                <th scope="col">breaker</th>
-                <th scope="col">attempts</th>
-                <th scope="col">error rate</th>
-                <th scope="col">TTFT p50</th>
-                <th scope="col">tokens/s p50</th>
+                <th scope="row">{d.deployment}</th>
+                <td>
+                  {fmtPrice(d.input_price)} / {fmtPrice(d.output_price)}
+                </td>
+                <td class={d.breaker}>{d.breaker === 'closed' ? 'closed' : `${d.breaker} (${fmtMs(d.retry_in_ms)})`}</td>
+                <td>{d.attempts}</td>
+                <td>{d.error_rate === null ? '–' : `${fmtNum(d.error_rate * 100)} %`}</td>
+                <td>{fmtMs(d.ttft_p50_ms)}</td>
+                <td>{fmtNum(d.tokens_per_second_p50)}</td>
               </tr>
-            </thead>
-            <tbody>
-              {m.deployments.map((d) => (
-                <tr>
-                  <th scope="row">{d.deployment}</th>
-                  <td>
-                    {fmtPrice(d.input_price)} / {fmtPrice(d.output_price)}
-                  </td>
-                  <td class={d.breaker}>{d.breaker === 'closed' ? 'closed' : `${d.breaker} (${fmtMs(d.retry_in_ms)})`}</td>
-                  <td>{d.attempts}</td>
-                  <td>{d.error_rate === null ? '–' : `${fmtNum(d.error_rate * 100)} %`}</td>
-                  <td>{fmtMs(d.ttft_p50_ms)}</td>
-                  <td>{fmtNum(d.tokens_per_second_p50)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-          <table>
-            <caption>What each mode would pick now</caption>
-            <tbody>
-              {m.picks.map((p) => (
-                <tr>
-                  <th scope="row">@{p.mode}</th>
-                  <td>{p.deployment ?? '–'}</td>
-                  <td>{p.why}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            ))}
+          </Table>
+          <Table caption="What each mode would pick now">
+            {m.picks.map((p) => (
+              <tr>
+                <th scope="row">@{p.mode}</th>
+                <td>{p.deployment ?? '–'}</td>
+                <td>{p.why}</td>
+              </tr>
+            ))}
+          </Table>
           <div class="charts3">
             <OverTime d={m.deployments} field="ttft_ms" title="TTFT (ms) per attempt" />
             <OverTime d={m.deployments} field="tokens_per_second" title="tokens/s per attempt" />

@@ -3,6 +3,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, type SpendAnswer, type WhoAmI } from './api.js';
 import { ChartView, type Series } from './chart.js';
 import { fmtBucket, fmtInt, fmtUsd, isoDay, timeZone } from './format.js';
+import { Table } from './table.js';
 
 const dayStart = (day: string): string => new Date(`${day}T00:00:00`).toISOString();
 
@@ -106,29 +107,11 @@ export function SpendPage({ who }: { who: WhoAmI }) {
         <>
           <h2>{metric === 'cost' ? 'Cost' : 'Tokens'} by {by}</h2>
           <ChartView kind="bar" stacked title={`${metric} by ${by}`} labels={chart.labels} series={chart.series} yFormat={metric === 'cost' ? (v) => fmtUsd(v, 4) : fmtInt} />
-          <table class="totals">
-            <caption>Totals ({data.time_zone})</caption>
-            <thead>
-              <tr>
-                <th scope="col">{by}</th>
-                <th scope="col">requests</th>
-                <th scope="col">prompt tokens</th>
-                <th scope="col">completion tokens</th>
-                <th scope="col">cost</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.data.map((r) => (
-                <tr>
-                  <th scope="row">{String(r[by])}</th>
-                  <td>{fmtInt(r.requests)}</td>
-                  <td>{fmtInt(r.prompt_tokens)}</td>
-                  <td>{fmtInt(r.completion_tokens)}</td>
-                  <td data-cost={r.cost}>{fmtUsd(r.cost)}</td>
-                </tr>
-              ))}
-            </tbody>
-            <tfoot>
+          <Table
+            class="totals"
+            caption={`Totals (${data.time_zone})`}
+            columns={[by, 'requests', 'prompt tokens', 'completion tokens', 'cost']}
+            foot={
               <tr class="total">
                 <th scope="row">total</th>
                 <td>{fmtInt(data.total.requests)}</td>
@@ -136,8 +119,18 @@ export function SpendPage({ who }: { who: WhoAmI }) {
                 <td>{fmtInt(data.total.completion_tokens)}</td>
                 <td data-cost={data.total.cost}>{fmtUsd(data.total.cost)}</td>
               </tr>
-            </tfoot>
-          </table>
+            }
+          >
+            {data.data.map((r) => (
+              <tr>
+                <th scope="row">{String(r[by])}</th>
+                <td>{fmtInt(r.requests)}</td>
+                <td>{fmtInt(r.prompt_tokens)}</td>
+                <td>{fmtInt(r.completion_tokens)}</td>
+                <td data-cost={r.cost}>{fmtUsd(r.cost)}</td>
+              </tr>
+            ))}
+          </Table>
           {burn && (
             <>
               <h2>Budget left this period</h2>

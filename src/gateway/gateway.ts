@@ -17,6 +17,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { estimateTokens } from '../catalog/context.js';
 import { APIError, MissingKeyError, ServerError, SwitchboardError, redactSecrets } from '../errors.js';
 import { getProtocolServer } from '../protocols/index.js';
+import { statelessRefusal } from '../protocols/openai-responses-server.js';
 import { createPooledFetch } from '../protocols/pooled-fetch.js';
 import { WireRequestError, type ProtocolServer, type ServerProtocolName, type ServerRequest } from '../protocols/protocol.js';
 import { ProviderRegistry } from '../providers/registry.js';
@@ -63,6 +64,13 @@ export interface GatewayOptions {
   console?: ConsoleAssets | false | undefined;
   /** The response cache's store when it is shared (Redis); default: the config's memory or SQLite store. */
   cacheStore?: CacheStore | undefined;
+  /**
+   * The text of `GET /metrics` when this process is one of several (`serve --workers N`):
+   * the whole server's series, summed in the primary (cluster-metrics.ts). Default: this process's.
+   */
+  metricsText?: (() => Promise<string>) | undefined;
+  /** This process's metrics registry (default: a new one). */
+  metrics?: GatewayMetrics | undefined;
 }
 
 interface Serving {
@@ -150,13 +158,14 @@ function modelError(err: unknown, name: string): SwitchboardError {
 
 export class Gateway {
   readonly server: Server;
-  readonly metrics = new GatewayMetrics();
+  readonly metrics: GatewayMetrics;
   #serving: Serving;
   readonly #admission: Admission;
   readonly #admin: AdminHandler | undefined;
   readonly #consoleApi: ConsoleApi;
   readonly #console: ConsoleAssets | undefined;
   readonly #readiness: GatewayOptions['readiness'];
+  readonly #metricsText: GatewayOptions['metricsText'];
   readonly #customAuthenticator: Authenticator | undefined;
   readonly #requestLog: RequestLogWriter | undefined;
   readonly #warn: (message: string) => void;
@@ -179,6 +188,8 @@ export class Gateway {
     this.#admission = options.admission ?? openAdmission;
     this.#admin = options.admin;
     this.#readiness = options.readiness;
+    this.metrics = options.metrics ?? new GatewayMetrics();
+    this.#metricsText = options.metricsText;
     this.#random = options.random ?? Math.random;
     this.#serving = this.#servingFor(options.config);
     this.#cache = new GatewayResponseCache(options.cacheStore, this.#warn);
@@ -471,6 +482,8 @@ export class Gateway {
       if (matched.pathStream !== undefined) ctx.pathStream = matched.pathStream;
       if (matched.kind === 'count') ctx.counting = true;
       parsed = server.parseRequest(body, ctx);
+      // The gateway keeps no responses: a continuation must carry its whole input.
+      if (parsed.previousResponseId !== undefined) throw statelessRefusal('previous_response_id');
       checkMedia(parsed.request.messages);
     } catch (err) {
       if (err instanceof WireRequestError || err instanceof SwitchboardError) {
@@ -651,9 +664,13 @@ export class Gateway {
 
   #operations(path: string, res: ServerResponse, requestId: string): void {
     if (path === '/metrics') {
-      const body = this.metrics.render();
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'x-request-id': requestId });
-      res.end(body);
+      const send = (status: number, body: string): void => {
+        res.writeHead(status, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'x-request-id': requestId });
+        res.end(body);
+      };
+      if (!this.#metricsText) send(200, this.metrics.render());
+      // A scrape that cannot see every worker fails rather than report part of the server.
+      else this.#metricsText().then((body) => send(200, body), (err: unknown) => send(503, `# ${err instanceof Error ? err.message : String(err)}\n`));
       return;
     }
     const logOk = this.#requestLog?.healthy ?? true;

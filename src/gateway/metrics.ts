@@ -36,6 +36,11 @@ abstract class Metric {
   abstract render(): string;
 }
 
+/** One metric's series as plain JSON, to pass between processes: label key -> value or histogram series. */
+export type SeriesSnapshot = [key: string, value: number | Series][];
+/** Every metric of one process, by name (see GatewayMetrics.snapshot and .add). */
+export type MetricsSnapshot = Record<string, SeriesSnapshot>;
+
 export class Counter extends Metric {
   readonly #values = new Map<string, number>();
   inc(labels: Labels = {}, by = 1): void {
@@ -44,6 +49,13 @@ export class Counter extends Metric {
   }
   get(labels: Labels = {}): number {
     return this.#values.get(this.key(labels)) ?? 0;
+  }
+  snapshot(): SeriesSnapshot {
+    return [...this.#values];
+  }
+  /** Sum another process's series into these. */
+  add(series: SeriesSnapshot): void {
+    for (const [k, v] of series) if (typeof v === 'number') this.#values.set(k, (this.#values.get(k) ?? 0) + v);
   }
   render(): string {
     let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} counter\n`;
@@ -57,12 +69,19 @@ export class Counter extends Metric {
 
 export class Gauge extends Metric {
   value = 0;
+  snapshot(): SeriesSnapshot {
+    return [['', this.value]];
+  }
+  /** A gauge of the whole server is the sum of its processes' (requests in flight). */
+  add(series: SeriesSnapshot): void {
+    for (const [, v] of series) if (typeof v === 'number') this.value += v;
+  }
   render(): string {
     return `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} gauge\n${this.name} ${this.value}\n`;
   }
 }
 
-interface Series {
+export interface Series {
   counts: number[];
   sum: number;
   count: number;
@@ -97,6 +116,23 @@ export class Histogram extends Metric {
   }
   count(labels: Labels = {}): number {
     return this.#series.get(this.key(labels))?.count ?? 0;
+  }
+  snapshot(): SeriesSnapshot {
+    return [...this.#series];
+  }
+  /** Sum another process's series (same buckets) into these: bucket counts, sums and counts add up. */
+  add(series: SeriesSnapshot): void {
+    for (const [k, v] of series) {
+      if (typeof v === 'number' || v.counts.length !== this.buckets.length) continue;
+      let s = this.#series.get(k);
+      if (!s) {
+        s = { counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 };
+        this.#series.set(k, s);
+      }
+      for (let i = 0; i < s.counts.length; i++) s.counts[i] = (s.counts[i] as number) + (v.counts[i] ?? 0);
+      s.sum += v.sum;
+      s.count += v.count;
+    }
   }
   render(): string {
     let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} histogram\n`;
@@ -175,8 +211,27 @@ export class GatewayMetrics {
     this.overhead.observe({ protocol: o.protocol }, o.overheadS);
   }
 
+  #all(): (Counter | Gauge | Histogram)[] {
+    return [this.requests, this.errors, this.duration, this.ttft, this.itl, this.tokens, this.tokensTotal, this.cost, this.overhead, this.inFlight, this.rejected, this.reloads];
+  }
+
+  /** This process's series, for a primary process to sum (`serve --workers N`). */
+  snapshot(): MetricsSnapshot {
+    const out: MetricsSnapshot = {};
+    for (const m of this.#all()) out[m.name] = m.snapshot();
+    return out;
+  }
+
+  /** Add one process's snapshot: counters and histograms sum, as Prometheus sums series. */
+  add(snapshot: MetricsSnapshot): void {
+    for (const m of this.#all()) {
+      const series = snapshot[m.name];
+      if (Array.isArray(series)) m.add(series);
+    }
+  }
+
   render(): string {
-    return [this.requests, this.errors, this.duration, this.ttft, this.itl, this.tokens, this.tokensTotal, this.cost, this.overhead, this.inFlight, this.rejected, this.reloads]
+    return this.#all()
       .map((m) => m.render())
       .join('');
   }

@@ -9,15 +9,64 @@
  * back as a JSON-schema response format, as does Anthropic's own `output_config.format`.
  */
 import type { SwitchboardError } from '../errors.js';
-import type { AssistantMessage, ContentPart, FinishReason, Message, ProtocolEvent, ReasoningDetail, RequestParams, TokenUsage, ToolCall, ToolDefinition } from '../types.js';
+import type { AssistantMessage, ContentPart, Message, ProtocolEvent, ReasoningDetail, RequestParams, TokenUsage, ToolCall, ToolDefinition } from '../types.js';
 import { OUTPUT_TOOL } from './anthropic.js';
 import { readAnthropicBreakpoints } from './prompt-cache.js';
 import { writeTimings } from './timings.js';
 import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type ServerRequestContext, type StreamEnd, type StreamWriter } from './protocol.js';
-import { argumentsObject, asRecord, collectEvents, errorMessage, errorStatus, retryHeaders } from './server-common.js';
+import { argumentsObject, asRecord, collectEvents, errorMessage, errorStatus, retryHeaders, stopReason, unknownField } from './server-common.js';
 
 function invalid(message: string): WireRequestError {
   return new WireRequestError(400, 'invalid_request_error', message);
+}
+
+/**
+ * Body fields of `/v1/messages` and of `/v1/messages/count_tokens` (which takes no
+ * generation settings). Anything else is refused as Anthropic refuses it
+ * (`foo: Extra inputs are not permitted`). `mcp_servers` and `container` need Anthropic's
+ * own servers and are refused; `metadata`, `service_tier`, `top_k`, `context_management` and
+ * Vertex AI's `anthropic_version` (its rawPredict bodies carry it) are accepted and ignored.
+ */
+const COUNT_FIELDS = ['model', 'messages', 'system', 'tools', 'tool_choice', 'thinking', 'mcp_servers', 'context_management', 'output_config', 'output_format'];
+const COUNT_REQUEST_FIELDS: ReadonlySet<string> = new Set(COUNT_FIELDS);
+const REQUEST_FIELDS: ReadonlySet<string> = new Set([...COUNT_FIELDS, 'max_tokens', 'stream', 'stop_sequences', 'temperature', 'top_p', 'top_k', 'metadata', 'service_tier', 'container', 'thread', 'anthropic_version']);
+
+/**
+ * The message-threads beta: `thread: { type: 'create' }` sends the whole history and is
+ * served as a plain request; a `continue` sends only what a stored thread lacks, and this
+ * server stores none, so it is answered `thread_not_found`, on which the Anthropic SDK sends
+ * the whole history again under a new thread.
+ */
+function refuseThreadContinue(thread: unknown): void {
+  const t = asRecord(thread);
+  if (t === undefined || t.type === 'create') return;
+  if (t.type !== 'continue') throw invalid("thread.type: Input should be 'create' or 'continue'");
+  throw new WireRequestError(404, 'not_found_error', 'thread: this server keeps no message threads, so it cannot continue one; send the whole history again (the Anthropic SDK does this itself).', 'thread', 'thread_not_found');
+}
+const MESSAGE_FIELDS: ReadonlySet<string> = new Set(['role', 'content']);
+/** Fields of the content blocks read here, by type (other block types pass as they are). */
+const BLOCK_FIELDS: ReadonlyMap<unknown, ReadonlySet<string>> = new Map([
+  ['text', new Set(['type', 'text', 'cache_control', 'citations'])],
+  ['image', new Set(['type', 'source', 'cache_control'])],
+  ['document', new Set(['type', 'source', 'title', 'context', 'citations', 'cache_control'])],
+  ['tool_use', new Set(['type', 'id', 'name', 'input', 'cache_control'])],
+  ['tool_result', new Set(['type', 'tool_use_id', 'content', 'is_error', 'cache_control'])],
+  ['thinking', new Set(['type', 'thinking', 'signature'])],
+  ['redacted_thinking', new Set(['type', 'data'])],
+]);
+const TOOL_FIELDS: ReadonlySet<string> = new Set(['type', 'name', 'description', 'input_schema', 'cache_control', 'strict']);
+
+/** Anthropic's refusal of a field it does not know; `where` is its path (`messages.0.content.1.tool_use`). */
+function refuseExtra(record: Record<string, unknown>, known: ReadonlySet<string> | undefined, where?: string): void {
+  const extra = known && unknownField(record, known);
+  if (extra !== undefined) throw invalid(`${where === undefined ? '' : `${where}.`}${extra}: Extra inputs are not permitted`);
+}
+
+/** A content block's fields, checked against its type's (`messages.0.content.1.tool_use.foo`). */
+function refuseExtraInBlock(block: Record<string, unknown> | undefined, where: string): void {
+  const known = block && BLOCK_FIELDS.get(block.type);
+  const extra = known && unknownField(block, known);
+  if (extra !== undefined) throw invalid(`${where}.${String(block?.type)}.${extra}: Extra inputs are not permitted`);
 }
 
 /** An image or document block's `source` as a canonical URL (`data:` URI for inline data). */
@@ -50,6 +99,7 @@ function readMessage(raw: unknown, i: number): Message[] {
   const message = asRecord(raw);
   const role = message?.role;
   const where = `messages.${i}`;
+  if (message) refuseExtra(message, MESSAGE_FIELDS, where);
   if (role !== 'user' && role !== 'assistant') throw invalid(`${where}.role: Input should be 'user' or 'assistant'`);
   const content = message?.content;
   if (typeof content === 'string') return [role === 'user' ? { role: 'user', content } : { role: 'assistant', content }];
@@ -60,6 +110,7 @@ function readMessage(raw: unknown, i: number): Message[] {
     const reasoning: ReasoningDetail[] = [];
     content.forEach((raw, j) => {
       const block = asRecord(raw);
+      refuseExtraInBlock(block, `${where}.content.${j}`);
       if (block?.type === 'text' && typeof block.text === 'string') texts.push(block.text);
       else if (block?.type === 'tool_use') {
         if (typeof block.id !== 'string' || typeof block.name !== 'string' || !asRecord(block.input)) throw invalid(`${where}.content.${j}: tool_use needs id, name and an input object`);
@@ -82,6 +133,7 @@ function readMessage(raw: unknown, i: number): Message[] {
   content.forEach((raw, j) => {
     const block = asRecord(raw);
     const at = `${where}.content.${j}`;
+    refuseExtraInBlock(block, at);
     switch (block?.type) {
       case 'text':
         if (typeof block.text !== 'string') throw invalid(`${at}.text: Field required`);
@@ -122,6 +174,7 @@ function readTools(value: unknown, params: RequestParams): { output?: { name: st
     }
     const schema = asRecord(tool?.input_schema);
     if (typeof tool?.name !== 'string' || !schema) throw invalid(`tools.${i}: name and input_schema are required`);
+    refuseExtra(tool, TOOL_FIELDS, `tools.${i}.custom`);
     if (tool.name === OUTPUT_TOOL) {
       const name = /^Give the reply as (.+)\.$/.exec(typeof tool.description === 'string' ? tool.description : '')?.[1] ?? 'response';
       output = { name, schema };
@@ -145,6 +198,10 @@ function readNumber(record: Record<string, unknown>, field: string, min: number,
 function parseRequest(body: unknown, ctx: ServerRequestContext): ServerRequest {
   const record = asRecord(body);
   if (!record) throw invalid('The request body must be a JSON object.');
+  refuseExtra(record, ctx.counting ? COUNT_REQUEST_FIELDS : REQUEST_FIELDS);
+  if (record.mcp_servers !== undefined) throw invalid('mcp_servers: MCP servers are not supported by this server; give the tools in tools instead');
+  if (record.thread !== undefined && record.thread !== null) refuseThreadContinue(record.thread);
+  if (record.container !== undefined) throw invalid('container: code execution containers are not supported by this server; remove container');
   if (typeof record.model !== 'string' || record.model === '') throw invalid('model: Field required');
   const params: RequestParams = {};
   if (!ctx.counting) {
@@ -155,6 +212,7 @@ function parseRequest(body: unknown, ctx: ServerRequestContext): ServerRequest {
   }
   if (!Array.isArray(record.messages) || record.messages.length === 0) throw invalid('messages: Field required (a non-empty list)');
   const messages: Message[] = [];
+  if (Array.isArray(record.system)) record.system.forEach((b, i) => refuseExtra(asRecord(b) ?? {}, BLOCK_FIELDS.get('text'), `system.${i}`));
   if (record.system !== undefined) {
     const system = blockText(record.system, 'system');
     if (system !== '') messages.push({ role: 'system', content: system });
@@ -193,20 +251,6 @@ function parseRequest(body: unknown, ctx: ServerRequestContext): ServerRequest {
   }
   const stream = record.stream === true;
   return { model: record.model, stream, request: { model: record.model, messages, params, stream } };
-}
-
-function stopReason(end: { finishReason: FinishReason; rawFinishReason?: string | undefined; stopSequence?: string | undefined }): string {
-  if (end.stopSequence !== undefined || end.rawFinishReason === 'stop_sequence') return 'stop_sequence';
-  switch (end.finishReason) {
-    case 'length':
-      return 'max_tokens';
-    case 'tool-calls':
-      return 'tool_use';
-    case 'content-filter':
-      return 'refusal';
-    default:
-      return 'end_turn';
-  }
 }
 
 /** Usage as Anthropic writes it: input_tokens excludes the cache reads and writes counted beside it. */
@@ -253,7 +297,10 @@ function anthropicStatus(error: SwitchboardError | WireRequestError): number {
 
 function errorObject(error: SwitchboardError | WireRequestError, status: number): Record<string, unknown> {
   const type = error instanceof WireRequestError ? error.type : (ERROR_TYPES[status] ?? (status >= 500 ? 'api_error' : 'invalid_request_error'));
-  return { type: 'error', error: { type, message: errorMessage(error) } };
+  const body: Record<string, unknown> = { type, message: errorMessage(error) };
+  // A machine-readable reason where Anthropic gives one (`thread_not_found`).
+  if (error instanceof WireRequestError && error.code !== undefined) body.details = { error_code: error.code };
+  return { type: 'error', error: body };
 }
 
 function frame(name: string, data: unknown): string {
@@ -345,7 +392,7 @@ class MessagesWriter implements StreamWriter {
       this.close() +
       frame('message_delta', {
         type: 'message_delta',
-        delta: { stop_reason: stopReason(result), stop_sequence: result.stopSequence ?? null },
+        delta: { stop_reason: stopReason(result, 'refusal'), stop_sequence: result.stopSequence ?? null },
         usage: anthropicUsage(result.usage),
         ...(result.timing ? { timings: writeTimings(result.timing) } : {}),
       }) +
@@ -385,7 +432,7 @@ export const anthropicServer: ProtocolServer = {
       role: 'assistant',
       model: meta.model,
       content,
-      stop_reason: stopReason({ finishReason: r.finishReason, rawFinishReason: r.rawFinishReason, stopSequence: end?.stopSequence }),
+      stop_reason: stopReason({ finishReason: r.finishReason, rawFinishReason: r.rawFinishReason, stopSequence: end?.stopSequence }, 'refusal'),
       stop_sequence: end?.stopSequence ?? null,
       usage: anthropicUsage(r.usage),
     };

@@ -11,7 +11,7 @@
 import { InvalidInputError, apiErrorFromStatus, ProtocolError, type APIError } from '../errors.js';
 import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEvent, ProviderBlocks, ProviderTiming, ReasoningDetail, TokenUsage } from '../types.js';
 import { usageWithSeparateCache } from '../usage.js';
-import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments, pushTurn, type WireTurn } from './media.js';
+import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments, toTurns, type WireTurn } from './media.js';
 import type { Endpoint, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
 import { addAnthropicBreakpoints, placeAnthropicBreakpoints, type BlockPosition } from './prompt-cache.js';
 import { readTimings, type WireTimings } from './timings.js';
@@ -161,51 +161,24 @@ export function toAnthropicMessages(
   messages: Message[],
   provider?: string,
 ): { system: string | undefined; messages: WireMessage[]; ends: (BlockPosition | undefined)[] } {
-  const system: string[] = [];
-  const out: WireMessage[] = [];
-  const ends: (BlockPosition | undefined)[] = [];
-  const push = (role: WireMessage['role'], blocks: Block[]): void => pushTurn(out, role, blocks);
-  for (const message of messages) {
-    // Where each message's last block lands (a tool result joins the user turn before it).
-    const at = (): void => {
-      const last = out[out.length - 1];
-      ends.push(message.role !== 'system' && last && Array.isArray(last.content) && last.content.length > 0 ? { message: out.length - 1, block: last.content.length - 1 } : undefined);
-    };
-    switch (message.role) {
-      case 'system':
-        if (message.content) system.push(message.content);
-        break;
-      case 'user':
-        push(
-          'user',
-          typeof message.content === 'string'
-            ? message.content === '' ? [] : [{ type: 'text', text: message.content }]
-            : message.content.filter((p) => p.type !== 'text' || p.text !== '').map(partToBlock),
-        );
-        break;
-      case 'assistant': {
-        const blocks: Block[] = [];
-        // Within a tool loop, thinking blocks come back with their signatures (Anthropic requires
-        // them before tool_use when thinking is on). Plain histories carry none.
-        for (const detail of (message as ReplayedAssistant).reasoning_details ?? []) {
-          if (detail.signature) blocks.push({ type: 'thinking', thinking: detail.text, signature: detail.signature });
-        }
-        const own = (message as ReplayedAssistant).provider_blocks;
-        if (own && own.provider === provider) blocks.push(...(own.blocks as Block[]));
-        if (message.content) blocks.push({ type: 'text', text: message.content });
-        for (const call of message.tool_calls ?? []) {
-          blocks.push({ type: 'tool_use', id: call.id, name: call.function.name, input: parseToolArguments(call.function.arguments) });
-        }
-        push('assistant', blocks);
-        break;
+  const { system, turns, ends } = toTurns<Block>(messages, {
+    text: (text) => ({ type: 'text', text }),
+    part: partToBlock,
+    assistantStart(message) {
+      const blocks: Block[] = [];
+      // Within a tool loop, thinking blocks come back with their signatures (Anthropic requires
+      // them before tool_use when thinking is on). Plain histories carry none.
+      for (const detail of (message as ReplayedAssistant).reasoning_details ?? []) {
+        if (detail.signature) blocks.push({ type: 'thinking', thinking: detail.text, signature: detail.signature });
       }
-      case 'tool':
-        push('user', [{ type: 'tool_result', tool_use_id: message.tool_call_id, content: message.content }]);
-        break;
-    }
-    at();
-  }
-  return { system: system.length > 0 ? system.join('\n\n') : undefined, messages: out, ends };
+      const own = (message as ReplayedAssistant).provider_blocks;
+      if (own && own.provider === provider) blocks.push(...(own.blocks as Block[]));
+      return blocks;
+    },
+    toolCall: (call) => ({ type: 'tool_use', id: call.id, name: call.function.name, input: parseToolArguments(call.function.arguments) }),
+    toolResult: (message) => ({ type: 'tool_result', tool_use_id: message.tool_call_id, content: message.content }),
+  });
+  return { system: system.length > 0 ? system.join('\n\n') : undefined, messages: turns, ends };
 }
 
 /** The schema of an OpenAI-style `response_format` of type `json_schema`. */

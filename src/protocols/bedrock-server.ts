@@ -8,12 +8,12 @@
  * which its `encoding` tells the caller to write as such.
  */
 import { APIError, type SwitchboardError } from '../errors.js';
-import type { ContentPart, FinishReason, Message, ProtocolEvent, RequestParams, TokenUsage, ToolCall } from '../types.js';
+import type { ContentPart, Message, ProtocolEvent, RequestParams, TokenUsage, ToolCall } from '../types.js';
 import { encodeEvent, encodeException } from './eventstream.js';
 import { BEDROCK_STREAM_TYPE } from './bedrock.js';
 import { writeTimings } from './timings.js';
 import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type ServerRequestContext, type StreamEnd, type StreamWriter } from './protocol.js';
-import { argumentsObject, asRecord, collectEvents, errorMessage, errorStatus, retryHeaders } from './server-common.js';
+import { argumentsObject, asRecord, collectEvents, errorMessage, errorStatus, retryHeaders, stopReason } from './server-common.js';
 
 function invalid(message: string): WireRequestError {
   return new WireRequestError(400, 'ValidationException', message);
@@ -153,20 +153,6 @@ function parseRequest(body: unknown, ctx: ServerRequestContext): ServerRequest {
   return { model, stream, request: { model, messages, params, stream } };
 }
 
-function stopReason(end: { finishReason: FinishReason; rawFinishReason?: string | undefined; stopSequence?: string | undefined }): string {
-  if (end.stopSequence !== undefined || end.rawFinishReason === 'stop_sequence') return 'stop_sequence';
-  switch (end.finishReason) {
-    case 'length':
-      return 'max_tokens';
-    case 'tool-calls':
-      return 'tool_use';
-    case 'content-filter':
-      return 'content_filtered';
-    default:
-      return 'end_turn';
-  }
-}
-
 /** Canonical usage in Bedrock's convention: inputTokens without the cache reads and writes. */
 function bedrockUsage(usage: TokenUsage | undefined): Record<string, number> {
   const u = usage ?? { promptTokens: 0, completionTokens: 0, totalTokens: 0 };
@@ -251,7 +237,7 @@ class ConverseStreamWriter implements StreamWriter {
   }
 
   end(result: StreamEnd): string {
-    return this.close() + event('messageStop', { stopReason: stopReason(result) }) + event('metadata', { usage: bedrockUsage(result.usage), metrics: { latencyMs: 0 }, ...(result.timing ? { timings: writeTimings(result.timing) } : {}) });
+    return this.close() + event('messageStop', { stopReason: stopReason(result, 'content_filtered') }) + event('metadata', { usage: bedrockUsage(result.usage), metrics: { latencyMs: 0 }, ...(result.timing ? { timings: writeTimings(result.timing) } : {}) });
   }
 
   error(error: SwitchboardError | WireRequestError): string {
@@ -279,7 +265,7 @@ export const bedrockServer: ProtocolServer = {
     for (const c of r.toolCalls) content.push({ toolUse: { toolUseId: c.id, name: c.name, input: argumentsObject(c.arguments) } });
     return {
       output: { message: { role: 'assistant', content } },
-      stopReason: stopReason({ finishReason: r.finishReason, rawFinishReason: r.rawFinishReason, stopSequence: end?.stopSequence }),
+      stopReason: stopReason({ finishReason: r.finishReason, rawFinishReason: r.rawFinishReason, stopSequence: end?.stopSequence }, 'content_filtered'),
       usage: bedrockUsage(r.usage),
       metrics: { latencyMs: 0 },
     };

@@ -15,7 +15,7 @@ import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEven
 import { usageWithSeparateCache } from '../usage.js';
 import { mapAnthropicFinish } from './anthropic.js';
 import { EventStreamDecoder } from './eventstream.js';
-import { EFFORT_BUDGETS, parseDataURI, parseToolArguments, pushTurn, type WireTurn } from './media.js';
+import { EFFORT_BUDGETS, parseDataURI, parseToolArguments, toTurns, type WireTurn } from './media.js';
 import type { Endpoint, FrameDecoder, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
 import { readTimings, type WireTimings } from './timings.js';
 
@@ -126,41 +126,21 @@ function partToBlock(part: ContentPart, index: number): Block {
 
 /** Canonical messages to Converse's `system` and alternating `messages`. */
 export function toBedrockMessages(messages: Message[]): { system: Block[]; messages: WireMessage[] } {
-  const system: Block[] = [];
-  const out: WireMessage[] = [];
   let documents = 0;
-  const push = (role: WireMessage['role'], blocks: Block[]): void => pushTurn(out, role, blocks);
-  for (const message of messages) {
-    switch (message.role) {
-      case 'system':
-        if (message.content) system.push({ text: message.content });
-        break;
-      case 'user':
-        push(
-          'user',
-          typeof message.content === 'string'
-            ? message.content === '' ? [] : [{ text: message.content }]
-            : message.content.filter((p) => p.type !== 'text' || p.text !== '').map((p) => partToBlock(p, p.type === 'file' ? documents++ : 0)),
-        );
-        break;
-      case 'assistant': {
-        const blocks: Block[] = [];
-        for (const detail of (message as ReplayedAssistant).reasoning_details ?? []) {
-          if (detail.signature) blocks.push({ reasoningContent: { reasoningText: { text: detail.text, signature: detail.signature } } });
-        }
-        if (message.content) blocks.push({ text: message.content });
-        for (const call of message.tool_calls ?? []) {
-          blocks.push({ toolUse: { toolUseId: call.id, name: call.function.name, input: parseToolArguments(call.function.arguments) } });
-        }
-        push('assistant', blocks);
-        break;
+  const { system, turns } = toTurns<Block>(messages, {
+    text: (text) => ({ text }),
+    part: (p) => partToBlock(p, p.type === 'file' ? documents++ : 0),
+    assistantStart(message) {
+      const blocks: Block[] = [];
+      for (const detail of (message as ReplayedAssistant).reasoning_details ?? []) {
+        if (detail.signature) blocks.push({ reasoningContent: { reasoningText: { text: detail.text, signature: detail.signature } } });
       }
-      case 'tool':
-        push('user', [{ toolResult: { toolUseId: message.tool_call_id, content: [{ text: message.content }] } }]);
-        break;
-    }
-  }
-  return { system, messages: out };
+      return blocks;
+    },
+    toolCall: (call) => ({ toolUse: { toolUseId: call.id, name: call.function.name, input: parseToolArguments(call.function.arguments) } }),
+    toolResult: (message) => ({ toolResult: { toolUseId: message.tool_call_id, content: [{ text: message.content }] } }),
+  });
+  return { system: system.map((text) => ({ text })), messages: turns };
 }
 
 export function buildBedrockBody(request: CanonicalRequest): Record<string, unknown> {

@@ -12,10 +12,43 @@ import type { SwitchboardError } from '../errors.js';
 import type { AssistantMessage, ContentPart, FinishReason, Message, ProtocolEvent, ReasoningDetail, RequestParams, TokenUsage, ToolCall, ToolDefinition } from '../types.js';
 import { writeTimings } from './timings.js';
 import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type ServerRequestContext, type StreamEnd, type StreamWriter } from './protocol.js';
-import { argumentsObject, asRecord, collectEvents, errorMessage, errorStatus, retryHeaders, type CollectedResponse } from './server-common.js';
+import { argumentsObject, asRecord, collectEvents, errorMessage, errorStatus, retryHeaders, unknownField, type CollectedResponse } from './server-common.js';
 
 function invalid(message: string): WireRequestError {
   return new WireRequestError(400, 'INVALID_ARGUMENT', message);
+}
+
+/** Field names in camelCase and in snake_case, as Google's JSON parser takes them. */
+function bothCases(names: readonly string[]): ReadonlySet<string> {
+  return new Set(names.flatMap((name) => [name, name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)]));
+}
+
+/**
+ * The fields of GenerateContentRequest and of the messages inside it that Google's parser
+ * knows; anything else is refused as Google refuses it (`Invalid JSON payload received.
+ * Unknown name "foo": Cannot find field.`). Known fields not read here (`safetySettings`,
+ * `cachedContent`, `topK`, penalties, `responseModalities`, `speechConfig`, code execution
+ * and other built-in tools, `videoMetadata`, ...) are accepted and ignored.
+ */
+const REQUEST_FIELDS = bothCases(['model', 'contents', 'tools', 'toolConfig', 'safetySettings', 'systemInstruction', 'generationConfig', 'cachedContent']);
+const COUNT_REQUEST_FIELDS = bothCases(['model', 'contents', 'generateContentRequest']);
+const CONTENT_FIELDS = bothCases(['role', 'parts']);
+const PART_FIELDS = bothCases(['text', 'inlineData', 'functionCall', 'functionResponse', 'fileData', 'executableCode', 'codeExecutionResult', 'thought', 'thoughtSignature', 'videoMetadata', 'mediaResolution', 'partMetadata']);
+const CONFIG_FIELDS = bothCases([
+  'stopSequences', 'responseMimeType', 'responseSchema', 'responseJsonSchema', 'responseModalities', 'candidateCount', 'maxOutputTokens', 'temperature',
+  'topP', 'topK', 'seed', 'presencePenalty', 'frequencyPenalty', 'responseLogprobs', 'logprobs', 'enableEnhancedCivicAnswers', 'speechConfig',
+  'thinkingConfig', 'imageConfig', 'mediaResolution',
+]);
+const TOOL_FIELDS = bothCases(['functionDeclarations', 'googleSearchRetrieval', 'codeExecution', 'googleSearch', 'computerUse', 'urlContext', 'fileSearch', 'googleMaps']);
+const DECLARATION_FIELDS = bothCases(['name', 'description', 'behavior', 'parameters', 'parametersJsonSchema', 'response', 'responseJsonSchema']);
+
+/** Google's refusal of a field it does not know, at `where[index]` (`contents[0].parts[1]`); the path is built only to throw. */
+function refuseExtra(record: Record<string, unknown>, known: ReadonlySet<string>, where?: string, index?: number): void {
+  const extra = unknownField(record, known);
+  if (extra === undefined) return;
+  const path = where === undefined ? '' : index === undefined ? where : `${where}[${index}]`;
+  const message = `Invalid JSON payload received. Unknown name ${JSON.stringify(extra)}${path === '' ? '' : ` at '${path}'`}: Cannot find field.`;
+  throw new WireRequestError(400, 'INVALID_ARGUMENT', message, path);
 }
 
 /** A field under its camelCase or snake_case name. */
@@ -64,6 +97,7 @@ class ContentsReader {
 
   read(raw: unknown, i: number): void {
     const content = asRecord(raw);
+    if (content) refuseExtra(content, CONTENT_FIELDS, 'contents', i);
     const role = content?.role ?? 'user';
     if (role !== 'user' && role !== 'model' && role !== 'function') throw invalid(`* GenerateContentRequest.contents[${i}].role: Please use a valid role: user, model.`);
     const parts = content?.parts;
@@ -73,6 +107,7 @@ class ContentsReader {
     parts.forEach((p, j) => {
       const part = asRecord(p);
       const where = `contents[${i}].parts[${j}]`;
+      if (part) refuseExtra(part, PART_FIELDS, where);
       const inline = asRecord(field(part, 'inlineData'));
       const file = asRecord(field(part, 'fileData'));
       const response = asRecord(field(part, 'functionResponse'));
@@ -101,6 +136,7 @@ class ContentsReader {
     const reasoning: ReasoningDetail[] = [];
     parts.forEach((p, j) => {
       const part = asRecord(p);
+      if (part) refuseExtra(part, PART_FIELDS, `contents[${i}].parts`, j);
       const call = asRecord(field(part, 'functionCall'));
       if (call) {
         if (typeof call.name !== 'string') throw invalid(`* GenerateContentRequest.contents[${i}].parts[${j}].function_call.name: Field required`);
@@ -140,14 +176,16 @@ function readTools(value: unknown, params: RequestParams): void {
   if (value === undefined) return;
   if (!Array.isArray(value)) throw invalid('* GenerateContentRequest.tools: Proto field is not repeating, cannot start list.');
   const tools: ToolDefinition[] = [];
-  for (const raw of value) {
-    const tool = asRecord(raw);
+  for (let t = 0; t < value.length; t++) {
+    const tool = asRecord(value[t]);
+    if (tool) refuseExtra(tool, TOOL_FIELDS, 'tools', t);
     if (field(tool, 'googleSearch') !== undefined || field(tool, 'googleSearchRetrieval') !== undefined) params.webSearch = true;
     const declarations = field(tool, 'functionDeclarations');
     if (!Array.isArray(declarations)) continue;
     declarations.forEach((d, i) => {
       const decl = asRecord(d);
-      if (typeof decl?.name !== 'string') throw invalid(`* GenerateContentRequest.tools[0].function_declarations[${i}].name: Field required`);
+      if (typeof decl?.name !== 'string') throw invalid(`* GenerateContentRequest.tools[${t}].function_declarations[${i}].name: Field required`);
+      refuseExtra(decl, DECLARATION_FIELDS, `tools[${t}].function_declarations`, i);
       const out: ToolDefinition = { name: decl.name, parameters: schemaOf(decl, 'parameters', 'parametersJsonSchema') ?? { type: 'object', properties: {} } };
       if (typeof decl.description === 'string') out.description = decl.description;
       tools.push(out);
@@ -158,6 +196,7 @@ function readTools(value: unknown, params: RequestParams): void {
 
 function readConfig(config: Record<string, unknown> | undefined, params: RequestParams): number | undefined {
   if (!config) return undefined;
+  refuseExtra(config, CONFIG_FIELDS, 'generation_config');
   const number = (name: string): number | undefined => {
     const value = field(config, name);
     if (value === undefined || value === null) return undefined;
@@ -200,12 +239,16 @@ function parseRequest(body: unknown, ctx: ServerRequestContext): ServerRequest {
   const model = (ctx.pathModel ?? '').replace(/^models\//, '');
   if (model === '') throw invalid('* GenerateContentRequest.model: unexpected model name format');
   // countTokens also takes `{ generateContentRequest: { contents, ... } }`.
-  const source = (ctx.counting ? asRecord(field(record, 'generateContentRequest')) : undefined) ?? record;
+  refuseExtra(record, ctx.counting ? COUNT_REQUEST_FIELDS : REQUEST_FIELDS);
+  const inner = ctx.counting ? asRecord(field(record, 'generateContentRequest')) : undefined;
+  if (inner) refuseExtra(inner, REQUEST_FIELDS, 'generate_content_request');
+  const source = inner ?? record;
   const contents = source.contents;
   if (!Array.isArray(contents) || contents.length === 0) throw invalid('* GenerateContentRequest.contents: contents is not specified');
   const messages: Message[] = [];
   const instruction = asRecord(field(source, 'systemInstruction'));
   if (instruction) {
+    refuseExtra(instruction, CONTENT_FIELDS, 'system_instruction');
     const parts = Array.isArray(instruction.parts) ? instruction.parts : [];
     for (const p of parts) {
       const t = asRecord(p)?.text;
@@ -294,6 +337,10 @@ function errorObject(error: SwitchboardError | WireRequestError, status: number)
   const statusName = error instanceof WireRequestError ? error.type : (ERROR_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT'));
   const out: Record<string, unknown> = { code: status, message: errorMessage(error), status: statusName };
   if (error instanceof WireRequestError && error.code) out.details = [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: error.code, domain: 'googleapis.com' }];
+  else if (error instanceof WireRequestError && error.param !== undefined) {
+    // A payload Google's parser refused: the field it names, as a BadRequest violation.
+    out.details = [{ '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: [error.param === '' ? { description: error.message } : { field: error.param, description: error.message }] }];
+  }
   return { error: out };
 }
 

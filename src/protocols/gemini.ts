@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { apiErrorFromStatus, InvalidHistoryError, ProtocolError, type APIError } from '../errors.js';
 import type { CanonicalRequest, ContentPart, FinishReason, Message, ProtocolEvent, TokenUsage } from '../types.js';
-import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments } from './media.js';
+import { EFFORT_BUDGETS, mediaTypeFromURL, parseDataURI, parseToolArguments, toTurns } from './media.js';
 import type { Endpoint, Protocol, SSEMessage, StreamReader, WireRequest } from './protocol.js';
 import { readTimings, type WireTimings } from './timings.js';
 
@@ -186,49 +186,24 @@ function toolResponse(content: string): Record<string, unknown> {
 
 /** Canonical messages to Gemini's `systemInstruction` and `contents`. */
 export function toGeminiContents(messages: Message[]): { systemInstruction: { parts: Part[] } | undefined; contents: Content[] } {
-  const system: Part[] = [];
-  const contents: Content[] = [];
   const toolNames = new Map<string, string>();
-  const push = (role: Content['role'], parts: Part[]): void => {
-    if (parts.length === 0) return;
-    const last = contents[contents.length - 1];
-    if (last && last.role === role) last.parts.push(...parts);
-    else contents.push({ role, parts });
-  };
-  for (const message of messages) {
-    switch (message.role) {
-      case 'system':
-        if (message.content) system.push({ text: message.content });
-        break;
-      case 'user':
-        push(
-          'user',
-          typeof message.content === 'string'
-            ? message.content === '' ? [] : [{ text: message.content }]
-            : message.content.filter((p) => p.type !== 'text' || p.text !== '').map(partToGemini),
-        );
-        break;
-      case 'assistant': {
-        const parts: Part[] = [];
-        if (message.content) parts.push({ text: message.content });
-        for (const call of message.tool_calls ?? []) {
-          toolNames.set(call.id, call.function.name);
-          parts.push({ functionCall: { name: call.function.name, args: parseToolArguments(call.function.arguments) } });
-        }
-        push('model', parts);
-        break;
+  const { system, turns } = toTurns<Part>(messages, {
+    text: (text) => ({ text }),
+    part: partToGemini,
+    toolCall(call) {
+      toolNames.set(call.id, call.function.name);
+      return { functionCall: { name: call.function.name, args: parseToolArguments(call.function.arguments) } };
+    },
+    toolResult(message) {
+      const name = toolNames.get(message.tool_call_id);
+      if (name === undefined) {
+        throw new InvalidHistoryError(`A tool result answers tool call "${message.tool_call_id}", but no earlier assistant message made that call; Gemini needs the function's name.`);
       }
-      case 'tool': {
-        const name = toolNames.get(message.tool_call_id);
-        if (name === undefined) {
-          throw new InvalidHistoryError(`A tool result answers tool call "${message.tool_call_id}", but no earlier assistant message made that call; Gemini needs the function's name.`);
-        }
-        push('user', [{ functionResponse: { name, response: toolResponse(message.content) } }]);
-        break;
-      }
-    }
-  }
-  return { systemInstruction: system.length > 0 ? { parts: system } : undefined, contents };
+      return { functionResponse: { name, response: toolResponse(message.content) } };
+    },
+  });
+  const contents = turns.map((t): Content => ({ role: t.role === 'assistant' ? 'model' : 'user', parts: t.content }));
+  return { systemInstruction: system.length > 0 ? { parts: system.map((text) => ({ text })) } : undefined, contents };
 }
 
 /** Gemini's schema dialect (OpenAPI subset) rejects these JSON Schema keywords. */

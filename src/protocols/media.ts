@@ -1,8 +1,9 @@
 /**
  * Small helpers the client halves share: reading `data:` URIs, guessing a media type from a
- * URL's extension, parsing tool arguments, merging consecutive turns of one role.
+ * URL's extension, parsing tool arguments, canonical messages as alternating turns of blocks.
  */
 import { InvalidInputError } from '../errors.js';
+import type { AssistantMessage, ContentPart, Message, ToolCall, ToolMessage } from '../types.js';
 
 export interface DataURI {
   mediaType: string;
@@ -80,4 +81,64 @@ export function pushTurn<B>(turns: WireTurn<B>[], role: WireTurn<B>['role'], blo
   const last = turns[turns.length - 1];
   if (last && last.role === role) last.content.push(...blocks);
   else turns.push({ role, content: blocks });
+}
+
+/** How one protocol writes the pieces of canonical messages as its content blocks. */
+export interface TurnBlocks<B> {
+  /** A user message given as a string. */
+  text(text: string): B;
+  /** A user content part (empty text parts are left out before). */
+  part(part: ContentPart): B;
+  /** Blocks an assistant message starts with, before its text (replayed reasoning). */
+  assistantStart?(message: AssistantMessage): B[];
+  /** One tool call of an assistant message, after its text. */
+  toolCall(call: ToolCall): B;
+  /** A tool result, sent in a user turn. */
+  toolResult(message: ToolMessage): B;
+}
+
+/** Where a message's last block landed among the turns: turn index and block index. */
+export interface TurnEnd {
+  message: number;
+  block: number;
+}
+
+/**
+ * Canonical messages as the alternating user/assistant turns Anthropic, Bedrock and Gemini
+ * want (see pushTurn), with the system prompts' texts apart, and for each message where its
+ * last block landed (undefined for a system prompt; a tool result joins the user turn before it).
+ */
+export function toTurns<B>(messages: readonly Message[], blocks: TurnBlocks<B>): { system: string[]; turns: WireTurn<B>[]; ends: (TurnEnd | undefined)[] } {
+  const system: string[] = [];
+  const turns: WireTurn<B>[] = [];
+  const ends: (TurnEnd | undefined)[] = [];
+  for (const message of messages) {
+    switch (message.role) {
+      case 'system':
+        if (message.content) system.push(message.content);
+        break;
+      case 'user':
+        pushTurn(
+          turns,
+          'user',
+          typeof message.content === 'string'
+            ? message.content === '' ? [] : [blocks.text(message.content)]
+            : message.content.filter((p) => p.type !== 'text' || p.text !== '').map((p) => blocks.part(p)),
+        );
+        break;
+      case 'assistant': {
+        const out = blocks.assistantStart?.(message) ?? [];
+        if (message.content) out.push(blocks.text(message.content));
+        for (const call of message.tool_calls ?? []) out.push(blocks.toolCall(call));
+        pushTurn(turns, 'assistant', out);
+        break;
+      }
+      case 'tool':
+        pushTurn(turns, 'user', [blocks.toolResult(message)]);
+        break;
+    }
+    const last = turns[turns.length - 1];
+    ends.push(message.role !== 'system' && last && last.content.length > 0 ? { message: turns.length - 1, block: last.content.length - 1 } : undefined);
+  }
+  return { system, turns, ends };
 }

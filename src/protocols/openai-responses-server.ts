@@ -13,14 +13,50 @@ import type { SwitchboardError } from '../errors.js';
 import type { ContentPart, FinishReason, Message, ProtocolEvent, RequestParams, TokenUsage, ToolDefinition } from '../types.js';
 import { openaiErrorObject, openaiServer } from './openai-server.js';
 import { WireRequestError, type ProtocolServer, type ResponseMeta, type ServerRequest, type StreamEnd, type StreamWriter } from './protocol.js';
-import { asRecord, collectEvents, errorStatus } from './server-common.js';
+import { asRecord, collectEvents, errorStatus, unknownField } from './server-common.js';
 
 function invalid(message: string, param?: string): WireRequestError {
   return new WireRequestError(400, 'invalid_request_error', message, param);
 }
 
+/**
+ * Request fields the Responses API accepts; anything else is refused as OpenAI refuses it
+ * (`Unknown parameter: 'foo'.`, code `unknown_parameter`). Of these, `conversation`,
+ * `background: true` and `prompt` (stored prompt templates) need state this server does not
+ * keep and are refused; `include`, `metadata`, `store`, `truncation`, `service_tier`,
+ * `parallel_tool_calls`, `max_tool_calls`, `user` and the cache and safety labels are
+ * accepted and ignored.
+ */
+const REQUEST_FIELDS: ReadonlySet<string> = new Set([
+  'model', 'input', 'instructions', 'stream', 'stream_options', 'temperature', 'top_p', 'max_output_tokens', 'tools', 'tool_choice', 'text',
+  'reasoning', 'previous_response_id', 'store', 'include', 'metadata', 'parallel_tool_calls', 'max_tool_calls', 'service_tier', 'truncation',
+  'user', 'prompt_cache_key', 'prompt_cache_retention', 'safety_identifier', 'top_logprobs', 'background', 'conversation', 'prompt',
+]);
+/** Fields of the input items read here (other item types pass as they are). */
+const ITEM_FIELDS: ReadonlyMap<unknown, ReadonlySet<string>> = new Map([
+  ['message', new Set(['type', 'role', 'content', 'id', 'status'])],
+  ['function_call', new Set(['type', 'id', 'call_id', 'name', 'arguments', 'status'])],
+  ['function_call_output', new Set(['type', 'id', 'call_id', 'output', 'status'])],
+]);
+const PART_FIELDS: ReadonlySet<string> = new Set(['type', 'text', 'annotations', 'logprobs', 'image_url', 'file_id', 'detail', 'file_data', 'file_url', 'filename']);
+const FUNCTION_TOOL_FIELDS: ReadonlySet<string> = new Set(['type', 'name', 'description', 'parameters', 'strict']);
+
+/** OpenAI's refusal of a parameter it does not know, `where` being its path (`input[1].metadata`). */
+function refuseExtra(record: Record<string, unknown>, known: ReadonlySet<string>, where?: string): void {
+  const extra = unknownField(record, known);
+  if (extra === undefined) return;
+  const param = where === undefined ? extra : `${where}.${extra}`;
+  throw new WireRequestError(400, 'invalid_request_error', `Unknown parameter: '${param}'.`, param, 'unknown_parameter');
+}
+
+/** What a stateless server says to a request that leans on stored state. */
+export function statelessRefusal(field: string): WireRequestError {
+  return invalid(`${field} needs responses stored on the server, which this server does not keep; send the whole conversation in input instead (and store: false).`, field);
+}
+
 function inputPart(raw: unknown, where: string): ContentPart {
   const part = asRecord(raw);
+  if (part) refuseExtra(part, PART_FIELDS, where);
   switch (part?.type) {
     case 'input_text':
     case 'output_text':
@@ -64,6 +100,8 @@ function readInput(input: unknown): Message[] {
     const item = asRecord(raw);
     const where = `input[${i}]`;
     const type = item?.type ?? 'message';
+    const known = ITEM_FIELDS.get(type);
+    if (item && known) refuseExtra(item, known, where);
     if (type === 'message') {
       const role = item?.role;
       if (role === 'system' || role === 'developer') messages.push({ role: 'system', content: messageText(item?.content, where) });
@@ -105,6 +143,7 @@ function readTools(value: unknown, params: RequestParams): void {
       return;
     }
     if (tool?.type !== 'function' || typeof tool.name !== 'string') throw invalid(`tools[${i}]: only function tools ({ type: "function", name, parameters }) and web_search are supported`, `tools[${i}]`);
+    refuseExtra(tool, FUNCTION_TOOL_FIELDS, `tools[${i}]`);
     const out: ToolDefinition = { name: tool.name, parameters: asRecord(tool.parameters) ?? { type: 'object', properties: {} } };
     if (typeof tool.description === 'string') out.description = tool.description;
     tools.push(out);
@@ -115,6 +154,10 @@ function readTools(value: unknown, params: RequestParams): void {
 function parseRequest(body: unknown): ServerRequest {
   const record = asRecord(body);
   if (!record) throw invalid('The request body must be a JSON object.');
+  refuseExtra(record, REQUEST_FIELDS);
+  if (record.conversation !== undefined && record.conversation !== null) throw statelessRefusal('conversation');
+  if (record.prompt !== undefined && record.prompt !== null) throw statelessRefusal('prompt');
+  if (record.background === true) throw invalid('background responses are not supported by this server: it keeps no responses to poll; send the request with stream: true or wait for the answer.', 'background');
   if (typeof record.model !== 'string' || record.model === '') throw invalid('Missing required parameter: \'model\'.', 'model');
   const messages = readInput(record.input);
   if (typeof record.instructions === 'string' && record.instructions !== '') messages.unshift({ role: 'system', content: record.instructions });

@@ -9,14 +9,62 @@ import type { SwitchboardError } from '../errors.js';
 import type { AssistantMessage, ContentPart, FinishReason, Message, ProtocolEvent, RequestParams, TokenUsage, ToolCall, ToolDefinition } from '../types.js';
 import { writeTimings } from './timings.js';
 import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type StreamEnd, type StreamWriter } from './protocol.js';
-import { asRecord, collectEvents, errorMessage, errorStatus, retryHeaders, type CollectedResponse } from './server-common.js';
+import { asRecord, collectEvents, errorMessage, errorStatus, retryHeaders, unknownField, type CollectedResponse } from './server-common.js';
 
 function invalid(message: string, param?: string): WireRequestError {
   return new WireRequestError(400, 'invalid_request_error', message, param);
 }
 
+/**
+ * Request fields OpenAI's Chat Completions accepts, plus OpenRouter's `reasoning`, `plugins`
+ * and `usage` (read here, and sent by the library's own client half). Anything else is
+ * refused as OpenAI refuses it. Of the known fields, those in REFUSED are refused with the
+ * reason; the rest not read here (penalties, `logit_bias`, `user`, `metadata`, `store`,
+ * `service_tier`, `parallel_tool_calls`, `prediction`, `prompt_cache_key`, `verbosity`, ...)
+ * only tune or label a request and are accepted and ignored.
+ */
+const REQUEST_FIELDS: ReadonlySet<string> = new Set([
+  'model', 'messages', 'stream', 'stream_options', 'n', 'temperature', 'top_p', 'max_tokens', 'max_completion_tokens', 'stop', 'seed',
+  'response_format', 'tools', 'tool_choice', 'reasoning_effort', 'web_search_options',
+  'frequency_penalty', 'presence_penalty', 'logit_bias', 'logprobs', 'top_logprobs', 'user', 'metadata', 'store', 'service_tier',
+  'parallel_tool_calls', 'prediction', 'prompt_cache_key', 'prompt_cache_retention', 'safety_identifier', 'verbosity',
+  'modalities', 'audio', 'functions', 'function_call',
+  'reasoning', 'plugins', 'usage',
+]);
+const MESSAGE_FIELDS: ReadonlySet<string> = new Set(['role', 'content', 'name', 'tool_calls', 'tool_call_id', 'refusal', 'reasoning', 'reasoning_details']);
+/** Content part fields (`cache_control` is OpenRouter's prompt-cache marker). */
+const PART_FIELDS: ReadonlySet<string> = new Set(['type', 'text', 'image_url', 'file', 'input_audio', 'cache_control']);
+const TOOL_FIELDS: ReadonlySet<string> = new Set(['type', 'function']);
+const FUNCTION_FIELDS: ReadonlySet<string> = new Set(['name', 'description', 'parameters', 'strict']);
+
+/** Known fields the gateway cannot honour: refused when set, so a client never gets less than it asked for silently. */
+const REFUSED: ReadonlyMap<string, { on: (value: unknown) => boolean; reason: string }> = new Map([
+  ['logprobs', { on: (v: unknown) => v === true, reason: 'logprobs are not supported by this server; remove logprobs' }],
+  ['top_logprobs', { on: (v: unknown) => v !== null, reason: 'logprobs are not supported by this server; remove top_logprobs' }],
+  ['audio', { on: (v: unknown) => v !== null, reason: 'audio output is not supported by this server; remove audio' }],
+  ['modalities', { on: (v: unknown) => Array.isArray(v) && v.some((m) => m !== 'text'), reason: 'only text output is supported by this server; remove modalities' }],
+  ['functions', { on: (v: unknown) => v !== null, reason: 'functions is deprecated and not supported; send tools instead' }],
+  ['function_call', { on: (v: unknown) => v !== null, reason: 'function_call is deprecated and not supported; send tool_choice instead' }],
+]);
+
+/** The top level of a body in one pass over its keys: unknown fields and the REFUSED ones that are set. */
+function refuseTopLevel(record: Record<string, unknown>): void {
+  for (const key in record) {
+    if (!REQUEST_FIELDS.has(key)) throw invalid(`Unrecognized request argument supplied: ${key}`);
+    const refused = REFUSED.get(key);
+    if (refused && record[key] !== undefined && refused.on(record[key])) throw invalid(refused.reason, key);
+  }
+}
+
+/** OpenAI's refusal of a property it does not know inside `where` (`messages[0]`, named `messages.0` as OpenAI does). */
+function refuseExtra(record: Record<string, unknown>, known: ReadonlySet<string>, where: string): void {
+  const extra = unknownField(record, known);
+  if (extra !== undefined) throw invalid(`Additional properties are not allowed ('${extra}' was unexpected) - '${where.replace(/\[(\d+)\]/g, '.$1')}'`);
+}
+
 function readPart(raw: unknown, where: string): ContentPart {
   const part = asRecord(raw);
+  if (part) refuseExtra(part, PART_FIELDS, where);
   switch (part?.type) {
     case 'text':
       if (typeof part.text !== 'string') throw invalid(`${where}.text must be a string`, where);
@@ -72,6 +120,7 @@ function readToolCalls(value: unknown, where: string): ToolCall[] {
 function readMessage(raw: unknown, i: number): Message {
   const where = `messages[${i}]`;
   const message = asRecord(raw);
+  if (message) refuseExtra(message, MESSAGE_FIELDS, where);
   switch (message?.role) {
     case 'system':
     case 'developer':
@@ -104,6 +153,8 @@ function readTools(value: unknown): ToolDefinition[] {
     const tool = asRecord(raw);
     const fn = asRecord(tool?.function);
     if (tool?.type !== 'function' || typeof fn?.name !== 'string') throw invalid(`tools[${i}] must be { type: "function", function: { name, parameters } }`, `tools[${i}]`);
+    refuseExtra(tool, TOOL_FIELDS, `tools[${i}]`);
+    refuseExtra(fn, FUNCTION_FIELDS, `tools[${i}].function`);
     const out: ToolDefinition = { name: fn.name, parameters: asRecord(fn.parameters) ?? { type: 'object', properties: {} } };
     if (typeof fn.description === 'string') out.description = fn.description;
     return out;
@@ -162,6 +213,7 @@ function readParams(record: Record<string, unknown>): RequestParams {
     if (typeof budget === 'number') reasoning.maxTokens = budget;
     params.reasoning = reasoning;
   }
+  if (record.web_search_options !== undefined && record.web_search_options !== null) params.webSearch = true;
   const web = Array.isArray(record.plugins) ? record.plugins.map(asRecord).find((p) => p?.id === 'web') : undefined;
   if (web) {
     const search: { maxResults?: number; engine?: string } = {};
@@ -175,6 +227,7 @@ function readParams(record: Record<string, unknown>): RequestParams {
 function parseRequest(body: unknown): ServerRequest {
   const record = asRecord(body);
   if (!record) throw invalid('The request body must be a JSON object.');
+  refuseTopLevel(record);
   if (typeof record.model !== 'string' || record.model === '') throw invalid('you must provide a model parameter', 'model');
   if (!Array.isArray(record.messages) || record.messages.length === 0) throw invalid("'messages' must be a non-empty array", 'messages');
   const stream = record.stream === true;

@@ -114,6 +114,34 @@ export function errorMessage(error: SwitchboardError | WireRequestError): string
   return error instanceof APIError ? error.providerMessage : error.message;
 }
 
+/**
+ * Anthropic's stop reason (Bedrock Converse uses the same words) for how a reply ended;
+ * `contentFilter` is the protocol's word for a refusal (`refusal`, `content_filtered`).
+ */
+export function stopReason(end: { finishReason: FinishReason; rawFinishReason?: string | undefined; stopSequence?: string | undefined }, contentFilter: string): string {
+  if (end.stopSequence !== undefined || end.rawFinishReason === 'stop_sequence') return 'stop_sequence';
+  switch (end.finishReason) {
+    case 'length':
+      return 'max_tokens';
+    case 'tool-calls':
+      return 'tool_use';
+    case 'content-filter':
+      return contentFilter;
+    default:
+      return 'end_turn';
+  }
+}
+
+/**
+ * The first key of `record` that `known` does not hold, or undefined: how a server half
+ * refuses fields the real provider refuses. A for-in over a parsed JSON object (own keys
+ * only), so checking a body allocates nothing.
+ */
+export function unknownField(record: Record<string, unknown>, known: ReadonlySet<string>): string | undefined {
+  for (const key in record) if (!known.has(key)) return key;
+  return undefined;
+}
+
 /** A plain JSON object, or undefined. */
 export function asRecord(value: unknown): Record<string, unknown> | undefined {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;

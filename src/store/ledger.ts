@@ -247,6 +247,43 @@ function limitsFrom(row: TeamRow): Limits {
   return out;
 }
 
+/** The columns a new team's row is written with, in the order of teamValues(); one list for both ledgers. */
+export const TEAM_COLUMNS = ['id', 'budget_micros', 'budget_period', 'rpm', 'tpm', 'created_at'] as const;
+
+export function teamValues(id: string, limits: Limits, at: number): unknown[] {
+  return [id, limits.budget?.limitMicros ?? null, limits.budget?.period ?? null, limits.rpm ?? null, limits.tpm ?? null, at];
+}
+
+/** The columns a new key's row is written with, in the order of keyValues(). */
+export const KEY_COLUMNS = ['id', 'name', 'team_id', 'admin', 'budget_micros', 'budget_period', 'rpm', 'tpm', 'models', 'expires_at', 'created_at', 'metadata'] as const;
+
+/** A new key's row; `admin` as the database stores it (SQLite 0/1, Postgres a boolean). */
+export function keyValues(key: NewKey, at: number, admin: (isAdmin: boolean) => unknown): unknown[] {
+  return [
+    key.id,
+    key.name,
+    key.teamId ?? null,
+    admin(key.admin ?? false),
+    key.budget?.limitMicros ?? null,
+    key.budget?.period ?? null,
+    key.rpm ?? null,
+    key.tpm ?? null,
+    key.models ? JSON.stringify(key.models) : null,
+    key.expiresAt ?? null,
+    at,
+    JSON.stringify(key.metadata ?? {}),
+  ];
+}
+
+/** `INSERT INTO table (columns) VALUES (...)` with SQLite's `?` or Postgres's `$1, $2, ...` placeholders. */
+export function insertSQL(table: string, columns: readonly string[], dialect: 'sqlite' | 'postgres'): string {
+  const placeholders = columns.map((_, i) => (dialect === 'sqlite' ? '?' : `$${i + 1}`)).join(', ');
+  return `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${placeholders})`;
+}
+
+const INSERT_TEAM = insertSQL('teams', TEAM_COLUMNS, 'sqlite');
+const INSERT_KEY = insertSQL('keys', KEY_COLUMNS, 'sqlite');
+
 export function keyFrom(row: KeyRow): KeyRecord {
   const key: KeyRecord = { id: row.id, name: row.name, admin: row.admin === 1 || row.admin === true, createdAt: row.created_at, metadata: JSON.parse(row.metadata) as Record<string, string>, ...limitsFrom(row) };
   if (row.team_id !== null) key.teamId = row.team_id;
@@ -366,14 +403,7 @@ export class SQLiteLedger implements Ledger {
 
   createTeam(id: string, limits: Limits, at: number): Promise<TeamRecord> {
     if (this.sql('SELECT 1 FROM teams WHERE id = ?').get(id)) return Promise.reject(new LedgerError(`A team named "${id}" already exists.`, 'conflict'));
-    this.sql('INSERT INTO teams (id, budget_micros, budget_period, rpm, tpm, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
-      id,
-      limits.budget?.limitMicros ?? null,
-      limits.budget?.period ?? null,
-      limits.rpm ?? null,
-      limits.tpm ?? null,
-      at,
-    );
+    this.sql(INSERT_TEAM).run(...teamValues(id, limits, at));
     return this.team(id);
   }
 
@@ -410,22 +440,7 @@ export class SQLiteLedger implements Ledger {
     if (this.sql('SELECT 1 FROM keys WHERE name = ?').get(key.name)) return Promise.reject(new LedgerError(`A key named "${key.name}" already exists.`, 'conflict'));
     if (key.teamId !== undefined && !this.sql('SELECT 1 FROM teams WHERE id = ?').get(key.teamId)) return Promise.reject(new LedgerError(`No team named "${key.teamId}".`));
     this.db.transaction(() => {
-      this.sql(
-        'INSERT INTO keys (id, name, team_id, admin, budget_micros, budget_period, rpm, tpm, models, expires_at, created_at, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ).run(
-        key.id,
-        key.name,
-        key.teamId ?? null,
-        key.admin ? 1 : 0,
-        key.budget?.limitMicros ?? null,
-        key.budget?.period ?? null,
-        key.rpm ?? null,
-        key.tpm ?? null,
-        key.models ? JSON.stringify(key.models) : null,
-        key.expiresAt ?? null,
-        at,
-        JSON.stringify(key.metadata ?? {}),
-      );
+      this.sql(INSERT_KEY).run(...keyValues(key, at, (admin) => (admin ? 1 : 0)));
       this.sql('INSERT INTO key_secrets (hash, key_id, created_at) VALUES (?, ?, ?)').run(secretHash, key.id, at);
     })();
     return this.key(key.id);

@@ -31,7 +31,12 @@ import {
   dayFormatter,
   FEMTO_PER_MICRO,
   GROUP_COLUMN,
+  insertSQL,
+  KEY_COLUMNS,
   keyFrom,
+  keyValues,
+  TEAM_COLUMNS,
+  teamValues,
   teamFrom,
   type KeyRow,
   type TeamRow,
@@ -61,6 +66,9 @@ const ACK_AND_DELETE = new Script(`
 redis.call('XACK', KEYS[1], 'ledger', unpack(ARGV))
 return redis.call('XDEL', KEYS[1], unpack(ARGV))
 `);
+
+const INSERT_TEAM = `${insertSQL('teams', TEAM_COLUMNS, 'postgres')} ON CONFLICT (id) DO NOTHING`;
+const INSERT_KEY = insertSQL('keys', KEY_COLUMNS, 'postgres');
 
 /**
  * Each entry is one schema version; never edit a released one, add the next. Version 1 is the
@@ -243,14 +251,7 @@ export class PostgresLedger implements Ledger {
   }
 
   async createTeam(id: string, limits: Limits, at: number): Promise<TeamRecord> {
-    const r = await this.pool.query('INSERT INTO teams (id, budget_micros, budget_period, rpm, tpm, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING', [
-      id,
-      limits.budget?.limitMicros ?? null,
-      limits.budget?.period ?? null,
-      limits.rpm ?? null,
-      limits.tpm ?? null,
-      at,
-    ]);
+    const r = await this.pool.query(INSERT_TEAM, teamValues(id, limits, at));
     if (r.rowCount === 0) throw new LedgerError(`A team named "${id}" already exists.`, 'conflict');
     return this.team(id);
   }
@@ -308,23 +309,7 @@ export class PostgresLedger implements Ledger {
     if (await this.one('SELECT 1 FROM keys WHERE name = $1', [key.name])) throw new LedgerError(`A key named "${key.name}" already exists.`, 'conflict');
     if (key.teamId !== undefined && !(await this.one('SELECT 1 FROM teams WHERE id = $1', [key.teamId]))) throw new LedgerError(`No team named "${key.teamId}".`);
     await this.transaction(async (db) => {
-      await db.query(
-        'INSERT INTO keys (id, name, team_id, admin, budget_micros, budget_period, rpm, tpm, models, expires_at, created_at, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
-        [
-          key.id,
-          key.name,
-          key.teamId ?? null,
-          key.admin ?? false,
-          key.budget?.limitMicros ?? null,
-          key.budget?.period ?? null,
-          key.rpm ?? null,
-          key.tpm ?? null,
-          key.models ? JSON.stringify(key.models) : null,
-          key.expiresAt ?? null,
-          at,
-          JSON.stringify(key.metadata ?? {}),
-        ],
-      );
+      await db.query(INSERT_KEY, keyValues(key, at, (admin) => admin));
       await db.query('INSERT INTO key_secrets (hash, key_id, created_at) VALUES ($1, $2, $3)', [secretHash, key.id, at]);
     });
     return this.key(key.id);
