@@ -20,7 +20,7 @@ import { getProtocolServer } from '../protocols/index.js';
 import { createPooledFetch } from '../protocols/pooled-fetch.js';
 import { WireRequestError, type ProtocolServer, type ServerProtocolName, type ServerRequest } from '../protocols/protocol.js';
 import { ProviderRegistry } from '../providers/registry.js';
-import { checkModelString, type RouteOptions } from '../routing/router.js';
+import { checkModelString, defaultMetricsStore, defaultPriorStore, type RouteOptions } from '../routing/router.js';
 import type { ConversationLog, RequestRecord } from '../store/conversation-log.js';
 import type { Ledger } from '../store/ledger.js';
 import type { Message } from '../types.js';
@@ -222,6 +222,9 @@ export class Gateway {
       routeOptions: {
         registry,
         env: config.env,
+        // Looked up once per configuration rather than on every request.
+        metrics: defaultMetricsStore(config.env),
+        priors: defaultPriorStore(config.env),
         retry,
         onUnavailable: config.routing.onUnavailable,
         // The request timeout (limits) is kept by the proxy with the controller it has anyway.
@@ -526,7 +529,7 @@ export class Gateway {
     });
     // proxyModelRequest never throws, so settle() runs exactly once, whatever happened.
     const status: 'ok' | 'error' | 'cancelled' = outcome.cancelled ? 'cancelled' : outcome.error ? 'error' : 'ok';
-    const settle: Parameters<Ticket['settle']>[0] = { status, costFemto: outcome.cost === null ? null : BigInt(Math.round(outcome.cost * 1e15)) };
+    const settle: Parameters<Ticket['settle']>[0] = { status, costFemto: outcome.costFemto };
     if (outcome.usage) settle.usage = outcome.usage;
     if (outcome.provider) settle.provider = outcome.provider;
     if (outcome.resolvedModel) settle.resolvedModel = outcome.resolvedModel;
@@ -595,7 +598,7 @@ export class Gateway {
       completionTokens: usage?.completionTokens ?? 0,
       totalTokens: usage?.totalTokens ?? 0,
       cost: outcome.cost,
-      costFemto: outcome.cost === null ? null : String(BigInt(Math.round(outcome.cost * 1e15))),
+      costFemto: outcome.costFemto === null ? null : String(outcome.costFemto),
       ttftMs: outcome.ttftMs === undefined ? null : round(outcome.ttftMs),
       latencyMs: round(durationMs),
       tokensPerSecond: usage && outcome.ttftMs !== undefined && durationMs > outcome.ttftMs ? round(usage.completionTokens / ((durationMs - outcome.ttftMs) / 1000)) : null,

@@ -47,8 +47,8 @@ function candidatePrices(model: string): (Pricing | undefined)[] {
   return prices;
 }
 
-export function worstCase(model: string, request: CanonicalRequest, defaultOutputCap: number): WorstCase {
-  const promptTokens = estimateTokens(request.messages);
+/** `promptTokens`: the tokenizer's count by default; a caller may give an upper bound on it instead. */
+export function worstCase(model: string, request: CanonicalRequest, defaultOutputCap: number, promptTokens = estimateTokens(request.messages)): WorstCase {
   const outputCap = request.params.maxTokens ?? defaultOutputCap;
   const usage = { promptTokens, completionTokens: outputCap, totalTokens: promptTokens + outputCap };
   let costFemto: bigint | null = 0n;

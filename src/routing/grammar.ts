@@ -241,9 +241,30 @@ class Parser {
   }
 }
 
-/** Parse a model string into its AST; throws ModelStringError with the offending position. */
+/** Parsed strings kept: a gateway parses the same few model strings on every request. */
+const parsed = new Map<string, ModelStringAST>();
+const PARSED_KEPT = 1000;
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/**
+ * Parse a model string into its AST; throws ModelStringError with the offending position.
+ * The AST is shared between calls with the same string, and frozen.
+ */
 export function parseModelString(input: string): ModelStringAST {
-  return new Parser(input).parse();
+  let ast = parsed.get(input);
+  if (ast === undefined) {
+    ast = deepFreeze(new Parser(input).parse());
+    if (parsed.size >= PARSED_KEPT) parsed.clear();
+    parsed.set(input, ast);
+  }
+  return ast;
 }
 
 function printConstraint(c: Constraint): string {

@@ -542,10 +542,13 @@ export class SQLiteConversationLog implements ConversationLog {
         total_tokens, cost, cost_femto, ttft_ms, latency_ms, tps, error) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const request = db.prepare('INSERT INTO requests (request_id, conversation_id, at, key_id, protocol, status, cost_femto, overhead_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    // Many requests can start in one millisecond: more randomness than a chat's id needs, drawn
+    // once per batch, with the record's place in the batch after it.
+    const batchId = `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
     db.transaction(() => {
-      for (const r of records) {
-        // Many requests can start in one millisecond: more randomness than a chat's id needs.
-        const id = `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
+      for (let i = 0; i < records.length; i++) {
+        const r = records[i] as RequestRecord;
+        const id = `${batchId}${i.toString(36)}`;
         conversation.run(id, r.at, r.at, 'ended', JSON.stringify([r.model]));
         turn.run(id, r.at, r.user, r.model, r.provider, r.resolvedModel, r.reply, r.promptTokens, r.completionTokens, r.totalTokens, r.cost, r.costFemto === null ? null : BigInt(r.costFemto), r.ttftMs, r.latencyMs, r.tokensPerSecond, r.error);
         request.run(r.requestId, id, r.at, r.keyId, r.protocol, r.status, r.costFemto, r.overheadMs);
