@@ -7,7 +7,7 @@
 import { defaultCatalog, type Pricing } from '../catalog/catalog.js';
 import { estimateTokens } from '../catalog/context.js';
 import { computeCostFemto } from '../catalog/cost.js';
-import { parseModelString } from '../routing/grammar.js';
+import { sharedModelString } from '../routing/grammar.js';
 import type { CanonicalRequest } from '../types.js';
 
 export interface WorstCase {
@@ -22,7 +22,7 @@ function candidatePrices(model: string): (Pricing | undefined)[] {
   const catalog = defaultCatalog();
   let ast;
   try {
-    ast = parseModelString(model);
+    ast = sharedModelString(model);
   } catch {
     return [catalog.priceFor(model)];
   }

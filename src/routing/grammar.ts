@@ -241,6 +241,11 @@ class Parser {
   }
 }
 
+/** Parse a model string into its AST; throws ModelStringError with the offending position. */
+export function parseModelString(input: string): ModelStringAST {
+  return new Parser(input).parse();
+}
+
 /** Parsed strings kept: a gateway parses the same few model strings on every request. */
 const parsed = new Map<string, ModelStringAST>();
 const PARSED_KEPT = 1000;
@@ -254,13 +259,13 @@ function deepFreeze<T>(value: T): T {
 }
 
 /**
- * Parse a model string into its AST; throws ModelStringError with the offending position.
- * The AST is shared between calls with the same string, and frozen.
+ * `parseModelString`, kept: the same AST for the same string, frozen, as the router and the
+ * gateway read it on every request. Callers that want to change an AST parse their own.
  */
-export function parseModelString(input: string): ModelStringAST {
+export function sharedModelString(input: string): ModelStringAST {
   let ast = parsed.get(input);
   if (ast === undefined) {
-    ast = deepFreeze(new Parser(input).parse());
+    ast = deepFreeze(parseModelString(input));
     if (parsed.size >= PARSED_KEPT) parsed.clear();
     parsed.set(input, ast);
   }

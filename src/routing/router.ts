@@ -16,7 +16,7 @@ import { switchboardHome } from '../paths.js';
 import { DeferredMetricsStore, openMetricsStore } from '../store/sqlite-metrics.js';
 import type { ProtocolEvent, ProviderTiming } from '../types.js';
 import { defaultCandidates, type Candidate, type CandidateSource } from './candidates.js';
-import { parseModelString, type Constraint, type EndpointNode, type Mode, type ModelStringAST } from './grammar.js';
+import { sharedModelString, type Constraint, type EndpointNode, type Mode, type ModelStringAST } from './grammar.js';
 import { deploymentKey, MemoryMetricsStore, type MetricSample, type MetricsStore } from './metrics.js';
 import { NoDeploymentError, type UnavailableCandidate } from './no-deployment-error.js';
 import { openRouterPreferences } from './openrouter.js';
@@ -294,7 +294,7 @@ export function measure(m: {
 }
 
 export async function* route(modelString: string, options: RouteOptions, attempt: AttemptFn): AsyncGenerator<RouteItem> {
-  const ast = parseModelString(modelString);
+  const ast = sharedModelString(modelString);
   const endpoints = withModels(ast);
   const metrics = options.metrics ?? defaultMetricsStore(options.env);
   const priors = options.priors ?? defaultPriorStore(options.env);
@@ -508,7 +508,7 @@ function combineSignals(...signals: (AbortSignal | undefined)[]): AbortSignal | 
 
 /** Check a model string without sending anything; throws a typed error that says what is wrong. */
 export function checkModelString(modelString: string, options: ResolveContext & { candidates?: CandidateSource | undefined }): void {
-  const ast = parseModelString(modelString);
+  const ast = sharedModelString(modelString);
   const source = options.candidates ?? defaultCandidates;
   for (const e of withModels(ast)) {
     const group = options.registry.group(e.model);
