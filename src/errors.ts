@@ -7,9 +7,16 @@
 
 const registeredSecrets = new Set<string>();
 
+/** URLs already redacted (the transport redacts the same few on every request); emptied when a secret is added. */
+const redactedURLs = new Map<string, string>();
+const REDACTED_URLS_KEPT = 1000;
+
 /** Remember a secret (an API key) so that it is scrubbed from every error message. */
 export function registerSecret(secret: string | undefined): void {
-  if (secret && secret.length >= 6) registeredSecrets.add(secret);
+  if (secret && secret.length >= 6 && !registeredSecrets.has(secret)) {
+    registeredSecrets.add(secret);
+    redactedURLs.clear();
+  }
 }
 
 /** Key shapes, and places a credential sits in (a captured prefix is kept, the rest redacted). */
@@ -40,7 +47,13 @@ export function redactSecrets(text: string): string {
 
 /** A URL fit to print or store: no user-info at all, credential query parameters and known secrets redacted. */
 export function redactURL(url: string): string {
-  return redactSecrets(url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@?#\s]*@/i, '$1'));
+  let safe = redactedURLs.get(url);
+  if (safe === undefined) {
+    safe = redactSecrets(url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@?#\s]*@/i, '$1'));
+    if (redactedURLs.size >= REDACTED_URLS_KEPT) redactedURLs.clear();
+    redactedURLs.set(url, safe);
+  }
+  return safe;
 }
 
 export type ErrorCode =

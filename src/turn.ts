@@ -5,7 +5,8 @@
  */
 import { fitToContext, tokenUpperBound } from './catalog/context.js';
 import { defaultCatalog } from './catalog/catalog.js';
-import { costFor } from './catalog/cost.js';
+import { costFemtoFor } from './catalog/cost.js';
+import { dollarsToFemto, femtoToDollars } from './money.js';
 import { citationsFrom } from './citations.js';
 import { ContextLengthError, OutputLimitError } from './errors.js';
 import { sendRequest } from './protocols/transport.js';
@@ -56,14 +57,25 @@ export interface TurnOptions extends RouteOptions {
   cache?: ResponseCache | undefined;
 }
 
-/** Catalog price times tokens; free on local servers; unknown (null) on a custom endpoint. */
-export function catalogCost(options: { registry: ProviderRegistry }, deployment: Deployment, usage: TokenUsage): number | null {
+/** Catalog price times tokens, femto-dollars; free on local servers; unknown (null) on a custom endpoint. */
+export function catalogCostFemto(options: { registry: ProviderRegistry }, deployment: Deployment, usage: TokenUsage): bigint | null {
   if (deployment.provider === CUSTOM_PROVIDER) return null;
   const config = options.registry.has(deployment.provider) ? options.registry.get(deployment.provider) : undefined;
-  if (config?.local) return 0;
+  if (config?.local) return 0n;
   // A cloud deployment is priced by its own id first: Bedrock's global and in-region ids of one model cost differently.
-  if (config?.cloud && defaultCatalog().atProvider(deployment.provider, deployment.providerModel)) return costFor(usage, deployment.providerModel, deployment.provider);
-  return costFor(usage, deployment.model, deployment.provider);
+  if (config?.cloud && defaultCatalog().atProvider(deployment.provider, deployment.providerModel)) return costFemtoFor(usage, deployment.providerModel, deployment.provider);
+  return costFemtoFor(usage, deployment.model, deployment.provider);
+}
+
+/** What a reply cost, femto-dollars: the provider's reported dollars read by their digits, else the catalog's price. */
+export function replyCostFemto(options: { registry: ProviderRegistry }, deployment: Deployment, usage: TokenUsage, reportedCost: number | undefined): bigint | null {
+  return reportedCost !== undefined ? dollarsToFemto(reportedCost) : catalogCostFemto(options, deployment, usage);
+}
+
+/** The same in dollars. */
+export function catalogCost(options: { registry: ProviderRegistry }, deployment: Deployment, usage: TokenUsage): number | null {
+  const femto = catalogCostFemto(options, deployment, usage);
+  return femto === null ? null : femtoToDollars(femto);
 }
 
 /** Tokens that fit any model's context window (the smallest in use hold 2,048 or more). */

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { estimateTokens, tokenUpperBound } from '../src/catalog/context.js';
 import { AdmissionError, type Principal, type Ticket } from '../src/gateway/admission.js';
 import { BudgetAdmission } from '../src/gateway/budget-admission.js';
 import { FEMTO_PER_MICRO, SQLiteLedger, type Ledger } from '../src/store/ledger.js';
@@ -217,6 +218,22 @@ describe('rate limits, model access and headers', () => {
     s.clock.advance(6000);
     await admit();
     await refusal(admit());
+  });
+
+  it('tokens per minute: a request the byte bound would not fit is still counted exactly, and admitted when it fits', async () => {
+    const s = await keyStores();
+    const text = 'word '.repeat(200); // 1,000 bytes, about 200 tokens
+    const exact = estimateTokens(chatRequest(text).messages) + MAX;
+    expect(tokenUpperBound(chatRequest(text).messages) + MAX).toBeGreaterThan(exact + 500);
+    // No budget: the local model's tokens are all that is held; the limit fits the exact count alone.
+    const { secret } = await s.keys.create({ name: 'tpm', tpm: exact });
+    const principal = (await s.keys.authenticate(secret)) as Principal;
+    const admit = () => s.admission.admit({ principal, model: 'local-model@ollama', request: chatRequest(text, MAX), protocol: 'openai' });
+    const ticket = await admit();
+    expect(ticket.headers['x-ratelimit-remaining-tokens']).toBe('0');
+    const err = await refusal(admit());
+    expect(err).toMatchObject({ status: 429, code: 'rate_limit' });
+    expect(err.message).toBe(`Key "tpm"'s limit of ${exact} tokens per minute is reached; try again in 1m0s.`);
   });
 
   it('a budgeted key cannot use a model with no known price', async () => {

@@ -13,6 +13,40 @@ const file = (): string => join(mkdtempSync(join(tmpdir(), 'sb-ledger-')), 'ledg
 const row = (id: string, at: number, keyId = 'sk-sb-00000001'): ReservationRow => ({ id, at, keyId, model: 'm', scopes: [], reservedMicros: 0, expiresAt: at + 1000 });
 
 describe('SQLiteLedger', () => {
+  it('keeps key and team records between requests, and sees every change at once: its own, and another connection\'s', async () => {
+    const path = file();
+    const gateway = new SQLiteLedger(path);
+    const cli = new SQLiteLedger(path); // another process's connection, as the CLI's is
+    await gateway.createTeam('t', { rpm: 5 }, 1);
+    await gateway.createKey({ id: 'sk-sb-0000000a', name: 'a', teamId: 't' }, 'hash-a', 1);
+    const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    expect((await gateway.keyBySecretHash('hash-a', 2))?.id).toBe('sk-sb-0000000a');
+    expect((await gateway.getTeam('t'))?.rpm).toBe(5);
+
+    await cli.updateTeam('t', { rpm: 7 });
+    await nextTurn();
+    expect((await gateway.getTeam('t'))?.rpm).toBe(7);
+    await cli.rotateKey('sk-sb-0000000a', 'hash-b', 3, 10);
+    await nextTurn();
+    expect((await gateway.keyBySecretHash('hash-a', 9))?.id).toBe('sk-sb-0000000a');
+    expect(await gateway.keyBySecretHash('hash-a', 10)).toBeUndefined(); // the old secret retired
+    expect((await gateway.keyBySecretHash('hash-b', 10))?.id).toBe('sk-sb-0000000a');
+    await cli.revokeKey('sk-sb-0000000a', 11);
+    await nextTurn();
+    expect(await gateway.keyBySecretHash('hash-b', 12)).toBeUndefined();
+
+    // This connection's own changes are seen within the same turn.
+    await gateway.createKey({ id: 'sk-sb-0000000c', name: 'c', expiresAt: 100 }, 'hash-c', 1);
+    expect((await gateway.keyBySecretHash('hash-c', 50))?.id).toBe('sk-sb-0000000c');
+    expect(await gateway.keyBySecretHash('hash-c', 100)).toBeUndefined(); // expired, from the kept record
+    await gateway.updateKey('sk-sb-0000000c', { expiresAt: 200 });
+    expect((await gateway.keyBySecretHash('hash-c', 150))?.id).toBe('sk-sb-0000000c');
+    await gateway.revokeKey('sk-sb-0000000c', 160);
+    expect(await gateway.keyBySecretHash('hash-c', 170)).toBeUndefined();
+    await cli.close();
+    await gateway.close();
+  });
+
   it('sums are exact integers: no float rounding, and no overflow far past what int64 femto-dollars could hold', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.bigInt({ min: 0n, max: 10n ** 24n }), { minLength: 1, maxLength: 40 }), async (costs) => {

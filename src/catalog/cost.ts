@@ -128,8 +128,14 @@ export function priceFor(model: string, provider?: string): Pricing | undefined 
   return defaultCatalog().priceFor(model, provider);
 }
 
-/** Cost of a turn of `model` at `provider` from the default catalog; null (and one warning) if unpriced. */
-export function costFor(usage: TokenUsage, model: string, provider?: string): number | null {
+/** Cost of a turn of `model` at `provider` from the default catalog, femto-dollars; null (and one warning) if unpriced. */
+export function costFemtoFor(usage: TokenUsage, model: string, provider?: string): bigint | null {
   const label = provider === undefined ? model : `${model}@${provider}`;
-  return computeCost(usage, priceFor(model, provider), label);
+  return computeCostFemto(usage, priceFor(model, provider), label);
+}
+
+/** The same in dollars. */
+export function costFor(usage: TokenUsage, model: string, provider?: string): number | null {
+  const femto = costFemtoFor(usage, model, provider);
+  return femto === null ? null : femtoToDollars(femto);
 }

@@ -14,6 +14,7 @@
  * upstream; `open` serves the request and writes its spend once the store answers again.
  */
 import { randomUUID } from 'node:crypto';
+import { tokenUpperBound } from '../catalog/context.js';
 import { computeCostFemto, priceFor } from '../catalog/cost.js';
 import type { Budget, KeyRecord, Ledger, Limits, ReservationRow, SpendOutcome, TeamRecord } from '../store/ledger.js';
 import { FEMTO_PER_MICRO, femtoToMicrosCeil } from '../store/ledger.js';
@@ -182,13 +183,20 @@ export class BudgetAdmission implements Admission {
       const drawn = this.scopes(key, team, now);
       const scopes = drawn.map((d) => d.limits);
       const budgeted = scopes.some((s) => s.budget);
-      // Only budgets and tokens per minute need the worst case (and the tokenizer's count).
-      const worst = budgeted || scopes.some((s) => s.tpm !== undefined) ? worstCase(req.model, req.request, this.defaultMaxTokens) : NO_LIMITS;
+      // Only budgets and tokens per minute need the worst case. The tokenizer's count of the
+      // prompt is needed where a price turns it into money held against a budget; otherwise a
+      // byte bound on the prompt is held, and the exact count is taken only if that is refused.
+      let worst = budgeted || scopes.some((s) => s.tpm !== undefined) ? worstCase(req.model, req.request, this.defaultMaxTokens, tokenUpperBound(req.request.messages)) : NO_LIMITS;
+      let bounded = worst !== NO_LIMITS;
+      if (bounded && budgeted && worst.costFemto !== null && worst.costFemto > 0n) {
+        worst = worstCase(req.model, req.request, this.defaultMaxTokens);
+        bounded = false;
+      }
       if (budgeted && worst.costFemto === null && this.unpricedModels === 'refuse') {
         throw new AdmissionError(403, `No price is known for "${req.model}", so its cost cannot be held against a budget. Use a priced model, or a key without a budget.`, { scope: drawn.find((d) => d.limits.budget)?.limits.scope ?? 'key' });
       }
       const costMicros = femtoToMicrosCeil(worst.costFemto ?? 0n);
-      const tokens = worst.promptTokens + worst.outputCap;
+      let tokens = worst.promptTokens + worst.outputCap;
       await Promise.all(drawn.map((d) => this.seed(d)));
       const input = { id, scopes, costMicros, tokens, checkSeeded: budgeted };
       let result = await this.state.reserve(input);
@@ -197,6 +205,13 @@ export class BudgetAdmission implements Admission {
         result = await this.state.reserve(input);
         if (!result.ok && 'unseeded' in result) throw new Error('the shared state forgot the budget counters again while they were rebuilt');
       }
+      if (!result.ok && bounded && 'limit' in result && result.limit === 'tpm') {
+        // The bound was refused by a tokens-per-minute limit: the exact count decides.
+        worst = worstCase(req.model, req.request, this.defaultMaxTokens);
+        tokens = worst.promptTokens + worst.outputCap;
+        result = await this.state.reserve({ ...input, tokens });
+      }
+      if (!result.ok && 'unseeded' in result) throw new Error('the shared state forgot the budget counters while the request was reserved');
       if (!result.ok) throw this.refusal(result, key, costMicros, tokens, drawn);
       const refs: ScopeRef[] = scopes.map((s) => (s.budget ? { scope: s.scope, periodId: s.budget.periodId } : { scope: s.scope }));
       const row: ReservationRow = { id, at: now, model: req.model, protocol: req.protocol, scopes: refs, reservedMicros: costMicros, expiresAt: result.expiresAtMs };

@@ -21,7 +21,7 @@ import { statelessRefusal } from '../protocols/openai-responses-server.js';
 import { createPooledFetch } from '../protocols/pooled-fetch.js';
 import { WireRequestError, type ProtocolServer, type ServerProtocolName, type ServerRequest } from '../protocols/protocol.js';
 import { ProviderRegistry } from '../providers/registry.js';
-import { checkModelString, type RouteOptions } from '../routing/router.js';
+import { checkModelString, defaultMetricsStore, defaultPriorStore, type RouteOptions } from '../routing/router.js';
 import type { ConversationLog, RequestRecord } from '../store/conversation-log.js';
 import type { Ledger } from '../store/ledger.js';
 import { femtoToDollars } from '../money.js';
@@ -156,6 +156,15 @@ function modelError(err: unknown, name: string): SwitchboardError {
   return clientError(400, `The model "${name}" cannot be used: ${String(err)}`);
 }
 
+/** How long a finished reply's last bytes wait for its spend to be recorded (a slow store delays no reply longer). */
+const SETTLE_BEFORE_END_MS = 250;
+
+/** Wait for `promise`, but no longer than `ms`. */
+function within(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
+}
+
 export class Gateway {
   readonly server: Server;
   readonly metrics: GatewayMetrics;
@@ -240,6 +249,9 @@ export class Gateway {
       routeOptions: {
         registry,
         env: config.env,
+        // Looked up once per configuration rather than on every request.
+        metrics: defaultMetricsStore(config.env),
+        priors: defaultPriorStore(config.env),
         retry,
         onUnavailable: config.routing.onUnavailable,
         // The request timeout (limits) is kept by the proxy with the controller it has anyway.
@@ -531,6 +543,18 @@ export class Gateway {
     const startedAt = new Date().toISOString();
     const meta: Parameters<ProtocolServer['createStreamWriter']>[0] = { id: responseId(), model: name, created: Math.floor(Date.now() / 1000) };
     if (parsed.includeUsage !== undefined) meta.includeUsage = parsed.includeUsage;
+    let settling: Promise<void> | undefined;
+    const settle = (o: ProxyOutcome): Promise<void> => {
+      if (settling) return settling;
+      const status: 'ok' | 'error' | 'cancelled' = o.cancelled ? 'cancelled' : o.error ? 'error' : 'ok';
+      const spend: Parameters<Ticket['settle']>[0] = { status, costFemto: o.costFemto };
+      // A hit used no tokens upstream: it is charged nothing and counts against no token limit.
+      if (o.usage && cache?.state !== 'hit') spend.usage = o.usage;
+      if (o.provider) spend.provider = o.provider;
+      if (o.resolvedModel) spend.resolvedModel = o.resolvedModel;
+      settling = ticket.settle(spend).catch((err: unknown) => this.#warn(`admission settle failed: ${err instanceof Error ? err.message : String(err)}`));
+      return settling;
+    };
     const outcome = await proxyModelRequest({
         res,
         server,
@@ -546,15 +570,11 @@ export class Gateway {
       fetch: this.#fetch,
       timeoutMs: config.limits.requestTimeoutMs,
       cache,
+      beforeEnd: (o) => within(settle(o), SETTLE_BEFORE_END_MS),
     });
-    // proxyModelRequest never throws, so settle() runs exactly once, whatever happened.
-    const status: 'ok' | 'error' | 'cancelled' = outcome.cancelled ? 'cancelled' : outcome.error ? 'error' : 'ok';
-    const settle: Parameters<Ticket['settle']>[0] = { status, costFemto: outcome.cost === null ? null : BigInt(Math.round(outcome.cost * 1e15)) };
-    // A hit used no tokens upstream: it is charged nothing and counts against no token limit.
-    if (outcome.usage && cache?.state !== 'hit') settle.usage = outcome.usage;
-    if (outcome.provider) settle.provider = outcome.provider;
-    if (outcome.resolvedModel) settle.resolvedModel = outcome.resolvedModel;
-    ticket.settle(settle).catch((err: unknown) => this.#warn(`admission settle failed: ${err instanceof Error ? err.message : String(err)}`));
+    // proxyModelRequest never throws, so settle() runs exactly once, whatever happened (a
+    // reply that succeeded was settled before its last bytes; this is then a no-op).
+    void settle(outcome);
     this.#finish(x, parsed, outcome, startedAt, cache);
   }
 
@@ -622,7 +642,7 @@ export class Gateway {
       completionTokens: usage?.completionTokens ?? 0,
       totalTokens: usage?.totalTokens ?? 0,
       cost: outcome.cost,
-      costFemto: outcome.cost === null ? null : String(BigInt(Math.round(outcome.cost * 1e15))),
+      costFemto: outcome.costFemto === null ? null : String(outcome.costFemto),
       ttftMs: outcome.ttftMs === undefined ? null : round(outcome.ttftMs),
       latencyMs: round(durationMs),
       tokensPerSecond: usage && outcome.ttftMs !== undefined && durationMs > outcome.ttftMs ? round(usage.completionTokens / ((durationMs - outcome.ttftMs) / 1000)) : null,

@@ -41,27 +41,46 @@ export type SeriesSnapshot = [key: string, value: number | Series][];
 /** Every metric of one process, by name (see GatewayMetrics.snapshot and .add). */
 export type MetricsSnapshot = Record<string, SeriesSnapshot>;
 
+/** One counter's value for one label set, kept by whoever records it often. */
+export interface CounterCell {
+  value: number;
+}
+
 export class Counter extends Metric {
-  readonly #values = new Map<string, number>();
+  readonly #values = new Map<string, CounterCell>();
   inc(labels: Labels = {}, by = 1): void {
+    this.cell(labels).value += by;
+  }
+  /** The value for one label set, to add to without looking the labels up again. */
+  cell(labels: Labels = {}): CounterCell {
     const k = this.key(labels);
-    this.#values.set(k, (this.#values.get(k) ?? 0) + by);
+    let c = this.#values.get(k);
+    if (!c) {
+      c = { value: 0 };
+      this.#values.set(k, c);
+    }
+    return c;
   }
   get(labels: Labels = {}): number {
-    return this.#values.get(this.key(labels)) ?? 0;
+    return this.#values.get(this.key(labels))?.value ?? 0;
   }
   snapshot(): SeriesSnapshot {
-    return [...this.#values];
+    return [...this.#values].map(([k, c]) => [k, c.value]);
   }
-  /** Sum another process's series into these. */
+  /** Sum another process's series into these (in place: cells held by recorders stay valid). */
   add(series: SeriesSnapshot): void {
-    for (const [k, v] of series) if (typeof v === 'number') this.#values.set(k, (this.#values.get(k) ?? 0) + v);
+    for (const [k, v] of series) {
+      if (typeof v !== 'number') continue;
+      const c = this.#values.get(k);
+      if (c) c.value += v;
+      else this.#values.set(k, { value: v });
+    }
   }
   render(): string {
     let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} counter\n`;
-    for (const [k, v] of this.#values) {
+    for (const [k, c] of this.#values) {
       const l = labelText(this.labelNames, this.values(k));
-      out += `${this.name}${l ? `{${l}}` : ''} ${v}\n`;
+      out += `${this.name}${l ? `{${l}}` : ''} ${c.value}\n`;
     }
     return out;
   }
@@ -98,12 +117,19 @@ export class Histogram extends Metric {
     super(name, help, labelNames);
   }
   observe(labels: Labels, value: number): void {
+    this.observeIn(this.series(labels), value);
+  }
+  /** The series of one label set, to observe into without looking the labels up again. */
+  series(labels: Labels): Series {
     const k = this.key(labels);
     let s = this.#series.get(k);
     if (!s) {
       s = { counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 };
       this.#series.set(k, s);
     }
+    return s;
+  }
+  observeIn(s: Series, value: number): void {
     const b = this.buckets;
     for (let i = 0; i < b.length; i++) {
       if (value <= (b[i] as number)) {
@@ -178,6 +204,23 @@ export interface RequestObservation {
   overheadS: number;
 }
 
+/** Where one kind of request (protocol, status, model, provider, error) records, found once. */
+interface RequestCells {
+  labels: Labels;
+  byModel: Labels;
+  requests?: CounterCell;
+  errors?: CounterCell;
+  duration?: Series;
+  ttft?: Series;
+  itl?: Series;
+  inputTokens?: Series;
+  outputTokens?: Series;
+  inputTotal?: CounterCell;
+  outputTotal?: CounterCell;
+  cost?: CounterCell;
+  overhead?: Series;
+}
+
 export class GatewayMetrics {
   readonly requests = new Counter('switchboard_requests_total', 'Requests answered, by caller protocol and HTTP status.', ['protocol', 'status']);
   readonly errors = new Counter('switchboard_errors_total', 'Failed requests by error kind.', ['protocol', 'error_type']);
@@ -192,23 +235,33 @@ export class GatewayMetrics {
   readonly rejected = new Counter('switchboard_rejected_total', 'Requests refused before reaching a model, by reason.', ['reason']);
   readonly reloads = new Counter('switchboard_config_reloads_total', 'Configuration reloads by result.', ['result']);
 
+  /** The series one kind of request records into, by protocol, status, model, provider and error. */
+  readonly #cells = new Map<string, RequestCells>();
+
   observe(o: RequestObservation): void {
-    this.requests.inc({ protocol: o.protocol, status: String(o.status) });
-    if (o.errorType) this.errors.inc({ protocol: o.protocol, error_type: o.errorType });
-    const labels = { gen_ai_operation_name: 'chat', gen_ai_request_model: o.model, gen_ai_provider_name: o.provider };
-    this.duration.observe(o.errorType ? { ...labels, error_type: o.errorType } : labels, o.durationS);
-    if (o.ttftS !== undefined) this.ttft.observe(labels, o.ttftS);
-    if (o.itlS !== undefined) this.itl.observe(labels, o.itlS);
+    const k = `${o.protocol}\u0000${o.status}\u0000${o.model}\u0000${o.provider}\u0000${o.errorType ?? ''}`;
+    let c = this.#cells.get(k);
+    if (!c) {
+      c = { labels: { gen_ai_operation_name: 'chat', gen_ai_request_model: o.model, gen_ai_provider_name: o.provider }, byModel: { gen_ai_request_model: o.model, gen_ai_provider_name: o.provider } };
+      this.#cells.set(k, c);
+    }
+    // Each series is made the first time it is recorded into, so /metrics lists only what was seen.
+    const { labels, byModel } = c;
+    (c.requests ??= this.requests.cell({ protocol: o.protocol, status: String(o.status) })).value++;
+    if (o.errorType) (c.errors ??= this.errors.cell({ protocol: o.protocol, error_type: o.errorType })).value++;
+    this.duration.observeIn((c.duration ??= this.duration.series(o.errorType ? { ...labels, error_type: o.errorType } : labels)), o.durationS);
+    if (o.ttftS !== undefined) this.ttft.observeIn((c.ttft ??= this.ttft.series(labels)), o.ttftS);
+    if (o.itlS !== undefined) this.itl.observeIn((c.itl ??= this.itl.series(labels)), o.itlS);
     if (o.inputTokens !== undefined) {
-      this.tokens.observe({ ...labels, gen_ai_token_type: 'input' }, o.inputTokens);
-      this.tokensTotal.inc({ gen_ai_request_model: o.model, gen_ai_provider_name: o.provider, gen_ai_token_type: 'input' }, o.inputTokens);
+      this.tokens.observeIn((c.inputTokens ??= this.tokens.series({ ...labels, gen_ai_token_type: 'input' })), o.inputTokens);
+      (c.inputTotal ??= this.tokensTotal.cell({ ...byModel, gen_ai_token_type: 'input' })).value += o.inputTokens;
     }
     if (o.outputTokens !== undefined) {
-      this.tokens.observe({ ...labels, gen_ai_token_type: 'output' }, o.outputTokens);
-      this.tokensTotal.inc({ gen_ai_request_model: o.model, gen_ai_provider_name: o.provider, gen_ai_token_type: 'output' }, o.outputTokens);
+      this.tokens.observeIn((c.outputTokens ??= this.tokens.series({ ...labels, gen_ai_token_type: 'output' })), o.outputTokens);
+      (c.outputTotal ??= this.tokensTotal.cell({ ...byModel, gen_ai_token_type: 'output' })).value += o.outputTokens;
     }
-    if (typeof o.costUsd === 'number' && o.costUsd > 0) this.cost.inc({ gen_ai_request_model: o.model, gen_ai_provider_name: o.provider }, o.costUsd);
-    this.overhead.observe({ protocol: o.protocol }, o.overheadS);
+    if (typeof o.costUsd === 'number' && o.costUsd > 0) (c.cost ??= this.cost.cell(byModel)).value += o.costUsd;
+    this.overhead.observeIn((c.overhead ??= this.overhead.series({ protocol: o.protocol })), o.overheadS);
   }
 
   #all(): (Counter | Gauge | Histogram)[] {

@@ -22,7 +22,8 @@ import { getProtocol } from '../protocols/index.js';
 import type { ProtocolServer, ResponseMeta, ServerRequest, StreamEnd, StreamWriter, WireRequestError } from '../protocols/protocol.js';
 import type { Deployment } from '../providers/resolve.js';
 import { route, type RouteItem, type RouteOptions } from '../routing/router.js';
-import { catalogCost } from '../turn.js';
+import { femtoToDollars } from '../money.js';
+import { replyCostFemto } from '../turn.js';
 import type { FinishReason, ProtocolEvent, TokenUsage } from '../types.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { CacheLookup } from './response-cache.js';
@@ -38,7 +39,10 @@ export interface ProxyOutcome {
   provider?: string | undefined;
   resolvedModel?: string | undefined;
   usage?: TokenUsage | undefined;
+  /** Dollars, for display (headers, metrics, the access log): `costFemto` as a number. */
   cost: number | null;
+  /** The exact cost in integer femto-dollars (the provider's report, else the catalog's price); null when unknown. */
+  costFemto: bigint | null;
   /** Milliseconds from receiving the request to the first content event. */
   ttftMs?: number | undefined;
   /** Mean milliseconds between output tokens after the first. */
@@ -71,6 +75,11 @@ export interface ProxyRequest {
   timeoutMs: number;
   /** The response cache's part in this request (response-cache.ts): a stored reply, or the live one recorded. */
   cache?: CacheLookup | undefined;
+  /**
+   * Awaited once a reply has succeeded, before its last bytes are written: the gateway records
+   * the spend here, so a caller never holds a whole reply that the ledger could miss.
+   */
+  beforeEnd?: ((outcome: ProxyOutcome) => Promise<void>) | undefined;
 }
 
 const CONTENT = new Set<ProtocolEvent['type']>(['text-delta', 'reasoning-delta', 'tool-call-delta']);
@@ -97,6 +106,12 @@ function write(res: ServerResponse, frames: string): Promise<void> | undefined {
   });
 }
 
+/** The outcome's cost: the provider's report (dollars, read by its decimal digits), else the catalog's price, exact. */
+function priceOutcome(outcome: ProxyOutcome, registry: ProviderRegistry, deployment: Deployment, usage: TokenUsage, reportedCost: number | undefined): void {
+  outcome.costFemto = replyCostFemto({ registry }, deployment, usage, reportedCost);
+  outcome.cost = outcome.costFemto === null ? null : femtoToDollars(outcome.costFemto);
+}
+
 /** Run one model request and answer it; never throws. */
 export async function proxyModelRequest(p: ProxyRequest): Promise<ProxyOutcome> {
   const { res, parsed } = p;
@@ -115,7 +130,7 @@ export async function proxyModelRequest(p: ProxyRequest): Promise<ProxyOutcome> 
     controller.abort();
   }, p.timeoutMs);
 
-  const outcome: ProxyOutcome = { status: 200, cancelled: false, cost: null, upstreamMs: 0, text: '' };
+  const outcome: ProxyOutcome = { status: 200, cancelled: false, cost: null, costFemto: null, upstreamMs: 0, text: '' };
   const stream = parsed.stream;
   let deployment: Deployment | undefined;
   let events: ProtocolEvent[] = [];
@@ -237,12 +252,13 @@ export async function proxyModelRequest(p: ProxyRequest): Promise<ProxyOutcome> 
 
     outcome.deployment = deployment;
     outcome.usage = usage;
-    outcome.cost = reportedCost ?? (usage && deployment ? catalogCost({ registry: p.registry }, deployment, usage) : null);
+    if (usage && deployment) priceOutcome(outcome, p.registry, deployment, usage, reportedCost);
     outcome.provider = deployment ? (reportedProvider && reportedProvider !== deployment.provider ? `${deployment.provider}/${reportedProvider}` : deployment.provider) : undefined;
     outcome.resolvedModel = reportedModel ?? deployment?.providerModel;
     const end: StreamEnd = { finishReason: finishReason ?? 'stop', cost: outcome.cost };
     if (usage) end.usage = usage;
     if (rawFinish !== undefined) end.rawFinishReason = rawFinish;
+    if (p.beforeEnd) await p.beforeEnd(outcome);
     const trailers = {
       'x-switchboard-cost': outcome.cost === null ? 'unknown' : String(outcome.cost),
       'x-switchboard-provider': outcome.provider ?? '',
@@ -281,7 +297,7 @@ export async function proxyModelRequest(p: ProxyRequest): Promise<ProxyOutcome> 
     outcome.usage = usage;
     outcome.provider = deployment?.provider;
     outcome.resolvedModel = reportedModel ?? deployment?.providerModel;
-    if (usage && deployment) outcome.cost = reportedCost ?? catalogCost({ registry: p.registry }, deployment, usage);
+    if (usage && deployment) priceOutcome(outcome, p.registry, deployment, usage, reportedCost);
     if (!cancelled && !res.destroyed) {
       if (res.headersSent && writer) {
         // Bytes went out: the stream ends with the protocol's error event, never a clean end.

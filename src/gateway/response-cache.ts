@@ -25,7 +25,7 @@ import type { Endpoint, ServerRequest } from '../protocols/protocol.js';
 import type { Deployment } from '../providers/resolve.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { RouteItem } from '../routing/router.js';
-import { catalogCost } from '../turn.js';
+import { replyCostFemto } from '../turn.js';
 import type { ProtocolEvent, TokenUsage } from '../types.js';
 import type { Principal } from './admission.js';
 import type { GatewayCacheConfig, GatewayConfig } from './config.js';
@@ -172,8 +172,7 @@ function replyCost(reply: StoredReply, registry: ProviderRegistry): bigint | nul
     usage = ev.usage;
     if (ev.cost !== undefined) reported = ev.cost;
   }
-  const cost = reported ?? (usage ? catalogCost({ registry }, reply.deployment, usage) : null);
-  return cost === null ? null : dollarsToFemto(cost);
+  return usage ? replyCostFemto({ registry }, reply.deployment, usage, reported) : reported !== undefined ? dollarsToFemto(reported) : null;
 }
 
 /** Pass the live items on, keep the answering attempt's events, store them when the router is done. */

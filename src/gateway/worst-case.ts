@@ -7,7 +7,7 @@
 import { defaultCatalog, type Pricing } from '../catalog/catalog.js';
 import { estimateTokens } from '../catalog/context.js';
 import { computeCostFemto } from '../catalog/cost.js';
-import { parseModelString } from '../routing/grammar.js';
+import { sharedModelString } from '../routing/grammar.js';
 import type { CanonicalRequest } from '../types.js';
 
 export interface WorstCase {
@@ -22,7 +22,7 @@ function candidatePrices(model: string): (Pricing | undefined)[] {
   const catalog = defaultCatalog();
   let ast;
   try {
-    ast = parseModelString(model);
+    ast = sharedModelString(model);
   } catch {
     return [catalog.priceFor(model)];
   }
@@ -47,8 +47,8 @@ function candidatePrices(model: string): (Pricing | undefined)[] {
   return prices;
 }
 
-export function worstCase(model: string, request: CanonicalRequest, defaultOutputCap: number): WorstCase {
-  const promptTokens = estimateTokens(request.messages);
+/** `promptTokens`: the tokenizer's count by default; a caller may give an upper bound on it instead. */
+export function worstCase(model: string, request: CanonicalRequest, defaultOutputCap: number, promptTokens = estimateTokens(request.messages)): WorstCase {
   const outputCap = request.params.maxTokens ?? defaultOutputCap;
   const usage = { promptTokens, completionTokens: outputCap, totalTokens: promptTokens + outputCap };
   let costFemto: bigint | null = 0n;

@@ -246,6 +246,32 @@ export function parseModelString(input: string): ModelStringAST {
   return new Parser(input).parse();
 }
 
+/** Parsed strings kept: a gateway parses the same few model strings on every request. */
+const parsed = new Map<string, ModelStringAST>();
+const PARSED_KEPT = 1000;
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/**
+ * `parseModelString`, kept: the same AST for the same string, frozen, as the router and the
+ * gateway read it on every request. Callers that want to change an AST parse their own.
+ */
+export function sharedModelString(input: string): ModelStringAST {
+  let ast = parsed.get(input);
+  if (ast === undefined) {
+    ast = deepFreeze(parseModelString(input));
+    if (parsed.size >= PARSED_KEPT) parsed.clear();
+    parsed.set(input, ast);
+  }
+  return ast;
+}
+
 function printConstraint(c: Constraint): string {
   if (c.kind === 'providers') return `providers:${c.providers.join(',')}`;
   if (c.kind === 'skip-providers') return `skip_providers:${c.providers.join(',')}`;

@@ -17,7 +17,7 @@ import { DeferredMetricsStore, openMetricsStore } from '../store/sqlite-metrics.
 import type { ProtocolEvent, ProviderTiming } from '../types.js';
 import { warnOnce } from '../catalog/cost.js';
 import { defaultCandidates, type Candidate, type CandidateSource } from './candidates.js';
-import { parseModelString, type Constraint, type EndpointNode, type Mode } from './grammar.js';
+import { sharedModelString, type Constraint, type EndpointNode, type Mode, type ModelStringAST } from './grammar.js';
 import { deploymentKey, MemoryMetricsStore, type MetricSample, type MetricsStore } from './metrics.js';
 import { NoDeploymentError, type UnavailableCandidate } from './no-deployment-error.js';
 import { openRouterPreferences } from './openrouter.js';
@@ -157,13 +157,20 @@ export function setRoutingDefaults(defaults: { metrics?: MetricsStore; policy?: 
 
 const CONTENT = new Set<ProtocolEvent['type']>(['text-delta', 'reasoning-delta', 'tool-call-delta', 'provider-block']);
 
-/** The endpoints of a model string with each one's model filled in. */
-function withModels(endpoints: EndpointNode[]): (EndpointNode & { model: string })[] {
-  let model = '';
-  return endpoints.map((e) => {
-    model = e.model ?? model;
-    return { ...e, model };
-  });
+const filledIn = new WeakMap<ModelStringAST, readonly (EndpointNode & { model: string })[]>();
+
+/** The endpoints of a model string with each one's model filled in (kept with the shared AST). */
+function withModels(ast: ModelStringAST): readonly (EndpointNode & { model: string })[] {
+  let endpoints = filledIn.get(ast);
+  if (endpoints === undefined) {
+    let model = '';
+    endpoints = ast.endpoints.map((e) => {
+      model = e.model ?? model;
+      return { ...e, model };
+    });
+    filledIn.set(ast, endpoints);
+  }
+  return endpoints;
 }
 
 function endpointKey(e: EndpointNode & { model: string }): string {
@@ -293,8 +300,8 @@ export function measure(m: {
 }
 
 export async function* route(modelString: string, options: RouteOptions, attempt: AttemptFn): AsyncGenerator<RouteItem> {
-  const ast = parseModelString(modelString);
-  const endpoints = withModels(ast.endpoints);
+  const ast = sharedModelString(modelString);
+  const endpoints = withModels(ast);
   const metrics = options.metrics ?? defaultMetricsStore(options.env);
   const priors = options.priors ?? defaultPriorStore(options.env);
   const policy = options.policy ?? (sharedPolicy ??= new RoutingPolicy());
@@ -521,9 +528,9 @@ function combineSignals(...signals: (AbortSignal | undefined)[]): AbortSignal | 
 
 /** Check a model string without sending anything; throws a typed error that says what is wrong. */
 export function checkModelString(modelString: string, options: ResolveContext & { candidates?: CandidateSource | undefined }): void {
-  const ast = parseModelString(modelString);
+  const ast = sharedModelString(modelString);
   const source = options.candidates ?? defaultCandidates;
-  for (const e of withModels(ast.endpoints)) {
+  for (const e of withModels(ast)) {
     const group = options.registry.group(e.model);
     if (e.target?.kind === 'provider') {
       resolveModel(`${e.model}@${e.target.name}`, options);

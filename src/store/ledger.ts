@@ -324,11 +324,25 @@ export const GROUP_COLUMN: Record<Exclude<UsageGroup, 'day'>, string> = {
   provider: "COALESCE(provider, '-')",
 };
 
+/** How many key and team records the SQLite ledger keeps in memory between requests. */
+const RECORDS_KEPT = 10_000;
+
 /** SQLite ledger; `path` defaults to `$SWITCHBOARD_HOME/ledger.db`, `:memory:` for a throwaway one. */
 export class SQLiteLedger implements Ledger {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
+  /**
+   * Key and team records read on the request path, kept between requests: keys by the hash of
+   * a secret (with that secret's retirement time), teams by id. Any change to keys or teams
+   * empties them: this connection's own writes at once, another process's (the CLI) when
+   * SQLite's data_version says another connection committed, checked before every read.
+   */
+  private readonly keysByHash = new Map<string, { key: KeyRecord; retiresAt: number | null }>();
+  private readonly teamsById = new Map<string, TeamRecord | undefined>();
+  private readonly dataVersion: Database.Statement;
+  private seenVersion = -1;
+  private versionChecked = false;
 
   constructor(path: string) {
     this.path = path;
@@ -341,6 +355,7 @@ export class SQLiteLedger implements Ledger {
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
     this.inTransaction = this.db.transaction((fn: () => void) => fn());
+    this.dataVersion = this.db.prepare('PRAGMA data_version').pluck();
     const version = this.db.prepare("SELECT value FROM meta WHERE name = 'schema'").get() as { value: string } | undefined;
     if (!version) this.db.prepare("INSERT INTO meta (name, value) VALUES ('schema', ?)").run(String(LEDGER_SCHEMA_VERSION));
     else if (Number(version.value) !== LEDGER_SCHEMA_VERSION) {
@@ -392,6 +407,28 @@ export class SQLiteLedger implements Ledger {
     for (const w of batch) w.resolve();
   }
 
+  /**
+   * Empty the record caches when another connection committed since the last look: looked at
+   * once per turn of the event loop (the requests read in one turn share the look), so a change
+   * committed before a request arrived is always seen.
+   */
+  private checkRecords(): void {
+    if (this.versionChecked) return;
+    this.versionChecked = true;
+    setImmediate(() => (this.versionChecked = false));
+    const version = this.dataVersion.get() as number;
+    if (version !== this.seenVersion) {
+      this.seenVersion = version;
+      this.forgetRecords();
+    }
+  }
+
+  /** Empty the record caches (after this connection changed a key, a secret or a team). */
+  private forgetRecords(): void {
+    this.keysByHash.clear();
+    this.teamsById.clear();
+  }
+
   private sql(text: string): Database.Statement {
     let s = this.statements.get(text);
     if (!s) {
@@ -404,12 +441,18 @@ export class SQLiteLedger implements Ledger {
   createTeam(id: string, limits: Limits, at: number): Promise<TeamRecord> {
     if (this.sql('SELECT 1 FROM teams WHERE id = ?').get(id)) return Promise.reject(new LedgerError(`A team named "${id}" already exists.`, 'conflict'));
     this.sql(INSERT_TEAM).run(...teamValues(id, limits, at));
+    this.forgetRecords();
     return this.team(id);
   }
 
   getTeam(id: string): Promise<TeamRecord | undefined> {
+    this.checkRecords();
+    if (this.teamsById.has(id)) return Promise.resolve(this.teamsById.get(id));
     const row = this.sql('SELECT * FROM teams WHERE id = ?').get(id) as TeamRow | undefined;
-    return Promise.resolve(row ? teamFrom(row) : undefined);
+    const team = row ? Object.freeze(teamFrom(row)) : undefined;
+    if (this.teamsById.size >= RECORDS_KEPT) this.teamsById.clear();
+    this.teamsById.set(id, team);
+    return Promise.resolve(team);
   }
 
   listTeams(): Promise<TeamRecord[]> {
@@ -419,6 +462,7 @@ export class SQLiteLedger implements Ledger {
   updateTeam(id: string, patch: TeamPatch): Promise<TeamRecord> {
     if (!this.sql('SELECT 1 FROM teams WHERE id = ?').get(id)) return Promise.reject(new LedgerError(`No team named "${id}".`));
     this.applyLimits('teams', id, patch);
+    this.forgetRecords();
     return this.team(id);
   }
 
@@ -443,6 +487,7 @@ export class SQLiteLedger implements Ledger {
       this.sql(INSERT_KEY).run(...keyValues(key, at, (admin) => (admin ? 1 : 0)));
       this.sql('INSERT INTO key_secrets (hash, key_id, created_at) VALUES (?, ?, ?)').run(secretHash, key.id, at);
     })();
+    this.forgetRecords();
     return this.key(key.id);
   }
 
@@ -474,12 +519,14 @@ export class SQLiteLedger implements Ledger {
       if (patch.metadata !== undefined) set('metadata', JSON.stringify(patch.metadata));
       this.applyLimits('keys', id, patch);
     })();
+    this.forgetRecords();
     return this.key(id);
   }
 
   async revokeKey(id: string, at: number): Promise<KeyRecord> {
     const key = await this.key(id);
     if (key.revokedAt === undefined) this.sql('UPDATE keys SET revoked_at = ? WHERE id = ?').run(at, key.id);
+    this.forgetRecords();
     return this.key(key.id);
   }
 
@@ -490,16 +537,30 @@ export class SQLiteLedger implements Ledger {
       this.sql('UPDATE key_secrets SET retires_at = ? WHERE key_id = ? AND (retires_at IS NULL OR retires_at > ?)').run(retireAt, key.id, retireAt);
       this.sql('INSERT INTO key_secrets (hash, key_id, created_at) VALUES (?, ?, ?)').run(secretHash, key.id, at);
     })();
+    this.forgetRecords();
     return key;
   }
 
   keyBySecretHash(secretHash: string, at: number): Promise<KeyRecord | undefined> {
+    this.checkRecords();
+    const known = this.keysByHash.get(secretHash);
+    if (known) {
+      const { key, retiresAt } = known;
+      const valid = (retiresAt === null || retiresAt > at) && key.revokedAt === undefined && (key.expiresAt === undefined || key.expiresAt > at);
+      return Promise.resolve(valid ? key : undefined);
+    }
     const row = this.sql(
-      `SELECT keys.* FROM key_secrets JOIN keys ON keys.id = key_secrets.key_id
+      `SELECT keys.*, key_secrets.retires_at AS secret_retires_at FROM key_secrets JOIN keys ON keys.id = key_secrets.key_id
        WHERE key_secrets.hash = ? AND (key_secrets.retires_at IS NULL OR key_secrets.retires_at > ?)
          AND keys.revoked_at IS NULL AND (keys.expires_at IS NULL OR keys.expires_at > ?)`,
-    ).get(secretHash, at, at) as KeyRow | undefined;
-    return Promise.resolve(row ? keyFrom(row) : undefined);
+    ).get(secretHash, at, at) as (KeyRow & { secret_retires_at: number | null }) | undefined;
+    if (!row) return Promise.resolve(undefined);
+    const key = keyFrom(row);
+    if (key.models) Object.freeze(key.models);
+    Object.freeze(key.metadata);
+    if (this.keysByHash.size >= RECORDS_KEPT) this.keysByHash.clear();
+    this.keysByHash.set(secretHash, { key: Object.freeze(key), retiresAt: row.secret_retires_at });
+    return Promise.resolve(key);
   }
 
   private async key(idOrName: string): Promise<KeyRecord> {
