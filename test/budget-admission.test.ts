@@ -291,29 +291,39 @@ describe('keys take effect at once', () => {
   });
 });
 
-/** A real ledger that stops answering while `down` is set (the store outage of a deployment). */
-function flakyLedger(inner: SQLiteLedger): { ledger: Ledger; setDown(down: boolean | string[]): void } {
+/**
+ * A real ledger that stops answering while `down` is set (the store outage of a deployment);
+ * with `latencyMs`, each call first waits that long, as a networked store would.
+ */
+function flakyLedger(inner: SQLiteLedger, latencyMs = 0): { ledger: Ledger; setDown(down: boolean | string[]): void; written: Map<string, number> } {
   /** true: every call fails; a list: only those methods fail. */
   let down: boolean | string[] = false;
+  /** Calls that reached the ledger, by method. */
+  const written = new Map<string, number>();
   const ledger = new Proxy(inner, {
     get(target, prop) {
       const value = Reflect.get(target, prop) as unknown;
       if (typeof value !== 'function') return value;
       const fails = (): boolean => down === true || (Array.isArray(down) && down.includes(String(prop)));
-      return (...args: unknown[]) => (fails() ? Promise.reject(new Error('database is unreachable')) : (value as (...a: unknown[]) => unknown).apply(target, args));
+      const call = (args: unknown[]): unknown => {
+        if (fails()) return Promise.reject(new Error('database is unreachable'));
+        written.set(String(prop), (written.get(String(prop)) ?? 0) + 1);
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+      return latencyMs === 0 ? (...args: unknown[]) => call(args) : async (...args: unknown[]) => (await sleep(latencyMs), call(args));
     },
   });
-  return { ledger, setDown: (d) => (down = d) };
+  return { ledger, setDown: (d) => (down = d), written };
 }
 
 describe('when the store fails', () => {
-  async function flaky(mode: 'open' | 'closed') {
+  async function flaky(mode: 'open' | 'closed', latencyMs = 0) {
     const base = await keyStores();
-    const { ledger, setDown } = flakyLedger(base.ledger);
+    const { ledger, setDown, written } = flakyLedger(base.ledger, latencyMs);
     const admission = await BudgetAdmission.open({ ledger, state: base.state, clock: base.clock, onStoreError: mode, log: () => {} });
     const { key, secret } = await base.keys.create({ name: 'k', budget: { limitMicros: 1_000_000, period: 'total' } });
     const principal = (await base.keys.authenticate(secret)) as Principal;
-    return { ...base, ledger, setDown, admission, key, principal };
+    return { ...base, ledger, setDown, written, admission, key, principal };
   }
 
   it('keys: closed refuses with 503 while the ledger is down; open accepts keys it saw valid before', async () => {
@@ -365,5 +375,25 @@ describe('when the store fails', () => {
     await t2.settle({ status: 'ok', costFemto: 1n });
     expect(s.admission.health()).toMatchObject({ store: 'ok', queued: 0 });
     expect(await s.ledger.spentFemto(`key:${s.key.id}`, 0)).toBe(42n * FEMTO_PER_MICRO + 1n);
+  });
+
+  it('open: requests that settle together after an outage replay the queued spend once each', async () => {
+    // A ledger that takes a moment to answer, so that the replays of several requests overlap.
+    const s = await flaky('open', 2);
+    const admit = () => s.admission.admit({ principal: s.principal, model: MODEL, request: chatRequest(PROMPT, MAX), protocol: 'openai' });
+    s.setDown(true);
+    const tickets: Ticket[] = [];
+    for (let i = 0; i < 15; i++) tickets.push(await admit());
+    // Ten requests finish while the ledger is down: their spend waits in the queue.
+    for (let i = 1; i <= 10; i++) await (tickets.shift() as Ticket).settle({ status: 'ok', costFemto: BigInt(i) * FEMTO_PER_MICRO });
+    expect(s.admission.health()).toMatchObject({ queued: 10 });
+    s.setDown(false);
+    // Five finish together once it is back; each one's write first replays the queue.
+    await Promise.all(tickets.map((t, i) => t.settle({ status: 'ok', costFemto: BigInt(100 + i) * FEMTO_PER_MICRO })));
+    expect(s.admission.health()).toMatchObject({ store: 'ok', queued: 0 });
+    // 1 + 2 + ... + 10 while down, 100 + ... + 104 after.
+    expect(await s.ledger.spentFemto(`key:${s.key.id}`, 0)).toBe((55n + 510n) * FEMTO_PER_MICRO);
+    // Each of the 15 settlements reached the ledger once: the overlapping replays did not write any twice.
+    expect(s.written.get('settle')).toBe(15);
   });
 });

@@ -137,6 +137,8 @@ export class BudgetAdmission implements Admission {
   private recovering: Promise<void> | undefined;
   /** Writes that failed in open mode, replayed in order once the store answers. */
   private readonly queue: (() => Promise<void>)[] = [];
+  /** The replay of the queue under way: one at a time, so no write is replayed twice or skipped. */
+  private flushing: Promise<void> | undefined;
   private lastError: string | undefined;
 
   private constructor(options: BudgetAdmissionOptions) {
@@ -328,14 +330,13 @@ export class BudgetAdmission implements Admission {
         const costMicros = femtoToMicrosCeil(spend.costFemto ?? 0n);
         // The shared state and the ledger are written apart (and queued apart in open mode), so a
         // replay never charges the shared state twice; recording a reservation twice is a no-op.
-        await this.attempt(() => this.state.settle({ id, scopes, costMicros, tokens: spend.promptTokens + spend.completionTokens }));
-        if (written) {
-          await written;
-          await this.attempt(() => this.ledger.settle(id, spend));
-        } else {
-          // Both rows' writes land in the same commit.
-          await this.attempt(() => Promise.all([this.ledger.recordReservation(row), this.ledger.settle(id, spend)]).then(() => undefined));
-        }
+        // Both stores are written at once: a reply waits for its spend (see the gateway), one round trip, not two.
+        const state = this.attempt(() => this.state.settle({ id, scopes, costMicros, tokens: spend.promptTokens + spend.completionTokens }));
+        const ledger = written
+          ? written.then(() => this.attempt(() => this.ledger.settle(id, spend)))
+          : // Both rows' writes land in the same commit.
+            this.attempt(() => Promise.all([this.ledger.recordReservation(row), this.ledger.settle(id, spend)]).then(() => undefined));
+        await Promise.all([state, ledger]);
       },
     };
   }
@@ -373,13 +374,24 @@ export class BudgetAdmission implements Admission {
     }
   }
 
-  /** Replay queued writes in order; stops (and keeps the rest) at the first that fails. */
-  private async flush(): Promise<void> {
-    while (this.queue.length > 0) {
-      const next = this.queue[0] as () => Promise<void>;
-      await next();
-      this.queue.shift();
-    }
+  /**
+   * Replay queued writes in order; stops (and keeps the rest) at the first that fails. Callers
+   * that arrive while a replay runs wait for it rather than start a second one.
+   */
+  private flush(): Promise<void> {
+    if (this.queue.length === 0) return Promise.resolve();
+    this.flushing ??= (async () => {
+      try {
+        while (this.queue.length > 0) {
+          const next = this.queue[0] as () => Promise<void>;
+          await next();
+          this.queue.shift();
+        }
+      } finally {
+        this.flushing = undefined;
+      }
+    })();
+    return this.flushing;
   }
 
   private noteError(err: unknown): void {
