@@ -100,6 +100,16 @@ describe('OpenAI Responses', () => {
     }
     expect(upstream.requests.length).toBe(before);
   });
+
+  it('refuses an item_reference in input rather than drop the turn it names', async () => {
+    const before = upstream.requests.length;
+    const input = [{ type: 'message', role: 'user', content: 'hi' }, { type: 'item_reference', id: 'msg_abc' }];
+    const err = (await refusal(openai.responses.create({ model: 'house', input } as Loose as never))) as InstanceType<typeof OpenAI.BadRequestError>;
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.param).toBe('input[1]');
+    expect(err.message).toMatch(/input\[1\] \(an item_reference\) needs responses stored on the server/);
+    expect(upstream.requests.length).toBe(before);
+  });
 });
 
 describe('Anthropic Messages', () => {

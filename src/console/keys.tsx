@@ -2,6 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.js';
 import { fmtTime, fmtUsd } from './format.js';
+import { Choice } from './choice.js';
 import { Table } from './table.js';
 
 interface Key {
@@ -64,14 +65,7 @@ export function KeysPage() {
         {text('name', 'Name')}
         {text('team', 'Team')}
         {text('budget', 'Budget ($)')}
-        <label>
-          Period{' '}
-          <select value={form.period} onChange={(e) => setForm({ ...form, period: e.currentTarget.value })}>
-            <option value="day">day</option>
-            <option value="month">month</option>
-            <option value="total">total</option>
-          </select>
-        </label>
+        <Choice label="Period" value={form.period} options={['day', 'month', 'total']} onChange={(period) => setForm({ ...form, period })} />
         {text('rpm', 'RPM', 'number')}
         {text('tpm', 'TPM', 'number')}
         {text('models', 'Models (globs, comma-separated)')}

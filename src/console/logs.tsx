@@ -4,6 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { LogEntry, LogTurn } from '../store/request-log-query.js';
 import { api, type WhoAmI } from './api.js';
 import { fmtInt, fmtMs, fmtNum, fmtTime, fmtUsd } from './format.js';
+import { Choice } from './choice.js';
 import { Table } from './table.js';
 
 export function LogsPage({ who }: { who: WhoAmI }) {
@@ -36,14 +37,7 @@ export function LogsPage({ who }: { who: WhoAmI }) {
         {field('model', 'Model')}
         {field('provider', 'Provider')}
         {who.admin && field('key', 'Key')}
-        <label>
-          Status{' '}
-          <select value={filter.status} onChange={(e) => setFilter({ ...filter, status: e.currentTarget.value })}>
-            <option value="">any</option>
-            <option value="ok">ok</option>
-            <option value="error">error</option>
-          </select>
-        </label>
+        <Choice label="Status" value={filter.status} options={[['', 'any'], 'ok', 'error']} onChange={(status) => setFilter({ ...filter, status })} />
         <button type="submit">Search</button>
       </form>
       {error && <p class="error" role="alert">{error}</p>}

@@ -115,7 +115,7 @@ function App() {
         ) : page.path === '/playground' ? (
           <Playground />
         ) : page.path === '/spend' ? (
-          <SpendPage who={who} />
+          <SpendPage />
         ) : page.path === '/logs' ? (
           <LogsPage who={who} />
         ) : page.path === '/routing' ? (

@@ -1,14 +1,15 @@
 /** Spend: cost or tokens over time stacked by a dimension, totals, budget burn-down, CSV. All from GET /admin/spend. */
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { api, type SpendAnswer, type WhoAmI } from './api.js';
+import { api, type SpendAnswer } from './api.js';
 import { ChartView, type Series } from './chart.js';
 import { fmtBucket, fmtInt, fmtUsd, isoDay, timeZone } from './format.js';
+import { Choice } from './choice.js';
 import { Table } from './table.js';
 
 const dayStart = (day: string): string => new Date(`${day}T00:00:00`).toISOString();
 
-export function SpendPage({ who }: { who: WhoAmI }) {
-  const [by, setBy] = useState(who.admin ? 'model' : 'model');
+export function SpendPage() {
+  const [by, setBy] = useState('model');
   const [bucket, setBucket] = useState<'day' | 'hour'>('day');
   const [metric, setMetric] = useState<'cost' | 'tokens'>('cost');
   const [since, setSince] = useState(isoDay(new Date(Date.now() - 6 * 86_400_000)));
@@ -69,29 +70,9 @@ export function SpendPage({ who }: { who: WhoAmI }) {
   return (
     <section aria-label="Spend">
       <div class="toolbar">
-        <label>
-          Group by{' '}
-          <select value={by} onChange={(e) => setBy(e.currentTarget.value)}>
-            <option value="model">model</option>
-            <option value="provider">provider</option>
-            <option value="key">key</option>
-            <option value="team">team</option>
-          </select>
-        </label>
-        <label>
-          Per{' '}
-          <select value={bucket} onChange={(e) => setBucket(e.currentTarget.value as 'day' | 'hour')}>
-            <option value="day">day</option>
-            <option value="hour">hour</option>
-          </select>
-        </label>
-        <label>
-          Show{' '}
-          <select value={metric} onChange={(e) => setMetric(e.currentTarget.value as 'cost' | 'tokens')}>
-            <option value="cost">cost</option>
-            <option value="tokens">tokens</option>
-          </select>
-        </label>
+        <Choice label="Group by" value={by} options={['model', 'provider', 'key', 'team']} onChange={setBy} />
+        <Choice label="Per" value={bucket} options={['day', 'hour'] as const} onChange={setBucket} />
+        <Choice label="Show" value={metric} options={['cost', 'tokens'] as const} onChange={setMetric} />
         <label>
           From <input type="date" value={since} onChange={(e) => setSince(e.currentTarget.value)} />
         </label>

@@ -2,7 +2,7 @@
  * The gateway's admission seam: who is calling (authentication) and whether this request may
  * go ahead (budgets, rate limits). The gateway ships the master-key authenticator and an open
  * admission that admits everything; virtual keys and budgets plug in behind the same
- * interfaces. The contract is written out in SEAMS.md (section 2).
+ * interfaces (docs/gateway.md, "Authentication", says how they are used).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { SwitchboardError } from '../errors.js';
@@ -47,6 +47,8 @@ export interface Ticket {
   /** Extra response headers (x-ratelimit-*, x-switchboard-budget-remaining). */
   headers: Record<string, string>;
   settle(outcome: SettleOutcome): Promise<void>;
+  /** False when settle() records nothing, so no reply need wait for it; default true. */
+  recordsSpend?: boolean;
 }
 
 export interface Admission {
@@ -105,7 +107,7 @@ export const openAuthenticator: Authenticator = {
 };
 
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
-const OPEN_TICKET: Ticket = { headers: NO_HEADERS, settle: () => Promise.resolve() };
+const OPEN_TICKET: Ticket = { headers: NO_HEADERS, settle: () => Promise.resolve(), recordsSpend: false };
 
 /** Admits everything; settling writes nothing (the request log is written by the gateway itself). */
 export const openAdmission: Admission = {

@@ -570,7 +570,7 @@ export class Gateway {
       fetch: this.#fetch,
       timeoutMs: config.limits.requestTimeoutMs,
       cache,
-      beforeEnd: (o) => within(settle(o), SETTLE_BEFORE_END_MS),
+      beforeEnd: ticket.recordsSpend === false ? undefined : (o) => within(settle(o), SETTLE_BEFORE_END_MS),
     });
     // proxyModelRequest never throws, so settle() runs exactly once, whatever happened (a
     // reply that succeeded was settled before its last bytes; this is then a no-op).

@@ -50,8 +50,8 @@ function refuseExtra(record: Record<string, unknown>, known: ReadonlySet<string>
 }
 
 /** What a stateless server says to a request that leans on stored state. */
-export function statelessRefusal(field: string): WireRequestError {
-  return invalid(`${field} needs responses stored on the server, which this server does not keep; send the whole conversation in input instead (and store: false).`, field);
+export function statelessRefusal(param: string, what = param): WireRequestError {
+  return invalid(`${what} needs responses stored on the server, which this server does not keep; send the whole conversation in input instead (and store: false).`, param);
 }
 
 function inputPart(raw: unknown, where: string): ContentPart {
@@ -125,8 +125,11 @@ function readInput(input: unknown): Message[] {
       if (typeof item?.call_id !== 'string') throw invalid(`${where}.call_id is required`, where);
       const output = typeof item.output === 'string' ? item.output : JSON.stringify(item.output ?? '');
       messages.push({ role: 'tool', tool_call_id: item.call_id, content: output });
-    } else if (type === 'reasoning' || type === 'item_reference') {
-      // Reasoning items and references to stored items carry nothing a canonical history holds.
+    } else if (type === 'item_reference') {
+      // A reference names an item stored on the server; dropping it would lose that turn unseen.
+      throw statelessRefusal(where, `${where} (an item_reference)`);
+    } else if (type === 'reasoning') {
+      // A reasoning item carries nothing a canonical history holds (its text is the model's own, encrypted or summarised).
     } else throw invalid(`${where}.type: unsupported input item type ${JSON.stringify(type)}`, where);
   });
   return messages;
