@@ -257,6 +257,7 @@ export class Gateway {
         // The request timeout (limits) is kept by the proxy with the controller it has anyway.
         deadlineMs: config.routing.deadlineMs,
         attemptTimeoutMs: config.routing.attemptTimeoutMs,
+        endpoints: new Map(),
       },
     };
   }

@@ -187,8 +187,31 @@ function unknownTarget(word: string, ctx: ResolveContext): UnknownProviderError 
   return new UnknownProviderError(word, providers, { modes: MODES, suggestion: suggestTarget(word, MODES, providers) });
 }
 
-/** The endpoint (URL, key, headers) for a deployment's provider. */
-export async function endpointFor(deployment: Deployment, ctx: ResolveContext): Promise<Endpoint> {
+/** At most this many endpoints are kept by an endpoint cache (model names come from callers). */
+const ENDPOINT_CACHE_LIMIT = 1024;
+
+/**
+ * The endpoint (URL, key, headers) for a deployment's provider. With `cache` (one per fixed
+ * configuration: the gateway keeps one per loaded config), a configured provider's endpoint is
+ * worked out once per model; simulated and cloud ones, whose URL or credentials can change
+ * while the process runs, are worked out every time.
+ */
+export async function endpointFor(deployment: Deployment, ctx: ResolveContext, cache?: Map<string, Endpoint>): Promise<Endpoint> {
+  const cacheKey = cache && `${deployment.provider}\0${deployment.providerModel}`;
+  const cached = cacheKey === undefined ? undefined : cache?.get(cacheKey);
+  if (cached) return cached;
+  const endpoint = await workOutEndpoint(deployment, ctx);
+  if (cache && cacheKey !== undefined && deployment.provider !== CUSTOM_PROVIDER) {
+    const config = ctx.registry.get(deployment.provider);
+    if (!config.simulated && !isCloud(config)) {
+      if (cache.size >= ENDPOINT_CACHE_LIMIT) cache.clear();
+      cache.set(cacheKey, endpoint);
+    }
+  }
+  return endpoint;
+}
+
+async function workOutEndpoint(deployment: Deployment, ctx: ResolveContext): Promise<Endpoint> {
   if (deployment.provider === CUSTOM_PROVIDER) {
     registerSecret(ctx.apiKey);
     const headers: Record<string, string> = { ...ctx.headers };

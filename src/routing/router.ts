@@ -79,10 +79,12 @@ export interface RouteOptions extends ResolveContext {
    * only when it is longer than the deployment's measured p90 latency.
    */
   timeoutMs?: number | undefined;
+  /** Endpoints already worked out, by deployment: for a caller whose configuration is fixed (see endpointFor). */
+  endpoints?: Map<string, Endpoint> | undefined;
 }
 
 /** The routing knobs a Chat or Call passes through (`new Chat(model, { routing: {...} })`). */
-export type RoutingOptions = Omit<RouteOptions, keyof ResolveContext | 'signal' | 'collected' | 'timeoutMs'>;
+export type RoutingOptions = Omit<RouteOptions, keyof ResolveContext | 'signal' | 'collected' | 'timeoutMs' | 'endpoints'>;
 
 interface Planned extends RankCandidate {
   deployment: Deployment;
@@ -415,7 +417,7 @@ export async function* route(modelString: string, options: RouteOptions, attempt
   async function* tryDeployment(p: Planned, lastCandidate: boolean, forced: boolean): AsyncGenerator<RouteItem, 'done' | 'next'> {
     let endpoint: Endpoint;
     try {
-      endpoint = await endpointFor(p.deployment, options);
+      endpoint = await endpointFor(p.deployment, options, options.endpoints);
     } catch (error) {
       // No key for this one: the next candidate may not need one. The last one throws the
       // error that says which variable to set (unless an earlier attempt failed otherwise).
