@@ -117,6 +117,20 @@ export function weightedPercentile(values: readonly { value: number; weight: num
 /** The figures a sample may carry, in the order `DeploymentStats` lists them. */
 const FIELDS = ['ttftMs', 'itlMs', 'tokensPerSecond', 'latencyMs'] as const;
 
+/** A sample's figure `FIELDS[k]` (one named read per field, not a lookup by name). */
+function figure(s: MetricSample, k: number): number | undefined {
+  switch (k) {
+    case 0:
+      return s.ttftMs;
+    case 1:
+      return s.itlMs;
+    case 2:
+      return s.tokensPerSecond;
+    default:
+      return s.latencyMs;
+  }
+}
+
 /**
  * Scratch space for the stats of one window, reused by every call (they run synchronously
  * and one at a time): allocating typed arrays costs more than the arithmetic on them.
@@ -208,6 +222,9 @@ class SampleWindow {
   readonly #capacity: number;
   /** A ring, by slot: the oldest sample is at `#head`. */
   readonly #samples: (MetricSample | undefined)[];
+  /** Each sample's time and whether it succeeded, by slot (read without touching the samples). */
+  readonly #at: Float64Array;
+  readonly #ok: Uint8Array;
   readonly #weights: Float64Array;
   readonly #values: Float64Array[];
   readonly #logs: Float64Array[];
@@ -217,13 +234,17 @@ class SampleWindow {
   #head = 0;
   #count = 0;
   #newest = Number.NEGATIVE_INFINITY;
-  #cached: { now: number; stats: DeploymentStats } | undefined;
+  /** The stats since the newest sample, and the clock they were computed at. */
+  #cached: DeploymentStats | undefined;
+  #cachedNow = 0;
 
   constructor(options: Required<StatsOptions>) {
     this.#o = options;
     this.#capacity = Math.max(1, Math.floor(options.window));
     const slots = (): Float64Array => new Float64Array(this.#capacity);
     this.#samples = new Array<MetricSample | undefined>(this.#capacity);
+    this.#at = slots();
+    this.#ok = new Uint8Array(this.#capacity);
     this.#weights = slots();
     this.#values = FIELDS.map(slots);
     this.#logs = FIELDS.map(slots);
@@ -244,14 +265,16 @@ class SampleWindow {
       const oldest = this.#head;
       for (let k = 0; k < FIELDS.length; k++) if (!Number.isNaN(this.#values[k]?.[oldest])) this.#unsort(k, oldest);
       // Ages count from the newest sample: when it leaves, from the next newest.
-      if ((this.#samples[oldest] as MetricSample).at >= this.#newest) reweigh = true;
+      if ((this.#at[oldest] as number) >= this.#newest) reweigh = true;
       this.#head = this.#slot(1);
       this.#count--;
     }
     const slot = this.#slot(this.#count);
     this.#samples[slot] = sample;
+    this.#at[slot] = sample.at;
+    this.#ok[slot] = sample.ok ? 1 : 0;
     for (let k = 0; k < FIELDS.length; k++) {
-      const v = sample.ok ? sample[FIELDS[k] as (typeof FIELDS)[number]] : undefined;
+      const v = sample.ok ? figure(sample, k) : undefined;
       const values = this.#values[k] as Float64Array;
       if (v === undefined || !Number.isFinite(v)) {
         values[slot] = Number.NaN;
@@ -265,7 +288,7 @@ class SampleWindow {
     this.#cached = undefined;
     if (reweigh) {
       let newest = Number.NEGATIVE_INFINITY;
-      for (let i = 0; i < this.#count; i++) newest = Math.max(newest, (this.#samples[this.#slot(i)] as MetricSample).at);
+      for (let i = 0; i < this.#count; i++) newest = Math.max(newest, this.#at[this.#slot(i)] as number);
       // Most often another sample shares its time and nothing changes.
       if (newest < this.#newest) {
         this.#newest = newest;
@@ -291,7 +314,7 @@ class SampleWindow {
     const perMs = Math.LN2 / this.#o.timeHalfLifeMs;
     for (let i = 0; i < this.#count; i++) {
       const slot = this.#slot(i);
-      out[slot] = Math.exp(-(this.#count - 1 - i) * perNewer - Math.max(0, reference - (this.#samples[slot] as MetricSample).at) * perMs);
+      out[slot] = Math.exp(-(this.#count - 1 - i) * perNewer - Math.max(0, reference - (this.#at[slot] as number)) * perMs);
     }
   }
 
@@ -326,7 +349,7 @@ class SampleWindow {
   stats(deployment: string, now: number): DeploymentStats | undefined {
     if (this.#count === 0) return undefined;
     const cached = this.#cached;
-    if (cached && now >= cached.stats.lastAt && cached.now >= cached.stats.lastAt) return cached.stats;
+    if (cached && now >= cached.lastAt && this.#cachedNow >= cached.lastAt) return cached;
     // Ages count from the newest sample, so figures stay defined however old the data is;
     // how stale the whole set is shows in `lastAt` (the policy re-checks stale deployments).
     let weights = this.#weights;
@@ -340,16 +363,17 @@ class SampleWindow {
     const errorsByCode: Record<string, number> = {};
     for (let i = 0; i < this.#count; i++) {
       const slot = this.#slot(i);
-      const s = this.#samples[slot] as MetricSample;
       const w = weights[slot] as number;
       allWeight += w;
-      if (!s.ok) {
+      if (this.#ok[slot] === 0) {
         failWeight += w;
         failures++;
-        const code = s.errorCode ?? 'unknown';
+        const code = (this.#samples[slot] as MetricSample).errorCode ?? 'unknown';
         errorsByCode[code] = (errorsByCode[code] ?? 0) + 1;
       }
     }
+    // Every key present (undefined when the window has no such figure): one object shape
+    // for all stats, so the code that reads them stays monomorphic.
     const stats: DeploymentStats = {
       deployment,
       attempts: this.#count,
@@ -357,14 +381,15 @@ class SampleWindow {
       failures,
       errorRate: allWeight > 0 ? failWeight / allWeight : 0,
       errorsByCode,
+      ttftMs: this.#summary(0, weights),
+      itlMs: this.#summary(1, weights),
+      tokensPerSecond: this.#summary(2, weights),
+      latencyMs: this.#summary(3, weights),
       lastAt: Math.max(0, this.#newest),
       latest: this.#samples[this.#slot(this.#count - 1)] as MetricSample,
     };
-    for (let k = 0; k < FIELDS.length; k++) {
-      const summary = this.#summary(k, weights);
-      if (summary) stats[FIELDS[k] as (typeof FIELDS)[number]] = summary;
-    }
-    this.#cached = { now, stats };
+    this.#cached = stats;
+    this.#cachedNow = now;
     return stats;
   }
 
@@ -394,7 +419,7 @@ class SampleWindow {
     }
     const p50 = values[sorted[reaching(cumulative, count, 0.5 * total)] as number] as number;
     const p90 = values[sorted[reaching(cumulative, count, 0.9 * total)] as number] as number;
-    const summary: Percentiles = { p50, p90, mean: sum / total, count, logMean: logSum / total, logSd: logSd(total, logSum, logSquares), weight: total };
+    const summary: Percentiles = { p50, p90, mean: sum / total, count, logMean: logSum / total, logSd: logSd(total, logSum, logSquares), weight: total, changedAt: undefined, shift: undefined };
     if (!this.#mayHaveShifted(k)) return summary;
     // The samples with a figure, oldest first, for the change detector.
     const capacity = this.#capacity;
@@ -423,7 +448,7 @@ class SampleWindow {
       summary.logSd = logSd(sinceTotal, sinceLogSum, sinceLogSquares);
       summary.shift = summary.logMean - (logSum - sinceLogSum) / (total - sinceTotal);
       summary.weight = sinceTotal;
-      summary.changedAt = (this.#samples[chronSlots[cut] as number] as MetricSample).at;
+      summary.changedAt = this.#at[chronSlots[cut] as number] as number;
     }
     return summary;
   }

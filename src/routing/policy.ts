@@ -224,7 +224,7 @@ export class RoutingPolicy {
   readonly #routes = new Map<string, RouteState>();
   /** Scratch for `rank` (synchronous, one at a time): the scored entries and one estimate, reused. */
   readonly #scored: Scored[] = [];
-  readonly #estimated = { mean: 0, precision: 0 };
+  readonly #estimated = { mean: Number.NaN, precision: Number.NaN };
 
   constructor(options: PolicyOptions = {}) {
     this.#minSamples = options.minSamples ?? 2;
@@ -336,7 +336,7 @@ export class RoutingPolicy {
     if (!own || !recheck || !recheck.only || !latest || latest.at < recheck.at || (own.changedAt ?? 0) >= recheck.at) return own;
     const value = metric === 'tps' ? latest.tokensPerSecond : metric === 'ttft' ? latest.ttftMs : metric === 'itl' ? latest.itlMs : latest.latencyMs;
     if (!latest.ok || value === undefined || !(value > 0) || Math.abs(Math.log(value) - own.logMean) <= Math.log(this.#changeRatio)) return own;
-    return { p50: value, p90: value, mean: value, count: own.count, logMean: Math.log(value), logSd: 0, weight: 1 };
+    return { p50: value, p90: value, mean: value, count: own.count, logMean: Math.log(value), logSd: 0, weight: 1, changedAt: undefined, shift: undefined };
   }
 
   /** Order the candidates for one request under `routeKey` (the endpoint's model string). */
