@@ -45,6 +45,59 @@ describe('metrics', () => {
     expect(store.snapshot('other@p')).toBeUndefined();
   });
 
+  it('the change detector: three agreeing samples beyond 2x cut the log estimate, two move nothing, a steady window has no shift', () => {
+    const before = Array.from({ length: 20 }, (_, i) => ok(200, 100, T0 + i));
+    const twoSlow = computeStats('m@p', [...before, ok(40, 100, T0 + 20), ok(40, 100, T0 + 21)], T0 + 21)?.tokensPerSecond;
+    expect(twoSlow?.changedAt).toBeUndefined();
+    const threeSlow = computeStats('m@p', [...before, ok(40, 100, T0 + 20), ok(40, 100, T0 + 21), ok(40, 100, T0 + 22)], T0 + 22)?.tokensPerSecond;
+    expect(threeSlow?.changedAt).toBe(T0 + 20);
+    expect(threeSlow?.logMean).toBeCloseTo(Math.log(40), 9);
+    expect(threeSlow?.shift).toBeCloseTo(Math.log(40 / 200), 9);
+    expect(threeSlow?.p50).toBe(200); // percentiles stay the whole window's
+    // Noisy but steady (within 1.9x end to end): never a shift.
+    const steady = Array.from({ length: 40 }, (_, i) => ok(i % 3 === 0 ? 105 : 195, 100, T0 + i));
+    expect(computeStats('m@p', steady, T0 + 40)?.tokensPerSecond?.changedAt).toBeUndefined();
+  });
+
+  it('a store keeping its windows as samples arrive gives the stats of the same window computed afresh', () => {
+    // Out-of-order times (other instances' samples), failures, missing figures, shifts,
+    // the newest sample leaving the window, and reads with the clock before the newest.
+    let seed = 7;
+    const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    const store = new MemoryMetricsStore({ window: 10 });
+    const samples: MetricSample[] = [];
+    let t = T0;
+    let level = 100;
+    let shifts = 0;
+    for (let i = 0; i < 400; i++) {
+      if (random() < 0.08) level = level === 100 ? 500 : 100;
+      t += Math.floor(random() * 60_000);
+      // Now and then a sample from a clock ahead: the newest until it leaves the window.
+      const skew = random();
+      const at = skew < 0.05 ? t + 500_000 : skew < 0.25 ? t - Math.floor(random() * 300_000) : t;
+      const sample: MetricSample = random() < 0.15 ? { at, ok: false, errorCode: 'server' } : { at, ok: true, tokensPerSecond: level * (0.9 + 0.2 * random()), ...(random() < 0.3 ? {} : { ttftMs: 50 + 100 * random() }) };
+      samples.push(sample);
+      store.record('m@p', sample);
+      const now = random() < 0.2 ? t - Math.floor(random() * 100_000) : t + Math.floor(random() * 1_000_000);
+      const kept = store.snapshot('m@p', now);
+      const fresh = computeStats('m@p', samples.slice(-10), now, { window: 10 });
+      expect(kept?.attempts).toBe(fresh?.attempts);
+      expect(kept?.errorsByCode).toEqual(fresh?.errorsByCode);
+      expect(kept?.lastAt).toBe(fresh?.lastAt);
+      expect(kept?.errorRate).toBeCloseTo(fresh?.errorRate ?? NaN, 9);
+      for (const field of ['tokensPerSecond', 'ttftMs'] as const) {
+        const a = kept?.[field];
+        const b = fresh?.[field];
+        expect(a === undefined).toBe(b === undefined);
+        if (!a || !b) continue;
+        expect([a.p50, a.p90, a.count, a.changedAt]).toEqual([b.p50, b.p90, b.count, b.changedAt]);
+        for (const k of ['mean', 'logMean', 'logSd', 'weight', 'shift'] as const) expect(a[k] ?? 0).toBeCloseTo(b[k] ?? 0, 6);
+        if (a.changedAt !== undefined) shifts++;
+      }
+    }
+    expect(shifts).toBeGreaterThan(10);
+  });
+
   const dir = mkdtempSync(join(tmpdir(), 'switchboard-metrics-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

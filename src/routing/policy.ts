@@ -168,15 +168,37 @@ function compare(value: number, op: Constraint & { kind: 'threshold' }): boolean
 
 interface RouteState {
   decisions: number;
-  lastTried: Map<string, number>;
-  /** Per candidate, re-check credit: its plausibility of winning, summed over decisions; a re-check is due at 1. */
-  credit: Map<string, number>;
-  /** Per candidate, extra variance after a sibling got worse (cleared when it is tried). */
-  doubt: Map<string, number>;
-  /** Per candidate, the newest shift already acted on (its `changedAt`). */
-  shiftSeen: Map<string, number>;
-  /** Per candidate, when it was last tried after a long gap. */
-  recheckedAt: Map<string, Recheck>;
+  /** Per candidate key, what the route remembers of it: one lookup per candidate per decision. */
+  candidates: Map<string, CandidateState>;
+}
+
+interface CandidateState {
+  /** The decision it was last tried at (or first seen at). */
+  lastTried: number;
+  /** Re-check credit: its plausibility of winning, summed over decisions; a re-check is due at 1. */
+  credit: number;
+  /** Extra variance after a sibling got worse (cleared when it is tried). */
+  doubt: number;
+  /** The newest shift already acted on (its `changedAt`). */
+  shiftSeen: number;
+  /** When it was last tried after a long gap. */
+  recheck: Recheck | undefined;
+}
+
+/**
+ * One candidate as a measured mode ranks it: one shape for all, and the same objects reused
+ * by every decision (the ranking allocates nothing per candidate).
+ */
+interface Scored {
+  c: RankCandidate | undefined;
+  state: CandidateState;
+  /** Its place in the listed order (ties keep it). */
+  i: number;
+  mean: number;
+  variance: number;
+  bound: number;
+  /** Re-check credit earned this decision. */
+  rate: number;
 }
 
 /** A try after a long gap: when (Unix ms), and whether it is still the only try since. */
@@ -200,6 +222,9 @@ export class RoutingPolicy {
   readonly #changeRatio: number;
   readonly #staleAfterMs: number;
   readonly #routes = new Map<string, RouteState>();
+  /** Scratch for `rank` (synchronous, one at a time): the scored entries and one estimate, reused. */
+  readonly #scored: Scored[] = [];
+  readonly #estimated = { mean: Number.NaN, precision: Number.NaN };
 
   constructor(options: PolicyOptions = {}) {
     this.#minSamples = options.minSamples ?? 2;
@@ -224,10 +249,20 @@ export class RoutingPolicy {
   #state(routeKey: string): RouteState {
     let s = this.#routes.get(routeKey);
     if (!s) {
-      s = { decisions: 0, lastTried: new Map(), credit: new Map(), doubt: new Map(), shiftSeen: new Map(), recheckedAt: new Map() };
+      s = { decisions: 0, candidates: new Map() };
       this.#routes.set(routeKey, s);
     }
     return s;
+  }
+
+  /** What a route remembers of a candidate; a candidate first seen counts as tried now (its gap starts). */
+  #candidate(state: RouteState, key: string): CandidateState {
+    let c = state.candidates.get(key);
+    if (!c) {
+      c = { lastTried: state.decisions, credit: 0, doubt: 0, shiftSeen: 0, recheck: undefined };
+      state.candidates.set(key, c);
+    }
+    return c;
   }
 
   /** Whether a candidate passes the thresholds (unknown figures pass); the reason when not. */
@@ -255,6 +290,12 @@ export class RoutingPolicy {
    * its age.
    */
   estimate(c: RankCandidate, metric: Metric, now: number, recheck?: Recheck): { mean: number; precision: number } | undefined {
+    const out = { mean: 0, precision: 0 };
+    return this.#estimateInto(out, c, metric, now, recheck) ? out : undefined;
+  }
+
+  /** `estimate` into `out` (no allocation); false when nothing is known. */
+  #estimateInto(out: { mean: number; precision: number }, c: RankCandidate, metric: Metric, now: number, recheck: Recheck | undefined): boolean {
     const sign = metric === 'tps' ? 1 : -1;
     const own = this.#currentFigure(c, metric, recheck);
     const published = priorFigure(c.prior, metric);
@@ -273,11 +314,13 @@ export class RoutingPolicy {
       precision += p;
       sum += p * sign * Math.log(published);
     }
-    if (precision <= 0) return undefined;
+    if (precision <= 0) return false;
     // The recent error rate discounts (a deployment failing half the time counts at half its
     // speed); before any attempt of our own, the published uptime does.
     const success = c.stats ? 1 - c.stats.errorRate : (c.prior?.uptime ?? 1);
-    return { mean: sum / precision + Math.log(Math.max(0.05, success)), precision };
+    out.mean = sum / precision + Math.log(Math.max(0.05, success));
+    out.precision = precision;
+    return true;
   }
 
   /**
@@ -293,23 +336,26 @@ export class RoutingPolicy {
     if (!own || !recheck || !recheck.only || !latest || latest.at < recheck.at || (own.changedAt ?? 0) >= recheck.at) return own;
     const value = metric === 'tps' ? latest.tokensPerSecond : metric === 'ttft' ? latest.ttftMs : metric === 'itl' ? latest.itlMs : latest.latencyMs;
     if (!latest.ok || value === undefined || !(value > 0) || Math.abs(Math.log(value) - own.logMean) <= Math.log(this.#changeRatio)) return own;
-    return { p50: value, p90: value, mean: value, count: own.count, logMean: Math.log(value), logSd: 0, weight: 1 };
+    return { p50: value, p90: value, mean: value, count: own.count, logMean: Math.log(value), logSd: 0, weight: 1, changedAt: undefined, shift: undefined };
   }
 
   /** Order the candidates for one request under `routeKey` (the endpoint's model string). */
   rank<T extends RankCandidate>(routeKey: string, mode: Mode | null, constraints: Constraint[], candidates: T[], now = Date.now()): Ranking<T> {
     const state = this.#state(routeKey);
     state.decisions++;
-    for (const c of candidates) if (!state.lastTried.has(c.key)) state.lastTried.set(c.key, state.decisions);
     const rejected: Rejection<T>[] = [];
     const passing: T[] = [];
+    const passingStates: CandidateState[] = [];
     for (const c of candidates) {
+      const known = this.#candidate(state, c.key);
       const reason = this.check(c, constraints);
-      if (reason === undefined) passing.push(c);
-      else rejected.push({ candidate: c, reason });
+      if (reason === undefined) {
+        passing.push(c);
+        passingStates.push(known);
+      } else rejected.push({ candidate: c, reason });
     }
     if (mode === null) {
-      if (passing[0]) this.noteTried(routeKey, passing[0].key);
+      if (passing[0]) this.#tried(state, passing[0].key);
       return { ordered: passing, rejected, why: 'order' };
     }
     const metric = MODE_METRIC[mode];
@@ -317,29 +363,51 @@ export class RoutingPolicy {
     let ordered: T[];
     let why: Ranking<T>['why'] = 'best';
     if (measuredMode) {
-      this.#doubtAfterShift(state, metric, passing);
-      const scored = passing.map((c, i) => {
-        const e = this.estimate(c, metric, now, state.recheckedAt.get(c.key));
-        // Nothing known: first, in listed order. Attempted but no figure (every try failed): last.
-        if (!e) return { c, i, mean: this.#measured(c) ? -Infinity : Infinity, variance: Infinity, bound: this.#measured(c) ? -Infinity : Infinity };
-        const variance = 1 / e.precision + (state.doubt.get(c.key) ?? 0);
-        return { c, i, mean: e.mean, variance, bound: e.mean + this.#confidence * Math.sqrt(variance) };
-      });
-      scored.sort((a, b) => (a.mean === b.mean ? a.i - b.i : b.mean - a.mean));
-      let top = 0;
-      for (let j = 1; j < scored.length; j++) if ((scored[j]?.bound ?? -Infinity) > (scored[top]?.bound ?? -Infinity)) top = j;
-      if (top === 0) top = this.#dueRecheck(state, scored);
-      if (top > 0) scored.unshift(...scored.splice(top, 1));
-      ordered = scored.map((x) => x.c);
-      if (scored[0]?.mean === Infinity) why = 'unmeasured';
-      else if (top > 0) why = 'explore';
-      const first = ordered[0];
-      if (first) {
-        const gap = state.decisions - (state.lastTried.get(first.key) ?? state.decisions);
-        const recheck = state.recheckedAt.get(first.key);
-        if (gap >= this.#forgetAfter) state.recheckedAt.set(first.key, { at: now, only: true });
-        else if (recheck) recheck.only = false;
+      this.#doubtAfterShift(metric, passing, passingStates);
+      const n = passing.length;
+      const scored = this.#scored;
+      const e = this.#estimated;
+      for (let i = 0; i < n; i++) {
+        const c = passing[i] as T;
+        const known = passingStates[i] as CandidateState;
+        const entry = (scored[i] ??= { c, state: known, i, mean: 0, variance: 0, bound: 0, rate: 0 });
+        entry.c = c;
+        entry.state = known;
+        entry.i = i;
+        entry.rate = 0;
+        if (this.#estimateInto(e, c, metric, now, known.recheck)) {
+          entry.mean = e.mean;
+          entry.variance = 1 / e.precision + known.doubt;
+          entry.bound = e.mean + this.#confidence * Math.sqrt(entry.variance);
+        } else {
+          // Nothing known: first, in listed order. Attempted but no figure (every try failed): last.
+          entry.mean = entry.bound = this.#measured(c) ? -Infinity : Infinity;
+          entry.variance = Infinity;
+        }
+        // By mean, highest first, ties in listed order (an insertion sort: a handful of candidates).
+        let j = i;
+        while (j > 0 && (scored[j - 1] as Scored).mean < entry.mean) {
+          scored[j] = scored[j - 1] as Scored;
+          j--;
+        }
+        scored[j] = entry;
       }
+      let top = 0;
+      for (let j = 1; j < n; j++) if ((scored[j] as Scored).bound > (scored[top] as Scored).bound) top = j;
+      if (top === 0) top = this.#dueRecheck(scored, n);
+      ordered = new Array<T>(n);
+      if (n > 0) ordered[0] = (scored[top] as Scored).c as T;
+      for (let j = 0, k = 1; j < n; j++) if (j !== top) ordered[k++] = (scored[j] as Scored).c as T;
+      const first = scored[top];
+      if (first?.mean === Infinity) why = 'unmeasured';
+      else if (top > 0) why = 'explore';
+      if (first) {
+        const gap = state.decisions - first.state.lastTried;
+        if (gap >= this.#forgetAfter) first.state.recheck = { at: now, only: true };
+        else if (first.state.recheck) first.state.recheck.only = false;
+      }
+      // The entries are reused by the next decision; they keep no candidate alive meanwhile.
+      for (let j = 0; j < n; j++) (scored[j] as Scored).c = undefined;
     } else {
       const scored = passing.map((c, i) => ({ c, i, s: metricValue(c, metric) ?? Number.POSITIVE_INFINITY }));
       scored.sort((a, b) => (a.s === b.s ? a.i - b.i : a.s - b.s));
@@ -347,10 +415,10 @@ export class RoutingPolicy {
     }
 
     // Rejected by a measured figure: probe now and then, in price modes only when cheaper.
-    if (ordered.length + rejected.length > 1) {
+    if (rejected.length > 0 && ordered.length + rejected.length > 1) {
       const best = ordered[0];
       const bestPrice = best && !measuredMode ? metricValue(best, metric) : undefined;
-      const gap = (c: T) => state.decisions - (state.lastTried.get(c.key) ?? state.decisions);
+      const gap = (c: T) => state.decisions - this.#candidate(state, c.key).lastTried;
       const stale = (c: T) => c.stats !== undefined && now - c.stats.lastAt > this.#staleAfterMs;
       let probe: T | undefined;
       for (const r of rejected) {
@@ -364,7 +432,7 @@ export class RoutingPolicy {
         why = 'recheck';
       }
     }
-    if (ordered[0]) this.noteTried(routeKey, ordered[0].key);
+    if (ordered[0]) this.#tried(state, ordered[0].key);
     return { ordered, rejected, why };
   }
 
@@ -374,17 +442,22 @@ export class RoutingPolicy {
    * about the size of the shift: they are re-checked in order of their bounds (the most
    * plausible first) until the best one's estimate tops the bounds of those left.
    */
-  #doubtAfterShift(state: RouteState, metric: Metric, candidates: RankCandidate[]): void {
+  #doubtAfterShift(metric: Metric, candidates: RankCandidate[], states: CandidateState[]): void {
     const sign = metric === 'tps' ? 1 : -1;
-    for (const c of candidates) {
+    for (let i = 0; i < candidates.length; i++) {
+      const c = candidates[i] as RankCandidate;
+      const known = states[i] as CandidateState;
       const figure = measuredFigure(c, metric);
       const at = figure?.changedAt;
-      if (at === undefined || at <= (state.shiftSeen.get(c.key) ?? 0)) continue;
-      state.shiftSeen.set(c.key, at);
+      if (at === undefined || at <= known.shiftSeen) continue;
+      known.shiftSeen = at;
       const shift = sign * (figure?.shift ?? 0);
       if (!(shift < 0)) continue;
       const doubt = (shift / this.#confidence) ** 2;
-      for (const other of candidates) if (other.key !== c.key) state.doubt.set(other.key, Math.max(doubt, state.doubt.get(other.key) ?? 0));
+      for (let j = 0; j < candidates.length; j++) {
+        const other = states[j] as CandidateState;
+        if ((candidates[j] as RankCandidate).key !== c.key) other.doubt = Math.max(doubt, other.doubt);
+      }
     }
   }
 
@@ -395,12 +468,12 @@ export class RoutingPolicy {
    * down to at most `exploreShare` per decision. The candidate whose credit reaches 1 first
    * is re-checked (its credit resets when it is tried). Returns its index in `scored`, or 0.
    */
-  #dueRecheck(state: RouteState, scored: { c: RankCandidate; mean: number; variance: number; rate?: number }[]): number {
+  #dueRecheck(scored: Scored[], n: number): number {
     const best = scored[0];
-    if (!best || scored.length < 2 || !Number.isFinite(best.mean) || this.#exploreShare <= 0) return 0;
+    if (!best || n < 2 || !Number.isFinite(best.mean) || this.#exploreShare <= 0) return 0;
     const drift = this.#driftSpread * this.#driftSpread;
     let total = 0;
-    for (let j = 1; j < scored.length; j++) {
+    for (let j = 1; j < n; j++) {
       const s = scored[j] as (typeof scored)[number];
       s.rate = Number.isFinite(s.mean) ? this.#exploreRate * normalCdf((s.mean - best.mean) / Math.sqrt(s.variance + best.variance + drift)) : 0;
       total += s.rate;
@@ -408,11 +481,10 @@ export class RoutingPolicy {
     const scale = total > this.#exploreShare ? this.#exploreShare / total : 1;
     let due = 0;
     let dueCredit = 1;
-    for (let j = 1; j < scored.length; j++) {
+    for (let j = 1; j < n; j++) {
       const s = scored[j] as (typeof scored)[number];
-      const key = s.c.key;
-      const credit = (state.credit.get(key) ?? 0) + (s.rate ?? 0) * scale;
-      state.credit.set(key, credit);
+      const credit = s.state.credit + s.rate * scale;
+      s.state.credit = credit;
       if (credit >= dueCredit) {
         due = j;
         dueCredit = credit;
@@ -423,10 +495,14 @@ export class RoutingPolicy {
 
   /** Tell the policy a candidate was tried (the router calls this for fallbacks). */
   noteTried(routeKey: string, key: string): void {
-    const state = this.#state(routeKey);
-    state.lastTried.set(key, state.decisions);
-    state.credit.delete(key);
-    state.doubt.delete(key);
+    this.#tried(this.#state(routeKey), key);
+  }
+
+  #tried(state: RouteState, key: string): void {
+    const known = this.#candidate(state, key);
+    known.lastTried = state.decisions;
+    known.credit = 0;
+    known.doubt = 0;
   }
 }
 
