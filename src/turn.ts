@@ -55,6 +55,8 @@ export interface TurnOptions extends RouteOptions {
   fitContext?: 'error' | 'drop-oldest' | undefined;
   /** The response cache to answer from and write to (cache/response-cache.ts); none when absent. */
   cache?: ResponseCache | undefined;
+  /** The next turn's request extends this one's message objects (Chat): the cache key keeps its hash state. */
+  historyContinues?: boolean | undefined;
 }
 
 /** Catalog price times tokens, femto-dollars; free on local servers; unknown (null) on a custom endpoint. */
