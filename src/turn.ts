@@ -69,9 +69,13 @@ export function catalogCostFemto(options: { registry: ProviderRegistry }, deploy
   return costFemtoFor(usage, deployment.model, deployment.provider);
 }
 
-/** What a reply cost, femto-dollars: the provider's reported dollars read by their digits, else the catalog's price. */
-export function replyCostFemto(options: { registry: ProviderRegistry }, deployment: Deployment, usage: TokenUsage, reportedCost: number | undefined): bigint | null {
-  return reportedCost !== undefined ? dollarsToFemto(reportedCost) : catalogCostFemto(options, deployment, usage);
+/**
+ * What a reply cost, femto-dollars: the provider's reported dollars read by their digits, else
+ * the catalog's price of its usage; null when neither is known (no report and no usage).
+ */
+export function replyCostFemto(options: { registry: ProviderRegistry }, deployment: Deployment, usage: TokenUsage | undefined, reportedCost: number | undefined): bigint | null {
+  if (reportedCost !== undefined) return dollarsToFemto(reportedCost);
+  return usage ? catalogCostFemto(options, deployment, usage) : null;
 }
 
 /** The same in dollars. */

@@ -78,7 +78,12 @@ interface Serving {
   registry: ProviderRegistry;
   authenticator: Authenticator;
   routeOptions: Omit<RouteOptions, 'signal' | 'collected'>;
+  /** Model strings this configuration has already found valid (checkModelString), so each is checked once. */
+  checkedModels: Set<string>;
 }
+
+/** Past this many distinct model strings the set of checked ones starts again. */
+const CHECKED_MODELS_KEPT = 10_000;
 
 type EndpointKind = 'generate' | 'count' | 'models';
 interface Matched {
@@ -246,6 +251,7 @@ export class Gateway {
       config,
       registry,
       authenticator,
+      checkedModels: new Set(),
       routeOptions: {
         registry,
         env: config.env,
@@ -521,11 +527,15 @@ export class Gateway {
     }
 
     const routeModel = routeModelFor(config, name, this.#random);
-    try {
-      checkModelString(routeModel, { registry: serving.registry, env: config.env });
-    } catch (err) {
-      refuse(modelError(err, name), 'bad_model', { key_id: principal.keyId, model: name });
-      return;
+    if (!serving.checkedModels.has(routeModel)) {
+      try {
+        checkModelString(routeModel, { registry: serving.registry, env: config.env });
+      } catch (err) {
+        refuse(modelError(err, name), 'bad_model', { key_id: principal.keyId, model: name });
+        return;
+      }
+      if (serving.checkedModels.size >= CHECKED_MODELS_KEPT) serving.checkedModels.clear();
+      serving.checkedModels.add(routeModel);
     }
 
     let ticket: Ticket;
@@ -570,7 +580,8 @@ export class Gateway {
       fetch: this.#fetch,
       timeoutMs: config.limits.requestTimeoutMs,
       cache,
-      beforeEnd: (o) => within(settle(o), SETTLE_BEFORE_END_MS),
+      // A hit spent nothing, so its last bytes need not wait for the ledger.
+      beforeEnd: cache?.state === 'hit' ? undefined : (o) => within(settle(o), SETTLE_BEFORE_END_MS),
     });
     // proxyModelRequest never throws, so settle() runs exactly once, whatever happened (a
     // reply that succeeded was settled before its last bytes; this is then a no-op).
