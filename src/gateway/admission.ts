@@ -38,6 +38,8 @@ export interface SettleOutcome {
   usage?: TokenUsage;
   /** Exact cost, integer femto-dollars; null = unknown price. */
   costFemto?: bigint | null;
+  /** What caching saved (a response-cache hit's price, a prompt cache's discount), femto-dollars. */
+  savedFemto?: bigint;
   provider?: string;
   resolvedModel?: string;
 }

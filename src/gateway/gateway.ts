@@ -405,6 +405,7 @@ export class Gateway {
           totalTokens: 0,
           cost: null,
           costFemto: null,
+          savedFemto: null,
           ttftMs: null,
           latencyMs: durationMs,
           tokensPerSecond: null,
@@ -558,6 +559,7 @@ export class Gateway {
       if (settling) return settling;
       const status: 'ok' | 'error' | 'cancelled' = o.cancelled ? 'cancelled' : o.error ? 'error' : 'ok';
       const spend: Parameters<Ticket['settle']>[0] = { status, costFemto: o.costFemto };
+      if (o.savedFemto !== null && o.savedFemto !== 0n) spend.savedFemto = o.savedFemto;
       // A hit used no tokens upstream: it is charged nothing and counts against no token limit.
       if (o.usage && cache?.state !== 'hit') spend.usage = o.usage;
       if (o.provider) spend.provider = o.provider;
@@ -602,6 +604,7 @@ export class Gateway {
     const errorType = outcome.cancelled ? 'cancelled' : err ? (err instanceof WireRequestError ? err.type : err.code) : undefined;
     const provider = outcome.provider ?? 'none';
     const usage = outcome.usage;
+    const saved = outcome.savedFemto === null ? undefined : femtoToDollars(outcome.savedFemto);
     this.metrics.observe({
       protocol: x.server.name,
       model: parsed.model,
@@ -615,6 +618,8 @@ export class Gateway {
       outputTokens: usage?.completionTokens,
       costUsd: outcome.cost,
       overheadS: overheadMs / 1000,
+      cache: cache?.state,
+      savedUsd: saved,
     });
     this.#log({
       ts: startedAt,
@@ -634,7 +639,7 @@ export class Gateway {
       error_type: errorType,
       error: err instanceof APIError ? err.providerMessage : err?.message,
       cache: cache?.state,
-      saved_cost: cache?.savedFemto == null ? undefined : femtoToDollars(cache.savedFemto),
+      saved_cost: saved,
     });
     if (!this.#requestLog) return;
     const logContent = x.serving.config.logging.content;
@@ -654,6 +659,7 @@ export class Gateway {
       totalTokens: usage?.totalTokens ?? 0,
       cost: outcome.cost,
       costFemto: outcome.costFemto === null ? null : String(outcome.costFemto),
+      savedFemto: outcome.savedFemto === null ? null : String(outcome.savedFemto),
       ttftMs: outcome.ttftMs === undefined ? null : round(outcome.ttftMs),
       latencyMs: round(durationMs),
       tokensPerSecond: usage && outcome.ttftMs !== undefined && durationMs > outcome.ttftMs ? round(usage.completionTokens / ((durationMs - outcome.ttftMs) / 1000)) : null,
