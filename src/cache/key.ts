@@ -116,7 +116,8 @@ function longestHashedPrefix(messages: readonly Message[]): HashedPrefix | undef
  */
 export function requestKey(input: KeyInput): string {
   const { messages } = input;
-  const known = longestHashedPrefix(messages);
+  // Only Chat keeps hash states, so only its requests look for one.
+  const known = input.continued ? longestHashedPrefix(messages) : undefined;
   const from = known ? known.messages.length : 0;
   // One update for all new messages: each call into the hash costs about a microsecond.
   let text = known ? '' : `switchboard-cache-v${CACHE_FORMAT}\n`;
