@@ -337,7 +337,8 @@ describe('what caching saved', () => {
       };
       await long();
       await long({ 'cache-control': 'no-cache' });
-      const [written, read] = anthropicUp.usages.slice(-2) as [{ cache_creation_input_tokens: number }, { cache_read_input_tokens: number }];
+      const [written, read] = anthropicUp.usages.slice(-2);
+      if (!written || !read) throw new Error('the Anthropic stand-in saw fewer than two requests');
       expect(written.cache_creation_input_tokens).toBeGreaterThan(0);
       expect(read.cache_read_input_tokens).toBe(written.cache_creation_input_tokens);
       const writeFemto = -750_000_000n * BigInt(written.cache_creation_input_tokens);

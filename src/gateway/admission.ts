@@ -4,7 +4,7 @@
  * admission that admits everything; virtual keys and budgets plug in behind the same
  * interfaces. The contract is written out in SEAMS.md (section 2).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { SwitchboardError } from '../errors.js';
 import type { CanonicalRequest, TokenUsage } from '../types.js';
 
@@ -83,8 +83,9 @@ export class AdmissionError extends SwitchboardError {
   }
 }
 
+/** One call, no Hash object: this runs for every request. */
 function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
+  return hash('sha256', text, 'buffer');
 }
 
 /**
