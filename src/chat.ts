@@ -235,7 +235,8 @@ export class Chat<M extends string | string[] = string | string[]> {
   async *#turnBatches(input: Input, options: RequestOptions, turn: PendingTurn): AsyncGenerator<StreamEvent[], void, undefined> {
     const release = await this.#acquire();
     try {
-      const turnOpts = turnOptions(this.#options, options);
+      // The next turn's request begins with this one's message objects: the cache key continues its hash.
+      const turnOpts = { ...turnOptions(this.#options, options), historyContinues: true };
       const content = await toUserContent(input, turnOpts);
       // Copied once here, and this very object is what the history keeps: the next turn's request
       // then starts with the same message objects as this one (the response cache's key relies on it).

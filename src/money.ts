@@ -38,6 +38,8 @@ export function femtoToDollars(femto: bigint): number {
 /** A dollar amount (a finite number) as femto-dollars, from its decimal digits, half up at 1e-15. */
 export function dollarsToFemto(dollars: number): bigint {
   if (!Number.isFinite(dollars)) throw new RangeError(`not a dollar amount: ${dollars}`);
+  // Free replies (local models, every response-cache hit) skip the digits.
+  if (dollars === 0) return 0n;
   const negative = dollars < 0;
   // String() gives the shortest digits that name the double, e.g. '0.0008214' or '1e-7'.
   const text = String(Math.abs(dollars));

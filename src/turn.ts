@@ -55,6 +55,8 @@ export interface TurnOptions extends RouteOptions {
   fitContext?: 'error' | 'drop-oldest' | undefined;
   /** The response cache to answer from and write to (cache/response-cache.ts); none when absent. */
   cache?: ResponseCache | undefined;
+  /** The next turn's request extends this one's message objects (Chat): the cache key keeps its hash state. */
+  historyContinues?: boolean | undefined;
 }
 
 /** Catalog price times tokens, femto-dollars; free on local servers; unknown (null) on a custom endpoint. */
@@ -67,9 +69,13 @@ export function catalogCostFemto(options: { registry: ProviderRegistry }, deploy
   return costFemtoFor(usage, deployment.model, deployment.provider);
 }
 
-/** What a reply cost, femto-dollars: the provider's reported dollars read by their digits, else the catalog's price. */
-export function replyCostFemto(options: { registry: ProviderRegistry }, deployment: Deployment, usage: TokenUsage, reportedCost: number | undefined): bigint | null {
-  return reportedCost !== undefined ? dollarsToFemto(reportedCost) : catalogCostFemto(options, deployment, usage);
+/**
+ * What a reply cost, femto-dollars: the provider's reported dollars read by their digits, else
+ * the catalog's price of its usage; null when neither is known (no report and no usage).
+ */
+export function replyCostFemto(options: { registry: ProviderRegistry }, deployment: Deployment, usage: TokenUsage | undefined, reportedCost: number | undefined): bigint | null {
+  if (reportedCost !== undefined) return dollarsToFemto(reportedCost);
+  return usage ? catalogCostFemto(options, deployment, usage) : null;
 }
 
 /** The same in dollars. */

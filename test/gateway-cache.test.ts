@@ -4,17 +4,24 @@
  * cost 0; `Cache-Control: no-store` and `no-cache` are honoured; errors, cut streams and
  * (unless configured) sampled requests are never stored; no entry holds a key.
  * Upstream is a local OpenAI-compatible stand-in that records every request it gets, and the
- * simulator behind a counting forwarder for tool calls.
+ * simulator behind a counting forwarder for tool calls. What caching saved (hits, and an
+ * Anthropic stand-in's prompt cache) is followed into the ledger, the request log, `switchboard
+ * usage`, GET /admin/usage and /metrics.
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { GoogleGenAI } from '@google/genai';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseGatewayConfig } from '../src/gateway/config.js';
+import { openVirtualKeyStack } from '../src/gateway/virtual-key-stack.js';
+import { SQLiteConversationLog } from '../src/store/conversation-log.js';
+import { startAnthropicCacheStandIn } from './helpers/anthropic-cache-standin.js';
+import { runCLI } from './helpers/cli.js';
 import { startSimulator, type RunningSimulator } from '../src/sim/server.js';
 import { MASTER_KEY, startGateway, waitFor, type RunningGateway } from './helpers/gateway.js';
 import { startStandIn, type StandIn } from './helpers/openai-standin.js';
@@ -285,6 +292,106 @@ describe('the config', () => {
       expect(calls).toBe(1);
     } finally {
       await local.close();
+    }
+  });
+});
+
+describe('what caching saved', () => {
+  it('a hit saves its reply\'s price and a prompt cache its discount: in the ledger, the request log, usage and metrics', async () => {
+    const anthropicUp = await startAnthropicCacheStandIn(() => 'Noted.', 1024);
+    const dir = mkdtempSync(join(tmpdir(), 'sb-gw-saved-'));
+    const yaml = [
+      `master_key: ${MASTER_KEY}`,
+      'virtual_keys:',
+      `  ledger: ${join(dir, 'ledger.db')}`,
+      'providers:',
+      `  - { name: local, protocol: openai, base_url: "\${UPSTREAM_URL}/v1", api_key: ${UPSTREAM_KEY} }`,
+      `  - { name: anthropic, protocol: anthropic, base_url: "\${ANTHROPIC_URL}", api_key: ${UPSTREAM_KEY} }`,
+      'response_cache: {}',
+    ].join('\n');
+    writeFileSync(join(dir, 'gateway.yaml'), yaml);
+    const env = { SWITCHBOARD_KEY_PEPPER: 'gateway-test-pepper', SWITCHBOARD_HOME: dir, UPSTREAM_URL: upstream.url, ANTHROPIC_URL: anthropicUp.url };
+    const stack = await openVirtualKeyStack(parseGatewayConfig(yaml, 'gateway.yaml', { ...process.env, ...env }), { log: () => {} });
+    const keyed = await startGateway(yaml, { env, authenticator: stack.keys, admission: stack.admission, admin: stack.admin, readiness: stack.readiness });
+    try {
+      const made = await fetch(`${keyed.url}/admin/keys`, { method: 'POST', headers: { authorization: `Bearer ${MASTER_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'saver' }) });
+      const key = ((await made.json()) as { key: string }).key;
+      const client = new OpenAI({ baseURL: `${keyed.url}/v1`, apiKey: key, maxRetries: 0 });
+
+      // A miss, then a hit that saves what the miss cost.
+      const ask = () => client.chat.completions.create({ model: 'echo@local', messages: [{ role: 'user', content: 'Count my savings' }] }).withResponse();
+      const miss = await ask();
+      const hit = await ask();
+      expect([miss.response.headers.get('x-switchboard-cache'), hit.response.headers.get('x-switchboard-cache')]).toEqual(['miss', 'hit']);
+      const hitSaved = miss.response.headers.get('x-switchboard-cost') as string;
+      expect(hit.response.headers.get('x-switchboard-saved-cost')).toBe(hitSaved);
+
+      // A long system prompt at Anthropic: the first request writes the prompt cache, the second
+      // (no-cache: past the response cache) reads it. Sonnet 4.5: $3 per million input tokens,
+      // writes $3.75, reads $0.30, so a written token saves -0.75e9 femto-dollars, a read one 2.7e9.
+      const system = Array.from({ length: 1500 }, () => 'policy').join(' ');
+      // The stand-in streams, as Anthropic does when asked to.
+      const long = async (headers: Record<string, string> = {}) => {
+        const stream = await client.chat.completions.create({ model: 'claude-sonnet-4-5@anthropic', max_tokens: 50, stream: true, messages: [{ role: 'system', content: system }, { role: 'user', content: 'Summarise the policy.' }] }, { headers });
+        for await (const chunk of stream) void chunk;
+      };
+      await long();
+      await long({ 'cache-control': 'no-cache' });
+      const [written, read] = anthropicUp.usages.slice(-2);
+      if (!written || !read) throw new Error('the Anthropic stand-in saw fewer than two requests');
+      expect(written.cache_creation_input_tokens).toBeGreaterThan(0);
+      expect(read.cache_read_input_tokens).toBe(written.cache_creation_input_tokens);
+      const writeFemto = -750_000_000n * BigInt(written.cache_creation_input_tokens);
+      const readFemto = 2_700_000_000n * BigInt(read.cache_read_input_tokens);
+      const hitFemto = BigInt(Math.round(Number(hitSaved) * 1e15));
+
+      // The ledger, through GET /admin/usage.
+      const expected = { 'echo@local': hitFemto, 'claude-sonnet-4-5@anthropic': writeFemto + readFemto };
+      let usage: { model: string; saved_femto: string; saved_cost: string }[] = [];
+      for (let i = 0; i < 100; i++) {
+        const res = await fetch(`${keyed.url}/admin/usage?by=model`, { headers: { authorization: `Bearer ${MASTER_KEY}` } });
+        usage = ((await res.json()) as { data: typeof usage }).data;
+        if (usage.length === 2 && usage.every((r) => r.saved_femto !== '0')) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(Object.fromEntries(usage.map((r) => [r.model, BigInt(r.saved_femto)]))).toEqual(expected);
+      expect(usage.find((r) => r.model === 'echo@local')?.saved_cost).toBe(Number(hitSaved).toFixed(6));
+
+      // The request log beside it, as `switchboard usage` reads it (the alias as the caller wrote it).
+      await waitFor(() => keyed.accessLog.length >= 4);
+      const log = new SQLiteConversationLog({ env: { SWITCHBOARD_HOME: dir } });
+      let logged: Record<string, bigint | undefined> = {};
+      for (let i = 0; i < 100 && Object.keys(logged).length < 2; i++) {
+        logged = Object.fromEntries(log.usage({ by: 'model' }).map((r) => [r.key, r.savedFemto]));
+        if (Object.keys(logged).length < 2) await new Promise((r) => setTimeout(r, 20));
+      }
+      log.close();
+      expect(logged).toEqual(expected);
+
+      // `switchboard usage --ledger`: JSON, CSV and the table's SAVED column.
+      const cli = (...args: string[]) => runCLI(['usage', '--ledger', '--by', 'model', '-c', join(dir, 'gateway.yaml'), ...args], { env });
+      const json = await cli('--json');
+      expect(json.stderr).toBe('');
+      const rows = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { model: string; saved_femto: string });
+      expect(Object.fromEntries(rows.map((r) => [r.model, BigInt(r.saved_femto)]))).toEqual(expected);
+      const csv = (await cli('--csv')).stdout.split('\n');
+      expect(csv[0]).toContain('saved_cost,saved_femto');
+      const table = (await cli()).stdout;
+      expect(table.split('\n')[0]).toMatch(/COST\s+SAVED$/);
+      expect(table).toContain(`$${Number(hitSaved).toFixed(6)}`);
+
+      // /metrics: the cache's answers and the money, by source.
+      const metrics = await (await fetch(`${keyed.url}/metrics`)).text();
+      const value = (line: string) => Number(metrics.split('\n').find((l) => l.startsWith(`${line} `))?.slice(line.length + 1));
+      expect(value('switchboard_response_cache_requests_total{result="hit"}')).toBe(1);
+      expect(value('switchboard_response_cache_requests_total{result="miss"}')).toBe(3);
+      expect(value('switchboard_cache_saved_usd_total{gen_ai_request_model="echo@local",source="response_cache"}')).toBeCloseTo(Number(hitSaved), 12);
+      expect(value('switchboard_cache_saved_usd_total{gen_ai_request_model="claude-sonnet-4-5@anthropic",source="prompt_cache"}')).toBeCloseTo(Number(readFemto) / 1e15, 12);
+      expect(value('switchboard_cache_extra_usd_total{gen_ai_request_model="claude-sonnet-4-5@anthropic",source="prompt_cache"}')).toBeCloseTo(Number(-writeFemto) / 1e15, 12);
+    } finally {
+      await keyed.close();
+      await stack.close();
+      await anthropicUp.close();
     }
   });
 });

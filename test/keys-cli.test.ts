@@ -91,7 +91,7 @@ describe('switchboard keys', () => {
     expect(rows).toEqual([expect.objectContaining({ key: expect.stringMatching(/^sk-sb-/), requests: 2 })]);
     expect(Number(rows[0]?.cost)).toBeGreaterThanOrEqual(costs[0] as number);
     const csv = (await runCLI(['usage', '--by', 'model', '--ledger', '--csv'], { env })).stdout;
-    expect(csv).toMatch(/^model,requests,prompt_tokens,completion_tokens,cost,cost_femto,unpriced\nsim\/llama@sim-fast,2,\d+,\d+,0\.\d{6},\d+,0\n$/);
+    expect(csv).toMatch(/^model,requests,prompt_tokens,completion_tokens,cost,cost_femto,unpriced,saved_cost,saved_femto\nsim\/llama@sim-fast,2,\d+,\d+,0\.\d{6},\d+,0,0\.000000,0\n$/);
     const table = (await runCLI(['usage', '--by', 'day', '--ledger'], { env })).stdout;
     expect(table).toMatch(/^DAY\s+REQUESTS\s+PROMPT\s+COMPLETION\s+COST\n\d{4}-\d\d-\d\d\s+2\s/);
   });

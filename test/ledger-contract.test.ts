@@ -80,8 +80,9 @@ describe.each(implementations)('%s', (_name, open) => {
     await Promise.all([ledger.recordReservation(row('s1', base)), ledger.recordReservation(row('s2', base + 1, 'sk-sb-00000002', 'research')), ledger.recordReservation(row('s3', base + 2))]);
     await settled(ledger);
     expect((await ledger.pendingReservations(base)).map((r) => r.id)).toEqual(['s1', 's2', 's3']);
-    await ledger.settle('s1', { status: 'ok', at: base + 10, promptTokens: 3, completionTokens: 4, costFemto: 1_000_000_001n, provider: 'p' });
-    await ledger.settle('s2', { status: 'error', at: base + 10, promptTokens: 1, completionTokens: 0, costFemto: 10n ** 24n + 5n });
+    // Savings: a cache hit's price (more than a micro-dollar), a prompt cache's write premium (negative).
+    await ledger.settle('s1', { status: 'ok', at: base + 10, promptTokens: 3, completionTokens: 4, costFemto: 1_000_000_001n, savedFemto: 2_500_000_007n, provider: 'p' });
+    await ledger.settle('s2', { status: 'error', at: base + 10, promptTokens: 1, completionTokens: 0, costFemto: 10n ** 24n + 5n, savedFemto: -1_000_000_003n });
     await settled(ledger);
     expect(await ledger.spentFemto('key:sk-sb-00000001', 0)).toBe(1_000_000_001n);
     expect(await ledger.spentFemto('team:research', 0)).toBe(10n ** 24n + 5n);
@@ -91,10 +92,11 @@ describe.each(implementations)('%s', (_name, open) => {
     expect(await ledger.expireReservations(base + 1002)).toBe(1); // s3
     expect(await ledger.pendingReservations(0)).toEqual([]);
     const byKey = await ledger.usage({ by: 'key' });
-    expect(byKey.map((r) => [r.key, r.requests, r.promptTokens, r.costFemto])).toEqual([
-      ['sk-sb-00000001', 1, 3, 1_000_000_001n],
-      ['sk-sb-00000002', 1, 1, 10n ** 24n + 5n],
+    expect(byKey.map((r) => [r.key, r.requests, r.promptTokens, r.costFemto, r.savedFemto])).toEqual([
+      ['sk-sb-00000001', 1, 3, 1_000_000_001n, 2_500_000_007n],
+      ['sk-sb-00000002', 1, 1, 10n ** 24n + 5n, -1_000_000_003n],
     ]);
+    expect((await ledger.usage({ by: 'model' })).map((r) => r.savedFemto)).toEqual([1_500_000_004n]);
     const late = Date.UTC(2026, 5, 30, 23, 30);
     await ledger.recordReservation(row('s4', late));
     await ledger.settle('s4', { status: 'ok', at: late, promptTokens: 1, completionTokens: 1, costFemto: null });
@@ -140,6 +142,10 @@ describe('PostgresLedger only', () => {
     expect(await ledger.spentFemto('total', 0)).toBe(42n * 1_000_000_000n);
     await ledger.recordReservation(row('new', 10));
     expect((await ledger.pool.query<{ instance: string }>("SELECT instance FROM spend WHERE id = 'new'")).rows[0]?.instance).toBe(ledger.instance);
+    // Version 3's savings columns: the old row saved nothing, the new one what it is settled with.
+    await ledger.settle('new', { status: 'ok', at: 10, promptTokens: 1, completionTokens: 1, costFemto: 0n, savedFemto: 7n });
+    await settled(ledger);
+    expect((await ledger.usage({ by: 'model' })).map((r) => [r.requests, r.savedFemto])).toEqual([[2, 7n]]);
   });
 
   it('refuses a database from a newer switchboard, saying which version', async () => {
@@ -148,6 +154,6 @@ describe('PostgresLedger only', () => {
     await migrate(pool);
     await pool.query('INSERT INTO switchboard_migrations (version) VALUES (99)');
     await pool.end();
-    await expect(PostgresLedger.open({ url, log: () => {} })).rejects.toThrow(/schema version 99; this switchboard knows versions up to 2/);
+    await expect(PostgresLedger.open({ url, log: () => {} })).rejects.toThrow(new RegExp(`schema version 99; this switchboard knows versions up to ${POSTGRES_SCHEMA_VERSION}`));
   });
 });

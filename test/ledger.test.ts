@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Principal } from '../src/gateway/admission.js';
 import { formatFemto } from '../src/gateway/key-input.js';
-import { FEMTO_PER_MICRO, LedgerError, SQLiteLedger, type ReservationRow } from '../src/store/ledger.js';
+import { FEMTO_PER_MICRO, LEDGER_SCHEMA_VERSION, LedgerError, SQLiteLedger, type ReservationRow } from '../src/store/ledger.js';
 import { chatRequest, keyStores } from './helpers/keys.js';
 
 const file = (): string => join(mkdtempSync(join(tmpdir(), 'sb-ledger-')), 'ledger.db');
@@ -98,7 +98,27 @@ describe('SQLiteLedger', () => {
     db.prepare("UPDATE meta SET value = '99' WHERE name = 'schema'").run();
     db.close();
     expect(() => new SQLiteLedger(path)).toThrow(LedgerError);
-    expect(() => new SQLiteLedger(path)).toThrow(/schema version 99; this switchboard reads version 1/);
+    expect(() => new SQLiteLedger(path)).toThrow(new RegExp(`schema version 99; this switchboard reads version ${LEDGER_SCHEMA_VERSION}`));
+  });
+
+  it('upgrades a version-1 ledger (no savings columns) in place, keeping its rows', async () => {
+    const path = file();
+    new SQLiteLedger(path).close();
+    // Back to version 1's shape, with a row settled then.
+    const db = new Database(path);
+    db.exec("ALTER TABLE spend DROP COLUMN saved_micro; ALTER TABLE spend DROP COLUMN saved_femto; UPDATE meta SET value = '1' WHERE name = 'schema'");
+    db.prepare("INSERT INTO spend (id, at, model, status, scopes, reserved_micros, expires_at, cost_micro) VALUES ('old', 1, 'm', 'ok', '[]', 0, 2, 42)").run();
+    db.close();
+    const ledger = new SQLiteLedger(path);
+    await ledger.recordReservation(row('new', 5));
+    await ledger.settle('new', { status: 'ok', at: 6, promptTokens: 1, completionTokens: 1, costFemto: 0n, savedFemto: 3n * FEMTO_PER_MICRO + 4n });
+    expect((await ledger.usage({ by: 'model' })).map((r) => [r.requests, r.costFemto, r.savedFemto])).toEqual([[2, 42n * FEMTO_PER_MICRO, 3n * FEMTO_PER_MICRO + 4n]]);
+    await ledger.close();
+    const check = new Database(path);
+    expect(check.prepare("SELECT value FROM meta WHERE name = 'schema'").pluck().get()).toBe(String(LEDGER_SCHEMA_VERSION));
+    check.close();
+    // Opening it again finds it current.
+    await new SQLiteLedger(path).close();
   });
 });
 

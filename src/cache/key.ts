@@ -6,12 +6,16 @@
  * secret goes in: API keys and headers are not part of a request's params.
  *
  * A chat sends its whole history every turn, so hashing it anew would cost more each turn
- * (about 1 µs per KB). The hash state after each request's messages is kept beside its last
- * message, so the next turn, whose history begins with the very same message objects, hashes
- * only what was added. Chat never changes a message object once it is in the history (it
- * keeps copies, and hands out copies), which is what makes object identity a safe test.
+ * (about 1 µs per KB). When the caller says the next request continues this one (`continued`:
+ * Chat does), the hash state after the request's messages is kept beside its last message, so
+ * the next turn, whose history begins with the very same message objects, hashes only what was
+ * added. Chat never changes a message object once it is in the history (it keeps copies, and
+ * hands out copies), which is what makes object identity a safe test. Nobody else keeps the
+ * state: a kept state holds the request's messages until the last one is collected, which for
+ * a gateway request or a Call (fresh objects, never sent again) is garbage kept for nothing,
+ * and keeping it costs more than the hash (the collector promotes everything it holds).
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, hash as hashOnce, type Hash } from 'node:crypto';
 import type { Message, RequestParams } from '../types.js';
 
 /** Bumped when the key's inputs or the stored entry's shape change: old entries stop matching. */
@@ -27,6 +31,8 @@ export interface KeyInput {
   baseURL?: string | undefined;
   messages: readonly Message[];
   params: RequestParams;
+  /** The next request extends these very message objects (Chat): keep the hash state for it. */
+  continued?: boolean | undefined;
 }
 
 /** JSON with sorted object keys and no undefined members: one spelling per value. */
@@ -110,16 +116,19 @@ function longestHashedPrefix(messages: readonly Message[]): HashedPrefix | undef
  */
 export function requestKey(input: KeyInput): string {
   const { messages } = input;
-  const known = longestHashedPrefix(messages);
-  let hash: Hash;
-  if (known) hash = known.hash.copy();
-  else hash = createHash('sha256').update(`switchboard-cache-v${CACHE_FORMAT}\n`);
+  // Only Chat keeps hash states, so only its requests look for one.
+  const known = input.continued ? longestHashedPrefix(messages) : undefined;
+  const from = known ? known.messages.length : 0;
   // One update for all new messages: each call into the hash costs about a microsecond.
-  let text = '';
-  for (let i = known ? known.messages.length : 0; i < messages.length; i++) text += messageText(messages[i] as Message);
+  let text = known ? '' : `switchboard-cache-v${CACHE_FORMAT}\n`;
+  for (let i = from; i < messages.length; i++) text += messageText(messages[i] as Message);
+  const tail = canonicalJSON({ model: input.model, baseURL: input.baseURL, params: answerParams(input.params) });
+  // Nothing to keep and nothing to continue: one call, no hash object.
+  if (!known && !input.continued) return hashOnce('sha256', text + tail, 'hex');
+  const hash = known ? known.hash.copy() : createHash('sha256');
   hash.update(text);
   const last = messages[messages.length - 1];
-  if (last && known?.messages.length !== messages.length) hashedPrefixes.set(last, { messages: [...messages], hash: hash.copy() });
-  hash.update(canonicalJSON({ model: input.model, baseURL: input.baseURL, params: answerParams(input.params) }));
+  if (input.continued && last && from !== messages.length) hashedPrefixes.set(last, { messages: [...messages], hash: hash.copy() });
+  hash.update(tail);
   return hash.digest('hex');
 }

@@ -98,11 +98,13 @@ export interface CachedTurnOptions {
   cache?: ResponseCache | undefined;
   baseURL?: string | undefined;
   params: RequestParams;
+  /** The next request extends these message objects (Chat's history): the key keeps its hash state for it (key.ts). */
+  historyContinues?: boolean | undefined;
 }
 
 /** The cache key of a request: namespace, then the hash of the canonical request. */
 export function cacheKey(model: string, messages: readonly Message[], options: CachedTurnOptions, namespace: string): string {
-  return `${namespace}:${requestKey({ model, baseURL: options.baseURL, messages, params: options.params })}`;
+  return `${namespace}:${requestKey({ model, baseURL: options.baseURL, messages, params: options.params, continued: options.historyContinues })}`;
 }
 
 /** Look the request up; on a hit replay it, on a miss run `live` and store its whole reply. */

@@ -10,9 +10,16 @@ import { dollarsToFemto, femtoToDollars } from '../money.js';
 
 /** Undefined when nothing was read from or written to a cache, or a price is unknown. */
 export function providerCacheSaving(tokens: TokenUsage, cost: number | null, price: (usage: TokenUsage) => number | null): number | undefined {
-  if (cost === null || !((tokens.cachedTokens ?? 0) > 0 || (tokens.cacheWriteTokens ?? 0) > 0)) return undefined;
-  const uncached: TokenUsage = { ...tokens, cachedTokens: 0, cacheWriteTokens: 0 };
-  const full = price(uncached);
-  if (full === null) return undefined;
-  return femtoToDollars(dollarsToFemto(full) - dollarsToFemto(cost));
+  const saved = providerCacheSavingFemto(tokens, cost === null ? null : dollarsToFemto(cost), (uncached) => {
+    const full = price(uncached);
+    return full === null ? null : dollarsToFemto(full);
+  });
+  return saved === undefined ? undefined : femtoToDollars(saved);
+}
+
+/** The same in femto-dollars, for the gateway's ledger and request log. */
+export function providerCacheSavingFemto(tokens: TokenUsage, costFemto: bigint | null, priceFemto: (usage: TokenUsage) => bigint | null): bigint | undefined {
+  if (costFemto === null || !((tokens.cachedTokens ?? 0) > 0 || (tokens.cacheWriteTokens ?? 0) > 0)) return undefined;
+  const full = priceFemto({ ...tokens, cachedTokens: 0, cacheWriteTokens: 0 });
+  return full === null ? undefined : full - costFemto;
 }

@@ -14,6 +14,9 @@ export interface LedgerUsageFlags {
   config?: string;
 }
 
+/** `25.000000` as `$25.000000`, `-0.000100` as `-$0.000100`. */
+const money = (formatted: string): string => (formatted.startsWith('-') ? `-$${formatted.slice(1)}` : `$${formatted}`);
+
 const csvCell = (v: unknown): string => {
   const s = String(v);
   return /[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
@@ -27,14 +30,20 @@ export async function printLedgerUsage(flags: LedgerUsageFlags, io: CliIO): Prom
     const views = rows.map((r) => input.usageView(flags.by, r));
     if (flags.json) return void io.stdout.write(views.map((v) => `${JSON.stringify(v)}\n`).join(''));
     if (flags.csv) {
-      const header = Object.keys(views[0] ?? input.usageView(flags.by, { key: '', requests: 0, promptTokens: 0, completionTokens: 0, costFemto: 0n, unpriced: 0 }));
+      const header = Object.keys(views[0] ?? input.usageView(flags.by, { key: '', requests: 0, promptTokens: 0, completionTokens: 0, costFemto: 0n, unpriced: 0, savedFemto: 0n }));
       return void io.stdout.write([header, ...views.map((v) => Object.values(v))].map((r) => r.map(csvCell).join(',')).join('\n') + '\n');
     }
     if (rows.length === 0) return void io.stderr.write('The ledger has no requests yet.\n');
-    const total = rows.reduce((a, r) => ({ requests: a.requests + r.requests, prompt: a.prompt + r.promptTokens, completion: a.completion + r.completionTokens, cost: a.cost + r.costFemto }), { requests: 0, prompt: 0, completion: 0, cost: 0n });
-    const table = [[flags.by.toUpperCase(), 'REQUESTS', 'PROMPT', 'COMPLETION', 'COST']];
-    for (const r of rows) table.push([r.key, String(r.requests), String(r.promptTokens), String(r.completionTokens), `$${input.formatFemto(r.costFemto)}${r.unpriced > 0 ? ` (+${r.unpriced} unpriced)` : ''}`]);
-    table.push(['total', String(total.requests), String(total.prompt), String(total.completion), `$${input.formatFemto(total.cost)}`]);
+    const total = rows.reduce(
+      (a, r) => ({ requests: a.requests + r.requests, prompt: a.prompt + r.promptTokens, completion: a.completion + r.completionTokens, cost: a.cost + r.costFemto, saved: a.saved + r.savedFemto }),
+      { requests: 0, prompt: 0, completion: 0, cost: 0n, saved: 0n },
+    );
+    // A SAVED column (response-cache hits and prompt-cache discounts) only when caching saved or cost something.
+    const saved = rows.some((r) => r.savedFemto !== 0n);
+    const savedCell = (femto: bigint): string[] => (saved ? [money(input.formatFemto(femto))] : []);
+    const table = [[flags.by.toUpperCase(), 'REQUESTS', 'PROMPT', 'COMPLETION', 'COST', ...(saved ? ['SAVED'] : [])]];
+    for (const r of rows) table.push([r.key, String(r.requests), String(r.promptTokens), String(r.completionTokens), `${money(input.formatFemto(r.costFemto))}${r.unpriced > 0 ? ` (+${r.unpriced} unpriced)` : ''}`, ...savedCell(r.savedFemto)]);
+    table.push(['total', String(total.requests), String(total.prompt), String(total.completion), money(input.formatFemto(total.cost)), ...savedCell(total.saved)]);
     const widths = (table[0] as string[]).map((_, c) => Math.max(...table.map((r) => (r[c] ?? '').length)));
     io.stdout.write(`${table.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  ')).join('\n')}\n`);
   });

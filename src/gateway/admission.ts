@@ -4,7 +4,7 @@
  * admission that admits everything; virtual keys and budgets plug in behind the same
  * interfaces (docs/gateway.md, "Authentication", says how they are used).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { SwitchboardError } from '../errors.js';
 import type { CanonicalRequest, TokenUsage } from '../types.js';
 
@@ -38,6 +38,8 @@ export interface SettleOutcome {
   usage?: TokenUsage;
   /** Exact cost, integer femto-dollars; null = unknown price. */
   costFemto?: bigint | null;
+  /** What caching saved (a response-cache hit's price, a prompt cache's discount), femto-dollars. */
+  savedFemto?: bigint;
   provider?: string;
   resolvedModel?: string;
 }
@@ -83,8 +85,9 @@ export class AdmissionError extends SwitchboardError {
   }
 }
 
+/** One call, no Hash object: this runs for every request. */
 function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
+  return hash('sha256', text, 'buffer');
 }
 
 /**

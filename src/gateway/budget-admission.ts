@@ -359,6 +359,7 @@ export class BudgetAdmission implements Admission {
     };
     if (outcome.provider !== undefined) spend.provider = outcome.provider;
     if (outcome.resolvedModel !== undefined) spend.resolvedModel = outcome.resolvedModel;
+    if (outcome.savedFemto) spend.savedFemto = outcome.savedFemto;
     return spend;
   }
 

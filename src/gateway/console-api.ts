@@ -123,8 +123,8 @@ export function createConsoleApi(options: ConsoleApiOptions): ConsoleApi {
     const totals = await ledger.usage({ by: group, timeZone: tz, ...scope });
     const series = await ledger.usageSeries({ by: group, bucket, timeZone: tz, ...scope });
     const all = totals.reduce<LedgerUsageRow>(
-      (a, r) => ({ ...a, requests: a.requests + r.requests, promptTokens: a.promptTokens + r.promptTokens, completionTokens: a.completionTokens + r.completionTokens, costFemto: a.costFemto + r.costFemto, unpriced: a.unpriced + r.unpriced }),
-      { key: 'total', requests: 0, promptTokens: 0, completionTokens: 0, costFemto: 0n, unpriced: 0 },
+      (a, r) => ({ ...a, requests: a.requests + r.requests, promptTokens: a.promptTokens + r.promptTokens, completionTokens: a.completionTokens + r.completionTokens, costFemto: a.costFemto + r.costFemto, unpriced: a.unpriced + r.unpriced, savedFemto: a.savedFemto + r.savedFemto }),
+      { key: 'total', requests: 0, promptTokens: 0, completionTokens: 0, costFemto: 0n, unpriced: 0, savedFemto: 0n },
     );
     return {
       status: 200,

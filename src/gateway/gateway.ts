@@ -78,7 +78,12 @@ interface Serving {
   registry: ProviderRegistry;
   authenticator: Authenticator;
   routeOptions: Omit<RouteOptions, 'signal' | 'collected'>;
+  /** Model strings this configuration has already found valid (checkModelString), so each is checked once. */
+  checkedModels: Set<string>;
 }
+
+/** Past this many distinct model strings the set of checked ones starts again. */
+const CHECKED_MODELS_KEPT = 10_000;
 
 type EndpointKind = 'generate' | 'count' | 'models';
 interface Matched {
@@ -246,6 +251,7 @@ export class Gateway {
       config,
       registry,
       authenticator,
+      checkedModels: new Set(),
       routeOptions: {
         registry,
         env: config.env,
@@ -400,6 +406,7 @@ export class Gateway {
           totalTokens: 0,
           cost: null,
           costFemto: null,
+          savedFemto: null,
           ttftMs: null,
           latencyMs: durationMs,
           tokensPerSecond: null,
@@ -522,11 +529,15 @@ export class Gateway {
     }
 
     const routeModel = routeModelFor(config, name, this.#random);
-    try {
-      checkModelString(routeModel, { registry: serving.registry, env: config.env });
-    } catch (err) {
-      refuse(modelError(err, name), 'bad_model', { key_id: principal.keyId, model: name });
-      return;
+    if (!serving.checkedModels.has(routeModel)) {
+      try {
+        checkModelString(routeModel, { registry: serving.registry, env: config.env });
+      } catch (err) {
+        refuse(modelError(err, name), 'bad_model', { key_id: principal.keyId, model: name });
+        return;
+      }
+      if (serving.checkedModels.size >= CHECKED_MODELS_KEPT) serving.checkedModels.clear();
+      serving.checkedModels.add(routeModel);
     }
 
     let ticket: Ticket;
@@ -549,6 +560,7 @@ export class Gateway {
       if (settling) return settling;
       const status: 'ok' | 'error' | 'cancelled' = o.cancelled ? 'cancelled' : o.error ? 'error' : 'ok';
       const spend: Parameters<Ticket['settle']>[0] = { status, costFemto: o.costFemto };
+      if (o.savedFemto !== null && o.savedFemto !== 0n) spend.savedFemto = o.savedFemto;
       // A hit used no tokens upstream: it is charged nothing and counts against no token limit.
       if (o.usage && cache?.state !== 'hit') spend.usage = o.usage;
       if (o.provider) spend.provider = o.provider;
@@ -571,7 +583,8 @@ export class Gateway {
       fetch: this.#fetch,
       timeoutMs: config.limits.requestTimeoutMs,
       cache,
-      beforeEnd: ticket.recordsSpend === false ? undefined : (o) => within(settle(o), SETTLE_BEFORE_END_MS),
+      // A ticket that records nothing, or a hit (it spent nothing), need not hold its last bytes for the ledger.
+      beforeEnd: ticket.recordsSpend === false || cache?.state === 'hit' ? undefined : (o) => within(settle(o), SETTLE_BEFORE_END_MS),
     });
     // proxyModelRequest never throws, so settle() runs exactly once, whatever happened (a
     // reply that succeeded was settled before its last bytes; this is then a no-op).
@@ -592,6 +605,7 @@ export class Gateway {
     const errorType = outcome.cancelled ? 'cancelled' : err ? (err instanceof WireRequestError ? err.type : err.code) : undefined;
     const provider = outcome.provider ?? 'none';
     const usage = outcome.usage;
+    const saved = outcome.savedFemto === null ? undefined : femtoToDollars(outcome.savedFemto);
     this.metrics.observe({
       protocol: x.server.name,
       model: parsed.model,
@@ -605,6 +619,8 @@ export class Gateway {
       outputTokens: usage?.completionTokens,
       costUsd: outcome.cost,
       overheadS: overheadMs / 1000,
+      cache: cache?.state,
+      savedUsd: saved,
     });
     this.#log({
       ts: startedAt,
@@ -624,7 +640,7 @@ export class Gateway {
       error_type: errorType,
       error: err instanceof APIError ? err.providerMessage : err?.message,
       cache: cache?.state,
-      saved_cost: cache?.savedFemto == null ? undefined : femtoToDollars(cache.savedFemto),
+      saved_cost: saved,
     });
     if (!this.#requestLog) return;
     const logContent = x.serving.config.logging.content;
@@ -644,6 +660,7 @@ export class Gateway {
       totalTokens: usage?.totalTokens ?? 0,
       cost: outcome.cost,
       costFemto: outcome.costFemto === null ? null : String(outcome.costFemto),
+      savedFemto: outcome.savedFemto === null ? null : String(outcome.savedFemto),
       ttftMs: outcome.ttftMs === undefined ? null : round(outcome.ttftMs),
       latencyMs: round(durationMs),
       tokensPerSecond: usage && outcome.ttftMs !== undefined && durationMs > outcome.ttftMs ? round(usage.completionTokens / ((durationMs - outcome.ttftMs) / 1000)) : null,

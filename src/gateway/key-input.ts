@@ -176,6 +176,9 @@ export function usageView(by: string, row: LedgerUsageRow): Record<string, unkno
     cost: formatFemto(row.costFemto),
     cost_femto: row.costFemto.toString(),
     unpriced: row.unpriced,
+    // What caching saved (response-cache hits, provider prompt-cache discounts); negative while cache writes outweigh reads.
+    saved_cost: formatFemto(row.savedFemto),
+    saved_femto: row.savedFemto.toString(),
   };
 }
 

@@ -202,6 +202,10 @@ export interface RequestObservation {
   outputTokens?: number | undefined;
   costUsd?: number | null | undefined;
   overheadS: number;
+  /** The response cache's answer (absent when the cache does not cover the request). */
+  cache?: 'hit' | 'miss' | 'bypass' | undefined;
+  /** What caching saved, dollars: a hit's stored price, else a prompt cache's discount (negative: writes cost extra). */
+  savedUsd?: number | null | undefined;
 }
 
 /** Where one kind of request (protocol, status, model, provider, error) records, found once. */
@@ -234,9 +238,21 @@ export class GatewayMetrics {
   readonly inFlight = new Gauge('switchboard_in_flight_requests', 'Requests being served now.', []);
   readonly rejected = new Counter('switchboard_rejected_total', 'Requests refused before reaching a model, by reason.', ['reason']);
   readonly reloads = new Counter('switchboard_config_reloads_total', 'Configuration reloads by result.', ['result']);
+  readonly cacheRequests = new Counter('switchboard_response_cache_requests_total', 'Model requests the response cache covered, by result (hit, miss, bypass).', ['result']);
+  readonly saved = new Counter(
+    'switchboard_cache_saved_usd_total',
+    'What caching saved in US dollars, by source: response_cache (a hit: what the reply cost when it was made) and prompt_cache (the provider cache discount against the uncached price).',
+    ['gen_ai_request_model', 'source'],
+  );
+  readonly extra = new Counter(
+    'switchboard_cache_extra_usd_total',
+    'What prompt-cache writes cost beyond the uncached price, in US dollars, on requests where they outweighed the cached reads (net saving = saved - extra).',
+    ['gen_ai_request_model', 'source'],
+  );
 
   /** The series one kind of request records into, by protocol, status, model, provider and error. */
   readonly #cells = new Map<string, RequestCells>();
+  readonly #cacheCells: Partial<Record<string, CounterCell>> = {};
 
   observe(o: RequestObservation): void {
     const k = `${o.protocol}\u0000${o.status}\u0000${o.model}\u0000${o.provider}\u0000${o.errorType ?? ''}`;
@@ -262,10 +278,16 @@ export class GatewayMetrics {
     }
     if (typeof o.costUsd === 'number' && o.costUsd > 0) (c.cost ??= this.cost.cell(byModel)).value += o.costUsd;
     this.overhead.observeIn((c.overhead ??= this.overhead.series({ protocol: o.protocol })), o.overheadS);
+    if (o.cache) (this.#cacheCells[o.cache] ??= this.cacheRequests.cell({ result: o.cache })).value++;
+    if (typeof o.savedUsd === 'number' && o.savedUsd !== 0) {
+      const source = o.cache === 'hit' ? 'response_cache' : 'prompt_cache';
+      if (o.savedUsd > 0) this.saved.inc({ gen_ai_request_model: o.model, source }, o.savedUsd);
+      else this.extra.inc({ gen_ai_request_model: o.model, source }, -o.savedUsd);
+    }
   }
 
   #all(): (Counter | Gauge | Histogram)[] {
-    return [this.requests, this.errors, this.duration, this.ttft, this.itl, this.tokens, this.tokensTotal, this.cost, this.overhead, this.inFlight, this.rejected, this.reloads];
+    return [this.requests, this.errors, this.duration, this.ttft, this.itl, this.tokens, this.tokensTotal, this.cost, this.overhead, this.inFlight, this.rejected, this.reloads, this.cacheRequests, this.saved, this.extra];
   }
 
   /** This process's series, for a primary process to sum (`serve --workers N`). */

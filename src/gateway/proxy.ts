@@ -23,7 +23,8 @@ import type { ProtocolServer, ResponseMeta, ServerRequest, StreamEnd, StreamWrit
 import type { Deployment } from '../providers/resolve.js';
 import { route, type RouteItem, type RouteOptions } from '../routing/router.js';
 import { femtoToDollars } from '../money.js';
-import { replyCostFemto } from '../turn.js';
+import { catalogCostFemto, replyCostFemto } from '../turn.js';
+import { providerCacheSavingFemto } from '../cache/savings.js';
 import type { FinishReason, ProtocolEvent, TokenUsage } from '../types.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { CacheLookup } from './response-cache.js';
@@ -43,6 +44,11 @@ export interface ProxyOutcome {
   cost: number | null;
   /** The exact cost in integer femto-dollars (the provider's report, else the catalog's price); null when unknown. */
   costFemto: bigint | null;
+  /**
+   * What caching saved, femto-dollars: on a response-cache hit what the reply cost when it was
+   * made, else the provider prompt cache's discount against the uncached price; null when none.
+   */
+  savedFemto: bigint | null;
   /** Milliseconds from receiving the request to the first content event. */
   ttftMs?: number | undefined;
   /** Mean milliseconds between output tokens after the first. */
@@ -106,10 +112,15 @@ function write(res: ServerResponse, frames: string): Promise<void> | undefined {
   });
 }
 
-/** The outcome's cost: the provider's report (dollars, read by its decimal digits), else the catalog's price, exact. */
-function priceOutcome(outcome: ProxyOutcome, registry: ProviderRegistry, deployment: Deployment, usage: TokenUsage, reportedCost: number | undefined): void {
+/**
+ * The outcome's cost: the provider's report (dollars, read by its decimal digits), else the
+ * catalog's price, exact; and, for a live reply, what the provider's prompt cache saved.
+ */
+function priceOutcome(outcome: ProxyOutcome, p: ProxyRequest, deployment: Deployment, usage: TokenUsage, reportedCost: number | undefined): void {
+  const registry = p.registry;
   outcome.costFemto = replyCostFemto({ registry }, deployment, usage, reportedCost);
   outcome.cost = outcome.costFemto === null ? null : femtoToDollars(outcome.costFemto);
+  if (p.cache?.state !== 'hit') outcome.savedFemto = providerCacheSavingFemto(usage, outcome.costFemto, (uncached) => catalogCostFemto({ registry }, deployment, uncached)) ?? null;
 }
 
 /** Run one model request and answer it; never throws. */
@@ -130,7 +141,8 @@ export async function proxyModelRequest(p: ProxyRequest): Promise<ProxyOutcome> 
     controller.abort();
   }, p.timeoutMs);
 
-  const outcome: ProxyOutcome = { status: 200, cancelled: false, cost: null, costFemto: null, upstreamMs: 0, text: '' };
+  const hit = p.cache?.state === 'hit' ? p.cache : undefined;
+  const outcome: ProxyOutcome = { status: 200, cancelled: false, cost: null, costFemto: null, savedFemto: hit ? hit.savedFemto : null, upstreamMs: 0, text: '' };
   const stream = parsed.stream;
   let deployment: Deployment | undefined;
   let events: ProtocolEvent[] = [];
@@ -252,7 +264,7 @@ export async function proxyModelRequest(p: ProxyRequest): Promise<ProxyOutcome> 
 
     outcome.deployment = deployment;
     outcome.usage = usage;
-    if (usage && deployment) priceOutcome(outcome, p.registry, deployment, usage, reportedCost);
+    if (usage && deployment) priceOutcome(outcome, p, deployment, usage, reportedCost);
     outcome.provider = deployment ? (reportedProvider && reportedProvider !== deployment.provider ? `${deployment.provider}/${reportedProvider}` : deployment.provider) : undefined;
     outcome.resolvedModel = reportedModel ?? deployment?.providerModel;
     const end: StreamEnd = { finishReason: finishReason ?? 'stop', cost: outcome.cost };
@@ -297,7 +309,7 @@ export async function proxyModelRequest(p: ProxyRequest): Promise<ProxyOutcome> 
     outcome.usage = usage;
     outcome.provider = deployment?.provider;
     outcome.resolvedModel = reportedModel ?? deployment?.providerModel;
-    if (usage && deployment) priceOutcome(outcome, p.registry, deployment, usage, reportedCost);
+    if (usage && deployment) priceOutcome(outcome, p, deployment, usage, reportedCost);
     if (!cancelled && !res.destroyed) {
       if (res.headersSent && writer) {
         // Bytes went out: the stream ends with the protocol's error event, never a clean end.

@@ -14,19 +14,24 @@
  * read (the fresh reply is stored), `no-store` skips both; `temperature > 0` is cached only
  * when the config says `any_temperature`. Every request the cache covers gets
  * `x-switchboard-cache: hit | miss | bypass`; a request it does not cover gets no header.
+ *
+ * A hit is the gateway's cheapest answer, so its work is done once per entry, not per hit: the
+ * key is one SHA-256 call (no hash state kept, see cache/key.ts), and the stored reply is
+ * parsed, priced and turned into replay events the first time it is read, then kept beside its
+ * key (`ReadyReplies`, bounded in bytes) for as long as the store returns the same value.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { cacheKey, isCacheable } from '../cache/response-cache.js';
 import { SQLiteCacheStore } from '../cache/sqlite-store.js';
 import { RedisCacheStore } from '../cache/redis-store.js';
 import { MemoryCacheStore, type CacheStore } from '../cache/store.js';
-import { dollarsToFemto, femtoToDollars } from '../money.js';
+import { femtoToDollars } from '../money.js';
 import type { Endpoint, ServerRequest } from '../protocols/protocol.js';
 import type { Deployment } from '../providers/resolve.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { RouteItem } from '../routing/router.js';
 import { replyCostFemto } from '../turn.js';
-import type { ProtocolEvent, TokenUsage } from '../types.js';
+import type { ProtocolEvent } from '../types.js';
 import type { Principal } from './admission.js';
 import type { GatewayCacheConfig, GatewayConfig } from './config.js';
 
@@ -58,6 +63,49 @@ interface StoredReply {
   events: ProtocolEvent[];
 }
 
+/** A stored reply as a hit serves it: made once per entry value (and registry, which prices it). */
+interface ReadyReply {
+  value: string;
+  registry: ProviderRegistry;
+  headers: Readonly<Record<string, string>>;
+  savedFemto: bigint | null;
+  items: readonly RouteItem[];
+}
+
+/** Bytes of stored values whose ready replies are kept (their parsed form is about as large again). */
+const READY_BYTES = 8 * 1024 * 1024;
+
+/** Ready replies by cache key, the least recently served dropped first past READY_BYTES. */
+class ReadyReplies {
+  readonly #byKey = new Map<string, ReadyReply>();
+  #bytes = 0;
+
+  /** The ready reply for `key`, if it was made from this very value with this registry. */
+  get(key: string, value: string, registry: ProviderRegistry): ReadyReply | undefined {
+    const ready = this.#byKey.get(key);
+    if (!ready || ready.value !== value || ready.registry !== registry) return undefined;
+    this.#byKey.delete(key);
+    this.#byKey.set(key, ready);
+    return ready;
+  }
+
+  set(key: string, ready: ReadyReply): void {
+    const old = this.#byKey.get(key);
+    if (old) {
+      this.#byKey.delete(key);
+      this.#bytes -= old.value.length;
+    }
+    if (ready.value.length > READY_BYTES) return;
+    this.#byKey.set(key, ready);
+    this.#bytes += ready.value.length;
+    for (const [oldest, entry] of this.#byKey) {
+      if (this.#bytes <= READY_BYTES) break;
+      this.#byKey.delete(oldest);
+      this.#bytes -= entry.value.length;
+    }
+  }
+}
+
 /** Stands in for the endpoint of a replayed attempt; the proxy never sends anything to it. */
 const REPLAY_ENDPOINT: Endpoint = { provider: 'cache', protocol: 'openai', baseURL: 'cache:', headers: {}, compat: {} };
 
@@ -71,6 +119,9 @@ function directives(headers: IncomingHttpHeaders): { noCache: boolean; noStore: 
 export class GatewayResponseCache {
   #store: Promise<CacheStore> | undefined;
   #given: boolean;
+  readonly #ready = new ReadyReplies();
+  /** The store once it is open (a Redis store only once it connected). */
+  #open: CacheStore | undefined;
 
   /** `store`: one to use whatever the config says; without it the config's `store` is opened on first use. */
   constructor(
@@ -99,6 +150,19 @@ export class GatewayResponseCache {
     return this.#store;
   }
 
+  /** The stored value under `key`: read at once from a store already open (memory and SQLite answer without a promise). */
+  async #read(settings: GatewayCacheConfig, config: GatewayConfig, key: string): Promise<string | undefined> {
+    try {
+      const store = this.#open ?? (await this.#storeFor(settings, config));
+      this.#open = store;
+      const value = store.get(key, Date.now());
+      return typeof value === 'string' || value === undefined ? value : await value;
+    } catch (err) {
+      this.#failed(err);
+      return undefined;
+    }
+  }
+
   /** Close a store this cache opened (a Redis connection, a SQLite file). */
   async close(): Promise<void> {
     if (this.#given || !this.#store) return;
@@ -124,14 +188,9 @@ export class GatewayResponseCache {
     const model = input.config.aliases.get(parsed.model) ?? parsed.model;
     const key = cacheKey(model, parsed.request.messages, { params }, namespaceOf(settings, principal));
     if (!noCache) {
-      const value = await this.#guard(async () => (await this.#storeFor(settings, input.config)).get(key, Date.now()), undefined);
-      const reply = value === undefined ? undefined : parseReply(value);
-      if (reply) {
-        const saved = replyCost(reply, input.registry);
-        const headers: Record<string, string> = { 'x-switchboard-cache': 'hit' };
-        if (saved !== null) headers['x-switchboard-saved-cost'] = String(femtoToDollars(saved));
-        return { state: 'hit', headers, savedFemto: saved, items: () => replay(reply) };
-      }
+      const value = await this.#read(settings, input.config, key);
+      const ready = value === undefined ? undefined : (this.#ready.get(key, value, input.registry) ?? this.#prepare(key, value, input.registry));
+      if (ready) return { state: 'hit', headers: ready.headers, savedFemto: ready.savedFemto, items: () => replay(ready.items) };
     }
     const store = (reply: StoredReply, costFemto: bigint | null): Promise<void> => {
       const value = JSON.stringify(reply);
@@ -142,14 +201,36 @@ export class GatewayResponseCache {
     return { state: 'miss', headers: { 'x-switchboard-cache': 'miss' }, savedFemto: null, items: (live) => record(live(), input.registry, store) };
   }
 
+  /** Parse, price and ready a stored value for hits; undefined when it is not a reply this gateway wrote. */
+  #prepare(key: string, value: string, registry: ProviderRegistry): ReadyReply | undefined {
+    const reply = parseReply(value);
+    if (!reply) return undefined;
+    const savedFemto = replyCost(reply, registry);
+    const headers: Record<string, string> = { 'x-switchboard-cache': 'hit' };
+    if (savedFemto !== null) headers['x-switchboard-saved-cost'] = String(femtoToDollars(savedFemto));
+    // Its usage at cost 0: nothing was spent. Shared by every hit on the entry, so frozen.
+    const events = reply.events.map((ev) => Object.freeze(ev.type === 'usage' ? { ...ev, cost: 0 } : ev));
+    const items: RouteItem[] = [
+      { kind: 'attempt', deployment: reply.deployment, endpoint: REPLAY_ENDPOINT },
+      { kind: 'events', events: Object.freeze(events) as ProtocolEvent[] },
+    ];
+    const ready: ReadyReply = { value, registry, headers: Object.freeze(headers), savedFemto, items: Object.freeze(items) };
+    this.#ready.set(key, ready);
+    return ready;
+  }
+
   /** A store that fails (a lost connection, a locked file) costs the cache, never the request. */
   async #guard<T>(op: () => T | Promise<T>, fallback: T): Promise<T> {
     try {
       return await op();
     } catch (err) {
-      this.warn(`the response cache failed and is skipped for this request: ${err instanceof Error ? err.message : String(err)}`);
+      this.#failed(err);
       return fallback;
     }
+  }
+
+  #failed(err: unknown): void {
+    this.warn(`the response cache failed and is skipped for this request: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 
@@ -163,16 +244,11 @@ function namespaceOf(settings: GatewayCacheConfig, principal: Principal): string
   return `gateway:${id}`;
 }
 
-/** The reply's cost as the proxy prices it: the provider's reported cost, else the catalog's. */
+/** The reply's cost as the proxy prices it (replyCostFemto): its usage events' reported cost, else the catalog's price. */
 function replyCost(reply: StoredReply, registry: ProviderRegistry): bigint | null {
-  let usage: TokenUsage | undefined;
-  let reported: number | undefined;
-  for (const ev of reply.events) {
-    if (ev.type !== 'usage') continue;
-    usage = ev.usage;
-    if (ev.cost !== undefined) reported = ev.cost;
-  }
-  return usage ? replyCostFemto({ registry }, reply.deployment, usage, reported) : reported !== undefined ? dollarsToFemto(reported) : null;
+  const usage = reply.events.findLast((ev) => ev.type === 'usage');
+  const reported = reply.events.findLast((ev) => ev.type === 'usage' && ev.cost !== undefined);
+  return replyCostFemto({ registry }, reply.deployment, usage?.type === 'usage' ? usage.usage : undefined, reported?.type === 'usage' ? reported.cost : undefined);
 }
 
 /** Pass the live items on, keep the answering attempt's events, store them when the router is done. */
@@ -198,10 +274,9 @@ async function* record(
   await store(reply, replyCost(reply, registry));
 }
 
-/** The stored reply as one attempt, its usage at cost 0 (nothing was spent). */
-async function* replay(reply: StoredReply): AsyncGenerator<RouteItem> {
-  yield { kind: 'attempt', deployment: reply.deployment, endpoint: REPLAY_ENDPOINT };
-  yield { kind: 'events', events: reply.events.map((ev) => (ev.type === 'usage' ? { ...ev, cost: 0 } : ev)) };
+/** A ready reply's items: one attempt and its events. */
+async function* replay(items: readonly RouteItem[]): AsyncGenerator<RouteItem> {
+  yield* items;
 }
 
 function parseReply(value: string): StoredReply | undefined {

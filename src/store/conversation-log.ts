@@ -131,6 +131,8 @@ export interface RequestRecord {
   cost: number | null;
   /** Exact cost in integer femto-dollars, as a decimal string; null when the price is unknown. */
   costFemto: string | null;
+  /** What caching saved (a response-cache hit's price, a prompt cache's discount), femto-dollars as a decimal string; null: nothing. */
+  savedFemto?: string | null;
   ttftMs: number | null;
   latencyMs: number | null;
   tokensPerSecond: number | null;
@@ -556,7 +558,7 @@ export class SQLiteConversationLog implements ConversationLog {
     const conversation = db.prepare('INSERT INTO conversations (id, started_at, updated_at, status, models) VALUES (?, ?, ?, ?, ?)');
     const turn = db.prepare(
       `INSERT INTO turns (conversation_id, seq, at, user_text, model, provider, resolved_model, reply, prompt_tokens, completion_tokens,
-        total_tokens, cost, cost_femto, ttft_ms, latency_ms, tps, error) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        total_tokens, cost, cost_femto, saved_femto, ttft_ms, latency_ms, tps, error) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const request = db.prepare('INSERT INTO requests (request_id, conversation_id, at, key_id, protocol, status, cost_femto, overhead_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     // Many requests can start in one millisecond: more randomness than a chat's id needs, drawn
@@ -567,7 +569,7 @@ export class SQLiteConversationLog implements ConversationLog {
         const r = records[i] as RequestRecord;
         const id = `${batchId}${i.toString(36)}`;
         conversation.run(id, r.at, r.at, 'ended', JSON.stringify([r.model]));
-        turn.run(id, r.at, r.user, r.model, r.provider, r.resolvedModel, r.reply, r.promptTokens, r.completionTokens, r.totalTokens, r.cost, r.costFemto === null ? null : BigInt(r.costFemto), r.ttftMs, r.latencyMs, r.tokensPerSecond, r.error);
+        turn.run(id, r.at, r.user, r.model, r.provider, r.resolvedModel, r.reply, r.promptTokens, r.completionTokens, r.totalTokens, r.cost, r.costFemto === null ? null : BigInt(r.costFemto), r.savedFemto == null ? null : BigInt(r.savedFemto), r.ttftMs, r.latencyMs, r.tokensPerSecond, r.error);
         request.run(r.requestId, id, r.at, r.keyId, r.protocol, r.status, r.costFemto, r.overheadMs);
       }
     })();

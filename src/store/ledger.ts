@@ -5,6 +5,12 @@
  * Money is integers: a row's exact cost in femto-dollars is stored as whole micro-dollars plus
  * the femto-dollar remainder below one micro-dollar, two INTEGER columns whose SQL sums cannot
  * overflow in practice (2^63 micro-dollars) or round; readers join them back into a BigInt.
+ * What caching saved on the request (`saved_micro`, `saved_femto`: a response-cache hit's
+ * price, or a provider prompt cache's discount, negative for a request that only wrote the
+ * cache) is kept the same way.
+ *
+ * Schema versions: 1 had no savings columns; 2 added them. An older file is upgraded in place
+ * when opened (under the write lock, looking again for another process's upgrade).
  *
  * A spend row is written when a request is reserved (status `reserved`, its worst case and its
  * expiry) and completed when it settles, each committed before its promise resolves (writes of
@@ -23,7 +29,7 @@ import type { Env } from '../providers/resolve.js';
 import type { BudgetPeriod } from './periods.js';
 import type { ScopeRef } from './shared-state.js';
 
-export const LEDGER_SCHEMA_VERSION = 1;
+export const LEDGER_SCHEMA_VERSION = 2;
 export const FEMTO_PER_MICRO = 1_000_000_000n;
 
 export interface Budget {
@@ -104,6 +110,8 @@ export interface SpendOutcome {
   completionTokens: number;
   /** Exact cost in femto-dollars; null when no price is known. */
   costFemto: bigint | null;
+  /** What caching saved, femto-dollars (a cache hit's price, a prompt cache's discount); absent: nothing. */
+  savedFemto?: bigint;
   provider?: string;
   resolvedModel?: string;
 }
@@ -123,6 +131,8 @@ export interface LedgerUsageRow {
   costFemto: bigint;
   /** Rows whose cost is unknown (no price). */
   unpriced: number;
+  /** What caching saved on these rows, exact femto-dollars. */
+  savedFemto: bigint;
 }
 
 export interface UsageQuery {
@@ -212,7 +222,7 @@ CREATE TABLE IF NOT EXISTS spend (
   status TEXT NOT NULL, scopes TEXT NOT NULL, reserved_micros INTEGER NOT NULL, expires_at INTEGER NOT NULL,
   settled_at INTEGER, provider TEXT, resolved_model TEXT, prompt_tokens INTEGER NOT NULL DEFAULT 0,
   completion_tokens INTEGER NOT NULL DEFAULT 0, cost_micro INTEGER NOT NULL DEFAULT 0, cost_femto INTEGER NOT NULL DEFAULT 0,
-  cost_known INTEGER NOT NULL DEFAULT 1
+  cost_known INTEGER NOT NULL DEFAULT 1, saved_micro INTEGER NOT NULL DEFAULT 0, saved_femto INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS spend_at ON spend(at);
 CREATE INDEX IF NOT EXISTS spend_key ON spend(key_id, at);
@@ -358,9 +368,20 @@ export class SQLiteLedger implements Ledger {
     this.dataVersion = this.db.prepare('PRAGMA data_version').pluck();
     const version = this.db.prepare("SELECT value FROM meta WHERE name = 'schema'").get() as { value: string } | undefined;
     if (!version) this.db.prepare("INSERT INTO meta (name, value) VALUES ('schema', ?)").run(String(LEDGER_SCHEMA_VERSION));
+    else if (Number(version.value) === 1) this.upgradeFrom1();
     else if (Number(version.value) !== LEDGER_SCHEMA_VERSION) {
       throw new LedgerError(`The ledger at ${path} has schema version ${version.value}; this switchboard reads version ${LEDGER_SCHEMA_VERSION}.`, 'schema');
     }
+  }
+
+  /** Version 1 had no savings columns: add them (0 for the rows written before). */
+  private upgradeFrom1(): void {
+    this.db.transaction(() => {
+      const now = this.db.prepare("SELECT value FROM meta WHERE name = 'schema'").pluck().get() as string;
+      if (Number(now) !== 1) return; // another process upgraded it meanwhile
+      this.db.exec('ALTER TABLE spend ADD COLUMN saved_micro INTEGER NOT NULL DEFAULT 0; ALTER TABLE spend ADD COLUMN saved_femto INTEGER NOT NULL DEFAULT 0');
+      this.db.prepare("UPDATE meta SET value = ? WHERE name = 'schema'").run(String(LEDGER_SCHEMA_VERSION));
+    }).immediate();
   }
 
   /**
@@ -579,9 +600,10 @@ export class SQLiteLedger implements Ledger {
 
   settle(id: string, outcome: SpendOutcome): Promise<void> {
     const cost = splitFemto(outcome.costFemto ?? 0n);
+    const saved = splitFemto(outcome.savedFemto ?? 0n);
     const update = this.sql(
       `UPDATE spend SET status = ?, settled_at = ?, provider = ?, resolved_model = ?, prompt_tokens = ?, completion_tokens = ?,
-         cost_micro = ?, cost_femto = ?, cost_known = ? WHERE id = ?`,
+         cost_micro = ?, cost_femto = ?, cost_known = ?, saved_micro = ?, saved_femto = ? WHERE id = ?`,
     );
     return this.batched(() => void update.run(
       outcome.status,
@@ -593,6 +615,8 @@ export class SQLiteLedger implements Ledger {
       cost.micro,
       cost.femto,
       outcome.costFemto === null ? 0 : 1,
+      saved.micro,
+      saved.femto,
       id,
     ));
   }
@@ -682,7 +706,8 @@ export class SQLiteLedger implements Ledger {
     const groupBy = group === undefined ? 'quarter' : 'quarter, grp';
     return this.sql(
       `SELECT at / 900000 AS quarter, ${group ?? "''"} AS grp, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt, SUM(completion_tokens) AS completion,
-         SUM(cost_micro) AS micro, SUM(cost_femto) AS femto, SUM(1 - cost_known) AS unpriced
+         SUM(cost_micro) AS micro, SUM(cost_femto) AS femto, SUM(1 - cost_known) AS unpriced,
+         SUM(saved_micro) AS saved_micro, SUM(saved_femto) AS saved_femto
        FROM spend WHERE ${where.join(' AND ')} GROUP BY ${groupBy} ORDER BY ${groupBy}`,
     )
       .safeIntegers(true)
@@ -708,16 +733,19 @@ export interface SumRow {
   micro: bigint;
   femto: bigint;
   unpriced: bigint;
+  saved_micro: bigint;
+  saved_femto: bigint;
 }
 
 /** Add one summed row into the accumulator under `key`. */
 export function addSums(out: Map<string, LedgerUsageRow>, key: string, r: SumRow): LedgerUsageRow {
-  const acc = out.get(key) ?? { key, requests: 0, promptTokens: 0, completionTokens: 0, costFemto: 0n, unpriced: 0 };
+  const acc = out.get(key) ?? { key, requests: 0, promptTokens: 0, completionTokens: 0, costFemto: 0n, unpriced: 0, savedFemto: 0n };
   acc.requests += Number(r.requests);
   acc.promptTokens += Number(r.prompt);
   acc.completionTokens += Number(r.completion);
   acc.costFemto += r.micro * FEMTO_PER_MICRO + r.femto;
   acc.unpriced += Number(r.unpriced);
+  acc.savedFemto += r.saved_micro * FEMTO_PER_MICRO + r.saved_femto;
   out.set(key, acc);
   return acc;
 }

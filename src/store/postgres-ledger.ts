@@ -72,7 +72,8 @@ const INSERT_KEY = insertSQL('keys', KEY_COLUMNS, 'postgres');
 
 /**
  * Each entry is one schema version; never edit a released one, add the next. Version 1 is the
- * SQLite ledger's schema; version 2 records which instance admitted each request.
+ * SQLite ledger's schema; version 2 records which instance admitted each request; version 3
+ * adds what caching saved on each request (micro-dollars plus the femto-dollar remainder, as the cost).
  */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE teams (
@@ -94,6 +95,7 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX spend_open ON spend(expires_at) WHERE status = 'reserved';`,
   `ALTER TABLE spend ADD COLUMN instance TEXT;
    CREATE INDEX spend_instance ON spend(instance) WHERE status = 'reserved';`,
+  `ALTER TABLE spend ADD COLUMN saved_micro BIGINT NOT NULL DEFAULT 0, ADD COLUMN saved_femto BIGINT NOT NULL DEFAULT 0;`,
 ];
 export const POSTGRES_SCHEMA_VERSION = MIGRATIONS.length;
 /** The advisory lock migrations hold (any fixed 64-bit number; this one spells "sbledger"). */
@@ -487,11 +489,13 @@ export class PostgresLedger implements Ledger {
       }
       if (settles.length > 0) {
         const cost = settles.map((s) => splitFemto(s.outcome.costFemto ?? 0n));
+        const saved = settles.map((s) => splitFemto(s.outcome.savedFemto ?? 0n));
         await db.query(
           `UPDATE spend SET status = t.status, settled_at = t.settled_at, provider = t.provider, resolved_model = t.resolved_model,
-             prompt_tokens = t.prompt, completion_tokens = t.completion, cost_micro = t.micro, cost_femto = t.femto, cost_known = t.known
-           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::boolean[])
-             AS t(id, status, settled_at, provider, resolved_model, prompt, completion, micro, femto, known)
+             prompt_tokens = t.prompt, completion_tokens = t.completion, cost_micro = t.micro, cost_femto = t.femto, cost_known = t.known,
+             saved_micro = t.saved_micro, saved_femto = t.saved_femto
+           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::boolean[], $11::bigint[], $12::bigint[])
+             AS t(id, status, settled_at, provider, resolved_model, prompt, completion, micro, femto, known, saved_micro, saved_femto)
            WHERE spend.id = t.id`,
           [
             settles.map((s) => s.id),
@@ -504,6 +508,8 @@ export class PostgresLedger implements Ledger {
             cost.map((c) => c.micro.toString()),
             cost.map((c) => c.femto.toString()),
             settles.map((s) => s.outcome.costFemto !== null),
+            saved.map((c) => c.micro.toString()),
+            saved.map((c) => c.femto.toString()),
           ],
         );
       }
@@ -658,14 +664,15 @@ export class PostgresLedger implements Ledger {
     }
     const groupBy = group === undefined ? 'quarter' : 'quarter, grp';
     const rows = (
-      await this.pool.query<{ quarter: string; grp: string | number; requests: string; prompt: string; completion: string; micro: string; femto: string; unpriced: string }>(
+      await this.pool.query<{ quarter: string; grp: string | number; requests: string; prompt: string; completion: string; micro: string; femto: string; unpriced: string; saved_micro: string; saved_femto: string }>(
         `SELECT (at / 900000)::text AS quarter, ${group ?? "''"} AS grp, COUNT(*)::text AS requests, SUM(prompt_tokens)::text AS prompt, SUM(completion_tokens)::text AS completion,
-           SUM(cost_micro)::text AS micro, SUM(cost_femto)::text AS femto, SUM(CASE WHEN cost_known THEN 0 ELSE 1 END)::text AS unpriced
+           SUM(cost_micro)::text AS micro, SUM(cost_femto)::text AS femto, SUM(CASE WHEN cost_known THEN 0 ELSE 1 END)::text AS unpriced,
+           SUM(saved_micro)::text AS saved_micro, SUM(saved_femto)::text AS saved_femto
          FROM spend WHERE ${where.join(' AND ')} GROUP BY ${groupBy} ORDER BY ${groupBy}`,
         params,
       )
     ).rows;
-    return rows.map((r) => ({ quarter: BigInt(r.quarter), grp: String(r.grp), requests: BigInt(r.requests), prompt: BigInt(r.prompt), completion: BigInt(r.completion), micro: BigInt(r.micro), femto: BigInt(r.femto), unpriced: BigInt(r.unpriced) }));
+    return rows.map((r) => ({ quarter: BigInt(r.quarter), grp: String(r.grp), requests: BigInt(r.requests), prompt: BigInt(r.prompt), completion: BigInt(r.completion), micro: BigInt(r.micro), femto: BigInt(r.femto), unpriced: BigInt(r.unpriced), saved_micro: BigInt(r.saved_micro), saved_femto: BigInt(r.saved_femto) }));
   }
 
   async close(): Promise<void> {
