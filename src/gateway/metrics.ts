@@ -234,6 +234,8 @@ export class GatewayMetrics {
   readonly inFlight = new Gauge('switchboard_in_flight_requests', 'Requests being served now.', []);
   readonly rejected = new Counter('switchboard_rejected_total', 'Requests refused before reaching a model, by reason.', ['reason']);
   readonly reloads = new Counter('switchboard_config_reloads_total', 'Configuration reloads by result.', ['result']);
+  readonly redisCommands = new Counter('switchboard_redis_commands_total', "Redis commands sent, on a request's path or in the background (the ledger's consumer, routing measurements).", ['path']);
+  readonly redisRoundTrips = new Counter('switchboard_redis_round_trips_total', 'Sequential Redis round trips requests waited for (commands in flight together count once; see redis-trace.ts).', []);
 
   /** The series one kind of request records into, by protocol, status, model, provider and error. */
   readonly #cells = new Map<string, RequestCells>();
@@ -265,7 +267,7 @@ export class GatewayMetrics {
   }
 
   #all(): (Counter | Gauge | Histogram)[] {
-    return [this.requests, this.errors, this.duration, this.ttft, this.itl, this.tokens, this.tokensTotal, this.cost, this.overhead, this.inFlight, this.rejected, this.reloads];
+    return [this.requests, this.errors, this.duration, this.ttft, this.itl, this.tokens, this.tokensTotal, this.cost, this.overhead, this.inFlight, this.rejected, this.reloads, this.redisCommands, this.redisRoundTrips];
   }
 
   /** This process's series, for a primary process to sum (`serve --workers N`). */
