@@ -23,6 +23,7 @@
  * Money is integers as in SQLiteLedger: whole micro-dollars plus the femto-dollar remainder,
  * summed by Postgres as NUMERIC (exact) and read back as BigInt.
  */
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import pg from 'pg';
 import {
@@ -59,13 +60,45 @@ import {
   type UsageQuery,
 } from './ledger.js';
 import { createRedisClient, runScript, Script, type RedisClient } from './redis-scripts.js';
-import type { ScopeRef } from './shared-state.js';
+import type { JournalEntry, ScopeRef, SpendJournal } from './shared-state.js';
 
 /** KEYS: the stream. ARGV: entry ids, written to Postgres: acknowledged and deleted in one round trip. */
 const ACK_AND_DELETE = new Script(`
 redis.call('XACK', KEYS[1], 'ledger', unpack(ARGV))
 return redis.call('XDEL', KEYS[1], unpack(ARGV))
 `);
+
+/**
+ * KEYS: the stream, its epoch. ARGV: an epoch to set when there is none. Returns {epoch, the
+ * consumer group's last delivered id, its first pending id} ('' for none): every entry up to
+ * the last delivered one and before the first pending one is in Postgres.
+ */
+const QUEUE_STATE = new Script(`
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  redis.call('SET', KEYS[2], ARGV[1])
+  epoch = ARGV[1]
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {epoch, '', ''} end
+local delivered = ''
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local f = {}
+  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+  if f['name'] == 'ledger' then delivered = f['last-delivered-id'] end
+end
+if delivered == '' then return {epoch, '', ''} end
+return {epoch, delivered, redis.call('XPENDING', KEYS[1], 'ledger')[2] or ''}
+`);
+
+/** Stream ids (`<ms>-<seq>`) in order. */
+function compareStreamIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am - bm || as - bs;
+}
+
+/** Entries kept for re-sending after a Redis wipe, at most (the oldest go first beyond it). */
+const MAX_SENT = 200_000;
 
 const INSERT_TEAM = `${insertSQL('teams', TEAM_COLUMNS, 'postgres')} ON CONFLICT (id) DO NOTHING`;
 const INSERT_KEY = insertSQL('keys', KEY_COLUMNS, 'postgres');
@@ -173,7 +206,7 @@ export async function migrate(pool: pg.Pool, upTo = MIGRATIONS.length): Promise<
   }
 }
 
-export class PostgresLedger implements Ledger {
+export class PostgresLedger implements Ledger, SpendJournal {
   readonly pool: pg.Pool;
   readonly instance: string;
   private readonly queue: RedisClient | undefined;
@@ -192,6 +225,17 @@ export class PostgresLedger implements Ledger {
   private lastDrainError: string | undefined;
   /** Spend entries drained into Postgres by this instance. */
   drained = 0;
+  /**
+   * Entries this instance put on the stream (itself, or the shared state's settle script) and
+   * the consumers have not yet written to Postgres, by stream id, encoded: a Redis that loses
+   * its data (restarted empty, flushed) loses them too, so they are then sent again, straight to
+   * Postgres. Dropped as the consumer group's progress passes them (checked once a second).
+   */
+  private sent: { id: string; entry: string }[] = [];
+  /** The stream's epoch as this instance knows it: a value that a Redis which lost its data no longer has. */
+  private epoch: string | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
+  private checking = false;
 
   private constructor(options: PostgresLedgerOptions) {
     this.pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 5, types, connectionTimeoutMillis: 2000 });
@@ -214,6 +258,9 @@ export class PostgresLedger implements Ledger {
       if (ledger.queue) {
         await ledger.queue.connect();
         await ledger.createGroup(ledger.queue);
+        await ledger.checkQueue();
+        ledger.checkTimer = setInterval(() => void ledger.checkQueue().catch(() => {}), 1000);
+        ledger.checkTimer.unref();
         ledger.draining = ledger.drainLoop();
       }
     } catch (err) {
@@ -398,11 +445,61 @@ export class PostgresLedger implements Ledger {
     return this.write({ op: 'settle', id, outcome, ...(row ? { row, instance: this.instance } : {}) });
   }
 
+  /** The entry recording a reservation and its outcome at once, for the shared state's settle to append (see SpendJournal). */
+  settlementEntry(row: ReservationRow, outcome: SpendOutcome): JournalEntry | undefined {
+    if (!this.queue || this.held.length > 0 || this.direct.length > 0) return undefined;
+    return { stream: this.stream, entry: encode({ op: 'settle', id: row.id, outcome, row, instance: this.instance }) };
+  }
+
+  appended(id: string, journal: JournalEntry, streamId: string | undefined): void {
+    this.unsettled.delete(id);
+    if (streamId !== undefined) this.keep(streamId, journal.entry);
+  }
+
+  private keep(id: string, entry: string): void {
+    if (this.sent.length >= MAX_SENT) {
+      this.log(`more than ${MAX_SENT} spend entries wait in the Redis queue; the oldest would no longer be re-sent if Redis lost its data.`);
+      this.sent.splice(0, MAX_SENT / 2);
+    }
+    this.sent.push({ id, entry });
+  }
+
+  /** Add one entry to the stream, kept until it is drained. */
+  private async xadd(entry: Entry): Promise<void> {
+    const text = encode(entry);
+    const id = await (this.queue as RedisClient).sendCommand(['XADD', this.stream, '*', 'e', text]);
+    this.keep(String(id), text);
+  }
+
+  /**
+   * Once a second while entries are kept: forget those the consumers have written to Postgres,
+   * or, when the stream's epoch changed (Redis lost its data, and them with it), send them all
+   * again straight to Postgres (every write is idempotent, so one that had arrived changes nothing).
+   */
+  private async checkQueue(): Promise<void> {
+    if (!this.queue || this.checking || (this.epoch !== undefined && this.sent.length === 0)) return;
+    this.checking = true;
+    try {
+      const [epoch, delivered, pending] = (await runScript(this.queue, QUEUE_STATE, [this.stream, `${this.stream}:epoch`], [randomUUID()])) as [string, string, string];
+      if (this.epoch !== undefined && epoch !== this.epoch && this.sent.length > 0) {
+        this.log(`the ledger's queue (Redis) lost its data; sending the ${this.sent.length} spend entries this instance had queued straight to Postgres.`);
+        this.held.push(...this.sent.map((s) => decode(s.entry)));
+        this.sent = [];
+        void this.retryHeld();
+      } else if (delivered !== '') {
+        this.sent = this.sent.filter((s) => compareStreamIds(s.id, delivered) > 0 || (pending !== '' && compareStreamIds(s.id, pending) >= 0));
+      }
+      this.epoch = epoch;
+    } finally {
+      this.checking = false;
+    }
+  }
+
   /** Queue one spend entry: on the Redis stream when there is one, else straight to Postgres. */
   private async write(entry: Entry): Promise<void> {
     if (this.queue && this.held.length === 0) {
       try {
-        await this.queue.sendCommand(['XADD', this.stream, '*', 'e', encode(entry)]);
+        await this.xadd(entry);
         return;
       } catch (err) {
         this.log(`the ledger queue (Redis) failed (${(err as Error).message}); writing spend to Postgres directly.`);
@@ -445,7 +542,7 @@ export class PostgresLedger implements Ledger {
         } catch {
           try {
             if (!this.queue) throw new Error('no queue');
-            for (const e of batch) await this.queue.sendCommand(['XADD', this.stream, '*', 'e', encode(e)]);
+            for (const e of batch) await this.xadd(e);
           } catch {
             await new Promise((r) => setTimeout(r, 250));
             continue;
@@ -674,6 +771,7 @@ export class PostgresLedger implements Ledger {
     await Promise.race([this.retryHeld().catch(() => {}), new Promise((r) => setTimeout(r, 3000).unref())]);
     if (this.held.length > 0) this.log(`${this.held.length} spend entries could not be written to Redis or Postgres before closing.`);
     this.closed = true;
+    if (this.checkTimer) clearInterval(this.checkTimer);
     await this.draining?.catch(() => {});
     if (this.queue?.isOpen) await this.queue.close().catch(() => {});
     await this.pool.end().catch(() => {});
