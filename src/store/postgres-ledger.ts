@@ -16,9 +16,13 @@
  * Spend reads see what has reached Postgres: entries still on the stream are not in them yet
  * (`drain()` waits for them), and budget counters live in Redis, so admission never waits.
  *
- * Reads on the request path (a key by its secret's hash, a team) are cached for `cacheMs`
- * (default 1 s: a change made through any instance applies everywhere within it) and served
- * from the last answer while Postgres is unreachable, so requests keep flowing.
+ * Reads on the request path (a key by its secret's hash, a team) are cached, so a keyed request
+ * does not query Postgres: every write of a key or team is followed by `NOTIFY switchboard_keys`,
+ * and each instance LISTENs on its own connection and drops its cache when it hears one, within
+ * milliseconds of the commit. While that connection is down (and for a moment after it returns)
+ * entries live `cacheMs` (default 1 s) instead; a notification missed otherwise (a writer that
+ * sends none: an older switchboard in a rolling deploy, or SQL by hand) is outlived by
+ * `LISTENING_CACHE_MS`. The last answer is served while Postgres is unreachable, so requests keep flowing.
  *
  * Money is integers as in SQLiteLedger: whole micro-dollars plus the femto-dollar remainder,
  * summed by Postgres as NUMERIC (exact) and read back as BigInt.
@@ -96,6 +100,11 @@ function compareStreamIds(a: string, b: string): number {
   const [bm = 0, bs = 0] = b.split('-').map(Number);
   return am - bm || as - bs;
 }
+
+/** How long a key or team read is trusted while change notifications are heard. */
+const LISTENING_CACHE_MS = 30_000;
+/** The channel every key and team write notifies. */
+const KEYS_CHANNEL = 'switchboard_keys';
 
 /** Entries kept for re-sending after a Redis wipe, at most (the oldest go first beyond it). */
 const MAX_SENT = 200_000;
@@ -214,6 +223,12 @@ export class PostgresLedger implements Ledger, SpendJournal {
   private readonly cacheMs: number;
   private readonly log: (line: string) => void;
   private readonly cache = new Map<string, { at: number; value: unknown }>();
+  private readonly url: string;
+  /** Bumped by every invalidation: a read that started before one does not fill the cache after it. */
+  private generation = 0;
+  /** Whether the LISTEN connection is up, so that a change anywhere drops the cache at once. */
+  private listening = false;
+  private listener: pg.Client | undefined;
   /** Reservations recorded here and not settled yet, by id. */
   private readonly unsettled = new Map<string, ReservationRow>();
   /** Entries neither Redis nor Postgres took yet, oldest first. */
@@ -238,6 +253,7 @@ export class PostgresLedger implements Ledger, SpendJournal {
   private checking = false;
 
   private constructor(options: PostgresLedgerOptions) {
+    this.url = options.url;
     this.pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 5, types, connectionTimeoutMillis: 2000 });
     // An idle client whose server went away: the next query reconnects.
     this.pool.on('error', () => {});
@@ -255,6 +271,7 @@ export class PostgresLedger implements Ledger, SpendJournal {
     try {
       if (options.migrate === false) await ledger.checkVersion();
       else await migrate(ledger.pool);
+      await ledger.listen();
       if (ledger.queue) {
         await ledger.queue.connect();
         await ledger.createGroup(ledger.queue);
@@ -278,13 +295,52 @@ export class PostgresLedger implements Ledger, SpendJournal {
 
   // --- Teams and keys -------------------------------------------------------------------
 
+  /** LISTEN for key and team changes on a connection of its own, again after it drops. */
+  private async listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 2000 });
+    client.on('error', () => {});
+    client.on('notification', () => this.invalidate());
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${KEYS_CHANNEL}`);
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    }
+    // Dropped (Postgres restarting): entries live cacheMs again, and stay as the last answer while reads fail.
+    client.on('end', () => {
+      this.listening = false;
+      this.listenLater();
+    });
+    this.listener = client;
+    // What changed while nobody listened is not in the cache either.
+    this.invalidate();
+    this.listening = true;
+  }
+
+  private listenLater(): void {
+    if (!this.closed) setTimeout(() => void this.listen().catch(() => this.listenLater()), 1000).unref();
+  }
+
+  private invalidate(): void {
+    this.generation++;
+    this.cache.clear();
+  }
+
+  /** After a key or team write: drop this cache, and tell every instance's. */
+  private async changed(): Promise<void> {
+    this.invalidate();
+    await this.pool.query(`NOTIFY ${KEYS_CHANNEL}`);
+  }
+
   private async cached<T>(key: string, read: () => Promise<T>): Promise<T> {
     const hit = this.cache.get(key);
     const now = Date.now();
-    if (hit && now - hit.at < this.cacheMs) return hit.value as T;
+    if (hit && now - hit.at < (this.listening ? LISTENING_CACHE_MS : this.cacheMs)) return hit.value as T;
+    const generation = this.generation;
     try {
       const value = await read();
-      this.cache.set(key, { at: now, value });
+      if (generation === this.generation) this.cache.set(key, { at: now, value });
       return value;
     } catch (err) {
       // Postgres unreachable: the last answer stands, so authenticated callers keep flowing.
@@ -300,6 +356,7 @@ export class PostgresLedger implements Ledger, SpendJournal {
   async createTeam(id: string, limits: Limits, at: number): Promise<TeamRecord> {
     const r = await this.pool.query(INSERT_TEAM, teamValues(id, limits, at));
     if (r.rowCount === 0) throw new LedgerError(`A team named "${id}" already exists.`, 'conflict');
+    await this.changed();
     return this.team(id);
   }
 
@@ -317,11 +374,12 @@ export class PostgresLedger implements Ledger, SpendJournal {
   async updateTeam(id: string, patch: TeamPatch): Promise<TeamRecord> {
     if (!(await this.one('SELECT 1 FROM teams WHERE id = $1', [id]))) throw new LedgerError(`No team named "${id}".`);
     await this.applyLimits(this.pool, 'teams', id, patch);
+    await this.changed();
     return this.team(id);
   }
 
   private async team(id: string): Promise<TeamRecord> {
-    this.cache.clear();
+    this.invalidate();
     const team = await this.getTeam(id);
     if (!team) throw new LedgerError(`No team named "${id}".`);
     return team;
@@ -359,6 +417,7 @@ export class PostgresLedger implements Ledger, SpendJournal {
       await db.query(INSERT_KEY, keyValues(key, at, (admin) => admin));
       await db.query('INSERT INTO key_secrets (hash, key_id, created_at) VALUES ($1, $2, $3)', [secretHash, key.id, at]);
     });
+    await this.changed();
     return this.key(key.id);
   }
 
@@ -390,12 +449,14 @@ export class PostgresLedger implements Ledger, SpendJournal {
       if (patch.metadata !== undefined) await set('metadata', JSON.stringify(patch.metadata));
       await this.applyLimits(db, 'keys', id, patch);
     });
+    await this.changed();
     return this.key(id);
   }
 
   async revokeKey(id: string, at: number): Promise<KeyRecord> {
     const key = await this.key(id);
     await this.pool.query('UPDATE keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [at, key.id]);
+    await this.changed();
     return this.key(key.id);
   }
 
@@ -406,7 +467,7 @@ export class PostgresLedger implements Ledger, SpendJournal {
       await db.query('UPDATE key_secrets SET retires_at = $1 WHERE key_id = $2 AND (retires_at IS NULL OR retires_at > $1)', [retireAt, key.id]);
       await db.query('INSERT INTO key_secrets (hash, key_id, created_at) VALUES ($1, $2, $3)', [secretHash, key.id, at]);
     });
-    this.cache.clear();
+    await this.changed();
     return key;
   }
 
@@ -426,7 +487,7 @@ export class PostgresLedger implements Ledger, SpendJournal {
   }
 
   private async key(idOrName: string): Promise<KeyRecord> {
-    this.cache.clear();
+    this.invalidate();
     const key = await this.getKey(idOrName);
     if (!key) throw new LedgerError(`No key with id or name "${idOrName}" (see: switchboard keys list).`);
     return key;
@@ -774,6 +835,7 @@ export class PostgresLedger implements Ledger, SpendJournal {
     if (this.checkTimer) clearInterval(this.checkTimer);
     await this.draining?.catch(() => {});
     if (this.queue?.isOpen) await this.queue.close().catch(() => {});
+    await this.listener?.end().catch(() => {});
     await this.pool.end().catch(() => {});
   }
 }
