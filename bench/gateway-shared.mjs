@@ -4,15 +4,22 @@
  * SQLite), one on Redis and Postgres, and two on Redis and Postgres (load split evenly).
  * Upstream: the built-in simulator with no delay, so the figures are the gateway's own.
  *
- * Prints req/s, p99 latency and Redis commands per request (from Redis's INFO commandstats:
- * the request path's EVALSHA and XADD, and every command a client sent, the queue's consumers
- * and the shared routing state included; commands scripts run inside Redis are not round trips),
- * then one JSON line with the ratio the target is set on (Redis-backed one instance / embedded
+ * Prints req/s, p99 latency, the gateways' CPU µs per request (steadier than req/s on a busy
+ * machine), and per request:
+ * - Redis round trips: the sequential round trips a request waited for, counted by the gateway's
+ *   own Redis clients (GET /metrics, switchboard_redis_round_trips_total: a command sent after
+ *   another's reply is one more; commands in flight together are one; see src/store/redis-trace.ts);
+ * - Redis commands: those the requests sent, and those sent in the background (the queue's
+ *   consumer, the shared routing state, the clock), from switchboard_redis_commands_total{path};
+ * - from Redis's side (INFO commandstats), the scripts it ran per request (EVALSHA and EVAL, which
+ *   only clients send) and the other commands clients sent, by name; XADD is left out of those,
+ *   since the settle script runs it inside Redis and commandstats counts both alike.
+ * Then one JSON line with the ratio the target is set on (Redis-backed one instance / embedded
  * >= 0.7). Needs redis-server and postgresql installed (apt-get install redis-server postgresql).
  * BENCH_SECONDS per run (default 4), BENCH_CONNECTIONS (default 32).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,7 +92,27 @@ async function serve(env) {
   let err = '';
   child.stderr.setEncoding('utf8').on('data', (d) => (err.length < 5000 ? (err += d) : undefined));
   await until(() => /listening on http/.test(err), `switchboard serve (${err})`);
-  return /listening on (http:\/\/[\d.:]+)/.exec(err)[1];
+  return { url: /listening on (http:\/\/[\d.:]+)/.exec(err)[1], pid: child.pid };
+}
+
+/** utime + stime of a process, in µs (/proc ticks are 10 ms). */
+function cpuMicros(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10_000;
+}
+
+/** The gateway's own count of its Redis traffic (GET /metrics). */
+async function redisTraffic(url) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const value = (re) => Number(re.exec(text)?.[1] ?? 0);
+  return {
+    roundTrips: value(/^switchboard_redis_round_trips_total (\d+)/m),
+    commands: value(/^switchboard_redis_commands_total\{path="request"\} (\d+)/m),
+    background: value(/^switchboard_redis_commands_total\{path="background"\} (\d+)/m),
+    // Every request the gateway answered, those the load generator cut off at its end included.
+    requests: [...text.matchAll(/^switchboard_requests_total\{[^}]*\} (\d+)/gm)].reduce((s, m) => s + Number(m[1]), 0),
+  };
 }
 
 async function makeKey(url) {
@@ -98,8 +125,8 @@ function load(url, key, connections) {
   return autocannon({ url: `${url}/v1/chat/completions`, method: 'POST', connections, duration: SECONDS, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body });
 }
 
-/** Commands switchboard's clients send (everything else in commandstats runs inside its scripts). */
-const CLIENT_COMMANDS = new Set(['evalsha', 'eval', 'xadd', 'xreadgroup', 'xautoclaim', 'xlen', 'xrange', 'xgroup|create', 'ping', 'subscribe']);
+/** Commands only switchboard's clients send (the rest of commandstats, XADD included, also runs inside its scripts). */
+const CLIENT_COMMANDS = new Set(['evalsha', 'eval', 'xreadgroup', 'xautoclaim', 'xlen', 'xrange', 'xgroup|create', 'ping', 'subscribe']);
 
 function commandCalls(cli) {
   const stats = {};
@@ -111,30 +138,49 @@ function commandCalls(cli) {
 }
 
 /** Load spread over the instances; one result line. */
-async function run(name, urls, redis) {
+async function run(name, gateways, redis) {
+  const urls = gateways.map((g) => g.url);
   const key = await makeKey(urls[0]);
   // Warm up (key caches, budget seeding, scripts loaded).
   await Promise.all(urls.map((u) => autocannon({ url: `${u}/v1/chat/completions`, method: 'POST', connections: 4, amount: 200, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body })));
   const before = redis ? commandCalls(redis.cli) : {};
+  const traffic0 = await Promise.all(urls.map(redisTraffic));
+  const cpu0 = gateways.map((g) => cpuMicros(g.pid));
   const results = await Promise.all(urls.map((u) => load(u, key, Math.max(1, Math.round(CONNECTIONS / urls.length)))));
+  const cpu = gateways.reduce((s, g, i) => s + cpuMicros(g.pid) - cpu0[i], 0);
+  // The requests cut off when the load stopped are settled meanwhile.
+  await sleep(500);
+  const traffic1 = await Promise.all(urls.map(redisTraffic));
   const after = redis ? commandCalls(redis.cli) : {};
   const requests = results.reduce((s, r) => s + r.requests.total, 0);
+  // The scrapes themselves send no Redis command, so everything counted between them is the load's;
+  // per request of those the gateways answered (a request cut off at the end sent its commands too).
+  const counted = (field) => traffic1.reduce((s, t, i) => s + t[field] - traffic0[i][field], 0);
+  const perRequest = (field) => counted(field) / counted('requests');
   const non2xx = results.reduce((s, r) => s + r.non2xx + r.errors, 0);
   const delta = (k) => (after[k] ?? 0) - (before[k] ?? 0);
-  // INFO commandstats also counts the commands scripts run inside Redis; a round trip is a command a client sent.
-  const sent = Object.keys(after).filter((k) => CLIENT_COMMANDS.has(k)).reduce((s, k) => s + delta(k), 0);
   const row = {
     name,
     reqPerSec: Math.round(requests / SECONDS),
     p99Ms: Math.max(...results.map((r) => r.latency.p99)),
     non2xx,
-    ...(redis ? { redisHotPathPerReq: +((delta('evalsha') + delta('xadd')) / requests).toFixed(2), redisRoundTripsPerReq: +(sent / requests).toFixed(2) } : {}),
+    cpuUsPerReq: Math.round(cpu / requests),
+    ...(redis
+      ? {
+          redisRoundTripsPerReq: +perRequest('roundTrips').toFixed(2),
+          redisCommandsPerReq: +perRequest('commands').toFixed(2),
+          redisBackgroundPerReq: +perRequest('background').toFixed(2),
+          redisScriptsPerReq: +((delta('evalsha') + delta('eval')) / counted('requests')).toFixed(2),
+        }
+      : {}),
   };
   // Where the round trips went, per request, the busiest first (the queue's consumers, the shared routing state).
-  if (redis) row.redisByCommand = Object.fromEntries(Object.keys(after).filter((k) => CLIENT_COMMANDS.has(k) && delta(k) > 0).sort((a, b) => delta(b) - delta(a)).slice(0, 8).map((k) => [k, +(delta(k) / requests).toFixed(2)]));
+  if (redis) row.redisByCommand = Object.fromEntries(Object.keys(after).filter((k) => CLIENT_COMMANDS.has(k) && delta(k) > 0).sort((a, b) => delta(b) - delta(a)).slice(0, 8).map((k) => [k, +(delta(k) / counted('requests')).toFixed(2)]));
   console.log(
-    `${name.padEnd(28)} ${String(row.reqPerSec).padStart(7)} req/s  p99 ${String(row.p99Ms).padStart(4)} ms  ${non2xx} non-2xx` +
-      (redis ? `  Redis commands/request: ${row.redisHotPathPerReq} on the request path (EVALSHA reserve+settle, XADD reservation+settlement), ${row.redisRoundTripsPerReq} round trips in all, the queue's consumer and the shared routing state included (${JSON.stringify(row.redisByCommand)})` : ''),
+    `${name.padEnd(28)} ${String(row.reqPerSec).padStart(7)} req/s  p99 ${String(row.p99Ms).padStart(4)} ms  ${String(row.cpuUsPerReq).padStart(5)} CPU µs/req  ${non2xx} non-2xx` +
+      (redis
+        ? `\n${''.padEnd(28)} Redis round trips per request: ${row.redisRoundTripsPerReq} (sequential)  Redis commands per request: ${row.redisCommandsPerReq} on the request's path, ${row.redisBackgroundPerReq} in the background; Redis ran ${row.redisScriptsPerReq} scripts per request (client commands per request: ${JSON.stringify(row.redisByCommand)})`
+        : ''),
   );
   return row;
 }

@@ -148,6 +148,33 @@ describe('PostgresLedger only', () => {
     expect((await ledger.usage({ by: 'model' })).map((r) => [r.requests, r.savedFemto])).toEqual([[2, 7n]]);
   });
 
+  it('key reads are cached until a write through any instance says otherwise: revocation and rotation apply at once', async () => {
+    const url = postgres.createDatabase(`cache${++dbs}`);
+    const [a, b] = [await PostgresLedger.open({ url, log: () => {} }), await PostgresLedger.open({ url, log: () => {} })];
+    opened.push(a, b);
+    await a.createKey({ id: 'sk-sb-cache0001', name: 'cached' }, 'hash-1', 1);
+    // Once B has heard of that write (a later notification would empty its cache again), B reads the key.
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await b.keyBySecretHash('hash-1', 2))?.name).toBe('cached');
+    // Cached: a change that notifies nobody (SQL by hand) is not seen, so no read went to Postgres.
+    await a.pool.query("UPDATE keys SET name = 'renamed by hand' WHERE id = 'sk-sb-cache0001'");
+    expect((await b.keyBySecretHash('hash-1', 3))?.name).toBe('cached');
+    // A write through an instance notifies every one: B sees it as soon as the notification lands.
+    // Within half a second: well inside the second a time-to-live alone would take.
+    const seen = async (check: () => Promise<boolean>): Promise<boolean> => {
+      for (let i = 0; i < 50; i++) {
+        if (await check()) return true;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return false;
+    };
+    await a.rotateKey('sk-sb-cache0001', 'hash-2', 4, 4);
+    expect(await seen(async () => (await b.keyBySecretHash('hash-1', 5)) === undefined)).toBe(true);
+    expect((await b.keyBySecretHash('hash-2', 5))?.name).toBe('renamed by hand');
+    await a.revokeKey('sk-sb-cache0001', 6);
+    expect(await seen(async () => (await b.keyBySecretHash('hash-2', 7)) === undefined)).toBe(true);
+  });
+
   it('refuses a database from a newer switchboard, saying which version', async () => {
     const url = postgres.createDatabase(`newer${++dbs}`);
     const pool = new pg.Pool({ connectionString: url });

@@ -118,6 +118,31 @@ describe('three instances on one Redis and one Postgres', () => {
     expect(Number(spent - shown) / 1e15).toBeCloseTo(0, 6);
   }, 60_000);
 
+  it('a keyed request costs two Redis round trips and two commands: reserve, then settle with its ledger entry', async () => {
+    const c = await cluster('', {}, 1);
+    const made = await c.admin('POST', '/admin/keys', { name: 'trips', budget: '100', period: 'month', rpm: 1000, tpm: 1_000_000 });
+    const client = c.clients(made.key as string)[0] as OpenAI;
+    // The first request also seeds the budget counter from the ledger and teaches Redis the scripts.
+    const first = await ask(client, 5);
+    const redisTraffic = async () => {
+      const text = await (await fetch(`${c.instances[0]?.url}/metrics`)).text();
+      return { trips: Number(/^switchboard_redis_round_trips_total (\d+)/m.exec(text)?.[1]), commands: Number(/^switchboard_redis_commands_total\{path="request"\} (\d+)/m.exec(text)?.[1]) };
+    };
+    const before = await redisTraffic();
+    const asked = [first];
+    for (let i = 0; i < 10; i++) asked.push(await ask(client, 5));
+    const after = await redisTraffic();
+    expect(after.trips - before.trips).toBe(20);
+    expect(after.commands - before.commands).toBe(20);
+    // Each settle script appended the request's ledger entry: the ledger has every cost clients saw.
+    const ledger = await c.ledger();
+    const spent = await ledger.spentFemto(`key:${made.id as string}`, 0);
+    const requests = (await ledger.usage({ by: 'key' })).find((r) => r.key === made.id)?.requests;
+    await ledger.close();
+    expect(requests).toBe(11);
+    expect(Number(spent - asked.reduce((sum, r) => sum + costOf(r), 0n)) / 1e15).toBeCloseTo(0, 6);
+  }, 60_000);
+
   it('a 30-rpm key admits 30 in a burst across all instances, not 90', async () => {
     const c = await cluster();
     const made = await c.admin('POST', '/admin/keys', { name: 'rpm', rpm: 30 });
@@ -295,6 +320,34 @@ describe('outages', () => {
     expect(after.every((r) => statusOf(r) === 200 || statusOf(r) === 429)).toBe(true);
     expect(spent).toBeLessThanOrEqual(BigInt(budgetMicros) * FEMTO_PER_MICRO);
     expect(c.instances.some((i) => /rebuilding from the ledger/.test(i.stderr()))).toBe(true);
+  }, 60_000);
+
+  it('Redis flushed while its queue holds spend Postgres has not taken: the instances send it again, so the ledger equals the costs clients saw', async () => {
+    const c = await cluster();
+    const made = await c.admin('POST', '/admin/keys', { name: 'flushed', budget: '100', period: 'total' });
+    const clients = c.clients(made.key as string);
+    const warm = await Promise.all(clients.map((cl) => ask(cl, 5)));
+    // With Postgres down, the spend of these waits in the Redis stream; then Redis loses it.
+    await postgres.stop();
+    const queued: Asked[] = [];
+    for (let i = 0; i < 9; i++) queued.push(await ask(clients[i % 3] as OpenAI, 5));
+    execFileSync('redis-cli', ['-p', String(redis.port), 'FLUSHALL']);
+    await waitFor(() => c.instances.every((i) => /the ledger's queue \(Redis\) lost its data/.test(i.stderr())), 10_000);
+    await postgres.start();
+    const shown = [...warm, ...queued].reduce((sum, r) => sum + costOf(r), 0n);
+    const ledger = await c.ledger();
+    let spent = 0n;
+    let requests: number | undefined;
+    for (let i = 0; i < 100; i++) {
+      spent = await ledger.spentFemto(`key:${made.id as string}`, 0);
+      requests = (await ledger.usage({ by: 'key' })).find((r) => r.key === made.id)?.requests;
+      if (requests === 12) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await ledger.close();
+    console.log(`scale-out Redis flushed with spend queued: ${requests} of 12 requests in the ledger, $${(Number(spent) / 1e15).toFixed(9)}`);
+    expect(requests).toBe(12);
+    expect(Number(spent - shown) / 1e15).toBeCloseTo(0, 6);
   }, 60_000);
 
   it('Postgres stops and restarts: requests keep flowing, no recorded spend is lost, the ledger equals the costs clients saw', async () => {

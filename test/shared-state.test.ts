@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { periodWindow } from '../src/store/periods.js';
@@ -189,6 +190,30 @@ describe.each(implementations)('%s', (name, make, propertyRuns) => {
         { numRuns: propertyRuns },
       );
     });
+  });
+});
+
+describe('RedisSharedState: a Redis that lost its data', () => {
+  it('gives the rate windows every instance saw back their backlog, so they do not start full', async () => {
+    const clock = new ManualClock();
+    const prefix = `{t${++prefixes}}`;
+    const a = await RedisSharedState.open({ url: redis.url, prefix, clock });
+    const b = await RedisSharedState.open({ url: redis.url, prefix, clock });
+    opened.push(a, b);
+    const key = { scope: 'key:a', rpm: 10 };
+    const team = { scope: 'team:t', tpm: 1000 };
+    // A takes 6 requests of the key's 10 and 600 tokens of the team's 1000; B the other 4 requests.
+    for (let i = 0; i < 6; i++) expect((await a.reserve(req([key, team], 0, 100))).ok).toBe(true);
+    for (let i = 0; i < 4; i++) expect((await b.reserve(req([key]))).ok).toBe(true);
+    clock.advance(6000); // one request back
+    execFileSync('redis-cli', ['-p', String(redis.port), 'FLUSHALL']);
+    // Each instance restores what it last saw at its next reserve: B had seen the window full.
+    expect((await b.reserve(req([key]))).ok).toBe(true);
+    expect(await b.reserve(req([key]))).toMatchObject({ ok: false, limit: 'rpm' });
+    expect(await a.reserve(req([key]))).toMatchObject({ ok: false, limit: 'rpm' });
+    // A alone saw the team's tokens: 600 held, minus the 100 a tenth of a minute returned.
+    expect(await a.reserve(req([team], 0, 600))).toMatchObject({ ok: false, limit: 'tpm' });
+    expect((await a.reserve(req([team], 0, 500))).ok).toBe(true);
   });
 });
 

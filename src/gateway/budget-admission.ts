@@ -20,7 +20,8 @@ import type { Budget, KeyRecord, Ledger, Limits, ReservationRow, SpendOutcome, T
 import { FEMTO_PER_MICRO, femtoToMicrosCeil } from '../store/ledger.js';
 import { formatDollars } from '../money.js';
 import { periodWindow } from '../store/periods.js';
-import type { Refusal, ScopeLimits, ScopeRef, ScopeState, SharedState, WindowState } from '../store/shared-state.js';
+import type { Refusal, ScopeLimits, ScopeRef, ScopeState, SettleInput, SharedState, SpendJournal, WindowState } from '../store/shared-state.js';
+import { untracedRedis } from '../store/redis-trace.js';
 import { systemClock, type Clock } from '../store/shared-state.js';
 import { AdmissionError, type Admission, type AdmissionRequest, type SettleOutcome, type Ticket } from './admission.js';
 import { keyRecordOf } from './virtual-keys.js';
@@ -52,6 +53,11 @@ export interface BudgetAdmissionOptions {
   reservationWriteDelayMs?: number;
   /** Where store failures are reported (never with a credential in them). */
   log?: (line: string) => void;
+  /**
+   * The ledger's spend queue, when it is a stream on the shared state's own Redis: a settlement
+   * is then one script that settles and appends the ledger's entry (the ledger itself).
+   */
+  journal?: SpendJournal;
 }
 
 export interface AdmissionHealth {
@@ -131,6 +137,9 @@ export class BudgetAdmission implements Admission {
   private readonly unpricedModels: 'refuse' | 'free';
   private readonly writeDelayMs: number;
   private readonly log: (line: string) => void;
+  private readonly journal: SpendJournal | undefined;
+  /** Whether a one-script settlement failed already (said once; the writes then go apart). */
+  private journalFailed = false;
   /** Budget counters rebuilt from the ledger in this process, per scope and period. */
   private readonly seeded = new Map<string, Promise<void>>();
   /** A rebuild after the shared state lost its data, shared by the requests that noticed it. */
@@ -152,6 +161,7 @@ export class BudgetAdmission implements Admission {
     this.unpricedModels = options.unpricedModels ?? 'refuse';
     this.writeDelayMs = options.reservationWriteDelayMs ?? DEFAULT_WRITE_DELAY_MS;
     this.log = options.log ?? ((line) => process.stderr.write(`switchboard: ${line}\n`));
+    this.journal = options.journal;
   }
 
   /**
@@ -318,7 +328,8 @@ export class BudgetAdmission implements Admission {
     let settled = false;
     // The reservation's row, once the request has run long enough to need one (see reservationWriteDelayMs).
     let written: Promise<void> | undefined;
-    const timer = setTimeout(() => (written = this.attempt(() => this.ledger.recordReservation(row))), this.writeDelayMs);
+    // Off the request's path (a one-script settle carries the row again), so its Redis command counts as background.
+    const timer = setTimeout(() => untracedRedis(() => (written = this.attempt(() => this.ledger.recordReservation(row)))), this.writeDelayMs);
     timer.unref();
     return {
       headers,
@@ -327,11 +338,12 @@ export class BudgetAdmission implements Admission {
         settled = true;
         clearTimeout(timer);
         const spend = this.exactSpend(model, outcome);
-        const costMicros = femtoToMicrosCeil(spend.costFemto ?? 0n);
-        // The shared state and the ledger are written apart (and queued apart in open mode), so a
-        // replay never charges the shared state twice; recording a reservation twice is a no-op.
-        // Both stores are written at once: a reply waits for its spend (see the gateway), one round trip, not two.
-        const state = this.attempt(() => this.state.settle({ id, scopes, costMicros, tokens: spend.promptTokens + spend.completionTokens }));
+        const input: SettleInput = { id, scopes, costMicros: femtoToMicrosCeil(spend.costFemto ?? 0n), tokens: spend.promptTokens + spend.completionTokens };
+        if (await this.settleRecording(input, row, spend)) return;
+        // Otherwise the shared state and the ledger are written apart (and queued apart in open
+        // mode), so a replay never charges the shared state twice; recording a reservation twice
+        // is a no-op. Both stores are written at once: a reply waits for its spend (see the gateway).
+        const state = this.attempt(() => this.state.settle(input));
         const ledger = written
           ? written.then(() => this.attempt(() => this.ledger.settle(id, spend)))
           : // Both rows' writes land in the same commit.
@@ -339,6 +351,28 @@ export class BudgetAdmission implements Admission {
         await Promise.all([state, ledger]);
       },
     };
+  }
+
+  /**
+   * Settle the shared state and append the ledger's entry in one script, where the ledger's
+   * queue is on the shared state's Redis: one command for the whole settlement. False when it
+   * did not run (no such queue, writes queued in open mode, Redis failing): the caller then
+   * writes both apart, which is safe even if this one ran after all (a second settle charges
+   * nothing, a second ledger entry changes no row).
+   */
+  private async settleRecording(input: SettleInput, row: ReservationRow, spend: SpendOutcome): Promise<boolean> {
+    if (!this.journal || !this.state.settleRecording || this.queue.length > 0) return false;
+    const entry = this.journal.settlementEntry(row, spend);
+    if (!entry) return false;
+    try {
+      this.journal.appended(row.id, entry, await this.state.settleRecording(input, entry));
+      this.lastError = undefined;
+      return true;
+    } catch (err) {
+      if (!this.journalFailed) this.log(`a settlement could not be made in one script (${err instanceof Error ? err.message : String(err)}); the shared state and the ledger are written apart.`);
+      this.journalFailed = true;
+      return false;
+    }
   }
 
   /** The ledger's row for an outcome: the caller's exact cost, else the catalog's price of the usage. */

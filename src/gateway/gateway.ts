@@ -24,6 +24,7 @@ import { ProviderRegistry } from '../providers/registry.js';
 import { checkModelString, defaultMetricsStore, defaultPriorStore, type RouteOptions } from '../routing/router.js';
 import type { ConversationLog, RequestRecord } from '../store/conversation-log.js';
 import type { Ledger } from '../store/ledger.js';
+import { countRedisInto, traceRedis } from '../store/redis-trace.js';
 import { femtoToDollars } from '../money.js';
 import type { Message } from '../types.js';
 import type { CacheStore } from '../cache/store.js';
@@ -203,6 +204,11 @@ export class Gateway {
     this.#admin = options.admin;
     this.#readiness = options.readiness;
     this.metrics = options.metrics ?? new GatewayMetrics();
+    countRedisInto({
+      requestCommands: this.metrics.redisCommands.cell({ path: 'request' }),
+      requestRoundTrips: this.metrics.redisRoundTrips.cell(),
+      backgroundCommands: this.metrics.redisCommands.cell({ path: 'background' }),
+    });
     this.#metricsText = options.metricsText;
     this.#random = options.random ?? Math.random;
     this.#serving = this.#servingFor(options.config);
@@ -218,7 +224,7 @@ export class Gateway {
     });
     this.#console = options.console === false ? undefined : (options.console ?? new ConsoleAssets());
     this.server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
-      this.#handle(req, res).catch((err: unknown) => {
+      traceRedis(() => this.#handle(req, res)).catch((err: unknown) => {
         this.#warn(`internal error: ${redactSecrets(err instanceof Error ? (err.stack ?? err.message) : String(err))}`);
         if (!res.headersSent) {
           res.writeHead(500, { 'content-type': 'application/json' });

@@ -249,6 +249,8 @@ export class GatewayMetrics {
     'What prompt-cache writes cost beyond the uncached price, in US dollars, on requests where they outweighed the cached reads (net saving = saved - extra).',
     ['gen_ai_request_model', 'source'],
   );
+  readonly redisCommands = new Counter('switchboard_redis_commands_total', "Redis commands sent, on a request's path or in the background (the ledger's consumer, routing measurements).", ['path']);
+  readonly redisRoundTrips = new Counter('switchboard_redis_round_trips_total', 'Sequential Redis round trips requests waited for (commands in flight together count once; see redis-trace.ts).', []);
 
   /** The series one kind of request records into, by protocol, status, model, provider and error. */
   readonly #cells = new Map<string, RequestCells>();
@@ -287,7 +289,7 @@ export class GatewayMetrics {
   }
 
   #all(): (Counter | Gauge | Histogram)[] {
-    return [this.requests, this.errors, this.duration, this.ttft, this.itl, this.tokens, this.tokensTotal, this.cost, this.overhead, this.inFlight, this.rejected, this.reloads, this.cacheRequests, this.saved, this.extra];
+    return [this.requests, this.errors, this.duration, this.ttft, this.itl, this.tokens, this.tokensTotal, this.cost, this.overhead, this.inFlight, this.rejected, this.reloads, this.cacheRequests, this.saved, this.extra, this.redisCommands, this.redisRoundTrips];
   }
 
   /** This process's series, for a primary process to sum (`serve --workers N`). */

@@ -37,6 +37,8 @@ export async function openVirtualKeyStack(config: GatewayConfig, options: { cloc
     vk.databaseUrl === undefined
       ? new SQLiteLedger(path)
       : await PostgresLedger.open({ url: vk.databaseUrl, log, ...(vk.redisUrl === undefined ? {} : { queueUrl: vk.redisUrl }), ...(config.env.SWITCHBOARD_INSTANCE ? { instance: config.env.SWITCHBOARD_INSTANCE } : {}) });
+  // The ledger's queue and the shared state on one Redis: a settlement is one script for both.
+  const journal = ledger instanceof PostgresLedger && vk.redisUrl !== undefined ? { journal: ledger } : {};
   let state: SharedState;
   if (vk.redisUrl === undefined) state = new MemorySharedState({ clock, ...ttl });
   else {
@@ -52,6 +54,7 @@ export async function openVirtualKeyStack(config: GatewayConfig, options: { cloc
     onStoreError: vk.onStoreError,
     unpricedModels: vk.unpricedModels,
     ...(vk.defaultMaxTokens === undefined ? {} : { defaultMaxTokens: vk.defaultMaxTokens }),
+    ...journal,
     ...(vk.totalBudget ? { totalBudget: { limitMicros: parseDollars(vk.totalBudget.amount, 'virtual_keys.total_budget.amount'), period: vk.totalBudget.period } } : {}),
     log,
   });

@@ -6,7 +6,7 @@
  * settlements are replayed into it in order (a settle of a reservation the shared store never
  * held charges its cost to the period), so the shared counters catch up with what was spent.
  */
-import { MemorySharedState, type ReserveInput, type ReserveResult, type RestoredReservation, type SettleInput, type SharedState } from './shared-state.js';
+import { MemorySharedState, type JournalEntry, type ReserveInput, type ReserveResult, type RestoredReservation, type SettleInput, type SharedState } from './shared-state.js';
 
 export class FailoverSharedState implements SharedState {
   private readonly local: MemorySharedState;
@@ -69,6 +69,17 @@ export class FailoverSharedState implements SharedState {
     } catch (err) {
       this.failed(err);
       this.replay.push(input);
+    }
+  }
+
+  /** Settle and record in one step on the shared store while it answers; otherwise throw, and the caller writes them apart. */
+  async settleRecording(input: SettleInput, journal: JournalEntry): Promise<string | undefined> {
+    if (this.degraded || this.localIds.has(input.id) || !this.shared.settleRecording) throw new Error('shared state unavailable');
+    try {
+      return await this.shared.settleRecording(input, journal);
+    } catch (err) {
+      this.failed(err);
+      throw err;
     }
   }
 

@@ -16,13 +16,18 @@
  * Spend reads see what has reached Postgres: entries still on the stream are not in them yet
  * (`drain()` waits for them), and budget counters live in Redis, so admission never waits.
  *
- * Reads on the request path (a key by its secret's hash, a team) are cached for `cacheMs`
- * (default 1 s: a change made through any instance applies everywhere within it) and served
- * from the last answer while Postgres is unreachable, so requests keep flowing.
+ * Reads on the request path (a key by its secret's hash, a team) are cached, so a keyed request
+ * does not query Postgres: every write of a key or team is followed by `NOTIFY switchboard_keys`,
+ * and each instance LISTENs on its own connection and drops its cache when it hears one, within
+ * milliseconds of the commit. While that connection is down (and for a moment after it returns)
+ * entries live `cacheMs` (default 1 s) instead; a notification missed otherwise (a writer that
+ * sends none: an older switchboard in a rolling deploy, or SQL by hand) is outlived by
+ * `LISTENING_CACHE_MS`. The last answer is served while Postgres is unreachable, so requests keep flowing.
  *
  * Money is integers as in SQLiteLedger: whole micro-dollars plus the femto-dollar remainder,
  * summed by Postgres as NUMERIC (exact) and read back as BigInt.
  */
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import pg from 'pg';
 import {
@@ -59,13 +64,50 @@ import {
   type UsageQuery,
 } from './ledger.js';
 import { createRedisClient, runScript, Script, type RedisClient } from './redis-scripts.js';
-import type { ScopeRef } from './shared-state.js';
+import type { JournalEntry, ScopeRef, SpendJournal } from './shared-state.js';
 
 /** KEYS: the stream. ARGV: entry ids, written to Postgres: acknowledged and deleted in one round trip. */
 const ACK_AND_DELETE = new Script(`
 redis.call('XACK', KEYS[1], 'ledger', unpack(ARGV))
 return redis.call('XDEL', KEYS[1], unpack(ARGV))
 `);
+
+/**
+ * KEYS: the stream, its epoch. ARGV: an epoch to set when there is none. Returns {epoch, the
+ * consumer group's last delivered id, its first pending id} ('' for none): every entry up to
+ * the last delivered one and before the first pending one is in Postgres.
+ */
+const QUEUE_STATE = new Script(`
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  redis.call('SET', KEYS[2], ARGV[1])
+  epoch = ARGV[1]
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {epoch, '', ''} end
+local delivered = ''
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local f = {}
+  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+  if f['name'] == 'ledger' then delivered = f['last-delivered-id'] end
+end
+if delivered == '' then return {epoch, '', ''} end
+return {epoch, delivered, redis.call('XPENDING', KEYS[1], 'ledger')[2] or ''}
+`);
+
+/** Stream ids (`<ms>-<seq>`) in order. */
+function compareStreamIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am - bm || as - bs;
+}
+
+/** How long a key or team read is trusted while change notifications are heard. */
+const LISTENING_CACHE_MS = 30_000;
+/** The channel every key and team write notifies. */
+const KEYS_CHANNEL = 'switchboard_keys';
+
+/** Entries kept for re-sending after a Redis wipe, at most (the oldest go first beyond it). */
+const MAX_SENT = 200_000;
 
 const INSERT_TEAM = `${insertSQL('teams', TEAM_COLUMNS, 'postgres')} ON CONFLICT (id) DO NOTHING`;
 const INSERT_KEY = insertSQL('keys', KEY_COLUMNS, 'postgres');
@@ -175,7 +217,7 @@ export async function migrate(pool: pg.Pool, upTo = MIGRATIONS.length): Promise<
   }
 }
 
-export class PostgresLedger implements Ledger {
+export class PostgresLedger implements Ledger, SpendJournal {
   readonly pool: pg.Pool;
   readonly instance: string;
   private readonly queue: RedisClient | undefined;
@@ -183,6 +225,12 @@ export class PostgresLedger implements Ledger {
   private readonly cacheMs: number;
   private readonly log: (line: string) => void;
   private readonly cache = new Map<string, { at: number; value: unknown }>();
+  private readonly url: string;
+  /** Bumped by every invalidation: a read that started before one does not fill the cache after it. */
+  private generation = 0;
+  /** Whether the LISTEN connection is up, so that a change anywhere drops the cache at once. */
+  private listening = false;
+  private listener: pg.Client | undefined;
   /** Reservations recorded here and not settled yet, by id. */
   private readonly unsettled = new Map<string, ReservationRow>();
   /** Entries neither Redis nor Postgres took yet, oldest first. */
@@ -194,8 +242,20 @@ export class PostgresLedger implements Ledger {
   private lastDrainError: string | undefined;
   /** Spend entries drained into Postgres by this instance. */
   drained = 0;
+  /**
+   * Entries this instance put on the stream (itself, or the shared state's settle script) and
+   * the consumers have not yet written to Postgres, by stream id, encoded: a Redis that loses
+   * its data (restarted empty, flushed) loses them too, so they are then sent again, straight to
+   * Postgres. Dropped as the consumer group's progress passes them (checked once a second).
+   */
+  private sent: { id: string; entry: string }[] = [];
+  /** The stream's epoch as this instance knows it: a value that a Redis which lost its data no longer has. */
+  private epoch: string | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
+  private checking = false;
 
   private constructor(options: PostgresLedgerOptions) {
+    this.url = options.url;
     this.pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 5, types, connectionTimeoutMillis: 2000 });
     // An idle client whose server went away: the next query reconnects.
     this.pool.on('error', () => {});
@@ -213,9 +273,13 @@ export class PostgresLedger implements Ledger {
     try {
       if (options.migrate === false) await ledger.checkVersion();
       else await migrate(ledger.pool);
+      await ledger.listen();
       if (ledger.queue) {
         await ledger.queue.connect();
         await ledger.createGroup(ledger.queue);
+        await ledger.checkQueue();
+        ledger.checkTimer = setInterval(() => void ledger.checkQueue().catch(() => {}), 1000);
+        ledger.checkTimer.unref();
         ledger.draining = ledger.drainLoop();
       }
     } catch (err) {
@@ -233,13 +297,52 @@ export class PostgresLedger implements Ledger {
 
   // --- Teams and keys -------------------------------------------------------------------
 
+  /** LISTEN for key and team changes on a connection of its own, again after it drops. */
+  private async listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 2000 });
+    client.on('error', () => {});
+    client.on('notification', () => this.invalidate());
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${KEYS_CHANNEL}`);
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    }
+    // Dropped (Postgres restarting): entries live cacheMs again, and stay as the last answer while reads fail.
+    client.on('end', () => {
+      this.listening = false;
+      this.listenLater();
+    });
+    this.listener = client;
+    // What changed while nobody listened is not in the cache either.
+    this.invalidate();
+    this.listening = true;
+  }
+
+  private listenLater(): void {
+    if (!this.closed) setTimeout(() => void this.listen().catch(() => this.listenLater()), 1000).unref();
+  }
+
+  private invalidate(): void {
+    this.generation++;
+    this.cache.clear();
+  }
+
+  /** After a key or team write: drop this cache, and tell every instance's. */
+  private async changed(): Promise<void> {
+    this.invalidate();
+    await this.pool.query(`NOTIFY ${KEYS_CHANNEL}`);
+  }
+
   private async cached<T>(key: string, read: () => Promise<T>): Promise<T> {
     const hit = this.cache.get(key);
     const now = Date.now();
-    if (hit && now - hit.at < this.cacheMs) return hit.value as T;
+    if (hit && now - hit.at < (this.listening ? LISTENING_CACHE_MS : this.cacheMs)) return hit.value as T;
+    const generation = this.generation;
     try {
       const value = await read();
-      this.cache.set(key, { at: now, value });
+      if (generation === this.generation) this.cache.set(key, { at: now, value });
       return value;
     } catch (err) {
       // Postgres unreachable: the last answer stands, so authenticated callers keep flowing.
@@ -255,6 +358,7 @@ export class PostgresLedger implements Ledger {
   async createTeam(id: string, limits: Limits, at: number): Promise<TeamRecord> {
     const r = await this.pool.query(INSERT_TEAM, teamValues(id, limits, at));
     if (r.rowCount === 0) throw new LedgerError(`A team named "${id}" already exists.`, 'conflict');
+    await this.changed();
     return this.team(id);
   }
 
@@ -272,11 +376,12 @@ export class PostgresLedger implements Ledger {
   async updateTeam(id: string, patch: TeamPatch): Promise<TeamRecord> {
     if (!(await this.one('SELECT 1 FROM teams WHERE id = $1', [id]))) throw new LedgerError(`No team named "${id}".`);
     await this.applyLimits(this.pool, 'teams', id, patch);
+    await this.changed();
     return this.team(id);
   }
 
   private async team(id: string): Promise<TeamRecord> {
-    this.cache.clear();
+    this.invalidate();
     const team = await this.getTeam(id);
     if (!team) throw new LedgerError(`No team named "${id}".`);
     return team;
@@ -314,6 +419,7 @@ export class PostgresLedger implements Ledger {
       await db.query(INSERT_KEY, keyValues(key, at, (admin) => admin));
       await db.query('INSERT INTO key_secrets (hash, key_id, created_at) VALUES ($1, $2, $3)', [secretHash, key.id, at]);
     });
+    await this.changed();
     return this.key(key.id);
   }
 
@@ -345,12 +451,14 @@ export class PostgresLedger implements Ledger {
       if (patch.metadata !== undefined) await set('metadata', JSON.stringify(patch.metadata));
       await this.applyLimits(db, 'keys', id, patch);
     });
+    await this.changed();
     return this.key(id);
   }
 
   async revokeKey(id: string, at: number): Promise<KeyRecord> {
     const key = await this.key(id);
     await this.pool.query('UPDATE keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [at, key.id]);
+    await this.changed();
     return this.key(key.id);
   }
 
@@ -361,7 +469,7 @@ export class PostgresLedger implements Ledger {
       await db.query('UPDATE key_secrets SET retires_at = $1 WHERE key_id = $2 AND (retires_at IS NULL OR retires_at > $1)', [retireAt, key.id]);
       await db.query('INSERT INTO key_secrets (hash, key_id, created_at) VALUES ($1, $2, $3)', [secretHash, key.id, at]);
     });
-    this.cache.clear();
+    await this.changed();
     return key;
   }
 
@@ -381,7 +489,7 @@ export class PostgresLedger implements Ledger {
   }
 
   private async key(idOrName: string): Promise<KeyRecord> {
-    this.cache.clear();
+    this.invalidate();
     const key = await this.getKey(idOrName);
     if (!key) throw new LedgerError(`No key with id or name "${idOrName}" (see: switchboard keys list).`);
     return key;
@@ -400,11 +508,61 @@ export class PostgresLedger implements Ledger {
     return this.write({ op: 'settle', id, outcome, ...(row ? { row, instance: this.instance } : {}) });
   }
 
+  /** The entry recording a reservation and its outcome at once, for the shared state's settle to append (see SpendJournal). */
+  settlementEntry(row: ReservationRow, outcome: SpendOutcome): JournalEntry | undefined {
+    if (!this.queue || this.held.length > 0 || this.direct.length > 0) return undefined;
+    return { stream: this.stream, entry: encode({ op: 'settle', id: row.id, outcome, row, instance: this.instance }) };
+  }
+
+  appended(id: string, journal: JournalEntry, streamId: string | undefined): void {
+    this.unsettled.delete(id);
+    if (streamId !== undefined) this.keep(streamId, journal.entry);
+  }
+
+  private keep(id: string, entry: string): void {
+    if (this.sent.length >= MAX_SENT) {
+      this.log(`more than ${MAX_SENT} spend entries wait in the Redis queue; the oldest would no longer be re-sent if Redis lost its data.`);
+      this.sent.splice(0, MAX_SENT / 2);
+    }
+    this.sent.push({ id, entry });
+  }
+
+  /** Add one entry to the stream, kept until it is drained. */
+  private async xadd(entry: Entry): Promise<void> {
+    const text = encode(entry);
+    const id = await (this.queue as RedisClient).sendCommand(['XADD', this.stream, '*', 'e', text]);
+    this.keep(String(id), text);
+  }
+
+  /**
+   * Once a second while entries are kept: forget those the consumers have written to Postgres,
+   * or, when the stream's epoch changed (Redis lost its data, and them with it), send them all
+   * again straight to Postgres (every write is idempotent, so one that had arrived changes nothing).
+   */
+  private async checkQueue(): Promise<void> {
+    if (!this.queue || this.checking || (this.epoch !== undefined && this.sent.length === 0)) return;
+    this.checking = true;
+    try {
+      const [epoch, delivered, pending] = (await runScript(this.queue, QUEUE_STATE, [this.stream, `${this.stream}:epoch`], [randomUUID()])) as [string, string, string];
+      if (this.epoch !== undefined && epoch !== this.epoch && this.sent.length > 0) {
+        this.log(`the ledger's queue (Redis) lost its data; sending the ${this.sent.length} spend entries this instance had queued straight to Postgres.`);
+        this.held.push(...this.sent.map((s) => decode(s.entry)));
+        this.sent = [];
+        void this.retryHeld();
+      } else if (delivered !== '') {
+        this.sent = this.sent.filter((s) => compareStreamIds(s.id, delivered) > 0 || (pending !== '' && compareStreamIds(s.id, pending) >= 0));
+      }
+      this.epoch = epoch;
+    } finally {
+      this.checking = false;
+    }
+  }
+
   /** Queue one spend entry: on the Redis stream when there is one, else straight to Postgres. */
   private async write(entry: Entry): Promise<void> {
     if (this.queue && this.held.length === 0) {
       try {
-        await this.queue.sendCommand(['XADD', this.stream, '*', 'e', encode(entry)]);
+        await this.xadd(entry);
         return;
       } catch (err) {
         this.log(`the ledger queue (Redis) failed (${(err as Error).message}); writing spend to Postgres directly.`);
@@ -447,7 +605,7 @@ export class PostgresLedger implements Ledger {
         } catch {
           try {
             if (!this.queue) throw new Error('no queue');
-            for (const e of batch) await this.queue.sendCommand(['XADD', this.stream, '*', 'e', encode(e)]);
+            for (const e of batch) await this.xadd(e);
           } catch {
             await new Promise((r) => setTimeout(r, 250));
             continue;
@@ -681,8 +839,10 @@ export class PostgresLedger implements Ledger {
     await Promise.race([this.retryHeld().catch(() => {}), new Promise((r) => setTimeout(r, 3000).unref())]);
     if (this.held.length > 0) this.log(`${this.held.length} spend entries could not be written to Redis or Postgres before closing.`);
     this.closed = true;
+    if (this.checkTimer) clearInterval(this.checkTimer);
     await this.draining?.catch(() => {});
     if (this.queue?.isOpen) await this.queue.close().catch(() => {});
+    await this.listener?.end().catch(() => {});
     await this.pool.end().catch(() => {});
   }
 }

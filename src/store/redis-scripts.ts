@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createClient } from 'redis';
+import { instrumentRedisClient } from './redis-trace.js';
 
 export type RedisClient = ReturnType<typeof createClient>;
 
@@ -29,6 +30,7 @@ export async function runScript(client: RedisClient, script: Script, keys: reado
 /**
  * A client that fails a command at once while disconnected instead of queueing it (callers
  * decide what a down store means), reconnects by itself, and waits at most `timeoutMs` for a reply.
+ * Its commands are counted per request (redis-trace.ts).
  */
 export function createRedisClient(url: string, timeoutMs = 1000): RedisClient {
   const client = createClient({
@@ -39,5 +41,5 @@ export function createRedisClient(url: string, timeoutMs = 1000): RedisClient {
   } as Parameters<typeof createClient>[0]);
   // Errors surface on each command; the client reconnects by itself.
   client.on('error', () => {});
-  return client;
+  return instrumentRedisClient(client);
 }

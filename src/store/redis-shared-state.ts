@@ -8,7 +8,8 @@
  * - seed / restore / budget: the rarer steps, each one script too.
  * The scripts are sent by their SHA-1 (EVALSHA), which names one version of their text, so two
  * gateway versions running side by side during a rolling deploy each run their own; a Redis
- * that restarted and forgot them is sent the text again.
+ * that restarted and forgot them is sent the text again. A changed script says its new version
+ * in its first line, and must still work beside the old one on the same keys.
  *
  * The arithmetic is the same as MemorySharedState's (integer micro-dollars, GCRA windows with
  * times scaled by the limit), so one test suite holds both to it. Every key of the install
@@ -20,11 +21,19 @@
  * - `P:bz:<scope>:<period>` sorted set of reservation ids by expiry; `P:ba:...` hash id -> micros
  * - `P:w:<scope>:<rpm|tpm>` hash { backlog, at, limit }: one GCRA window
  * - `P:r:<id>`              the tokens a live reservation holds (expires with it)
+ * - `P:epoch`               a random value, set once: a Redis restarted empty lacks it, and
+ *   each instance's next reserve says so; the instance then gives the rate windows it saw back
+ *   their backlog (they would otherwise start full) before it reserves
+ *
+ * With the ledger's spend queue on the same Redis, settle also appends the settlement's entry
+ * to its stream (settleRecording): a request costs two round trips, reserve and settle.
  */
+import { randomUUID } from 'node:crypto';
 import { createRedisClient, runScript, Script, type RedisClient } from './redis-scripts.js';
 import {
   DEFAULT_RESERVATION_TTL_MS,
   type Clock,
+  type JournalEntry,
   type LimitKind,
   type Refusal,
   type ReserveInput,
@@ -68,20 +77,24 @@ end
 `;
 
 /**
- * KEYS: r:<id>, then 5 per scope (b, bz, ba, w:rpm, w:tpm).
+ * Version 2 (version 1 had no epoch).
+ * KEYS: r:<id>, the epoch, then 5 per scope (b, bz, ba, w:rpm, w:tpm).
  * ARGV: now override ('' = TIME), ttl, cost, tokens, id, then 4 per scope:
  * budget limit ('' = none), budget reset ('' = never), rpm ('' = none), tpm ('' = none); then
- * '1' to check that every budget counter was seeded.
+ * '1' to check that every budget counter was seeded; then the epoch the caller knows.
  * Returns {1, expiresAt, {state per scope: 10 integers, -1 = absent}},
  * {0, scope index, kind (1 budget, 2 rpm, 3 tpm), reason (1 exhausted, 2 busy, 3 window, 4 too-large), retryAfter, resetAt, remaining},
- * or {2, {indexes of the scopes whose budget counter was never seeded}}.
+ * {2, {indexes of the scopes whose budget counter was never seeded}},
+ * or {3}: the epoch is not the caller's (Redis lost its data since), and nothing was taken.
  */
-const RESERVE = `${PRELUDE}
+const RESERVE = `-- switchboard reserve, version 2
+${PRELUDE}
 local now = clock(ARGV[1])
 local ttl, cost, tokens, id = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-local n = (#KEYS - 1) / 5
-local function k(i, j) return KEYS[1 + (i - 1) * 5 + j] end
+local n = (#KEYS - 2) / 5
+local function k(i, j) return KEYS[2 + (i - 1) * 5 + j] end
 local function a(i, j) return ARGV[5 + (i - 1) * 4 + j] end
+if redis.call('GET', KEYS[2]) ~= ARGV[7 + n * 4] then return {3} end
 local function wait(w, limit, units)
   local over = backlog(w, limit, now) + units * MINUTE - MINUTE * limit
   if over <= 0 then return 0 end
@@ -178,13 +191,18 @@ return {1, expires, out}
 `;
 
 /**
- * KEYS: r:<id>, then 4 per scope (b, bz, ba, w:tpm). ARGV: now override, id, cost, tokens used,
- * then per scope whether it names a budget period ('1' or '0'), then the tombstone's ttl.
+ * Version 2 (version 1 appended nothing).
+ * KEYS: r:<id>, then 4 per scope (b, bz, ba, w:tpm), then optionally a stream. ARGV: now
+ * override, id, cost, tokens used, then per scope whether it names a budget period ('1' or '0'),
+ * then the tombstone's ttl, then the entry to append to the stream (field `e`). Returns 0 when
+ * settled already (nothing charged or appended: the first settle did both), else the entry's
+ * stream id, or 1 without a stream.
  */
-const SETTLE = `${PRELUDE}
+const SETTLE = `-- switchboard settle, version 2
+${PRELUDE}
 local now = clock(ARGV[1])
 local id, cost, used = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local n = (#KEYS - 1) / 4
+local n = math.floor((#KEYS - 1) / 4)
 local held = redis.call('GET', KEYS[1])
 -- Settled already: a second settle (a replayed write) charges nothing more.
 if held == 'settled' then return 0 end
@@ -211,6 +229,7 @@ for i = 1, n do
     if cost > 0 then redis.call('HINCRBY', b, 'spent', int(cost)) end
   end
 end
+if #KEYS > 1 + n * 4 then return redis.call('XADD', KEYS[#KEYS], '*', 'e', ARGV[6 + n]) end
 return 1
 `;
 
@@ -250,7 +269,33 @@ if not v[1] and not v[2] then return {} end
 return {num(v[1]), num(v[2])}
 `;
 
-const SCRIPTS = { reserve: new Script(RESERVE), settle: new Script(SETTLE), seed: new Script(SEED), restore: new Script(RESTORE), budget: new Script(BUDGET) };
+/**
+ * KEYS: the epoch, then rate windows. ARGV: now override, an epoch to set when there is none,
+ * then per window when its backlog ends (ms) and its limit, as this instance last saw them.
+ * Each window gets that backlog back unless it holds more already; returns the epoch.
+ */
+const RESTORE_WINDOWS = `${PRELUDE}
+local now = clock(ARGV[1])
+for i = 2, #KEYS do
+  local ends, limit = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  local b = (ends - now) * limit
+  if b > backlog(KEYS[i], limit, now) then
+    redis.call('HSET', KEYS[i], 'backlog', int(b), 'at', int(now), 'limit', int(limit))
+    redis.call('PEXPIRE', KEYS[i], int(math.ceil(b / limit) + MINUTE))
+  end
+end
+if not redis.call('GET', KEYS[1]) then redis.call('SET', KEYS[1], ARGV[2]) end
+return redis.call('GET', KEYS[1])
+`;
+
+const SCRIPTS = {
+  reserve: new Script(RESERVE),
+  settle: new Script(SETTLE),
+  seed: new Script(SEED),
+  restore: new Script(RESTORE),
+  budget: new Script(BUDGET),
+  restoreWindows: new Script(RESTORE_WINDOWS),
+};
 
 const KINDS: LimitKind[] = ['budget', 'rpm', 'tpm'];
 const REASONS: Refusal['reason'][] = ['exhausted', 'busy', 'window', 'too-large'];
@@ -279,8 +324,15 @@ export class RedisSharedState implements SharedState {
   /** Redis's clock minus ours, measured at connect and refreshed now and then. */
   private offsetMs = 0;
   private offsetTimer: NodeJS.Timeout | undefined;
-  /** Commands sent to Redis (each one a round trip unless pipelined with others). */
-  commands = 0;
+  /**
+   * Redis's data as this instance knows it: a random value every instance adopts, which a Redis
+   * restarted empty no longer has, so the first reserve after it says so (see restoreWindows).
+   */
+  private epoch = '';
+  /** Each rate window as this instance last saw it: when its backlog ends (Redis ms) and its limit. */
+  private readonly windows = new Map<string, { endsAt: number; limit: number }>();
+  private sweepAt = 1024;
+  private restoring: Promise<void> | undefined;
 
   private constructor(options: RedisSharedStateOptions) {
     this.prefix = options.prefix ?? '{switchboard}';
@@ -294,6 +346,7 @@ export class RedisSharedState implements SharedState {
     const state = new RedisSharedState(options);
     await state.client.connect();
     await state.syncClock();
+    await state.restoreWindows();
     state.offsetTimer = setInterval(() => void state.syncClock().catch(() => {}), 10_000);
     state.offsetTimer.unref();
     return state;
@@ -324,20 +377,63 @@ export class RedisSharedState implements SharedState {
   }
 
   private run(script: Script, keys: string[], args: string[]): Promise<unknown> {
-    this.commands++;
     return runScript(this.client, script, keys, args);
   }
 
+  /**
+   * Give the rate windows this instance saw back the backlog they had, on a Redis that lost its
+   * data (they would start full, admitting a whole minute again), and adopt the epoch (made
+   * here when there is none). At open, only the epoch.
+   */
+  private restoreWindows(): Promise<void> {
+    // The requests that all found the epoch changed share one restore.
+    this.restoring ??= this.restoreWindowsOnce().finally(() => (this.restoring = undefined));
+    return this.restoring;
+  }
+
+  private async restoreWindowsOnce(): Promise<void> {
+    const keys = [this.key('epoch')];
+    const args = [this.nowArg(), randomUUID()];
+    for (const [key, w] of this.windows) {
+      keys.push(key);
+      args.push(String(w.endsAt), String(w.limit));
+    }
+    this.epoch = String(await this.run(SCRIPTS.restoreWindows, keys, args));
+  }
+
+  /** Remember the windows a reserve reported, to restore them after a wipe. */
+  private noteWindows(input: ReserveInput, scopes: ScopeState[], now: number): void {
+    scopes.forEach((state, i) => {
+      const scope = input.scopes[i]?.scope ?? '';
+      if (state.requests) this.windows.set(this.key('w', scope, 'rpm'), { endsAt: now + state.requests.resetMs, limit: state.requests.limit });
+      if (state.tokens) this.windows.set(this.key('w', scope, 'tpm'), { endsAt: now + state.tokens.resetMs, limit: state.tokens.limit });
+    });
+    if (this.windows.size < this.sweepAt) return;
+    for (const [key, w] of this.windows) if (w.endsAt <= now) this.windows.delete(key);
+    this.sweepAt = Math.max(1024, this.windows.size * 2);
+  }
+
   async reserve(input: ReserveInput): Promise<ReserveResult> {
-    const keys = [this.key('r', input.id)];
+    let result = await this.reserveOnce(input);
+    if (result === 'lost') {
+      await this.restoreWindows();
+      result = await this.reserveOnce(input);
+      if (result === 'lost') throw new Error('Redis lost its data again while the rate windows were restored');
+    }
+    return result;
+  }
+
+  private async reserveOnce(input: ReserveInput): Promise<ReserveResult | 'lost'> {
+    const keys = [this.key('r', input.id), this.key('epoch')];
     const args = [this.nowArg(), String(this.ttlMs), String(input.costMicros), String(input.tokens), input.id];
     for (const s of input.scopes) {
       keys.push(...this.budgetKeys(s.scope, s.budget?.periodId ?? '-'), this.key('w', s.scope, 'rpm'), this.key('w', s.scope, 'tpm'));
       const reset = s.budget && Number.isFinite(s.budget.resetAtMs) ? String(s.budget.resetAtMs) : '';
       args.push(s.budget ? String(s.budget.limitMicros) : '', reset, s.rpm === undefined ? '' : String(s.rpm), s.tpm === undefined ? '' : String(s.tpm));
     }
-    args.push(input.checkSeeded ? '1' : '0');
+    args.push(input.checkSeeded ? '1' : '0', this.epoch);
     const reply = (await this.run(SCRIPTS.reserve, keys, args)) as number[] | [number, number, number[][]];
+    if (reply[0] === 3) return 'lost';
     if (reply[0] === 2) {
       const missing = reply[1] as unknown as number[];
       return { ok: false, unseeded: missing.map((i) => ({ scope: input.scopes[i - 1]?.scope ?? '', periodId: input.scopes[i - 1]?.budget?.periodId ?? '' })) };
@@ -366,10 +462,21 @@ export class RedisSharedState implements SharedState {
       if (tokens) state.tokens = tokens;
       return state;
     });
+    this.noteWindows(input, scopes, expiresAtMs - this.ttlMs);
     return { ok: true, expiresAtMs, scopes };
   }
 
   async settle(input: SettleInput): Promise<void> {
+    await this.settleScript(input);
+  }
+
+  /** Settle and append the ledger's entry to its stream, in one script: one command, one round trip. */
+  async settleRecording(input: SettleInput, journal: JournalEntry): Promise<string | undefined> {
+    const reply = await this.settleScript(input, journal);
+    return typeof reply === 'string' ? reply : undefined;
+  }
+
+  private settleScript(input: SettleInput, journal?: JournalEntry): Promise<unknown> {
     const keys = [this.key('r', input.id)];
     const args = [this.nowArg(), input.id, String(input.costMicros), String(input.tokens)];
     for (const ref of input.scopes) {
@@ -377,7 +484,11 @@ export class RedisSharedState implements SharedState {
       args.push(ref.periodId === undefined ? '0' : '1');
     }
     args.push(String(this.ttlMs));
-    await this.run(SCRIPTS.settle, keys, args);
+    if (journal) {
+      keys.push(journal.stream);
+      args.push(journal.entry);
+    }
+    return this.run(SCRIPTS.settle, keys, args);
   }
 
   async seedSpend(scope: string, periodId: string, spentMicros: number): Promise<void> {

@@ -14,6 +14,7 @@
  * now), also in integers: times are kept multiplied by the limit so no interval is fractional
  * (a limit of 10 rpm admits 10 at once, then one every 6 s).
  */
+import type { ReservationRow, SpendOutcome } from './ledger.js';
 
 /** The clock every store and admission step reads; tests move it by hand. */
 export interface Clock {
@@ -128,6 +129,20 @@ export interface SettleInput {
   tokens: number;
 }
 
+/** One entry of the ledger's spend queue: its stream, and its encoded text (the field `e`). */
+export interface JournalEntry {
+  stream: string;
+  entry: string;
+}
+
+/** A ledger whose spend rows the shared state's settle can append to its queue (settleRecording). */
+export interface SpendJournal {
+  /** The queue entry recording this reservation's row and outcome at once; undefined when the ledger must write them itself. */
+  settlementEntry(row: ReservationRow, outcome: SpendOutcome): JournalEntry | undefined;
+  /** The shared state appended that entry (at `streamId`): the ledger keeps it until it is drained. */
+  appended(id: string, journal: JournalEntry, streamId: string | undefined): void;
+}
+
 /** A reservation restored after a restart, from the ledger's durable copy. */
 export interface RestoredReservation {
   id: string;
@@ -141,6 +156,13 @@ export interface SharedState {
   now(): Promise<number>;
   reserve(input: ReserveInput): Promise<ReserveResult>;
   settle(input: SettleInput): Promise<void>;
+  /**
+   * Settle, and append the ledger's entry for it to a stream on this same store, in one atomic
+   * step (Redis, when the ledger's spend queue is on it: one round trip for both). Resolves to
+   * the entry's stream id (undefined when the settlement had been made already, entry and all).
+   * Absent where the store has no streams; a failure may leave both done or neither.
+   */
+  settleRecording?(input: SettleInput, journal: JournalEntry): Promise<string | undefined>;
   /**
    * Seed a budget counter's spend for a period from the ledger, unless it was seeded already.
    * The ledger's sum is added to what the counter holds: settlements that reached the counter
