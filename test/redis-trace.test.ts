@@ -3,22 +3,11 @@
  * commands in flight together are one round trip, a command sent after a reply the next, and
  * commands outside a request are background.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createRedisClient, type RedisClient } from '../src/store/redis-scripts.js';
+import { expect, it } from 'vitest';
 import { countRedisInto, traceRedis, untracedRedis, type RedisTraffic } from '../src/store/redis-trace.js';
-import { startRedis, type RedisServer } from './helpers/servers.js';
+import { useRedisClient } from './helpers/servers.js';
 
-let redis: RedisServer;
-let client: RedisClient;
-beforeAll(async () => {
-  redis = await startRedis();
-  client = createRedisClient(redis.url);
-  await client.connect();
-}, 30_000);
-afterAll(async () => {
-  await client?.close();
-  await redis?.destroy();
-});
+const redis = useRedisClient();
 
 const fresh = (): RedisTraffic => ({ requestCommands: { value: 0 }, requestRoundTrips: { value: 0 }, backgroundCommands: { value: 0 } });
 
@@ -26,9 +15,9 @@ it('commands sent together are one round trip; one sent after a reply is the nex
   const t = fresh();
   countRedisInto(t);
   await traceRedis(async () => {
-    await Promise.all([client.sendCommand(['SET', 'a', '1']), client.sendCommand(['SET', 'b', '2'])]);
+    await Promise.all([redis.client.sendCommand(['SET', 'a', '1']), redis.client.sendCommand(['SET', 'b', '2'])]);
     // The typed helpers are counted too.
-    expect(await client.get('a')).toBe('1');
+    expect(await redis.client.get('a')).toBe('1');
   });
   expect(t.requestCommands.value).toBe(3);
   expect(t.requestRoundTrips.value).toBe(2);
@@ -40,7 +29,7 @@ it('each request counts its own depth, however requests interleave', async () =>
   countRedisInto(t);
   const request = () =>
     traceRedis(async () => {
-      for (let i = 0; i < 3; i++) await client.sendCommand(['INCR', 'n']);
+      for (let i = 0; i < 3; i++) await redis.client.sendCommand(['INCR', 'n']);
     });
   await Promise.all(Array.from({ length: 10 }, request));
   expect(t.requestRoundTrips.value).toBe(30);
@@ -49,10 +38,10 @@ it('each request counts its own depth, however requests interleave', async () =>
 it('commands outside a request, or that a request does not wait for, are background', async () => {
   const t = fresh();
   countRedisInto(t);
-  await client.sendCommand(['PING']);
+  await redis.client.sendCommand(['PING']);
   await traceRedis(async () => {
-    await untracedRedis(() => client.sendCommand(['PING']));
-    await client.sendCommand(['PING']);
+    await untracedRedis(() => redis.client.sendCommand(['PING']));
+    await redis.client.sendCommand(['PING']);
   });
   expect(t.backgroundCommands.value).toBe(2);
   expect(t.requestCommands.value).toBe(1);

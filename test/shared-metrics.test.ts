@@ -4,29 +4,18 @@
  * second and instance add up; a read returns what was written from a second on; and a
  * `SharedMetricsStore` on each writes once per interval and learns from another instance.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RedisMetricsBackend } from '../src/store/redis-metrics-backend.js';
-import { createRedisClient, type RedisClient } from '../src/store/redis-scripts.js';
 import { MemorySharedBackend, SharedMetricsStore, type MetricsBucket, type SharedMetricsBackend } from '../src/store/shared-metrics.js';
-import { startRedis, type RedisServer } from './helpers/servers.js';
+import { useRedisClient } from './helpers/servers.js';
 
-let redis: RedisServer;
-let client: RedisClient;
+const redis = useRedisClient();
 let prefixes = 0;
-beforeAll(async () => {
-  redis = await startRedis();
-  client = createRedisClient(redis.url);
-  await client.connect();
-}, 30_000);
-afterAll(async () => {
-  await client?.close();
-  await redis?.destroy();
-});
 
 /** Each backend counts its round trips: `writes` (memory) or `calls` (Redis). */
 const backends: [string, () => SharedMetricsBackend & { writes?: number; calls?: number }][] = [
   ['MemorySharedBackend', () => new MemorySharedBackend()],
-  ['RedisMetricsBackend', () => new RedisMetricsBackend({ client, prefix: `{m${++prefixes}}` })],
+  ['RedisMetricsBackend', () => new RedisMetricsBackend({ client: redis.client, prefix: `{m${++prefixes}}` })],
 ];
 
 const bucket = (over: Partial<MetricsBucket>): MetricsBucket => ({ deployment: 'm@fast', second: 0, instance: 'a', successes: 0, failures: {}, sums: {}, ...over });

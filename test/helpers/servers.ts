@@ -8,6 +8,8 @@ import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { createRedisClient, type RedisClient } from '../../src/store/redis-scripts.js';
 
 const PG_BIN = ['/usr/lib/postgresql/17/bin', '/usr/lib/postgresql/16/bin', '/usr/lib/postgresql/15/bin'].find((d) => existsSync(join(d, 'initdb')));
 const INSTALL = 'Install them with: apt-get update && apt-get install -y redis-server postgresql (CI does this in .ci/run).';
@@ -88,6 +90,36 @@ export async function startRedis(): Promise<RedisServer> {
     destroy: async () => {
       await stop();
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A real redis-server and one connected client for a whole test file: started before its
+ * tests, closed and removed after. Read the fields inside tests (they are set by then).
+ */
+export function useRedisClient(): { readonly server: RedisServer; readonly client: RedisClient } {
+  let server: RedisServer | undefined;
+  let client: RedisClient | undefined;
+  beforeAll(async () => {
+    server = await startRedis();
+    client = createRedisClient(server.url);
+    await client.connect();
+  }, 30_000);
+  afterAll(async () => {
+    await client?.close();
+    await server?.destroy();
+  });
+  const ready = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`useRedisClient: the ${what} is only there inside a test`);
+    return value;
+  };
+  return {
+    get server() {
+      return ready(server, 'server');
+    },
+    get client() {
+      return ready(client, 'client');
     },
   };
 }
