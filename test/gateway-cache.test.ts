@@ -294,6 +294,33 @@ describe('the config', () => {
       await local.close();
     }
   });
+
+  it('a reload that keeps the store keeps its entries; one that changes the store opens the new one and says so', async () => {
+    const yaml = (cache: string) => `master_key: ${MASTER_KEY}\nproviders:\n  - { name: local, protocol: openai, base_url: "\${UPSTREAM_URL}/v1" }\nresponse_cache:\n${cache}`;
+    const env = { UPSTREAM_URL: upstream.url };
+    const local = await startGateway(yaml('  store: memory\n'), { env, requestLog: false });
+    try {
+      const client = new OpenAI({ baseURL: `${local.url}/v1`, apiKey: MASTER_KEY, maxRetries: 0 });
+      const state = async () => (await client.chat.completions.create({ model: 'r@local', messages: [{ role: 'user', content: 'reload and the cache' }] }).withResponse()).response.headers.get('x-switchboard-cache');
+      const reload = (cache: string) => local.gateway.reload(parseGatewayConfig(yaml(cache), 'test.yaml', { ...process.env, SWITCHBOARD_HOME: local.home, ...env }));
+      const states: (string | null)[] = [];
+      const calls = await upstreamCalls(async () => {
+        states.push(await state(), await state());
+        reload('  store: memory\n  ttl_seconds: 600\n');
+        states.push(await state());
+        reload('  store: sqlite\n');
+        states.push(await state(), await state());
+      });
+      expect(states).toEqual(['miss', 'hit', 'hit', 'miss', 'hit']);
+      expect(calls).toBe(2);
+      expect(local.warnings.filter((w) => w.startsWith('response cache:'))).toEqual([
+        'response cache: the new configuration changes its store (from the memory store to the SQLite store); entries in the old store are not carried over.',
+      ]);
+      expect(readdirSync(local.home)).toContain('response-cache.db');
+    } finally {
+      await local.close();
+    }
+  });
 });
 
 describe('what caching saved', () => {

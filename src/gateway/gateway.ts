@@ -212,7 +212,7 @@ export class Gateway {
     this.#metricsText = options.metricsText;
     this.#random = options.random ?? Math.random;
     this.#serving = this.#servingFor(options.config);
-    this.#cache = new GatewayResponseCache(options.cacheStore, this.#warn);
+    this.#cache = new GatewayResponseCache(options.config, options.cacheStore, this.#warn);
     const accessEnabled = options.config.logging.accessLog;
     this.#accessLog = accessEnabled ? (options.accessLog ?? ((lines) => process.stdout.write(lines))) : undefined;
     this.#requestLog = options.requestLog ? new RequestLogWriter(options.requestLog, this.#warn) : undefined;
@@ -277,6 +277,7 @@ export class Gateway {
   /** Serve a new configuration from the next request on; requests in flight keep theirs. */
   reload(config: GatewayConfig): void {
     this.#serving = this.#servingFor(config);
+    this.#cache.configure(config);
     this.metrics.reloads.inc({ result: 'ok' });
   }
 

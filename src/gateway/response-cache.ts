@@ -26,6 +26,7 @@ import { SQLiteCacheStore } from '../cache/sqlite-store.js';
 import { RedisCacheStore } from '../cache/redis-store.js';
 import { MemoryCacheStore, type CacheStore } from '../cache/store.js';
 import { femtoToDollars } from '../money.js';
+import { switchboardHome } from '../paths.js';
 import type { Endpoint, ServerRequest } from '../protocols/protocol.js';
 import type { Deployment } from '../providers/resolve.js';
 import type { ProviderRegistry } from '../providers/registry.js';
@@ -116,25 +117,74 @@ function directives(headers: IncomingHttpHeaders): { noCache: boolean; noStore: 
   return { noCache: /(^|[\s,])no-cache($|[\s,=])/.test(text), noStore: /(^|[\s,])no-store($|[\s,])/.test(text) };
 }
 
+/** A store's kind, as a reload's message names it (never its URL: a Redis URL may hold a password). */
+const STORE_NAMES = { memory: 'memory', sqlite: 'SQLite', redis: 'Redis' } as const;
+
+/**
+ * What the store a configuration asks for is made of: two configurations with the same one share
+ * the store (its entries outlive the reload). Internal only; it holds the Redis URL.
+ */
+function storeIdentity(config: GatewayConfig): string | undefined {
+  const settings = config.responseCache;
+  if (!settings) return undefined;
+  if (settings.store === 'redis') return `redis ${config.virtualKeys.redisUrl ?? ''} ${settings.maxEntryBytes}`;
+  if (settings.store === 'sqlite') return `sqlite ${switchboardHome(config.env)} ${settings.maxBytes ?? ''}`;
+  return `memory ${settings.maxBytes ?? ''}`;
+}
+
+async function closeStore(store: Promise<CacheStore>): Promise<void> {
+  const open = (await store.catch(() => undefined)) as { close?: () => unknown } | undefined;
+  await open?.close?.();
+}
+
 export class GatewayResponseCache {
   #store: Promise<CacheStore> | undefined;
   #given: boolean;
   readonly #ready = new ReadyReplies();
   /** The store once it is open (a Redis store only once it connected). */
   #open: CacheStore | undefined;
+  /** The configuration the store is chosen by: the latest one configured (a reload's). */
+  #config: GatewayConfig | undefined;
+  #identity: string | undefined;
 
   /** `store`: one to use whatever the config says; without it the config's `store` is opened on first use. */
   constructor(
+    config: GatewayConfig,
     store: CacheStore | undefined,
     private readonly warn: (message: string) => void,
   ) {
     this.#given = store !== undefined;
     if (store) this.#store = Promise.resolve(store);
+    this.configure(config);
   }
 
-  /** The store in use: memory, SQLite (`$SWITCHBOARD_HOME/response-cache.db`) or the configured Redis, opened once. */
-  #storeFor(settings: GatewayCacheConfig, config: GatewayConfig): Promise<CacheStore> {
+  /**
+   * Take a configuration (at start and on every reload). A reload that asks for another store
+   * (kind, Redis URL, bound) opens it on first use and closes the old one once requests in flight
+   * have had the drain timeout to finish with it; one that keeps the store keeps its entries.
+   */
+  configure(config: GatewayConfig): void {
+    const identity = storeIdentity(config);
+    const previous = this.#config;
+    this.#config = config;
+    if (this.#given || identity === this.#identity) return;
+    const old = this.#store;
+    this.#identity = identity;
+    this.#store = undefined;
+    this.#open = undefined;
+    if (!old || !previous) return;
+    const was = previous.responseCache ? STORE_NAMES[previous.responseCache.store] : 'no';
+    const now = config.responseCache ? `the ${STORE_NAMES[config.responseCache.store]} store` : 'none (the cache is off)';
+    this.warn(`response cache: the new configuration changes its store (from the ${was} store to ${now}); entries in the old store are not carried over.`);
+    setTimeout(() => void closeStore(old).catch((err: unknown) => this.#failed(err)), previous.limits.drainTimeoutMs).unref();
+  }
+
+  /** The store in use: memory, SQLite (`$SWITCHBOARD_HOME/response-cache.db`) or the configured Redis, opened once per configured store. */
+  #storeFor(): Promise<CacheStore> {
     if (this.#store) return this.#store;
+    const config = this.#config;
+    const settings = config?.responseCache;
+    if (!config || !settings) return Promise.reject(new Error('the response cache is not configured'));
     const maxBytes = settings.maxBytes === undefined ? {} : { maxBytes: settings.maxBytes };
     const redisUrl = config.virtualKeys.redisUrl;
     if (settings.store === 'redis' && redisUrl !== undefined) {
@@ -151,10 +201,15 @@ export class GatewayResponseCache {
   }
 
   /** The stored value under `key`: read at once from a store already open (memory and SQLite answer without a promise). */
-  async #read(settings: GatewayCacheConfig, config: GatewayConfig, key: string): Promise<string | undefined> {
+  async #read(key: string): Promise<string | undefined> {
     try {
-      const store = this.#open ?? (await this.#storeFor(settings, config));
-      this.#open = store;
+      let store = this.#open;
+      if (!store) {
+        const opening = this.#storeFor();
+        store = await opening;
+        // Kept for the next reads unless a reload replaced the store meanwhile.
+        if (this.#store === opening) this.#open = store;
+      }
       const value = store.get(key, Date.now());
       return typeof value === 'string' || value === undefined ? value : await value;
     } catch (err) {
@@ -166,8 +221,7 @@ export class GatewayResponseCache {
   /** Close a store this cache opened (a Redis connection, a SQLite file). */
   async close(): Promise<void> {
     if (this.#given || !this.#store) return;
-    const store = (await this.#store.catch(() => undefined)) as { close?: () => unknown } | undefined;
-    await store?.close?.();
+    await closeStore(this.#store);
   }
 
   /** Decide and look up; undefined when the cache does not cover this request (no header then). */
@@ -188,7 +242,7 @@ export class GatewayResponseCache {
     const model = input.config.aliases.get(parsed.model) ?? parsed.model;
     const key = cacheKey(model, parsed.request.messages, { params }, namespaceOf(settings, principal));
     if (!noCache) {
-      const value = await this.#read(settings, input.config, key);
+      const value = await this.#read(key);
       const ready = value === undefined ? undefined : (this.#ready.get(key, value, input.registry) ?? this.#prepare(key, value, input.registry));
       if (ready) return { state: 'hit', headers: ready.headers, savedFemto: ready.savedFemto, items: () => replay(ready.items) };
     }
@@ -196,7 +250,7 @@ export class GatewayResponseCache {
       const value = JSON.stringify(reply);
       if (value.length > settings.maxEntryBytes) return Promise.resolve();
       const entry = { value, namespace: 'gateway', costFemto, expiresAt: ttlSeconds === 0 ? null : Date.now() + ttlSeconds * 1000 };
-      return this.#guard(async () => (await this.#storeFor(settings, input.config)).set(key, entry), undefined);
+      return this.#guard(async () => (await this.#storeFor()).set(key, entry), undefined);
     };
     return { state: 'miss', headers: { 'x-switchboard-cache': 'miss' }, savedFemto: null, items: (live) => record(live(), input.registry, store) };
   }
