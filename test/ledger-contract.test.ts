@@ -103,6 +103,26 @@ describe.each(implementations)('%s', (_name, open) => {
     await settled(ledger);
     expect((await ledger.usage({ by: 'day', timeZone: 'Europe/Berlin', sinceMs: late })).map((r) => [r.key, r.unpriced])).toEqual([['2026-07-01', 1]]);
   });
+
+  it('a reservation written settled in one go is the same row as one reserved then settled, and writing it again changes nothing', async () => {
+    const at = Date.UTC(2026, 7, 1);
+    const outcome = { status: 'ok' as const, at: at + 5, promptTokens: 5, completionTokens: 6, costFemto: 4_000_000_003n, savedFemto: 7n, provider: 'p', resolvedModel: 'm-1' };
+    const keyId = 'sk-sb-00000009';
+    await ledger.recordReservation(row('two-step', at, keyId));
+    await ledger.settle('two-step', outcome);
+    await ledger.recordSettlement(row('one-step', at, keyId), outcome);
+    await ledger.recordSettlement(row('one-step', at, keyId), outcome);
+    // Reserved by a timer that fired just before the settlement: completed, not written twice.
+    await ledger.recordReservation(row('reserved-first', at, keyId));
+    await ledger.recordSettlement(row('reserved-first', at, keyId), outcome);
+    await settled(ledger);
+    expect((await ledger.pendingReservations(at)).map((r) => r.id)).toEqual([]);
+    expect(await ledger.spentFemto(`key:${keyId}`, 0)).toBe(3n * 4_000_000_003n);
+    expect(await ledger.spentMicros(`key:${keyId}`, 0)).toBe(3 * 5);
+    const [usage] = await ledger.usage({ by: 'key', sinceMs: at });
+    expect(usage).toEqual({ key: keyId, requests: 3, promptTokens: 15, completionTokens: 18, costFemto: 3n * 4_000_000_003n, unpriced: 0, savedFemto: 21n });
+    expect((await ledger.usage({ by: 'provider', sinceMs: at })).map((r) => [r.key, r.requests])).toEqual([['p', 3]]);
+  });
 });
 
 describe('PostgresLedger only', () => {

@@ -346,8 +346,7 @@ export class BudgetAdmission implements Admission {
         const state = this.attempt(() => this.state.settle(input));
         const ledger = written
           ? written.then(() => this.attempt(() => this.ledger.settle(id, spend)))
-          : // Both rows' writes land in the same commit.
-            this.attempt(() => Promise.all([this.ledger.recordReservation(row), this.ledger.settle(id, spend)]).then(() => undefined));
+          : this.attempt(() => this.ledger.recordSettlement(row, spend));
         await Promise.all([state, ledger]);
       },
     };
@@ -450,10 +449,9 @@ export class BudgetAdmission implements Admission {
         settled = true;
         const spend = this.exactSpend(req.model, outcome);
         const row = { id, at: spend.at, model: req.model, protocol: req.protocol, scopes: [], reservedMicros: 0, expiresAt: spend.at };
-        await this.attempt(async () => {
-          await this.ledger.recordReservation({ ...row, ...(principal.kind !== 'virtual-key' || principal.keyId === undefined ? {} : { keyId: principal.keyId }), ...(principal.teamId === undefined ? {} : { teamId: principal.teamId }) });
-          await this.ledger.settle(id, spend);
-        });
+        await this.attempt(() =>
+          this.ledger.recordSettlement({ ...row, ...(principal.kind !== 'virtual-key' || principal.keyId === undefined ? {} : { keyId: principal.keyId }), ...(principal.teamId === undefined ? {} : { teamId: principal.teamId }) }, spend),
+        );
       },
     };
   }

@@ -16,7 +16,9 @@
  * expiry) and completed when it settles, each committed before its promise resolves (writes of
  * the same event-loop turn share one transaction): a process
  * killed between the two leaves a reservation that a restart holds again until it expires and
- * then marks `expired`, and every settled row is already on disk.
+ * then marks `expired`, and every settled row is already on disk. A request that settles before
+ * its reservation row was due (the gateway writes it only once a request has run a while) is
+ * written once, settled (`recordSettlement`).
  *
  * The interface is asynchronous so that Postgres can implement it; the SQLite one answers at
  * once. Nothing here ever sees a plaintext key.
@@ -167,6 +169,11 @@ export interface Ledger {
   /** Write a reservation's row; writing the same id again changes nothing. */
   recordReservation(row: ReservationRow): Promise<void>;
   settle(id: string, outcome: SpendOutcome): Promise<void>;
+  /**
+   * A request that ended before its reservation's row was written: the row as settled, in one
+   * write (what `recordReservation` then `settle` would leave; writing it again changes nothing).
+   */
+  recordSettlement(row: ReservationRow, outcome: SpendOutcome): Promise<void>;
   /** Unsettled reservations still within their expiry (to hold again after a restart). */
   pendingReservations(at: number): Promise<ReservationRow[]>;
   /** Mark unsettled reservations past their expiry `expired`; returns how many. */
@@ -319,6 +326,25 @@ function scopeFilter(scope: Scope): { where: string; params: string[] } {
 /** Split an exact femto-dollar cost into whole micro-dollars and the remainder. */
 export function splitFemto(femto: bigint): { micro: bigint; femto: bigint } {
   return { micro: femto / FEMTO_PER_MICRO, femto: femto % FEMTO_PER_MICRO };
+}
+
+/** A settled row's outcome columns, in the order settle writes them (status through saved_femto). */
+function outcomeValues(outcome: SpendOutcome): (string | number | bigint | null)[] {
+  const cost = splitFemto(outcome.costFemto ?? 0n);
+  const saved = splitFemto(outcome.savedFemto ?? 0n);
+  return [
+    outcome.status,
+    outcome.at,
+    outcome.provider ?? null,
+    outcome.resolvedModel ?? null,
+    outcome.promptTokens,
+    outcome.completionTokens,
+    cost.micro,
+    cost.femto,
+    outcome.costFemto === null ? 0 : 1,
+    saved.micro,
+    saved.femto,
+  ];
 }
 
 /** Femto-dollars rounded up to whole micro-dollars: what a budget counter is charged. */
@@ -599,26 +625,28 @@ export class SQLiteLedger implements Ledger {
   }
 
   settle(id: string, outcome: SpendOutcome): Promise<void> {
-    const cost = splitFemto(outcome.costFemto ?? 0n);
-    const saved = splitFemto(outcome.savedFemto ?? 0n);
     const update = this.sql(
       `UPDATE spend SET status = ?, settled_at = ?, provider = ?, resolved_model = ?, prompt_tokens = ?, completion_tokens = ?,
          cost_micro = ?, cost_femto = ?, cost_known = ?, saved_micro = ?, saved_femto = ? WHERE id = ?`,
     );
-    return this.batched(() => void update.run(
-      outcome.status,
-      outcome.at,
-      outcome.provider ?? null,
-      outcome.resolvedModel ?? null,
-      outcome.promptTokens,
-      outcome.completionTokens,
-      cost.micro,
-      cost.femto,
-      outcome.costFemto === null ? 0 : 1,
-      saved.micro,
-      saved.femto,
-      id,
-    ));
+    return this.batched(() => void update.run(...outcomeValues(outcome), id));
+  }
+
+  recordSettlement(row: ReservationRow, outcome: SpendOutcome): Promise<void> {
+    // One insert instead of an insert and an update: a row and its indexes written once. A row
+    // already there (a replay, or a reservation written meanwhile) is completed as settle would.
+    const upsert = this.sql(
+      `INSERT INTO spend (id, at, key_id, team_id, model, protocol, scopes, reserved_micros, expires_at,
+         status, settled_at, provider, resolved_model, prompt_tokens, completion_tokens, cost_micro, cost_femto, cost_known, saved_micro, saved_femto)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(id) DO UPDATE SET status = excluded.status, settled_at = excluded.settled_at, provider = excluded.provider,
+         resolved_model = excluded.resolved_model, prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
+         cost_micro = excluded.cost_micro, cost_femto = excluded.cost_femto, cost_known = excluded.cost_known,
+         saved_micro = excluded.saved_micro, saved_femto = excluded.saved_femto`,
+    );
+    return this.batched(() =>
+      void upsert.run(row.id, row.at, row.keyId ?? null, row.teamId ?? null, row.model, row.protocol ?? null, JSON.stringify(row.scopes), row.reservedMicros, row.expiresAt, ...outcomeValues(outcome)),
+    );
   }
 
   pendingReservations(at: number): Promise<ReservationRow[]> {

@@ -508,6 +508,11 @@ export class PostgresLedger implements Ledger, SpendJournal {
     return this.write({ op: 'settle', id, outcome, ...(row ? { row, instance: this.instance } : {}) });
   }
 
+  recordSettlement(row: ReservationRow, outcome: SpendOutcome): Promise<void> {
+    this.unsettled.delete(row.id);
+    return this.write({ op: 'settle', id: row.id, outcome, row, instance: this.instance });
+  }
+
   /** The entry recording a reservation and its outcome at once, for the shared state's settle to append (see SpendJournal). */
   settlementEntry(row: ReservationRow, outcome: SpendOutcome): JournalEntry | undefined {
     if (!this.queue || this.held.length > 0 || this.direct.length > 0) return undefined;
