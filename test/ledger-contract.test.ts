@@ -195,6 +195,34 @@ describe('PostgresLedger only', () => {
     expect(await seen(async () => (await b.keyBySecretHash('hash-2', 7)) === undefined)).toBe(true);
   });
 
+  it('lookups of one uncached key that arrive together make one query', async () => {
+    const url = postgres.createDatabase(`burst${++dbs}`);
+    const ledger = await PostgresLedger.open({ url, log: () => {} });
+    opened.push(ledger);
+    await ledger.createKey({ id: 'sk-sb-burst0001', name: 'burst' }, 'hash-burst', 1);
+    await new Promise((r) => setTimeout(r, 200)); // the key's own notification has emptied the cache
+    // Hold the table, so every query that reaches Postgres waits where pg_stat_activity shows it.
+    const lock = new pg.Client({ connectionString: url });
+    await lock.connect();
+    try {
+      await lock.query('BEGIN');
+      await lock.query('LOCK TABLE key_secrets IN ACCESS EXCLUSIVE MODE');
+      const lookups = Array.from({ length: 50 }, () => ledger.keyBySecretHash('hash-burst', 2));
+      const waiting = async (): Promise<number> =>
+        Number((await lock.query<{ n: string }>("SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'SELECT keys.*%'")).rows[0]?.n);
+      for (let i = 0; i < 100 && (await waiting()) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      // Time for more queries to arrive, were they sent (the pool would run five at once).
+      await new Promise((r) => setTimeout(r, 300));
+      const queries = await waiting();
+      await lock.query('COMMIT');
+      const keys = await Promise.all(lookups);
+      expect(queries).toBe(1);
+      expect(keys.every((k) => k?.name === 'burst')).toBe(true);
+    } finally {
+      await lock.end();
+    }
+  });
+
   it('refuses a database from a newer switchboard, saying which version', async () => {
     const url = postgres.createDatabase(`newer${++dbs}`);
     const pool = new pg.Pool({ connectionString: url });

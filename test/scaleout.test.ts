@@ -103,7 +103,12 @@ describe('three instances on one Redis and one Postgres', () => {
     const clients = c.clients(made.key as string);
     const results = await Promise.allSettled(Array.from({ length: 300 }, (_, i) => ask(clients[i % 3] as OpenAI)));
     const ok = fulfilled(results);
-    expect(results.every((r) => statusOf(r) === 200 || statusOf(r) === 429)).toBe(true);
+    // Admitted, or refused for the budget; or, on a machine so loaded that Redis missed its 1 s
+    // reply deadline, refused as the closed mode promises (not sent, not charged). Anything else
+    // is named, status and message, when it fails.
+    const storeStalled = (r: PromiseSettledResult<unknown>): boolean => statusOf(r) === 503 && /budget store cannot be reached/.test(String((r as PromiseRejectedResult).reason));
+    const other = results.filter((r) => statusOf(r) !== 200 && statusOf(r) !== 429 && !storeStalled(r)).map((r) => `${statusOf(r)} ${r.status === 'rejected' ? String((r.reason as Error).message) : ''}`);
+    expect(other).toEqual([]);
     expect(ok.length).toBeGreaterThan(10);
     expect(ok.length).toBeLessThan(300);
     const ledger = await c.ledger();
@@ -112,7 +117,7 @@ describe('three instances on one Redis and one Postgres', () => {
     const spent = await ledger.spentFemto(`key:${made.id as string}`, 0);
     const shown = ok.reduce((sum, r) => sum + costOf(r), 0n);
     await ledger.close();
-    console.log(`scale-out race: 300 concurrent requests over 3 instances, ${ok.length} admitted (${perInstance}); spent $${(Number(spent) / 1e15).toFixed(6)} of a $${(budgetMicros / 1e6).toFixed(6)} budget`);
+    console.log(`scale-out race: 300 concurrent requests over 3 instances, ${ok.length} admitted (${perInstance}), ${results.filter(storeStalled).length} refused for a stalled store; spent $${(Number(spent) / 1e15).toFixed(6)} of a $${(budgetMicros / 1e6).toFixed(6)} budget`);
     expect(spent).toBeLessThanOrEqual(BigInt(budgetMicros) * FEMTO_PER_MICRO);
     // Clients saw costs to the femto-dollar in decimal; the header sum matches the ledger to a micro-dollar.
     expect(Number(spent - shown) / 1e15).toBeCloseTo(0, 6);

@@ -225,6 +225,12 @@ export class PostgresLedger implements Ledger, SpendJournal {
   private readonly cacheMs: number;
   private readonly log: (line: string) => void;
   private readonly cache = new Map<string, { at: number; value: unknown }>();
+  /**
+   * Reads in flight by cache key, since the last invalidation: requests that arrive together
+   * with one uncached key (a new key's first burst) share one query instead of queueing one
+   * each for the pool's few connections.
+   */
+  private readonly reading = new Map<string, Promise<unknown>>();
   private readonly url: string;
   /** Bumped by every invalidation: a read that started before one does not fill the cache after it. */
   private generation = 0;
@@ -327,6 +333,8 @@ export class PostgresLedger implements Ledger, SpendJournal {
   private invalidate(): void {
     this.generation++;
     this.cache.clear();
+    // A read that started before the change may answer from before it: later callers do not join it.
+    this.reading.clear();
   }
 
   /** After a key or team write: drop this cache, and tell every instance's. */
@@ -335,20 +343,30 @@ export class PostgresLedger implements Ledger, SpendJournal {
     await this.pool.query(`NOTIFY ${KEYS_CHANNEL}`);
   }
 
-  private async cached<T>(key: string, read: () => Promise<T>): Promise<T> {
+  private cached<T>(key: string, read: () => Promise<T>): Promise<T> {
     const hit = this.cache.get(key);
     const now = Date.now();
-    if (hit && now - hit.at < (this.listening ? LISTENING_CACHE_MS : this.cacheMs)) return hit.value as T;
+    if (hit && now - hit.at < (this.listening ? LISTENING_CACHE_MS : this.cacheMs)) return Promise.resolve(hit.value as T);
+    const inFlight = this.reading.get(key);
+    if (inFlight) return inFlight as Promise<T>;
     const generation = this.generation;
-    try {
-      const value = await read();
-      if (generation === this.generation) this.cache.set(key, { at: now, value });
-      return value;
-    } catch (err) {
-      // Postgres unreachable: the last answer stands, so authenticated callers keep flowing.
-      if (hit) return hit.value as T;
-      throw err;
-    }
+    const reading = (async () => {
+      try {
+        const value = await read();
+        if (generation === this.generation) this.cache.set(key, { at: now, value });
+        return value;
+      } catch (err) {
+        // Postgres unreachable: the last answer stands, so authenticated callers keep flowing.
+        if (hit) return hit.value as T;
+        throw err;
+      }
+    })();
+    this.reading.set(key, reading);
+    const forget = (): void => {
+      if (this.reading.get(key) === reading) this.reading.delete(key);
+    };
+    reading.then(forget, forget);
+    return reading;
   }
 
   private async one<T extends pg.QueryResultRow>(text: string, params: unknown[]): Promise<T | undefined> {
