@@ -29,7 +29,7 @@ import type {
   TurnResult,
 } from './types.js';
 import { withCost } from './usage.js';
-import { cachedTurn, type ResponseCache } from './cache/response-cache.js';
+import { cachedTurn, type ResponseCache, type StoredDelta, type StoreReply } from './cache/response-cache.js';
 import { providerCacheSaving } from './cache/savings.js';
 import type { OutputSpec } from './tools/output.js';
 import type { PreparedTool } from './tools/tool.js';
@@ -131,23 +131,34 @@ class TurnAccumulator {
   reportedProvider: string | undefined;
   annotations: unknown[] = [];
   providerBlocks: Record<string, unknown>[] = [];
+  /** The deltas handed out, kept only when the reply is to be stored in the response cache. */
+  deltas: StoredDelta[] | undefined;
+
+  constructor(recording: boolean) {
+    if (recording) this.deltas = [];
+  }
 }
 
 /** One request's turn, answered from the response cache when one is on. */
 export function runTurn(modelString: string, messages: Message[], options: TurnOptions): AsyncGenerator<StreamEvent[], void, undefined> {
-  return options.cache ? cachedTurn(modelString, messages, { ...options, cache: options.cache }, liveTurn) : liveTurn(modelString, messages, options);
+  return options.cache ? cachedTurn(modelString, messages, options, options.cache, liveTurn) : liveTurn(modelString, messages, options);
 }
 
+/**
+ * The turn sent to a provider. Given `store` (a response-cache miss), it also keeps the deltas
+ * of the attempt that answers and stores the whole reply before handing out the finish.
+ */
 async function* liveTurn(
   modelString: string,
   messages: Message[],
   options: TurnOptions,
+  store?: StoreReply,
   refit = true,
 ): AsyncGenerator<StreamEvent[], void, undefined> {
   const started = performance.now();
   const startedAt = isoTime(Date.now());
   let firstTokenAt: number | undefined;
-  let acc = new TurnAccumulator();
+  let acc = new TurnAccumulator(store !== undefined);
   let deployment: Deployment | undefined;
   const protocolOf = (name: Parameters<typeof getProtocol>[0]) => getProtocol(name);
 
@@ -173,7 +184,7 @@ async function* liveTurn(
       if (item.kind === 'attempt') {
         deployment = item.deployment;
         endpoint = item.endpoint;
-        acc = new TurnAccumulator();
+        acc = new TurnAccumulator(store !== undefined);
         continue;
       }
       const out: StreamEvent[] = [];
@@ -182,12 +193,14 @@ async function* liveTurn(
           case 'text-delta':
             firstTokenAt ??= performance.now();
             acc.text += event.text;
+            acc.deltas?.push([0, event.text]);
             out.push({ type: 'text-delta', model: modelString, text: event.text });
             break;
           case 'reasoning-delta':
             firstTokenAt ??= performance.now();
             if (event.text) {
               acc.reasoning += event.text;
+              acc.deltas?.push([1, event.text]);
               out.push({ type: 'reasoning-delta', model: modelString, text: event.text });
             }
             addReasoning(acc.reasoningBlocks, event.text, event.signature);
@@ -232,7 +245,7 @@ async function* liveTurn(
     // published that: remember the figure, and with drop-oldest send once more, fitted to it.
     if (refit && err instanceof ContextLengthError && err.provider !== undefined && endpoint && deployment && servesOwnContext(deployment, options) && options.fitContext === 'drop-oldest' && firstTokenAt === undefined) {
       rememberContextLength(endpoint, deployment.providerModel, err.contextLength);
-      yield* liveTurn(modelString, messages, options, false);
+      yield* liveTurn(modelString, messages, options, store, false);
       return;
     }
     throw err;
@@ -278,6 +291,10 @@ async function* liveTurn(
   }
   if (acc.reasoningBlocks.some((b) => b.signature !== undefined)) result.reasoningDetails = acc.reasoningBlocks;
   if (acc.providerBlocks.length > 0) result.providerBlocks = { provider: deployment.provider, blocks: acc.providerBlocks };
+  if (store) {
+    const stored = store(result, acc.deltas ?? []);
+    if (stored) await stored;
+  }
   yield [{ type: 'finish', model: modelString, result }];
 }
 

@@ -142,8 +142,31 @@ describe('response cache', () => {
       [{ role: 'user', content: '\uD800' }],
       [{ role: 'user', content: '\uDC00' }],
       [{ role: 'user', content: [{ type: 'text', text: 'ab' }] }],
+      // ... in a role or a tool call id too: not the same request as U+FFFD there.
+      [{ role: '\uD800', content: 'a' }],
+      [{ role: '\uFFFD', content: 'a' }],
+      [{ role: 'tool', content: 'a', tool_call_id: '\uDBFF' }],
+      [{ role: 'tool', content: 'a', tool_call_id: '\uFFFD' }],
     ];
     expect(new Set(histories.map(key)).size).toBe(histories.length);
+  });
+
+  it('a parameter changed in place between two requests changes the key', () => {
+    const messages = [{ role: 'user' as const, content: 'hi' }];
+    const params: Record<string, unknown> = { temperature: 0, maxTokens: 5 };
+    const key = () => requestKey({ model: 'm', messages, params: params as never });
+    const first = key();
+    expect(key()).toBe(first);
+    params.maxTokens = 6;
+    const second = key();
+    expect(second).not.toBe(first);
+    const tools = [{ name: 't', parameters: {} as Record<string, unknown> }];
+    params.tools = tools;
+    const third = key();
+    tools[0]!.parameters.type = 'object';
+    expect(new Set([first, second, third, key()]).size).toBe(4);
+    delete params.tools;
+    expect(key()).toBe(second);
   });
 
   it('a key from a remembered prefix equals the key hashed from scratch', () => {

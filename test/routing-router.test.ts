@@ -11,6 +11,8 @@ import { RoutingPolicy } from '../src/routing/policy.js';
 import { CircuitBreakers } from '../src/routing/retry.js';
 import { checkModelString } from '../src/routing/router.js';
 import { runTurn, type TurnOptions } from '../src/turn.js';
+import { resolveCache } from '../src/cache/response-cache.js';
+import { MemoryCacheStore } from '../src/cache/store.js';
 import type { StreamEvent, TurnResult } from '../src/types.js';
 
 type Behaviour =
@@ -212,6 +214,19 @@ describe('router end to end (local OpenAI-format servers)', () => {
     const { result } = await run(`m@${names.a}->${names.b}`, options(registry, { collected: true }));
     expect(result.text).toBe('from b');
     expect(result.provider).toBe(names.b);
+    expect(stub('b').requests).toHaveLength(1);
+  });
+
+  it('the response cache stores only the answering attempt of a reply that fell back midway', async () => {
+    const { registry, names, stub } = providers({ a: [{ text: ['Hel', 'lo', ' world'], cutAfter: 1 }], b: [OK('from', ' b')] });
+    const cache = resolveCache({ store: new MemoryCacheStore() }, undefined);
+    const model = `m@${names.a}->${names.b}`;
+    const live = await run(model, options(registry, { collected: true, cache }));
+    expect(live.result.text).toBe('from b');
+    // Streamed this time: the hit's deltas spell the reply, without the failed attempt's 'Hel'.
+    const hit = await run(model, options(registry, { cache }));
+    expect(hit.result.cached).toBe(true);
+    expect(texts(hit.events)).toEqual(['from', ' b']);
     expect(stub('b').requests).toHaveLength(1);
   });
 

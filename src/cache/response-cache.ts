@@ -76,11 +76,14 @@ export function isCacheable(params: RequestParams, cache: Pick<ResponseCache, 'a
   return cache.anyTemperature || params.temperature === undefined || params.temperature === 0;
 }
 
+/** A delta as stored: `[0, text]` a text delta, `[1, text]` a reasoning delta. */
+export type StoredDelta = [0 | 1, string];
+
 /** A stored reply: the deltas as they streamed, and the result's fields that describe the answer. */
 interface StoredReply {
   v: 1;
-  /** `[0, text]` a text delta, `[1, text]` a reasoning delta, in order. */
-  deltas: [0 | 1, string][];
+  /** The deltas of the answer, in order. */
+  deltas: StoredDelta[];
   resolvedModel: string;
   provider: string;
   message: AssistantMessage;
@@ -95,7 +98,6 @@ interface StoredReply {
 }
 
 export interface CachedTurnOptions {
-  cache?: ResponseCache | undefined;
   baseURL?: string | undefined;
   params: RequestParams;
   /** The next request extends these message objects (Chat's history): the key keeps its hash state for it (key.ts). */
@@ -107,53 +109,78 @@ export function cacheKey(model: string, messages: readonly Message[], options: C
   return `${namespace}:${requestKey({ model, baseURL: options.baseURL, messages, params: options.params, continued: options.historyContinues })}`;
 }
 
-/** Look the request up; on a hit replay it, on a miss run `live` and store its whole reply. */
-export async function* cachedTurn<O extends CachedTurnOptions>(
+/**
+ * Stores a live reply: called by the live turn with its result and the deltas of the attempt
+ * that answered, before it hands the finish on, so a consumer that stops right after the
+ * finish still leaves the entry. A promise (a store on the network) is awaited first.
+ */
+export type StoreReply = (result: TurnResult, deltas: StoredDelta[]) => void | Promise<void>;
+
+/** A live turn that, given `store`, records its deltas and stores its whole reply (turn.ts). */
+export type LiveTurn<O> = (model: string, messages: Message[], options: O, store?: StoreReply) => AsyncGenerator<StreamEvent[], void, undefined>;
+
+/**
+ * Look the request up; on a hit replay it, on a miss run `live`, which stores its whole reply.
+ * Not a generator itself: with a store that answers at once (memory, SQLite) a miss is the live
+ * turn as it is, with no generator layer in between (each would cost a few microtasks a batch),
+ * and the cache's whole part of it is the key, the lookup and the write.
+ */
+export function cachedTurn<O extends CachedTurnOptions>(
   model: string,
   messages: Message[],
-  options: O & { cache: ResponseCache },
-  live: (model: string, messages: Message[], options: O) => AsyncGenerator<StreamEvent[], void, undefined>,
+  options: O,
+  cache: ResponseCache,
+  live: LiveTurn<O>,
 ): AsyncGenerator<StreamEvent[], void, undefined> {
-  const { cache } = options;
-  if (!isCacheable(options.params, cache)) {
-    yield* live(model, messages, options);
-    return;
-  }
+  if (!isCacheable(options.params, cache)) return live(model, messages, options);
   const started = performance.now();
   const startedAt = Date.now();
-  const key = cacheKey(model, messages, options, cache.namespace);
-  const stored = await guarded(() => cache.store.get(key, startedAt), undefined);
-  const reply = stored === undefined ? undefined : parseReply(stored);
-  if (reply) {
-    yield* replay(model, reply, started, new Date(startedAt).toISOString());
-    return;
+  // A request the key cannot spell (a parameter JSON cannot hold) is sent as it is, uncached.
+  let key: string;
+  try {
+    key = cacheKey(model, messages, options, cache.namespace);
+  } catch (err) {
+    skipped(err);
+    return live(model, messages, options);
   }
-
-  const deltas: StoredReply['deltas'] = [];
-  for await (const batch of live(model, messages, options)) {
-    for (const event of batch) {
-      if (event.type === 'text-delta') deltas.push([0, event.text]);
-      else if (event.type === 'reasoning-delta') deltas.push([1, event.text]);
-      else if (event.type === 'finish' && event.result.finishReason !== 'error') {
-        // Written before the finish is handed on: a consumer that stops right after it still leaves the entry.
-        const { result } = event;
-        await guarded(
-          () =>
-            cache.store.set(key, {
-              value: JSON.stringify(toStored(result, deltas)),
-              namespace: cache.namespace,
-              costFemto: result.usage.cost === null ? null : dollarsToFemto(result.usage.cost),
-              expiresAt: cache.ttlMs === null ? null : Date.now() + cache.ttlMs,
-            }),
-          undefined,
-        );
-      }
-    }
-    yield batch;
-  }
+  const store: StoreReply = (result, deltas) => storeReply(cache, key, result, deltas);
+  const answer = (stored: string | undefined): AsyncGenerator<StreamEvent[], void, undefined> => {
+    const reply = stored === undefined ? undefined : parseReply(stored);
+    return reply ? replay(model, reply, started, new Date(startedAt).toISOString()) : live(model, messages, options, store);
+  };
+  const stored = lookUp(cache, key, startedAt);
+  return stored instanceof Promise ? afterLookUp(stored, answer) : answer(stored);
 }
 
-function toStored(result: TurnResult, deltas: StoredReply['deltas']): StoredReply {
+/** A store that answers later (Redis): wait for it, then hand out the hit or the live turn. */
+async function* afterLookUp(
+  pending: Promise<string | undefined>,
+  then: (stored: string | undefined) => AsyncGenerator<StreamEvent[], void, undefined>,
+): AsyncGenerator<StreamEvent[], void, undefined> {
+  yield* then(await pending);
+}
+
+/** The store's answer, now or later; a store that fails is a miss (see `guarded`). */
+function lookUp(cache: ResponseCache, key: string, now: number): string | undefined | Promise<string | undefined> {
+  return guarded(() => cache.store.get(key, now), undefined);
+}
+
+/** Write a whole reply: never one that ended in an error. */
+function storeReply(cache: ResponseCache, key: string, result: TurnResult, deltas: StoredDelta[]): void | Promise<void> {
+  if (result.finishReason === 'error') return;
+  return guarded(
+    () =>
+      cache.store.set(key, {
+        value: JSON.stringify(toStored(result, deltas)),
+        namespace: cache.namespace,
+        costFemto: result.usage.cost === null ? null : dollarsToFemto(result.usage.cost),
+        expiresAt: cache.ttlMs === null ? null : Date.now() + cache.ttlMs,
+      }),
+    undefined,
+  );
+}
+
+function toStored(result: TurnResult, deltas: StoredDelta[]): StoredReply {
   const out: StoredReply = {
     v: 1,
     deltas,
@@ -209,12 +236,23 @@ async function* replay(model: string, reply: StoredReply, started: number, start
   yield [{ type: 'finish', model, result }];
 }
 
-/** A store that fails (a locked file, a lost connection) costs the cache, never the turn. */
-async function guarded<T>(op: () => T | Promise<T>, fallback: T): Promise<T> {
-  try {
-    return await op();
-  } catch (err) {
-    warnOnce('response-cache', `the response cache failed and is skipped: ${(err as Error).message}`);
+/**
+ * A store that fails (a locked file, a lost connection) costs the cache, never the turn. An
+ * answer given at once stays synchronous: awaiting it would cost the turn a few microtasks.
+ */
+function guarded<T>(op: () => T | Promise<T>, fallback: T): T | Promise<T> {
+  const skip = (err: unknown): T => {
+    skipped(err);
     return fallback;
+  };
+  try {
+    const value = op();
+    return value instanceof Promise ? value.catch(skip) : value;
+  } catch (err) {
+    return skip(err);
   }
+}
+
+function skipped(err: unknown): void {
+  warnOnce('response-cache', `the response cache failed and is skipped: ${(err as Error).message}`);
 }
