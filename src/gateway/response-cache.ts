@@ -179,12 +179,16 @@ export class GatewayResponseCache {
     setTimeout(() => void closeStore(old).catch((err: unknown) => this.#failed(err)), previous.limits.drainTimeoutMs).unref();
   }
 
-  /** The store in use: memory, SQLite (`$SWITCHBOARD_HOME/response-cache.db`) or the configured Redis, opened once per configured store. */
-  #storeFor(): Promise<CacheStore> {
+  /**
+   * The store in use: memory, SQLite (`$SWITCHBOARD_HOME/response-cache.db`) or the configured
+   * Redis, opened once per configured store. None when a reload turned the cache off after the
+   * request began: it then reads and writes nothing.
+   */
+  #storeFor(): Promise<CacheStore> | undefined {
     if (this.#store) return this.#store;
     const config = this.#config;
     const settings = config?.responseCache;
-    if (!config || !settings) return Promise.reject(new Error('the response cache is not configured'));
+    if (!config || !settings) return undefined;
     const maxBytes = settings.maxBytes === undefined ? {} : { maxBytes: settings.maxBytes };
     const redisUrl = config.virtualKeys.redisUrl;
     if (settings.store === 'redis' && redisUrl !== undefined) {
@@ -206,6 +210,7 @@ export class GatewayResponseCache {
       let store = this.#open;
       if (!store) {
         const opening = this.#storeFor();
+        if (!opening) return undefined;
         store = await opening;
         // Kept for the next reads unless a reload replaced the store meanwhile.
         if (this.#store === opening) this.#open = store;
@@ -250,7 +255,7 @@ export class GatewayResponseCache {
       const value = JSON.stringify(reply);
       if (value.length > settings.maxEntryBytes) return Promise.resolve();
       const entry = { value, namespace: 'gateway', costFemto, expiresAt: ttlSeconds === 0 ? null : Date.now() + ttlSeconds * 1000 };
-      return this.#guard(async () => (await this.#storeFor()).set(key, entry), undefined);
+      return this.#guard(async () => (await this.#storeFor())?.set(key, entry), undefined);
     };
     return { state: 'miss', headers: { 'x-switchboard-cache': 'miss' }, savedFemto: null, items: (live) => record(live(), input.registry, store) };
   }
