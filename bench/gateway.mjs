@@ -10,8 +10,16 @@
  * budget (`switchboard-keyed`: key lookup, one atomic reserve, two ledger rows per request).
  *
  * Prints req/s, p50/p99 latency, server CPU µs per request and RSS for each at 16 and 64
- * connections, then one JSON line with the ratios the targets are set on. Environment:
- * BENCH_SECONDS (per run, default 4), BENCH_SOAK (requests for the RSS check, default 200000),
+ * connections, then one JSON line with the ratios the targets are set on.
+ *
+ * Each cell (mode, connections) is measured in BENCH_ROUNDS rounds, every peer once per round,
+ * one after another: load on the machine that drifts (other processes on the same two cores)
+ * then moves both sides of a ratio alike. A ratio is the median of its rounds' ratios, printed
+ * with the lowest and highest round beside it; a row's req/s, CPU and failures are over all its
+ * rounds, its latencies the median round's.
+ *
+ * Environment: BENCH_SECONDS (per run, default 2), BENCH_ROUNDS (default 3), BENCH_SOAK
+ * (requests for the RSS check, default 200000),
  * BENCH_TTFB (sequential requests for the time-to-first-byte check, default 300).
  * Then the cached run (bench/gateway-cache.mjs; `--cached` runs it alone).
  */
@@ -33,7 +41,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const SOAK = Number(process.env.BENCH_SOAK ?? 200_000);
 const TTFB_SAMPLES = Number(process.env.BENCH_TTFB ?? 300);
 const CONNECTIONS = [16, 64];
@@ -213,17 +222,44 @@ async function main() {
     for (const p of peers) for (const stream of [false, true]) await load(p, upstream.url, stream, 16, { amount: 4000 });
     const rssStart = rssMb(switchboard.pid);
 
+    /** Every round's result, by `peer/mode/connections`. */
+    const rounds = {};
+    for (const stream of [false, true]) {
+      for (const connections of CONNECTIONS) {
+        for (let round = 0; round < ROUNDS; round++) {
+          for (const p of peers) (rounds[`${p.name}/${stream ? 'stream' : 'json'}/${connections}`] ??= []).push(await load(p, upstream.url, stream, connections));
+        }
+      }
+    }
+    const median = (values) => {
+      const sorted = [...values].sort((a, b) => a - b);
+      const mid = sorted.length >> 1;
+      return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    };
+    /** A peer's cell over its rounds: requests and CPU summed, latencies of the median round. */
     const results = {};
+    for (const [key, runs] of Object.entries(rounds)) {
+      const total = runs.reduce((n, r) => n + r.total, 0);
+      results[key] = {
+        rps: total / (SECONDS * runs.length),
+        p50: median(runs.map((r) => r.p50)),
+        p99: median(runs.map((r) => r.p99)),
+        cpuUs: total > 0 ? runs.reduce((n, r) => n + r.cpuUs * r.total, 0) / total : NaN,
+        rss: runs[runs.length - 1].rss,
+        total,
+        failed: runs.reduce((n, r) => n + r.failed, 0),
+      };
+    }
     const rows = [['peer', 'mode', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'cpu µs/req', 'rss MB', 'failed']];
     for (const stream of [false, true]) {
       for (const connections of CONNECTIONS) {
         for (const p of peers) {
-          const r = await load(p, upstream.url, stream, connections);
-          results[`${p.name}/${stream ? 'stream' : 'json'}/${connections}`] = r;
+          const r = results[`${p.name}/${stream ? 'stream' : 'json'}/${connections}`];
           rows.push([p.name, stream ? 'stream' : 'json', String(connections), fmt(r.rps), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.cpuUs), fmt(r.rss, 1), String(r.failed)]);
         }
       }
     }
+    process.stdout.write(`${ROUNDS} rounds of ${SECONDS} s per peer and cell\n`);
     const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
     process.stdout.write(`${rows.map((r) => r.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n')}\n\n`);
 
@@ -251,13 +287,24 @@ async function main() {
     process.stdout.write(`switchboard RSS: ${fmt(rssStart, 1)} MB after warm-up, ${fmt(rssMid, 1)} MB ${soFar + 2 * half} requests later, ${fmt(rssEnd, 1)} MB after ${soaked}\n`);
 
     const at = (name, mode) => results[`${name}/${mode}/64`];
-    const ratio = (a, b) => Number((a / b).toFixed(3));
+    const round3 = (x) => Number(x.toFixed(3));
+    /** Per round, a's req/s over b's, in one mode at 64 connections. */
+    const perRound = (a, b, mode) => rounds[`${a}/${mode}/64`].map((r, i) => r.rps / rounds[`${b}/${mode}/64`][i].rps);
+    /** The median of the rounds' ratios (the lower of the two modes' when `mode` is 'both'). */
+    const ratio = (a, b, mode) => round3(mode === 'both' ? Math.min(median(perRound(a, b, 'json')), median(perRound(a, b, 'stream'))) : median(perRound(a, b, mode)));
+    const span = (a, b, mode) => perRound(a, b, mode).map(round3).sort((x, y) => x - y);
     const summary = {
-      nonStreamVsRawProxy: ratio(at('switchboard', 'json').rps, at('raw-proxy', 'json').rps),
-      streamVsRawProxy: ratio(at('switchboard', 'stream').rps, at('raw-proxy', 'stream').rps),
-      keyedVsRawProxy: ratio(Math.min(at('switchboard-keyed', 'json').rps / at('raw-proxy', 'json').rps, at('switchboard-keyed', 'stream').rps / at('raw-proxy', 'stream').rps), 1),
-      keyedVsPlain: ratio(Math.min(at('switchboard-keyed', 'json').rps / at('switchboard', 'json').rps, at('switchboard-keyed', 'stream').rps / at('switchboard', 'stream').rps), 1),
-      vsPortkey: ratio(Math.min(at('switchboard', 'json').rps / at('portkey', 'json').rps, at('switchboard', 'stream').rps / at('portkey', 'stream').rps), 1),
+      nonStreamVsRawProxy: ratio('switchboard', 'raw-proxy', 'json'),
+      streamVsRawProxy: ratio('switchboard', 'raw-proxy', 'stream'),
+      keyedVsRawProxy: ratio('switchboard-keyed', 'raw-proxy', 'both'),
+      keyedVsPlain: ratio('switchboard-keyed', 'switchboard', 'both'),
+      vsPortkey: ratio('switchboard', 'portkey', 'both'),
+      roundRatios: {
+        nonStreamVsRawProxy: span('switchboard', 'raw-proxy', 'json'),
+        streamVsRawProxy: span('switchboard', 'raw-proxy', 'stream'),
+        keyedVsRawProxyJson: span('switchboard-keyed', 'raw-proxy', 'json'),
+        keyedVsRawProxyStream: span('switchboard-keyed', 'raw-proxy', 'stream'),
+      },
       addedTtfbMs: Number((sbTtfb - upTtfb).toFixed(3)),
       cpuUsPerRequest: Math.round(Math.max(at('switchboard', 'json').cpuUs, at('switchboard', 'stream').cpuUs)),
       cpuUsAboveRawProxy: Math.round(Math.max(at('switchboard', 'json').cpuUs - at('raw-proxy', 'json').cpuUs, at('switchboard', 'stream').cpuUs - at('raw-proxy', 'stream').cpuUs)),
