@@ -175,6 +175,28 @@ describe('operations', () => {
     expect(text).toMatch(/^switchboard_in_flight_requests 0$/m);
   });
 
+  it('reports how late the event loop ran since the last scrape: a stall shows once, then a new window starts', async () => {
+    const lag = async (): Promise<{ max: number; p99: number }> => {
+      const text = await (await fetch(`${gw.url}/metrics`)).text();
+      const read = (name: string): number => Number(new RegExp(`^nodejs_eventloop_lag_${name}_seconds ([\\d.e-]+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+      return { max: read('max'), p99: read('p99') };
+    };
+    await lag();
+    await new Promise((r) => setTimeout(r, 30));
+    // The gateway runs in this process: a synchronous 150 ms stall is its event loop's.
+    const until = performance.now() + 150;
+    while (performance.now() < until) {
+      // busy
+    }
+    await new Promise((r) => setTimeout(r, 30));
+    const stalled = await lag();
+    expect(stalled.max).toBeGreaterThanOrEqual(0.12);
+    expect(stalled.p99).toBeLessThanOrEqual(stalled.max);
+    await new Promise((r) => setTimeout(r, 50));
+    const after = await lag();
+    expect(after.max).toBeLessThan(stalled.max);
+  });
+
   it('writes one JSON log line per request with no content and no key', async () => {
     await post('/v1/chat/completions', chat('house', 'my secret diary entry'), { 'x-request-id': 'log-line-1' });
     await waitFor(() => gw.accessLog.some((l) => l.request_id === 'log-line-1'));

@@ -8,6 +8,8 @@
  * and a label set here is one string key into a Map, so recording stays well under a microsecond.
  */
 
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+
 type Labels = Record<string, string>;
 
 function escapeLabel(value: string): string {
@@ -177,6 +179,53 @@ export class Histogram extends Metric {
   }
 }
 
+/** The process's event-loop delay monitor, started by the first EventLoopLag (one per process). */
+let loopMonitor: IntervalHistogram | undefined;
+
+/**
+ * How late this process's event loop ran since the last scrape (perf_hooks'
+ * monitorEventLoopDelay, sampling every 10 ms): the longest delay and the 99th percentile, under
+ * prom-client's names for them. A synchronous stall (a disk sync, a long computation) holds
+ * every request in flight for its length, and shows here first. Each read starts a new window.
+ * Over several worker processes the server's figure is its worst process's.
+ */
+export class EventLoopLag extends Metric {
+  #others = { max: 0, p99: 0 };
+  constructor() {
+    super('nodejs_eventloop_lag', 'Event-loop delay since the last scrape.', []);
+    if (!loopMonitor) {
+      loopMonitor = monitorEventLoopDelay({ resolution: 10 });
+      loopMonitor.enable();
+    }
+  }
+  /** Seconds: this process's window (then a new one starts), or the worst with the processes added. */
+  #take(): { max: number; p99: number } {
+    const m = loopMonitor as IntervalHistogram;
+    const own = m.count > 0 ? { max: m.max / 1e9, p99: m.percentile(99) / 1e9 } : { max: 0, p99: 0 };
+    m.reset();
+    const out = { max: Math.max(own.max, this.#others.max), p99: Math.max(own.p99, this.#others.p99) };
+    this.#others = { max: 0, p99: 0 };
+    return out;
+  }
+  snapshot(): SeriesSnapshot {
+    const t = this.#take();
+    return [['max', t.max], ['p99', t.p99]];
+  }
+  add(series: SeriesSnapshot): void {
+    for (const [k, v] of series) {
+      if (typeof v !== 'number' || (k !== 'max' && k !== 'p99')) continue;
+      this.#others[k] = Math.max(this.#others[k], v);
+    }
+  }
+  render(): string {
+    const t = this.#take();
+    return (
+      `# HELP ${this.name}_max_seconds The longest event-loop delay since the last scrape.\n# TYPE ${this.name}_max_seconds gauge\n${this.name}_max_seconds ${t.max}\n` +
+      `# HELP ${this.name}_p99_seconds The 99th percentile of event-loop delay since the last scrape.\n# TYPE ${this.name}_p99_seconds gauge\n${this.name}_p99_seconds ${t.p99}\n`
+    );
+  }
+}
+
 /** OpenTelemetry's advised buckets for GenAI durations and token counts. */
 const DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
 const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
@@ -251,6 +300,7 @@ export class GatewayMetrics {
   );
   readonly redisCommands = new Counter('switchboard_redis_commands_total', "Redis commands sent, on a request's path or in the background (the ledger's consumer, routing measurements).", ['path']);
   readonly redisRoundTrips = new Counter('switchboard_redis_round_trips_total', 'Sequential Redis round trips requests waited for (commands in flight together count once; see redis-trace.ts).', []);
+  readonly eventLoopLag = new EventLoopLag();
 
   /** The series one kind of request records into, by protocol, status, model, provider and error. */
   readonly #cells = new Map<string, RequestCells>();
@@ -288,8 +338,8 @@ export class GatewayMetrics {
     }
   }
 
-  #all(): (Counter | Gauge | Histogram)[] {
-    return [this.requests, this.errors, this.duration, this.ttft, this.itl, this.tokens, this.tokensTotal, this.cost, this.overhead, this.inFlight, this.rejected, this.reloads, this.cacheRequests, this.saved, this.extra, this.redisCommands, this.redisRoundTrips];
+  #all(): (Counter | Gauge | Histogram | EventLoopLag)[] {
+    return [this.requests, this.errors, this.duration, this.ttft, this.itl, this.tokens, this.tokensTotal, this.cost, this.overhead, this.inFlight, this.rejected, this.reloads, this.cacheRequests, this.saved, this.extra, this.redisCommands, this.redisRoundTrips, this.eventLoopLag];
   }
 
   /** This process's series, for a primary process to sum (`serve --workers N`). */
