@@ -10,7 +10,8 @@
  * budget (`switchboard-keyed`: key lookup, one atomic reserve, two ledger rows per request).
  *
  * Prints req/s, p50/p99 latency, server CPU µs per request and RSS for each at 16 and 64
- * connections, then one JSON line with the ratios the targets are set on.
+ * connections (and for switchboard the longest and the 99th-percentile event-loop delay during
+ * the runs, from its /metrics), then one JSON line with the ratios the targets are set on.
  *
  * Each cell (mode, connections) is measured in BENCH_ROUNDS rounds, every peer once per round,
  * one after another: load on the machine that drifts (other processes on the same two cores)
@@ -123,13 +124,25 @@ async function check(peer, upstreamURL, stream) {
   if (res.status !== 200 || !text.includes(expected)) throw new Error(`${peer.name} (${stream ? 'stream' : 'json'}) answered ${res.status}: ${text.slice(0, 300)}`);
 }
 
+/** Switchboard's event-loop lag gauges (seconds); each scrape starts a new window. */
+async function loopLag(peer) {
+  const text = await (await fetch(`${peer.url}/metrics`)).text();
+  const read = (name) => Number(new RegExp(`^nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+  return { max: read('max'), p99: read('p99') };
+}
+
 async function load(peer, upstreamURL, stream, connections, opts = {}) {
   const r = peerRequest(peer, upstreamURL, stream);
+  const gateway = peer.name.startsWith('switchboard');
+  if (gateway) await loopLag(peer);
   const cpu0 = cpuTicks(peer.pid);
   const result = await autocannon({ url: r.url, method: 'POST', headers: r.headers, body: r.body, connections, pipelining: 1, ...(opts.amount ? { amount: opts.amount } : { duration: SECONDS }) });
   const cpu1 = cpuTicks(peer.pid);
   const total = result.requests.total;
+  const lag = gateway ? await loopLag(peer) : { max: Number.NaN, p99: Number.NaN };
   return {
+    loopMaxMs: lag.max * 1000,
+    loopP99Ms: lag.p99 * 1000,
     rps: total / (opts.amount ? result.duration : SECONDS),
     p50: result.latency.p50,
     p99: result.latency.p99,
@@ -246,16 +259,19 @@ async function main() {
         p99: median(runs.map((r) => r.p99)),
         cpuUs: total > 0 ? runs.reduce((n, r) => n + r.cpuUs * r.total, 0) / total : NaN,
         rss: runs[runs.length - 1].rss,
+        loopMaxMs: Math.max(...runs.map((r) => r.loopMaxMs)),
+        loopP99Ms: median(runs.map((r) => r.loopP99Ms)),
         total,
         failed: runs.reduce((n, r) => n + r.failed, 0),
       };
     }
-    const rows = [['peer', 'mode', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'cpu µs/req', 'rss MB', 'failed']];
+    const rows = [['peer', 'mode', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'cpu µs/req', 'rss MB', 'loop max/p99 ms', 'failed']];
     for (const stream of [false, true]) {
       for (const connections of CONNECTIONS) {
         for (const p of peers) {
           const r = results[`${p.name}/${stream ? 'stream' : 'json'}/${connections}`];
-          rows.push([p.name, stream ? 'stream' : 'json', String(connections), fmt(r.rps), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.cpuUs), fmt(r.rss, 1), String(r.failed)]);
+          const loop = Number.isFinite(r.loopMaxMs) ? `${fmt(r.loopMaxMs, 1)}/${fmt(r.loopP99Ms, 1)}` : '-';
+          rows.push([p.name, stream ? 'stream' : 'json', String(connections), fmt(r.rps), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.cpuUs), fmt(r.rss, 1), loop, String(r.failed)]);
         }
       }
     }
