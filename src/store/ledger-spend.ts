@@ -95,8 +95,8 @@ export interface SpendSink {
   write(op: SpendOp): Promise<number>;
   /** Resolves once every write issued before it is committed (a spend read waits for it). */
   settled(): Promise<void>;
-  /** Commit what is waiting and stop. */
-  close(): Promise<void>;
+  /** Commit what is waiting and stop: at once (nothing returned), or once the promise resolves. */
+  close(): Promise<void> | undefined;
 }
 
 /**
@@ -127,9 +127,9 @@ export class InThreadSpend implements SpendSink {
     return Promise.resolve();
   }
 
-  close(): Promise<void> {
+  close(): undefined {
     this.flush();
-    return Promise.resolve();
+    return undefined;
   }
 
   private flush(): void {
@@ -174,14 +174,14 @@ export class WorkerSpend implements SpendSink {
   private outboxWaiters: Waiter[] = [];
   private postScheduled = false;
   private readonly expected: Expected[] = [];
-  /** Why writes fail from now on: the worker stopped, or the ledger was closed. */
-  private failed: LedgerError | undefined;
+  /** Why new writes are refused: the ledger is closing, or its worker stopped. */
+  private refusal: LedgerError | undefined;
   private closing = false;
 
   constructor(private readonly path: string) {}
 
   write(op: SpendOp): Promise<number> {
-    if (this.failed) return Promise.reject(this.failed);
+    if (this.refusal) return Promise.reject(this.refusal);
     return new Promise((resolve, reject) => {
       this.outbox.push(op);
       this.outboxWaiters.push({ resolve, reject });
@@ -199,19 +199,16 @@ export class WorkerSpend implements SpendSink {
     return this.ask('b');
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> | undefined {
     this.post();
     const worker = this.worker;
     this.closing = true;
-    if (!worker) {
-      this.failed ??= closedError();
-      return;
-    }
+    this.refusal ??= new LedgerError('The ledger is closed: no more spend can be written to it.', 'unavailable');
+    if (!worker) return undefined;
     const exited = new Promise((resolve) => worker.once('exit', resolve));
     const closed = this.ask('closed');
     worker.postMessage({ t: 'close' } satisfies ToWorker);
-    await closed;
-    await exited;
+    return closed.then(() => exited).then(() => undefined);
   }
 
   /** Send this turn's writes to the worker (starting it on the first). */
@@ -242,8 +239,8 @@ export class WorkerSpend implements SpendSink {
     const worker = new Worker(workerScript(), { workerData: { path: this.path } });
     worker.unref();
     worker.on('message', (message: FromWorker) => this.answered(message));
-    worker.on('error', (err) => this.stopped(`it failed: ${err.message}`));
-    worker.on('exit', (code) => this.stopped(`it exited with code ${code}`));
+    worker.on('error', (err) => this.stopped(worker, `it failed: ${err.message}`));
+    worker.on('exit', (code) => this.stopped(worker, `it exited with code ${code}`));
     this.worker = worker;
     return worker;
   }
@@ -257,21 +254,20 @@ export class WorkerSpend implements SpendSink {
     else if (e.t !== 'w') e.resolve();
   }
 
-  /** The worker is gone: what waits on it, and every write after, fails with a clear error. */
-  private stopped(why: string): void {
-    if (this.failed) return;
-    // Closed as asked: the close's answer came first, so nothing is waiting.
-    this.failed = this.closing && this.expected.length === 0 ? closedError() : new LedgerError(`The ledger's spend writer (a worker thread on ${this.path}) stopped: ${why}. Spend writes still waiting may not be recorded, and later ones are refused until the gateway restarts.`, 'unavailable');
+  /**
+   * The worker is gone (after a close, nothing waits on it): what waits on it, and every write
+   * after, fails with a clear error instead of waiting for ever.
+   */
+  private stopped(worker: Worker, why: string): void {
+    if (this.worker !== worker) return; // its 'error' and then its 'exit'
     this.worker = undefined;
+    const err = new LedgerError(`The ledger's spend writer (a worker thread on ${this.path}) stopped: ${why}. Spend writes still waiting may not be recorded, and later ones are refused until the gateway restarts.`, 'unavailable');
+    this.refusal ??= err;
     for (const e of this.expected.splice(0)) {
-      if (e.t === 'w') for (const w of e.waiters) w.reject(this.failed);
-      else e.reject(this.failed);
+      if (e.t === 'w') for (const w of e.waiters) w.reject(err);
+      else e.reject(err);
     }
-    for (const w of this.outboxWaiters.splice(0)) w.reject(this.failed);
+    for (const w of this.outboxWaiters.splice(0)) w.reject(err);
     this.outbox = [];
   }
-}
-
-function closedError(): LedgerError {
-  return new LedgerError('The ledger is closed: no more spend can be written to it.', 'unavailable');
 }

@@ -14,14 +14,16 @@
  *
  * A spend row is written when a request is reserved (status `reserved`, its worst case and its
  * expiry) and completed when it settles, each committed before its promise resolves (writes of
- * the same event-loop turn share one transaction): a process
+ * the same event-loop turn share one transaction, by default on a worker thread's connection:
+ * ledger-spend.ts; spend reads wait until every write before them is committed): a process
  * killed between the two leaves a reservation that a restart holds again until it expires and
  * then marks `expired`, and every settled row is already on disk. A request that settles before
  * its reservation row was due (the gateway writes it only once a request has run a while) is
  * written once, settled (`recordSettlement`).
  *
- * The interface is asynchronous so that Postgres can implement it; the SQLite one answers at
- * once. Nothing here ever sees a plaintext key.
+ * The interface is asynchronous so that Postgres can implement it; the SQLite one reads keys and
+ * teams at once, on this thread's connection. Nothing here ever sees a plaintext key (the
+ * spend writer sees only spend rows).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -721,10 +723,20 @@ export class SQLiteLedger implements Ledger {
       .all(...params) as SumRow[];
   }
 
-  async close(): Promise<void> {
-    if (!this.db.open) return;
-    await this.spend.close();
-    if (this.db.open) this.db.close();
+  private closed: Promise<void> | undefined;
+
+  /** Commit every spend write issued before, stop the spend writer, and close the file. */
+  close(): Promise<void> {
+    if (!this.closed) {
+      // At once when no worker was running (a CLI command, a :memory: ledger), so the file is closed when this returns.
+      const draining = this.spend.close();
+      if (draining) this.closed = draining.finally(() => this.db.close());
+      else {
+        this.db.close();
+        this.closed = Promise.resolve();
+      }
+    }
+    return this.closed;
   }
 }
 
