@@ -1,11 +1,13 @@
 // The SQLite ledger's spend writes as the gateway's main thread sees them: rounds of
 // `recordSettlement` calls issued in one turn of the event loop (as concurrent requests settle),
-// optionally each beside a key lookup, timed by the main thread's busy time
-// (performance.eventLoopUtilization) and its longest stall (monitorEventLoopDelay). Also the
-// largest the WAL grew. Runs on dist/ (npm run build first).
+// timed by the main thread's busy time (performance.eventLoopUtilization) and its longest
+// stalls (monitorEventLoopDelay), and the largest the WAL grew. Three ways: rounds back to back
+// (`flat out`), the same with a key lookup beside each write (`lookups`), and rounds started
+// every 2 ms without waiting for the last (`paced`: the loop is idle between rounds, as a
+// gateway's is, so its delays are the stalls themselves: a commit, a checkpoint's fsync).
+// `npm run bench:ledger` (it builds dist/ first).
 //
-//   node bench/ledger-writes.mjs            20,000 writes at 16 and at 64 a turn
-//   LEDGER_WRITES=50000 LEDGER_CONCURRENCY=64 node bench/ledger-writes.mjs
+//   LEDGER_WRITES=50000 LEDGER_CONCURRENCY=64 npm run bench:ledger
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +25,8 @@ const walSize = (path) => {
   }
 };
 
-async function run(concurrency, withLookups) {
+async function run(concurrency, mode) {
+  const withLookups = mode === 'lookups';
   const dir = mkdtempSync(join(tmpdir(), 'sb-ledger-bench-'));
   const path = join(dir, 'ledger.db');
   const ledger = new SQLiteLedger(path);
@@ -37,15 +40,20 @@ async function run(concurrency, withLookups) {
   const elu = performance.eventLoopUtilization();
   const started = performance.now();
   let maxWal = 0;
+  const inFlight = [];
   for (let done = 0; done < WRITES; done += concurrency) {
     const round = [];
     for (let i = done; i < done + concurrency && i < WRITES; i++) {
       if (withLookups) round.push(ledger.keyBySecretHash('hash-bench', Date.now()));
       round.push(ledger.recordSettlement(row(i), outcome));
     }
-    await Promise.all(round);
+    if (mode === 'paced') {
+      inFlight.push(Promise.all(round));
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    } else await Promise.all(round);
     if (done % (concurrency * 16) === 0) maxWal = Math.max(maxWal, walSize(path));
   }
+  await Promise.all(inFlight);
   const wall = performance.now() - started;
   const busy = performance.eventLoopUtilization(elu);
   delay.disable();
@@ -55,7 +63,7 @@ async function run(concurrency, withLookups) {
   rmSync(dir, { recursive: true, force: true });
   return {
     concurrency,
-    lookups: withLookups,
+    mode,
     writesPerSecond: Math.round(WRITES / (wall / 1000)),
     mainBusyUsPerWrite: Number(((busy.active * 1000) / WRITES).toFixed(1)),
     maxStallMs: Number((delay.max / 1e6).toFixed(1)),
@@ -65,5 +73,5 @@ async function run(concurrency, withLookups) {
 }
 
 for (const c of CONCURRENCY) {
-  for (const withLookups of [false, true]) console.log(JSON.stringify(await run(c, withLookups)));
+  for (const mode of ['flat out', 'lookups', 'paced']) console.log(JSON.stringify(await run(c, mode)));
 }

@@ -61,7 +61,9 @@ describe('SQLiteLedger', () => {
     const path = file();
     const ledger = new SQLiteLedger(path);
     const writes = [ledger.recordReservation(row('c1', 1)), ledger.recordSettlement(row('c2', 2), { status: 'ok', at: 3, promptTokens: 1, completionTokens: 1, costFemto: 7n })];
-    await ledger.close();
+    const closing = ledger.close();
+    await expect(ledger.recordReservation(row('c0', 1))).rejects.toMatchObject({ name: 'LedgerError', kind: 'unavailable' }); // while closing
+    await closing;
     await Promise.all(writes);
     const reopened = new SQLiteLedger(path);
     expect(await reopened.spentFemto('total', 0)).toBe(7n);
