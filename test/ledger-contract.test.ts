@@ -3,6 +3,9 @@
  * Postgres with spend queued on a Redis stream (real redis-server and postgres). Then what only
  * Postgres has: migrations under concurrency and from the previous schema version.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SQLiteLedger, type Ledger, type ReservationRow } from '../src/store/ledger.js';
@@ -27,7 +30,8 @@ const settled = async (l: Ledger): Promise<void> => {
 };
 
 const implementations: [string, () => Promise<Ledger>][] = [
-  ['SQLiteLedger', () => Promise.resolve(new SQLiteLedger(':memory:'))],
+  ['SQLiteLedger (spend written in this thread)', () => Promise.resolve(new SQLiteLedger(':memory:'))],
+  ['SQLiteLedger (spend written by a worker thread)', () => Promise.resolve(new SQLiteLedger(join(mkdtempSync(join(tmpdir(), 'sb-ledger-')), 'ledger.db')))],
   ['PostgresLedger', async () => PostgresLedger.open({ url: postgres.createDatabase(`direct${++dbs}`), log: () => {} })],
   ['PostgresLedger + Redis queue', async () => PostgresLedger.open({ url: postgres.createDatabase(`queued${++dbs}`), queueUrl: redis.url, stream: `{q${dbs}}:spend`, log: () => {} })],
 ];

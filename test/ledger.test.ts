@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -45,6 +45,45 @@ describe('SQLiteLedger', () => {
     expect(await gateway.keyBySecretHash('hash-c', 170)).toBeUndefined();
     await cli.close();
     await gateway.close();
+  });
+
+  it("keeps key records while only spend rows change: the spend writer's commits do not empty them", async () => {
+    const ledger = new SQLiteLedger(file());
+    await ledger.createKey({ id: 'sk-sb-0000000d', name: 'd' }, 'hash-d', 1);
+    const kept = await ledger.keyBySecretHash('hash-d', 2);
+    await ledger.recordSettlement(row('s1', 3), { status: 'ok', at: 4, promptTokens: 1, completionTokens: 1, costFemto: 5n });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await ledger.keyBySecretHash('hash-d', 5)).toBe(kept); // the same record object, not read again
+    await ledger.close();
+  });
+
+  it('close() commits the writes still on their way; writes after it fail with a LedgerError', async () => {
+    const path = file();
+    const ledger = new SQLiteLedger(path);
+    const writes = [ledger.recordReservation(row('c1', 1)), ledger.recordSettlement(row('c2', 2), { status: 'ok', at: 3, promptTokens: 1, completionTokens: 1, costFemto: 7n })];
+    const closing = ledger.close();
+    await expect(ledger.recordReservation(row('c0', 1))).rejects.toMatchObject({ name: 'LedgerError', kind: 'unavailable' }); // while closing
+    await closing;
+    await Promise.all(writes);
+    const reopened = new SQLiteLedger(path);
+    expect(await reopened.spentFemto('total', 0)).toBe(7n);
+    expect((await reopened.pendingReservations(0)).map((r) => r.id)).toEqual(['c1']);
+    await reopened.close();
+    await expect(ledger.recordReservation(row('c3', 4))).rejects.toMatchObject({ name: 'LedgerError', kind: 'unavailable' });
+  });
+
+  it('a spend writer that dies fails what waits on it and every later write, with a LedgerError, instead of hanging', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-ledger-'));
+    const ledger = new SQLiteLedger(join(dir, 'ledger.db'));
+    await ledger.createKey({ id: 'sk-sb-0000000e', name: 'e' }, 'hash-e', 1);
+    // The folder gone, the worker cannot open the file: it dies on its first write.
+    rmSync(dir, { recursive: true });
+    const waiting = await Promise.allSettled([ledger.recordReservation(row('d1', 1)), ledger.recordReservation(row('d2', 2))]);
+    for (const w of waiting) expect(w).toMatchObject({ status: 'rejected', reason: { name: 'LedgerError', kind: 'unavailable', message: expect.stringMatching(/spend writer .* stopped/) } });
+    await expect(ledger.settle('d1', { status: 'ok', at: 3, promptTokens: 1, completionTokens: 1, costFemto: 1n })).rejects.toMatchObject({ kind: 'unavailable' });
+    // Keys are still read on this connection.
+    expect((await ledger.keyBySecretHash('hash-e', 4))?.id).toBe('sk-sb-0000000e');
+    await ledger.close();
   });
 
   it('sums are exact integers: no float rounding, and no overflow far past what int64 femto-dollars could hold', async () => {

@@ -35,7 +35,7 @@ export async function openVirtualKeyStack(config: GatewayConfig, options: { cloc
   const path = vk.databaseUrl === undefined ? (vk.ledger ?? ledgerPath(config.env)) : redactUrl(vk.databaseUrl);
   const ledger: Ledger =
     vk.databaseUrl === undefined
-      ? new SQLiteLedger(path)
+      ? new SQLiteLedger(path, { spendWrites: 'worker' })
       : await PostgresLedger.open({ url: vk.databaseUrl, log, ...(vk.redisUrl === undefined ? {} : { queueUrl: vk.redisUrl }), ...(config.env.SWITCHBOARD_INSTANCE ? { instance: config.env.SWITCHBOARD_INSTANCE } : {}) });
   // The ledger's queue and the shared state on one Redis: a settlement is one script for both.
   const journal = ledger instanceof PostgresLedger && vk.redisUrl !== undefined ? { journal: ledger } : {};

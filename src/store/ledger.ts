@@ -14,19 +14,23 @@
  *
  * A spend row is written when a request is reserved (status `reserved`, its worst case and its
  * expiry) and completed when it settles, each committed before its promise resolves (writes of
- * the same event-loop turn share one transaction): a process
+ * the same event-loop turn share one transaction, by default on a worker thread's connection:
+ * ledger-spend.ts; spend reads wait until every write before them is committed): a process
  * killed between the two leaves a reservation that a restart holds again until it expires and
  * then marks `expired`, and every settled row is already on disk. A request that settles before
  * its reservation row was due (the gateway writes it only once a request has run a while) is
  * written once, settled (`recordSettlement`).
  *
- * The interface is asynchronous so that Postgres can implement it; the SQLite one answers at
- * once. Nothing here ever sees a plaintext key.
+ * The interface is asynchronous so that Postgres can implement it; the SQLite one reads keys and
+ * teams at once, on this thread's connection. Nothing here ever sees a plaintext key (the
+ * spend writer sees only spend rows).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { switchboardHome } from '../paths.js';
+import { LedgerError } from './ledger-error.js';
+import { InThreadSpend, WorkerSpend, type SpendOp, type SpendSink } from './ledger-spend.js';
 import type { Env } from '../providers/resolve.js';
 import type { BudgetPeriod } from './periods.js';
 import type { ScopeRef } from './shared-state.js';
@@ -201,15 +205,15 @@ export interface LedgerSeriesRow extends LedgerUsageRow {
   bucket: string;
 }
 
-/** A key or team that does not exist (`not_found`), or a change that clashes with what is there (`conflict`). */
-export class LedgerError extends Error {
-  readonly kind: 'not_found' | 'conflict' | 'schema';
-  constructor(message: string, kind: LedgerError['kind'] = 'not_found') {
-    super(message);
-    this.name = 'LedgerError';
-    this.kind = kind;
-  }
-}
+export { LedgerError };
+
+/**
+ * Every change to keys, secrets or teams, from any connection or process, counts up
+ * `meta.records` (by trigger, in the change's own transaction): a connection that keeps those
+ * records in memory empties them when the count moved, and not for the spend rows that another
+ * connection (the spend writer's) commits all the time.
+ */
+const COUNT_RECORDS = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'records'";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -235,6 +239,10 @@ CREATE INDEX IF NOT EXISTS spend_at ON spend(at);
 CREATE INDEX IF NOT EXISTS spend_key ON spend(key_id, at);
 CREATE INDEX IF NOT EXISTS spend_team ON spend(team_id, at);
 CREATE INDEX IF NOT EXISTS spend_open ON spend(expires_at) WHERE status = 'reserved';
+INSERT OR IGNORE INTO meta (name, value) VALUES ('records', '0');
+${['keys', 'teams', 'key_secrets']
+  .flatMap((table) => ['INSERT', 'UPDATE', 'DELETE'].map((op) => `CREATE TRIGGER IF NOT EXISTS ${table}_${op.toLowerCase()}_counted AFTER ${op} ON ${table} BEGIN ${COUNT_RECORDS}; END;`))
+  .join('\n')}
 `;
 
 /** A keys row as SQLite (admin 0/1) or Postgres (admin boolean) returns it. */
@@ -363,6 +371,15 @@ export const GROUP_COLUMN: Record<Exclude<UsageGroup, 'day'>, string> = {
 /** How many key and team records the SQLite ledger keeps in memory between requests. */
 const RECORDS_KEPT = 10_000;
 
+export interface SQLiteLedgerOptions {
+  /**
+   * Where spend rows are written: `worker` (the default for a file) on a worker thread's own
+   * connection, so their commits and the WAL checkpoints never stall this thread; `thread`
+   * (always for `:memory:`) on this connection, in this thread.
+   */
+  spendWrites?: 'worker' | 'thread';
+}
+
 /** SQLite ledger; `path` defaults to `$SWITCHBOARD_HOME/ledger.db`, `:memory:` for a throwaway one. */
 export class SQLiteLedger implements Ledger {
   readonly path: string;
@@ -371,16 +388,21 @@ export class SQLiteLedger implements Ledger {
   /**
    * Key and team records read on the request path, kept between requests: keys by the hash of
    * a secret (with that secret's retirement time), teams by id. Any change to keys or teams
-   * empties them: this connection's own writes at once, another process's (the CLI) when
-   * SQLite's data_version says another connection committed, checked before every read.
+   * empties them: this connection's own writes at once, another connection's (the CLI's) when
+   * SQLite's data_version says another connection committed and the records count
+   * (`meta.records`) moved, checked before every read.
    */
   private readonly keysByHash = new Map<string, { key: KeyRecord; retiresAt: number | null }>();
   private readonly teamsById = new Map<string, TeamRecord | undefined>();
   private readonly dataVersion: Database.Statement;
+  private readonly recordsCount: Database.Statement;
   private seenVersion = -1;
+  private seenRecords: unknown = undefined;
   private versionChecked = false;
+  /** Where spend rows are written (ledger-spend.ts); spend reads wait for it, then read here. */
+  private readonly spend: SpendSink;
 
-  constructor(path: string) {
+  constructor(path: string, options: SQLiteLedgerOptions = {}) {
     this.path = path;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
@@ -390,13 +412,19 @@ export class SQLiteLedger implements Ledger {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
-    this.inTransaction = this.db.transaction((fn: () => void) => fn());
     this.dataVersion = this.db.prepare('PRAGMA data_version').pluck();
+    this.recordsCount = this.db.prepare("SELECT value FROM meta WHERE name = 'records'").pluck();
     const version = this.db.prepare("SELECT value FROM meta WHERE name = 'schema'").get() as { value: string } | undefined;
     if (!version) this.db.prepare("INSERT INTO meta (name, value) VALUES ('schema', ?)").run(String(LEDGER_SCHEMA_VERSION));
     else if (Number(version.value) === 1) this.upgradeFrom1();
     else if (Number(version.value) !== LEDGER_SCHEMA_VERSION) {
       throw new LedgerError(`The ledger at ${path} has schema version ${version.value}; this switchboard reads version ${LEDGER_SCHEMA_VERSION}.`, 'schema');
+    }
+    if (path === ':memory:' || options.spendWrites === 'thread') this.spend = new InThreadSpend(this.db);
+    else {
+      // The worker's connection checkpoints as it commits; this one (keys and teams: rare) never does.
+      this.db.pragma('wal_autocheckpoint = 0');
+      this.spend = new WorkerSpend(path);
     }
   }
 
@@ -411,50 +439,6 @@ export class SQLiteLedger implements Ledger {
   }
 
   /**
-   * Spend-row writes waiting for the next turn of the event loop, committed together in one
-   * transaction (a commit costs about as much as a hundred inserts). Each write's promise
-   * resolves once its row is committed, so nothing is reported recorded before it is on disk.
-   */
-  private pending: { write: () => void; resolve: () => void; reject: (err: unknown) => void }[] = [];
-  private flushScheduled = false;
-  /** Made once: better-sqlite3 builds a transaction function at some cost. */
-  private readonly inTransaction: (fn: () => void) => void;
-
-  private batched(write: () => void): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ write, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
-  }
-
-  /** Commit the waiting writes now, together; if that fails, one by one, so one bad write fails only itself. */
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.pending.length === 0) return;
-    const batch = this.pending;
-    this.pending = [];
-    try {
-      this.inTransaction(() => {
-        for (const w of batch) w.write();
-      });
-    } catch {
-      for (const w of batch) {
-        try {
-          this.inTransaction(w.write);
-          w.resolve();
-        } catch (err) {
-          w.reject(err);
-        }
-      }
-      return;
-    }
-    for (const w of batch) w.resolve();
-  }
-
-  /**
    * Empty the record caches when another connection committed since the last look: looked at
    * once per turn of the event loop (the requests read in one turn share the look), so a change
    * committed before a request arrived is always seen.
@@ -464,8 +448,11 @@ export class SQLiteLedger implements Ledger {
     this.versionChecked = true;
     setImmediate(() => (this.versionChecked = false));
     const version = this.dataVersion.get() as number;
-    if (version !== this.seenVersion) {
-      this.seenVersion = version;
+    if (version === this.seenVersion) return;
+    this.seenVersion = version;
+    const records = this.recordsCount.get();
+    if (records !== this.seenRecords) {
+      this.seenRecords = records;
       this.forgetRecords();
     }
   }
@@ -617,40 +604,36 @@ export class SQLiteLedger implements Ledger {
   }
 
   recordReservation(row: ReservationRow): Promise<void> {
-    const insert = this.sql(
-      // A replayed write (open mode, after an outage) must not fail on the row it already wrote.
-      "INSERT INTO spend (id, at, key_id, team_id, model, protocol, status, scopes, reserved_micros, expires_at) VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?) ON CONFLICT(id) DO NOTHING",
-    );
-    return this.batched(() => insert.run(row.id, row.at, row.keyId ?? null, row.teamId ?? null, row.model, row.protocol ?? null, JSON.stringify(row.scopes), row.reservedMicros, row.expiresAt));
+    return this.write(['reserve', row.id, row.at, row.keyId ?? null, row.teamId ?? null, row.model, row.protocol ?? null, JSON.stringify(row.scopes), row.reservedMicros, row.expiresAt]);
   }
 
   settle(id: string, outcome: SpendOutcome): Promise<void> {
-    const update = this.sql(
-      `UPDATE spend SET status = ?, settled_at = ?, provider = ?, resolved_model = ?, prompt_tokens = ?, completion_tokens = ?,
-         cost_micro = ?, cost_femto = ?, cost_known = ?, saved_micro = ?, saved_femto = ? WHERE id = ?`,
-    );
-    return this.batched(() => void update.run(...outcomeValues(outcome), id));
+    return this.write(['settle', ...outcomeValues(outcome), id]);
   }
 
   recordSettlement(row: ReservationRow, outcome: SpendOutcome): Promise<void> {
-    // One insert instead of an insert and an update: a row and its indexes written once. A row
-    // already there (a replay, or a reservation written meanwhile) is completed as settle would.
-    const upsert = this.sql(
-      `INSERT INTO spend (id, at, key_id, team_id, model, protocol, scopes, reserved_micros, expires_at,
-         status, settled_at, provider, resolved_model, prompt_tokens, completion_tokens, cost_micro, cost_femto, cost_known, saved_micro, saved_femto)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(id) DO UPDATE SET status = excluded.status, settled_at = excluded.settled_at, provider = excluded.provider,
-         resolved_model = excluded.resolved_model, prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
-         cost_micro = excluded.cost_micro, cost_femto = excluded.cost_femto, cost_known = excluded.cost_known,
-         saved_micro = excluded.saved_micro, saved_femto = excluded.saved_femto`,
-    );
-    return this.batched(() =>
-      void upsert.run(row.id, row.at, row.keyId ?? null, row.teamId ?? null, row.model, row.protocol ?? null, JSON.stringify(row.scopes), row.reservedMicros, row.expiresAt, ...outcomeValues(outcome)),
-    );
+    return this.write([
+      'settlement',
+      row.id,
+      row.at,
+      row.keyId ?? null,
+      row.teamId ?? null,
+      row.model,
+      row.protocol ?? null,
+      JSON.stringify(row.scopes),
+      row.reservedMicros,
+      row.expiresAt,
+      ...outcomeValues(outcome),
+    ]);
   }
 
-  pendingReservations(at: number): Promise<ReservationRow[]> {
-    this.flush(); // spend reads see every write before them
+  /** A spend write, resolved once committed (see ledger-spend.ts). */
+  private async write(op: SpendOp): Promise<void> {
+    await this.spend.write(op);
+  }
+
+  async pendingReservations(at: number): Promise<ReservationRow[]> {
+    await this.spend.settled(); // spend reads see every write before them
     const rows = this.sql("SELECT * FROM spend WHERE status = 'reserved' AND expires_at > ? ORDER BY expires_at").all(at) as {
       id: string;
       at: number;
@@ -662,65 +645,63 @@ export class SQLiteLedger implements Ledger {
       reserved_micros: number;
       expires_at: number;
     }[];
-    return Promise.resolve(
-      rows.map((r) => {
+    return rows.map((r) => {
         const out: ReservationRow = { id: r.id, at: r.at, model: r.model, scopes: JSON.parse(r.scopes) as ScopeRef[], reservedMicros: r.reserved_micros, expiresAt: r.expires_at };
         if (r.key_id !== null) out.keyId = r.key_id;
         if (r.team_id !== null) out.teamId = r.team_id;
         if (r.protocol !== null) out.protocol = r.protocol;
         return out;
-      }),
-    );
+      });
   }
 
   expireReservations(at: number): Promise<number> {
-    this.flush(); // spend reads see every write before them
-    return Promise.resolve(this.sql("UPDATE spend SET status = 'expired', settled_at = ? WHERE status = 'reserved' AND expires_at <= ?").run(at, at).changes);
+    // A spend write like the others: after every write before it, by the same writer.
+    return this.spend.write(['expire', at, at]);
   }
 
-  spentMicros(scope: Scope, sinceMs: number): Promise<number> {
-    this.flush(); // spend reads see every write before them
+  async spentMicros(scope: Scope, sinceMs: number): Promise<number> {
+    await this.spend.settled(); // spend reads see every write before them
     const f = scopeFilter(scope);
     const row = this.sql(`SELECT COALESCE(SUM(cost_micro + (cost_femto > 0)), 0) AS micros FROM spend WHERE ${f.where} AND at >= ? AND status IN ('ok', 'error', 'cancelled')`).get(
       ...f.params,
       sinceMs,
     ) as { micros: number };
-    return Promise.resolve(row.micros);
+    return row.micros;
   }
 
-  spentFemto(scope: Scope, sinceMs: number): Promise<bigint> {
-    this.flush(); // spend reads see every write before them
+  async spentFemto(scope: Scope, sinceMs: number): Promise<bigint> {
+    await this.spend.settled(); // spend reads see every write before them
     const f = scopeFilter(scope);
     const row = this.sql(`SELECT COALESCE(SUM(cost_micro), 0) AS micro, COALESCE(SUM(cost_femto), 0) AS femto FROM spend WHERE ${f.where} AND at >= ? AND status IN ('ok', 'error', 'cancelled')`)
       .safeIntegers(true)
       .get(...f.params, sinceMs) as { micro: bigint; femto: bigint };
-    return Promise.resolve(row.micro * FEMTO_PER_MICRO + row.femto);
+    return row.micro * FEMTO_PER_MICRO + row.femto;
   }
 
-  usage(query: UsageQuery): Promise<LedgerUsageRow[]> {
+  async usage(query: UsageQuery): Promise<LedgerUsageRow[]> {
     // Days are grouped in the caller's time zone from quarter-hour buckets, which every zone's offset divides.
     const dayOf = query.by === 'day' ? bucketFormatter('day', query.timeZone ?? 'UTC') : undefined;
-    const rows = this.#sums(query, query.by === 'day' ? undefined : GROUP_COLUMN[query.by]);
+    const rows = await this.#sums(query, query.by === 'day' ? undefined : GROUP_COLUMN[query.by]);
     const out = new Map<string, LedgerUsageRow>();
     for (const r of rows) addSums(out, dayOf ? dayOf(Number(r.quarter) * 900_000) : String(r.grp), r);
-    return Promise.resolve([...out.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)));
+    return [...out.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
-  usageSeries(query: SeriesQuery): Promise<LedgerSeriesRow[]> {
+  async usageSeries(query: SeriesQuery): Promise<LedgerSeriesRow[]> {
     const bucketOf = bucketFormatter(query.bucket, query.timeZone ?? 'UTC');
     const out = new Map<string, LedgerSeriesRow>();
-    for (const r of this.#sums(query, GROUP_COLUMN[query.by])) {
+    for (const r of await this.#sums(query, GROUP_COLUMN[query.by])) {
       const bucket = bucketOf(Number(r.quarter) * 900_000);
       const row = addSums(out, `${bucket}\u0000${String(r.grp)}`, r) as LedgerSeriesRow;
       row.key = String(r.grp);
       row.bucket = bucket;
     }
-    return Promise.resolve([...out.values()]);
+    return [...out.values()];
   }
 
   /** Settled rows summed per quarter hour and (optionally) a group column, exact in micro + femto parts. */
-  #sums(query: Omit<UsageQuery, 'by'>, group: string | undefined): SumRow[] {
-    this.flush(); // spend reads see every write before them
+  async #sums(query: Omit<UsageQuery, 'by'>, group: string | undefined): Promise<SumRow[]> {
+    await this.spend.settled(); // spend reads see every write before them
     const where = ["status IN ('ok', 'error', 'cancelled')", 'at >= ?'];
     const params: (number | string)[] = [query.sinceMs ?? 0];
     if (query.untilMs !== undefined) {
@@ -742,12 +723,20 @@ export class SQLiteLedger implements Ledger {
       .all(...params) as SumRow[];
   }
 
+  private closed: Promise<void> | undefined;
+
+  /** Commit every spend write issued before, stop the spend writer, and close the file. */
   close(): Promise<void> {
-    if (this.db.open) {
-      this.flush();
-      this.db.close();
+    if (!this.closed) {
+      // At once when no worker was running (a CLI command, a :memory: ledger), so the file is closed when this returns.
+      const draining = this.spend.close();
+      if (draining) this.closed = draining.finally(() => this.db.close());
+      else {
+        this.db.close();
+        this.closed = Promise.resolve();
+      }
     }
-    return Promise.resolve();
+    return this.closed;
   }
 }
 

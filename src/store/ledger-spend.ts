@@ -1,0 +1,273 @@
+/**
+ * The SQLite ledger's spend-row writes, on whichever connection writes them: the ledger's own
+ * (in-thread, for `:memory:` ledgers and when asked) or a worker thread's (ledger-worker.ts, the
+ * default for a file: its commits and SQLite's automatic checkpoints, with their fsync, then
+ * never stall the main thread's event loop).
+ *
+ * A write is plain data (`SpendOp`: which statement and its values), so it can cross to a
+ * worker by structured clone; nothing in it is a key, only spend rows. Writes are committed
+ * together, one transaction per batch; if the batch fails, one by one, so a bad write fails
+ * only itself.
+ */
+import { existsSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import type Database from 'better-sqlite3';
+import { LedgerError } from './ledger-error.js';
+import type { FromWorker, ToWorker } from './ledger-worker.js';
+
+/** Which statement a spend write runs; its values follow in the statement's order. */
+export type SpendStatement = 'reserve' | 'settle' | 'settlement' | 'expire';
+
+export type SpendValue = string | number | bigint | null;
+/** `[statement, ...values]`: one spend write, clonable to a worker. */
+export type SpendOp = [SpendStatement, ...SpendValue[]];
+/** A write's result: the rows it changed, or why it failed (`[message, code]`). */
+export type SpendResult = number | [string, string];
+
+const STATEMENTS: Record<SpendStatement, string> = {
+  // A replayed write (open mode, after an outage) must not fail on the row it already wrote.
+  reserve:
+    "INSERT INTO spend (id, at, key_id, team_id, model, protocol, status, scopes, reserved_micros, expires_at) VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+  settle: `UPDATE spend SET status = ?, settled_at = ?, provider = ?, resolved_model = ?, prompt_tokens = ?, completion_tokens = ?,
+       cost_micro = ?, cost_femto = ?, cost_known = ?, saved_micro = ?, saved_femto = ? WHERE id = ?`,
+  // One insert instead of an insert and an update: a row and its indexes written once. A row
+  // already there (a replay, or a reservation written meanwhile) is completed as settle would.
+  settlement: `INSERT INTO spend (id, at, key_id, team_id, model, protocol, scopes, reserved_micros, expires_at,
+       status, settled_at, provider, resolved_model, prompt_tokens, completion_tokens, cost_micro, cost_femto, cost_known, saved_micro, saved_femto)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT(id) DO UPDATE SET status = excluded.status, settled_at = excluded.settled_at, provider = excluded.provider,
+       resolved_model = excluded.resolved_model, prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
+       cost_micro = excluded.cost_micro, cost_femto = excluded.cost_femto, cost_known = excluded.cost_known,
+       saved_micro = excluded.saved_micro, saved_femto = excluded.saved_femto`,
+  expire: "UPDATE spend SET status = 'expired', settled_at = ? WHERE status = 'reserved' AND expires_at <= ?",
+};
+
+/** The spend statements prepared on one connection, and the batch commit. */
+export class SpendWriter {
+  private readonly statements: Record<SpendStatement, Database.Statement>;
+  /** Made once: better-sqlite3 builds a transaction function at some cost. */
+  private readonly inTransaction: (ops: SpendOp[], results: SpendResult[]) => void;
+
+  constructor(db: Database.Database) {
+    this.statements = { reserve: db.prepare(STATEMENTS.reserve), settle: db.prepare(STATEMENTS.settle), settlement: db.prepare(STATEMENTS.settlement), expire: db.prepare(STATEMENTS.expire) };
+    this.inTransaction = db.transaction((ops: SpendOp[], results: SpendResult[]) => {
+      for (const op of ops) results.push(this.run(op));
+    });
+  }
+
+  private run(op: SpendOp): number {
+    return this.statements[op[0]].run(...op.slice(1)).changes;
+  }
+
+  /** Commit the writes together; if that fails, one by one, so one bad write fails only itself. */
+  commit(ops: SpendOp[]): SpendResult[] {
+    const results: SpendResult[] = [];
+    try {
+      this.inTransaction(ops, results);
+      return results;
+    } catch {
+      return ops.map((op) => {
+        const one: SpendResult[] = [];
+        try {
+          this.inTransaction([op], one);
+          return one[0] as number;
+        } catch (err) {
+          return failure(err);
+        }
+      });
+    }
+  }
+}
+
+function failure(err: unknown): [string, string] {
+  const e = err as { message?: unknown; code?: unknown };
+  return [typeof e.message === 'string' ? e.message : String(err), typeof e.code === 'string' ? e.code : 'SQLITE_ERROR'];
+}
+
+/** The error a failed write's promise rejects with, as better-sqlite3 names it. */
+export function spendError([message, code]: [string, string]): Error {
+  return Object.assign(new Error(message), { name: 'SqliteError', code });
+}
+
+/** Where the ledger sends its spend writes: committed in this thread or in a worker. */
+export interface SpendSink {
+  /** Resolves with the rows changed once the write is committed. */
+  write(op: SpendOp): Promise<number>;
+  /** Resolves once every write issued before it is committed (a spend read waits for it). */
+  settled(): Promise<void>;
+  /** Commit what is waiting and stop: at once (nothing returned), or once the promise resolves. */
+  close(): Promise<void> | undefined;
+}
+
+/**
+ * Writes committed on the ledger's own connection: the writes of one turn of the event loop in
+ * one transaction, each promise resolved once its row is committed.
+ */
+export class InThreadSpend implements SpendSink {
+  private readonly writer: SpendWriter;
+  private pending: { op: SpendOp; resolve: (changes: number) => void; reject: (err: unknown) => void }[] = [];
+  private flushScheduled = false;
+
+  constructor(db: Database.Database) {
+    this.writer = new SpendWriter(db);
+  }
+
+  write(op: SpendOp): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ op, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  settled(): Promise<void> {
+    this.flush();
+    return Promise.resolve();
+  }
+
+  close(): undefined {
+    this.flush();
+    return undefined;
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    const results = this.writer.commit(batch.map((w) => w.op));
+    batch.forEach((w, i) => settleWith(w, results[i] as SpendResult));
+  }
+}
+
+/** Resolve or reject one write's promise with its result. */
+export function settleWith(w: { resolve: (changes: number) => void; reject: (err: unknown) => void }, result: SpendResult): void {
+  if (typeof result === 'number') w.resolve(result);
+  else w.reject(spendError(result));
+}
+
+type Waiter = { resolve: (changes: number) => void; reject: (err: unknown) => void };
+/** What the main thread waits for from the worker, in the order it asked (the worker answers in order). */
+type Expected = { t: 'w'; waiters: Waiter[] } | { t: 'b' | 'closed'; resolve: () => void; reject: (err: unknown) => void };
+
+/**
+ * The worker script: next to this module when running from dist/, or the built one when this
+ * module runs from its TypeScript source (the tests; `npm run build` makes it).
+ */
+function workerScript(): URL {
+  const here = new URL('./ledger-worker.js', import.meta.url);
+  return existsSync(here) ? here : new URL('../../dist/store/ledger-worker.js', import.meta.url);
+}
+
+/**
+ * Writes committed by a worker thread on its own connection (ledger-worker.ts). The writes of
+ * one turn of the main thread's event loop cross in one message; the main thread's part of a
+ * write is building its values and resolving its promise when the worker says it is committed.
+ * The worker starts on the first write (a CLI command that writes no spend never starts one)
+ * and keeps the process alive only while a write or barrier waits on it.
+ */
+export class WorkerSpend implements SpendSink {
+  private worker: Worker | undefined;
+  private outbox: SpendOp[] = [];
+  private outboxWaiters: Waiter[] = [];
+  private postScheduled = false;
+  private readonly expected: Expected[] = [];
+  /** Why new writes are refused: the ledger is closing, or its worker stopped. */
+  private refusal: LedgerError | undefined;
+  private closing = false;
+
+  constructor(private readonly path: string) {}
+
+  write(op: SpendOp): Promise<number> {
+    if (this.refusal) return Promise.reject(this.refusal);
+    return new Promise((resolve, reject) => {
+      this.outbox.push(op);
+      this.outboxWaiters.push({ resolve, reject });
+      if (!this.postScheduled) {
+        this.postScheduled = true;
+        setImmediate(() => this.post());
+      }
+    });
+  }
+
+  settled(): Promise<void> {
+    this.post();
+    // Nothing unanswered: every write before this is committed (or has failed) already.
+    if (this.expected.length === 0 || !this.worker) return Promise.resolve();
+    return this.ask('b');
+  }
+
+  close(): Promise<void> | undefined {
+    this.post();
+    const worker = this.worker;
+    this.closing = true;
+    this.refusal ??= new LedgerError('The ledger is closed: no more spend can be written to it.', 'unavailable');
+    if (!worker) return undefined;
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    const closed = this.ask('closed');
+    worker.postMessage({ t: 'close' } satisfies ToWorker);
+    return closed.then(() => exited).then(() => undefined);
+  }
+
+  /** Send this turn's writes to the worker (starting it on the first). */
+  private post(): void {
+    this.postScheduled = false;
+    if (this.outbox.length === 0) return;
+    const ops = this.outbox;
+    const waiters = this.outboxWaiters;
+    this.outbox = [];
+    this.outboxWaiters = [];
+    const worker = this.worker ?? this.start();
+    this.expect({ t: 'w', waiters });
+    worker.postMessage({ t: 'w', ops } satisfies ToWorker);
+  }
+
+  private ask(t: 'b' | 'closed'): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.expect({ t, resolve, reject });
+      if (t === 'b') this.worker?.postMessage({ t: 'b' } satisfies ToWorker);
+    });
+  }
+
+  private expect(e: Expected): void {
+    if (this.expected.push(e) === 1) this.worker?.ref();
+  }
+
+  private start(): Worker {
+    const worker = new Worker(workerScript(), { workerData: { path: this.path } });
+    worker.unref();
+    worker.on('message', (message: FromWorker) => this.answered(message));
+    worker.on('error', (err) => this.stopped(worker, `it failed: ${err.message}`));
+    worker.on('exit', (code) => this.stopped(worker, `it exited with code ${code}`));
+    this.worker = worker;
+    return worker;
+  }
+
+  private answered(message: FromWorker): void {
+    const e = this.expected.shift();
+    // Closing, the worker keeps the process alive until it has exited (close() waits for that).
+    if (this.expected.length === 0 && !this.closing) this.worker?.unref();
+    if (!e) return;
+    if (e.t === 'w' && message.t === 'w') e.waiters.forEach((w, i) => settleWith(w, message.results[i] as SpendResult));
+    else if (e.t !== 'w') e.resolve();
+  }
+
+  /**
+   * The worker is gone (after a close, nothing waits on it): what waits on it, and every write
+   * after, fails with a clear error instead of waiting for ever.
+   */
+  private stopped(worker: Worker, why: string): void {
+    if (this.worker !== worker) return; // its 'error' and then its 'exit'
+    this.worker = undefined;
+    const err = new LedgerError(`The ledger's spend writer (a worker thread on ${this.path}) stopped: ${why}. Spend writes still waiting may not be recorded, and later ones are refused until the gateway restarts.`, 'unavailable');
+    this.refusal ??= err;
+    for (const e of this.expected.splice(0)) {
+      if (e.t === 'w') for (const w of e.waiters) w.reject(err);
+      else e.reject(err);
+    }
+    for (const w of this.outboxWaiters.splice(0)) w.reject(err);
+    this.outbox = [];
+  }
+}
