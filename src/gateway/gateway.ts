@@ -323,7 +323,7 @@ export class Gateway {
     for (const socket of this.#sockets) socket.destroy();
     await closed;
     this.#flushAccessLog();
-    this.#requestLog?.close();
+    await this.#requestLog?.close();
     await this.#cache.close();
     return { drained, aborted };
   }

@@ -9,9 +9,9 @@
  * together, one transaction per batch; if the batch fails, one by one, so a bad write fails
  * only itself.
  */
-import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
+import { workerScriptURL } from '../worker-script.js';
 import { LedgerError } from './ledger-error.js';
 import type { FromWorker, ToWorker } from './ledger-worker.js';
 
@@ -153,15 +153,6 @@ type Waiter = { resolve: (changes: number) => void; reject: (err: unknown) => vo
 type Expected = { t: 'w'; waiters: Waiter[] } | { t: 'b' | 'closed'; resolve: () => void; reject: (err: unknown) => void };
 
 /**
- * The worker script: next to this module when running from dist/, or the built one when this
- * module runs from its TypeScript source (the tests; `npm run build` makes it).
- */
-function workerScript(): URL {
-  const here = new URL('./ledger-worker.js', import.meta.url);
-  return existsSync(here) ? here : new URL('../../dist/store/ledger-worker.js', import.meta.url);
-}
-
-/**
  * Writes committed by a worker thread on its own connection (ledger-worker.ts). The writes of
  * one turn of the main thread's event loop cross in one message; the main thread's part of a
  * write is building its values and resolving its promise when the worker says it is committed.
@@ -236,7 +227,7 @@ export class WorkerSpend implements SpendSink {
   }
 
   private start(): Worker {
-    const worker = new Worker(workerScript(), { workerData: { path: this.path } });
+    const worker = new Worker(workerScriptURL('./ledger-worker.js', import.meta.url), { workerData: { path: this.path } });
     worker.unref();
     worker.on('message', (message: FromWorker) => this.answered(message));
     worker.on('error', (err) => this.stopped(worker, `it failed: ${err.message}`));
