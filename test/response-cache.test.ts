@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { Call, Chat, InvalidInputError, tool, type StreamEvent } from '../src/index.js';
+import { Call, Chat, InvalidInputError, tool, type Message, type StreamEvent } from '../src/index.js';
 import { MemoryCacheStore } from '../src/cache/store.js';
 import { SQLiteCacheStore } from '../src/cache/sqlite-store.js';
-import { requestKey } from '../src/cache/key.js';
+import { requestKey, type KeyInput } from '../src/cache/key.js';
 import { startStandIn, type StandIn } from './helpers/openai-standin.js';
 
 const API_KEY = 'sk-test-cache-0123456789abcdef';
@@ -73,6 +73,32 @@ describe('response cache', () => {
     await b.send('and again');
     expect(b.lastTurn?.cached).toBeUndefined();
     expect(b.usage.savedCost).toBe(a.usage.cost);
+  });
+
+  it('a chat some turns in keys its request as one given the same history from scratch, and its history is never changed under the key', async () => {
+    const store = new MemoryCacheStore();
+    const a = new Chat('acme/echo', { ...opts, system: 'S', cache: { store } });
+    await a.send('one');
+    await a.send('two');
+    // What the chat hands out is a copy: changing it must not change what the next key hashes.
+    const handedOut = a.history;
+    (handedOut[1] as { content: string }).content = 'changed';
+    const before = up.requests.length;
+    await a.send('three'); // keyed from the state kept after 'two': only the new messages are hashed
+    expect(up.requests.length - before).toBe(1);
+    // A second chat given the first one's history (new objects, hashed from the start) asks the same: a hit.
+    const b = new Chat('acme/echo', { ...opts, system: 'S', cache: { store } });
+    b.history = a.history.slice(0, -2);
+    await b.send('three');
+    expect(b.lastTurn?.cached).toBe(true);
+    expect(up.requests.length - before).toBe(1);
+    expect(b.history).toEqual(a.history);
+    // And one whose history differs in an earlier message is another request.
+    const c = new Chat('acme/echo', { ...opts, system: 'S', cache: { store } });
+    c.history = a.history.slice(0, -2).map((m, i) => (i === 1 ? { ...m, content: 'one!' } : m)) as Message[];
+    await c.send('three');
+    expect(c.lastTurn?.cached).toBeUndefined();
+    expect(up.requests.length - before).toBe(2);
   });
 
   it('a request option overrides the client: false skips the cache', async () => {
@@ -170,14 +196,56 @@ describe('response cache', () => {
   });
 
   it('a key from a remembered prefix equals the key hashed from scratch', () => {
+    // `continued` (what Chat says) keeps the hash state beside the last message; only such requests look for one.
     const turn1 = [{ role: 'system' as const, content: 'S' }, { role: 'user' as const, content: 'one' }];
-    requestKey({ model: 'm', messages: turn1, params: {} });
+    requestKey({ model: 'm', messages: turn1, params: {}, continued: true });
     const turn2 = [...turn1, { role: 'assistant' as const, content: 'reply' }, { role: 'user' as const, content: 'two' }];
-    const remembered = requestKey({ model: 'm', messages: turn2, params: { maxTokens: 9 } });
+    const remembered = requestKey({ model: 'm', messages: turn2, params: { maxTokens: 9 }, continued: true });
     expect(requestKey({ model: 'm', messages: structuredClone(turn2), params: { maxTokens: 9 } })).toBe(remembered);
     // The same objects in another order, or one dropped, are other requests.
-    expect(requestKey({ model: 'm', messages: [turn2[0], turn2[2], turn2[1], turn2[3]] as typeof turn2, params: { maxTokens: 9 } })).not.toBe(remembered);
-    expect(requestKey({ model: 'm', messages: [turn2[0], turn2[3]] as typeof turn2, params: { maxTokens: 9 } })).not.toBe(remembered);
+    const reordered = [turn2[0], turn2[2], turn2[1], turn2[3]] as typeof turn2;
+    const dropped = [turn2[0], turn2[3]] as typeof turn2;
+    for (const messages of [reordered, dropped]) {
+      const warm = requestKey({ model: 'm', messages, params: { maxTokens: 9 }, continued: true });
+      expect(warm).not.toBe(remembered);
+      expect(warm).toBe(requestKey({ model: 'm', messages: structuredClone(messages), params: { maxTokens: 9 } }));
+    }
+  });
+
+  it('with the hash state warm, the key still tells every request apart, and equals the key hashed from scratch', () => {
+    // A chat's history a few turns in, each turn continuing the last one's message objects.
+    const history: Message[] = [{ role: 'system', content: 'You are terse.' }];
+    for (let t = 0; t < 4; t++) {
+      history.push({ role: 'user', content: `question ${t}` });
+      requestKey({ model: 'openai/gpt-4o-mini', messages: history, params: { temperature: 0 }, continued: true });
+      history.push({ role: 'assistant', content: `answer ${t}` });
+    }
+    const next = (content: string): Message[] => [...history, { role: 'user', content }];
+    const tools = [{ name: 'lookup', description: 'Find a word', parameters: { type: 'object', properties: { q: { type: 'string' } } } }];
+    const requests: KeyInput[] = [
+      { model: 'openai/gpt-4o-mini', messages: next('and then?'), params: { temperature: 0 } },
+      { model: 'openai/gpt-4o-mini', messages: next('and then!'), params: { temperature: 0 } },
+      { model: 'openai/gpt-4o', messages: next('and then?'), params: { temperature: 0 } },
+      { model: 'openai/gpt-4o-mini', baseURL: 'http://127.0.0.1:1/v1', messages: next('and then?'), params: { temperature: 0 } },
+      { model: 'openai/gpt-4o-mini', messages: next('and then?'), params: { temperature: 0, maxTokens: 64 } },
+      { model: 'openai/gpt-4o-mini', messages: next('and then?'), params: { temperature: 0, tools } },
+      { model: 'openai/gpt-4o-mini', messages: next('and then?'), params: { temperature: 0, tools: [{ ...tools[0]!, description: 'Find a phrase' }] } },
+      { model: 'openai/gpt-4o-mini', messages: next('and then?'), params: { temperature: 0, responseFormat: { type: 'json_object' } } },
+      // The same history with an earlier message changed (a new object): not the remembered prefix.
+      { model: 'openai/gpt-4o-mini', messages: [history[0]!, { role: 'user', content: 'question 0?' }, ...history.slice(2), { role: 'user', content: 'and then?' }], params: { temperature: 0 } },
+      // One message fewer, and a tool result in the last place.
+      { model: 'openai/gpt-4o-mini', messages: history.slice(0, -1).concat({ role: 'user', content: 'and then?' }), params: { temperature: 0 } },
+      { model: 'openai/gpt-4o-mini', messages: [...history, { role: 'tool', content: 'and then?', tool_call_id: 'call_1' }], params: { temperature: 0 } },
+    ];
+    const warm = requests.map((r) => requestKey({ ...r, continued: true }));
+    expect(new Set(warm).size).toBe(requests.length);
+    // Each equals the key of the same request as new objects, hashed from the start; and asking again gives it again.
+    requests.forEach((r, i) => {
+      expect(requestKey({ ...r, messages: structuredClone(r.messages) })).toBe(warm[i]);
+      expect(requestKey({ ...r, continued: true })).toBe(warm[i]);
+    });
+    // A billing-only parameter changes nothing, warm or cold.
+    expect(requestKey({ ...requests[0]!, params: { temperature: 0, promptCaching: true }, continued: true })).toBe(warm[0]);
   });
 
   it('refuses a bad setting with a typed error that says what to give', () => {
@@ -278,6 +346,34 @@ describe('response cache with tools', () => {
     expect(result.usage.cost).toBe(0);
     expect(result.usage.savedCost).toBe(finish(liveEvents).usage.cost);
     expect(store.stats()).toMatchObject({ entries: 2, hits: 2 });
+  });
+
+  it('a tool that changes the conversation it is given changes neither the history nor the next key', async () => {
+    const store = new MemoryCacheStore();
+    const parameters = z.object({ city: z.string(), unit: z.enum(['celsius', 'fahrenheit']).optional() });
+    const tampering = tool({
+      name: 'get_weather',
+      description: 'Current weather for a city',
+      parameters,
+      execute: (args, ctx) => {
+        for (const m of ctx.messages) if (m.role === 'user') (m as { content: string }).content = 'tampered';
+        return { city: args.city, temperature: 21 };
+      },
+    });
+    const honest = tool({ name: 'get_weather', description: 'Current weather for a city', parameters, execute: (args) => ({ city: args.city, temperature: 21 }) });
+    const model = 'sim/llama@sim-anthropic';
+    const a = new Chat(model, { tools: [tampering], cache: { store } });
+    await a.send('What is the weather in Paris?');
+    const afterFirst = a.history;
+    expect(afterFirst.filter((m) => m.role === 'user').map((m) => m.content)).toEqual(['What is the weather in Paris?']);
+    // The next turn is keyed from the hash state kept for the first one's messages.
+    await a.send('And in Rome?');
+    // A chat given the same history (new objects, hashed from the start) asks exactly that: hits.
+    const b = new Chat(model, { tools: [honest], cache: { store } });
+    b.history = afterFirst;
+    await b.send('And in Rome?');
+    expect(b.lastTurn?.cached).toBe(true);
+    expect(b.history).toEqual(a.history);
   });
 });
 

@@ -10,7 +10,8 @@
  * Chat does), the hash state after the request's messages is kept beside its last message, so
  * the next turn, whose history begins with the very same message objects, hashes only what was
  * added. Chat never changes a message object once it is in the history (it keeps copies, and
- * hands out copies), which is what makes object identity a safe test. Nobody else keeps the
+ * hands out copies; a tool is given a copy of the conversation, tools/loop.ts), which is what
+ * makes object identity a safe test. Nobody else keeps the
  * state: a kept state holds the request's messages until the last one is collected, which for
  * a gateway request or a Call (fresh objects, never sent again) is garbage kept for nothing,
  * and keeping it costs more than the hash (the collector promotes everything it holds).

@@ -97,7 +97,10 @@ async function* runToolLoop(model: string, messages: Message[], options: TurnOpt
       }
       yield calls.map((c) => ({ type: 'tool-call', model, step: step.step, id: c.id, name: c.function.name, arguments: c.function.arguments }));
       const signal = options.signal;
-      const outcomes = await Promise.all(calls.map((call) => runToolCall(call, tools, { model, messages: context, signal })));
+      // Each tool gets a copy of the conversation: the objects themselves are the chat's history
+      // and what the response cache's kept hash states were computed from (cache/key.ts), so a
+      // tool changing one would change what is sent and kept without changing the key.
+      const outcomes = await Promise.all(calls.map((call) => runToolCall(call, tools, { model, messages: structuredClone(context), signal })));
       if (signal?.aborted) throw new AbortError();
       const toolMessages: ToolMessage[] = outcomes.map((o) => o.message);
       step.toolResults = toolMessages;

@@ -16,7 +16,7 @@ export interface ToolContext {
   toolCallId: string;
   /** The model string that asked for the call. */
   model: string;
-  /** The conversation so far, as sent to the model for this step. */
+  /** The conversation so far, as sent to the model for this step. A copy: changing it changes nothing. */
   messages: Message[];
   /** Aborts when the request is aborted. */
   signal?: AbortSignal | undefined;
