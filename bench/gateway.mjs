@@ -20,7 +20,7 @@
  * rounds, its latencies the median round's.
  *
  * Environment: BENCH_SECONDS (per run, default 2), BENCH_ROUNDS (default 3), BENCH_SOAK
- * (requests for the RSS check, default 200000),
+ * (requests of the RSS soak that follows the timed runs, default 200000),
  * BENCH_TTFB (sequential requests for the time-to-first-byte check, default 300).
  * Then the cached run (bench/gateway-cache.mjs; `--cached` runs it alone).
  */
@@ -284,23 +284,24 @@ async function main() {
     const rawTtfb = await ttfb(peers[1], upstream.url, TTFB_SAMPLES);
     process.stdout.write(`time to first byte (median of ${TTFB_SAMPLES}, one at a time): upstream ${fmt(upTtfb, 3)} ms, raw proxy ${fmt(rawTtfb, 3)} ms, switchboard ${fmt(sbTtfb, 3)} ms\n`);
 
-    // RSS over a long run: the requests so far plus a soak up to BENCH_SOAK, half streamed.
+    // RSS over a long run: after the timed runs (the heap has grown to its working size by
+    // then), BENCH_SOAK more requests in four parts, JSON and streamed in turn, with RSS sampled
+    // every 250 ms. A collection moves RSS by tens of MB either way, so growth is the median of
+    // the last quarter's samples less the first quarter's, not two single readings.
     const soFar = Object.entries(results).filter(([k]) => k.startsWith('switchboard/')).reduce((n, [, r]) => n + r.total, 0);
-    const rest = Math.max(0, SOAK - soFar);
-    const half = Math.ceil(rest / 4);
-    let rssMid = rssMb(switchboard.pid);
-    if (rest > 0) {
-      await load(peers[3], upstream.url, false, 64, { amount: half });
-      await load(peers[3], upstream.url, true, 64, { amount: half });
-      await new Promise((r) => setTimeout(r, 1000));
-      rssMid = rssMb(switchboard.pid);
-      await load(peers[3], upstream.url, false, 64, { amount: half });
-      await load(peers[3], upstream.url, true, 64, { amount: half });
-    }
-    await new Promise((r) => setTimeout(r, 1000));
+    const part = Math.ceil(SOAK / 4);
+    const rssSettled = rssMb(switchboard.pid);
+    const samples = [];
+    const sampler = setInterval(() => samples.push(rssMb(switchboard.pid)), 250);
+    if (part > 0) for (let i = 0; i < 4; i++) await load(peers[3], upstream.url, i % 2 === 1, 64, { amount: part });
+    clearInterval(sampler);
     const rssEnd = rssMb(switchboard.pid);
-    const soaked = soFar + 4 * half;
-    process.stdout.write(`switchboard RSS: ${fmt(rssStart, 1)} MB after warm-up, ${fmt(rssMid, 1)} MB ${soFar + 2 * half} requests later, ${fmt(rssEnd, 1)} MB after ${soaked}\n`);
+    const quarter = Math.max(1, Math.floor(samples.length / 4));
+    const soakGrowth = samples.length >= 8 ? median(samples.slice(-quarter)) - median(samples.slice(0, quarter)) : Number.NaN;
+    process.stdout.write(
+      `switchboard RSS: ${fmt(rssStart, 1)} MB after warm-up, ${fmt(rssSettled, 1)} MB after the timed runs (${soFar} requests), ${fmt(rssEnd, 1)} MB after ${4 * part} more; ` +
+        `over those, the median of the last quarter's ${samples.length} samples less the first quarter's: ${fmt(soakGrowth, 1)} MB\n`,
+    );
 
     const at = (name, mode) => results[`${name}/${mode}/64`];
     const round3 = (x) => Number(x.toFixed(3));
@@ -324,9 +325,9 @@ async function main() {
       addedTtfbMs: Number((sbTtfb - upTtfb).toFixed(3)),
       cpuUsPerRequest: Math.round(Math.max(at('switchboard', 'json').cpuUs, at('switchboard', 'stream').cpuUs)),
       cpuUsAboveRawProxy: Math.round(Math.max(at('switchboard', 'json').cpuUs - at('raw-proxy', 'json').cpuUs, at('switchboard', 'stream').cpuUs - at('raw-proxy', 'stream').cpuUs)),
-      rssGrowthMbPer100k: Number((((rssEnd - rssStart) / soaked) * 100_000).toFixed(2)),
-      // The second half alone: growth that goes on once the heap and SQLite's caches have filled.
-      rssGrowthSecondHalfMbPer100k: rest > 0 ? Number((((rssEnd - rssMid) / (2 * half)) * 100_000).toFixed(2)) : null,
+      rssGrowthMbPer100k: part > 0 ? Number(((soakGrowth / (4 * part)) * 100_000).toFixed(2)) : null,
+      // From the warm-up on: the heap growing to its working size, as well as any leak.
+      rssGrowthFromWarmupMb: Number((rssEnd - rssStart).toFixed(1)),
       rawProxyCpuUsPerRequest: Math.round(Math.max(at('raw-proxy', 'json').cpuUs, at('raw-proxy', 'stream').cpuUs)),
       portkeyCpuUsPerRequest: Math.round(Math.max(at('portkey', 'json').cpuUs, at('portkey', 'stream').cpuUs)),
       failedRequests: Object.values(results).reduce((n, r) => n + r.failed, 0),
