@@ -169,7 +169,14 @@ export class WorkerSpend implements SpendSink {
   private refusal: LedgerError | undefined;
   private closing = false;
 
-  constructor(private readonly path: string) {}
+  /**
+   * `onStopped`: the worker died (not closed); the ledger then writes on its own connection,
+   * and a write refused here (one that waited on the dead worker) may be sent again there.
+   */
+  constructor(
+    private readonly path: string,
+    private readonly onStopped?: () => void,
+  ) {}
 
   write(op: SpendOp): Promise<number> {
     if (this.refusal) return Promise.reject(this.refusal);
@@ -252,7 +259,9 @@ export class WorkerSpend implements SpendSink {
   private stopped(worker: Worker, why: string): void {
     if (this.worker !== worker) return; // its 'error' and then its 'exit'
     this.worker = undefined;
-    const err = new LedgerError(`The ledger's spend writer (a worker thread on ${this.path}) stopped: ${why}. Spend writes still waiting may not be recorded, and later ones are refused until the gateway restarts.`, 'unavailable');
+    const closing = this.closing;
+    const later = this.onStopped && !closing ? 'later ones are written on the ledger\'s own connection' : 'later ones are refused';
+    const err = new LedgerError(`The ledger's spend writer (a worker thread on ${this.path}) stopped: ${why}. Spend writes still waiting may not be recorded; ${later}.`, 'unavailable');
     this.refusal ??= err;
     for (const e of this.expected.splice(0)) {
       if (e.t === 'w') for (const w of e.waiters) w.reject(err);
@@ -260,5 +269,6 @@ export class WorkerSpend implements SpendSink {
     }
     for (const w of this.outboxWaiters.splice(0)) w.reject(err);
     this.outbox = [];
+    if (!closing) this.onStopped?.();
   }
 }

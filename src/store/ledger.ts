@@ -400,7 +400,7 @@ export class SQLiteLedger implements Ledger {
   private seenRecords: unknown = undefined;
   private versionChecked = false;
   /** Where spend rows are written (ledger-spend.ts); spend reads wait for it, then read here. */
-  private readonly spend: SpendSink;
+  private spend: SpendSink;
 
   constructor(path: string, options: SQLiteLedgerOptions = {}) {
     this.path = path;
@@ -424,7 +424,12 @@ export class SQLiteLedger implements Ledger {
     else {
       // The worker's connection checkpoints as it commits; this one (keys and teams: rare) never does.
       this.db.pragma('wal_autocheckpoint = 0');
-      this.spend = new WorkerSpend(path);
+      // A writer that dies hands over to this connection: spend goes on being recorded (with
+      // this thread's commits and checkpoints, as before workers), rather than refused until a restart.
+      this.spend = new WorkerSpend(path, () => {
+        this.db.pragma('wal_autocheckpoint = 1000');
+        this.spend = new InThreadSpend(this.db);
+      });
     }
   }
 
