@@ -22,11 +22,6 @@ const FLUSH_COUNT = 500;
 /** Past this many queued records (the disk is stuck), new ones are dropped and counted. */
 const MAX_QUEUED = 50_000;
 
-export interface RequestLogOptions {
-  /** Write in a worker thread (default: when the log is a file). */
-  worker?: boolean | undefined;
-}
-
 export class RequestLogWriter {
   #queue: RequestRecord[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -40,9 +35,8 @@ export class RequestLogWriter {
   constructor(
     private readonly log: ConversationLog,
     private readonly warn: (message: string) => void,
-    options: RequestLogOptions = {},
   ) {
-    if (options.worker ?? log.path !== ':memory:') this.#startWorker();
+    if (log.path !== ':memory:') this.#startWorker();
   }
 
   get dropped(): number {

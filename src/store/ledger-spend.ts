@@ -10,10 +10,23 @@
  * only itself.
  */
 import { Worker } from 'node:worker_threads';
-import type Database from 'better-sqlite3';
+import Database from 'better-sqlite3';
 import { workerScriptURL } from '../worker-script.js';
 import { LedgerError } from './ledger-error.js';
 import type { FromWorker, ToWorker } from './ledger-worker.js';
+
+/**
+ * A connection to a ledger file, as the ledger and its spend writer both open it: WAL, and a
+ * commit that survives a killed process (the WAL is in the OS's hands at commit; an OS crash may
+ * lose the last commits).
+ */
+export function openLedgerFile(path: string): Database.Database {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  return db;
+}
 
 /** Which statement a spend write runs; its values follow in the statement's order. */
 export type SpendStatement = 'reserve' | 'settle' | 'settlement' | 'expire';

@@ -11,8 +11,7 @@
  * Writes that arrive in one turn of this thread's event loop share one transaction.
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import Database from 'better-sqlite3';
-import { SpendWriter, type SpendOp, type SpendResult } from './ledger-spend.js';
+import { openLedgerFile, SpendWriter, type SpendOp, type SpendResult } from './ledger-spend.js';
 
 export type ToWorker = { t: 'w'; ops: SpendOp[] } | { t: 'b' } | { t: 'close' };
 export type FromWorker = { t: 'w'; results: SpendResult[] } | { t: 'b' } | { t: 'closed' };
@@ -21,11 +20,7 @@ if (!parentPort) throw new Error('ledger-worker.js runs as a worker thread of th
 const port: MessagePort = parentPort;
 const { path } = workerData as { path: string };
 
-const db = new Database(path);
-db.pragma('journal_mode = WAL');
-// As the ledger's own connection: a commit survives a killed process; an OS crash may lose the last commits.
-db.pragma('synchronous = NORMAL');
-db.pragma('busy_timeout = 5000');
+const db = openLedgerFile(path);
 const writer = new SpendWriter(db);
 
 /** Write messages of this turn, answered together once their shared commit is done. */

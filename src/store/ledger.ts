@@ -27,10 +27,10 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { switchboardHome } from '../paths.js';
 import { LedgerError } from './ledger-error.js';
-import { InThreadSpend, WorkerSpend, type SpendOp, type SpendSink } from './ledger-spend.js';
+import { InThreadSpend, openLedgerFile, WorkerSpend, type SpendOp, type SpendSink } from './ledger-spend.js';
 import type { Env } from '../providers/resolve.js';
 import type { BudgetPeriod } from './periods.js';
 import type { ScopeRef } from './shared-state.js';
@@ -405,11 +405,7 @@ export class SQLiteLedger implements Ledger {
   constructor(path: string, options: SQLiteLedgerOptions = {}) {
     this.path = path;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    // Survives a killed process (the WAL is in the OS's hands at commit); an OS crash may lose the last commits.
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
+    this.db = openLedgerFile(path);
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
     this.dataVersion = this.db.prepare('PRAGMA data_version').pluck();
@@ -651,12 +647,12 @@ export class SQLiteLedger implements Ledger {
       expires_at: number;
     }[];
     return rows.map((r) => {
-        const out: ReservationRow = { id: r.id, at: r.at, model: r.model, scopes: JSON.parse(r.scopes) as ScopeRef[], reservedMicros: r.reserved_micros, expiresAt: r.expires_at };
-        if (r.key_id !== null) out.keyId = r.key_id;
-        if (r.team_id !== null) out.teamId = r.team_id;
-        if (r.protocol !== null) out.protocol = r.protocol;
-        return out;
-      });
+      const out: ReservationRow = { id: r.id, at: r.at, model: r.model, scopes: JSON.parse(r.scopes) as ScopeRef[], reservedMicros: r.reserved_micros, expiresAt: r.expires_at };
+      if (r.key_id !== null) out.keyId = r.key_id;
+      if (r.team_id !== null) out.teamId = r.team_id;
+      if (r.protocol !== null) out.protocol = r.protocol;
+      return out;
+    });
   }
 
   expireReservations(at: number): Promise<number> {
