@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RequestLogWriter } from '../src/gateway/request-log.js';
-import { SQLiteConversationLog, type ConversationLog, type RequestRecord } from '../src/store/conversation-log.js';
+import { SQLiteConversationLog, requestBatchId, type ConversationLog, type RequestRecord } from '../src/store/conversation-log.js';
 
 function record(i: number, model: string): RequestRecord {
   return {
@@ -75,5 +75,18 @@ describe('the request-log writer', () => {
     await writer.close();
     expect(turnsOf(path, 'fell-back')).toBe(700);
     expect(warnings.some((w) => /writer thread stopped.*writing in the main thread/.test(w))).toBe(true);
+  });
+
+  it('writes a batch sent again under the same id once (a writer that died before answering)', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'sb-reqlog-')), 'logs.db');
+    const log = new SQLiteConversationLog({ path });
+    const batch = Array.from({ length: 20 }, (_, i) => record(i, 'sent-twice'));
+    const id = requestBatchId();
+    log.recordRequests(batch, id);
+    log.recordRequests(batch, id);
+    // Another batch with the same records but its own id is other requests, and is written.
+    log.recordRequests(batch, requestBatchId());
+    log.close();
+    expect(turnsOf(path, 'sent-twice')).toBe(40);
   });
 });

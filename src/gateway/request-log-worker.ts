@@ -5,13 +5,14 @@
  * requests took 10 to 33 ms to write there, holding every request in flight that long.
  *
  * Messages from the main thread, each answered in the order it came:
- *   { t: 'w', records }  one batch; answered { t: 'w' } once committed, or { t: 'w', error }
- *   { t: 'close' }       close the connection; answered { t: 'closed' }
+ *   { t: 'w', id, records }  one batch; answered { t: 'w' } once committed (or found committed
+ *                            under its id before), or { t: 'w', error }
+ *   { t: 'close' }           close the connection; answered { t: 'closed' }
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { SQLiteConversationLog, type RequestRecord } from '../store/conversation-log.js';
 
-export type ToLogWorker = { t: 'w'; records: RequestRecord[] } | { t: 'close' };
+export type ToLogWorker = { t: 'w'; id: string; records: RequestRecord[] } | { t: 'close' };
 export type FromLogWorker = { t: 'w'; error?: string } | { t: 'closed' };
 
 if (!parentPort) throw new Error('request-log-worker.js runs as a worker thread of the gateway.');
@@ -27,7 +28,7 @@ port.on('message', (message: ToLogWorker) => {
     return;
   }
   try {
-    log.recordRequests(message.records);
+    log.recordRequests(message.records, message.id);
     port.postMessage({ t: 'w' } satisfies FromLogWorker);
   } catch (err) {
     port.postMessage({ t: 'w', error: err instanceof Error ? err.message : String(err) } satisfies FromLogWorker);

@@ -9,12 +9,12 @@
  * (request-log-worker.ts): a batch of 500 cost the main thread 10 to 33 ms of synchronous
  * SQLite, which every request in flight waited out. The worker starts with the writer, so it
  * is ready by the first batch; if it cannot start or dies, the batches it had not answered
- * and every later one are written in this thread, as before, and nothing queued is lost (a
- * batch the thread committed just before dying, unanswered, is then written a second time).
+ * and every later one are written in this thread, as before, and nothing queued is lost. A
+ * batch keeps the id it was given when formed, so one the thread committed just before dying,
+ * unanswered, is not written a second time.
  */
-import { Worker } from 'node:worker_threads';
-import type { ConversationLog, RequestRecord } from '../store/conversation-log.js';
-import { workerScriptURL } from '../worker-script.js';
+import { requestBatchId, type ConversationLog, type RequestRecord } from '../store/conversation-log.js';
+import { InOrderWorker, workerScriptURL } from '../worker-thread.js';
 import type { FromLogWorker, ToLogWorker } from './request-log-worker.js';
 
 const FLUSH_MS = 250;
@@ -22,15 +22,23 @@ const FLUSH_COUNT = 500;
 /** Past this many queued records (the disk is stuck), new ones are dropped and counted. */
 const MAX_QUEUED = 50_000;
 
+/** Records written together, under one id (so a batch sent twice is written once). */
+interface Batch {
+  id: string;
+  records: RequestRecord[];
+}
+
 export class RequestLogWriter {
   #queue: RequestRecord[] = [];
+  /** Batches formed and not yet written by this thread (a failed write, or a worker's leftovers), oldest first. */
+  #held: Batch[] = [];
+  /** Records in held batches and batches sent to the worker: they count against the bound with the queue. */
+  #backlog = 0;
   #timer: NodeJS.Timeout | undefined;
   #dropped = 0;
   #failed = false;
-  #worker: Worker | undefined;
-  /** Batches sent to the worker and not yet answered, oldest first (the worker answers in order). */
-  #sent: RequestRecord[][] = [];
-  #closed: (() => void) | undefined;
+  /** The worker's answers settle a batch sent, or the close. */
+  #worker: InOrderWorker<ToLogWorker, FromLogWorker, Batch | 'close'> | undefined;
 
   constructor(
     private readonly log: ConversationLog,
@@ -54,7 +62,7 @@ export class RequestLogWriter {
   }
 
   add(record: RequestRecord): void {
-    if (this.#queue.length >= MAX_QUEUED) {
+    if (this.#queue.length + this.#backlog >= MAX_QUEUED) {
       this.#dropped++;
       return;
     }
@@ -72,20 +80,29 @@ export class RequestLogWriter {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    if (this.#queue.length === 0) return;
-    const batch = this.#queue;
-    this.#queue = [];
-    if (this.#worker) {
-      this.#sent.push(batch);
-      this.#worker.ref();
-      this.#worker.postMessage({ t: 'w', records: batch } satisfies ToLogWorker);
+    if (this.#queue.length > 0) {
+      this.#held.push({ id: requestBatchId(), records: this.#queue });
+      this.#backlog += this.#queue.length;
+      this.#queue = [];
+    }
+    if (this.#held.length === 0) return;
+    const worker = this.#worker;
+    if (worker) {
+      for (const batch of this.#held) worker.send({ t: 'w', id: batch.id, records: batch.records }, batch);
+      this.#held = [];
       return;
     }
-    try {
-      this.log.recordRequests(batch);
+    while (this.#held.length > 0) {
+      const batch = this.#held[0] as Batch;
+      try {
+        this.log.recordRequests(batch.records, batch.id);
+      } catch (err) {
+        this.#retry((err as Error).message);
+        return;
+      }
+      this.#held.shift();
+      this.#backlog -= batch.records.length;
       this.#written();
-    } catch (err) {
-      this.#retry(batch, (err as Error).message);
     }
   }
 
@@ -93,16 +110,10 @@ export class RequestLogWriter {
   async close(): Promise<void> {
     this.flush();
     if (this.#timer) clearTimeout(this.#timer);
-    const worker = this.#worker;
-    if (worker) {
-      await new Promise<void>((resolve) => {
-        this.#closed = resolve;
-        worker.ref();
-        worker.postMessage({ t: 'close' } satisfies ToLogWorker);
-      });
-    }
+    // A worker that stops instead of answering hands its batches back first (see #startWorker).
+    await this.#worker?.close({ t: 'close' }, 'close');
     // Batches a failing worker handed back are written here, once.
-    if (this.#queue.length > 0) this.flush();
+    if (this.#held.length > 0) this.flush();
     if (this.#timer) clearTimeout(this.#timer);
     this.log.close();
   }
@@ -112,49 +123,44 @@ export class RequestLogWriter {
     this.#failed = false;
   }
 
-  /** Keep a batch that failed for the next flush (a busy database passes), said once. */
-  #retry(batch: RequestRecord[], why: string): void {
+  /** A write failed: the batches stay held for the next flush (a busy database passes), said once. */
+  #retry(why: string): void {
     if (!this.#failed) this.warn(`request log: cannot write to ${this.log.path} (${why}); retrying`);
     this.#failed = true;
-    this.#queue = batch.concat(this.#queue).slice(0, MAX_QUEUED);
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = setTimeout(() => this.flush(), FLUSH_MS * 4);
     this.#timer.unref();
   }
 
   #startWorker(): void {
-    let worker: Worker;
+    let worker: InOrderWorker<ToLogWorker, FromLogWorker, Batch | 'close'>;
     try {
-      worker = new Worker(workerScriptURL('./request-log-worker.js', import.meta.url), { workerData: { path: this.log.path } });
+      worker = new InOrderWorker(workerScriptURL('./request-log-worker.js', import.meta.url), { path: this.log.path }, {
+        answered: (sent, message) => {
+          if (sent === 'close') return;
+          if (message.t === 'w' && message.error === undefined) {
+            this.#backlog -= sent.records.length;
+            this.#written();
+          } else {
+            this.#held.push(sent);
+            this.#retry(message.t === 'w' ? (message.error as string) : 'the writer thread answered out of turn');
+          }
+        },
+        stopped: (unanswered, why, closing) => {
+          this.#worker = undefined;
+          const batches = unanswered.filter((sent): sent is Batch => sent !== 'close');
+          if (closing && batches.length === 0) return;
+          this.warn(`request log: its writer thread stopped (${why}); writing in the main thread`);
+          // What it had not answered goes first, in order, each batch under its id (one it
+          // committed without saying so is then skipped), then what was queued since.
+          this.#held = batches.concat(this.#held);
+          if (!closing && (this.#held.length > 0 || this.#queue.length > 0)) setImmediate(() => this.flush());
+        },
+      });
     } catch (err) {
       this.warn(`request log: writing in the main thread (no worker: ${(err as Error).message})`);
       return;
     }
-    worker.unref();
-    worker.on('message', (message: FromLogWorker) => {
-      if (message.t === 'closed') {
-        this.#worker = undefined;
-        this.#closed?.();
-        return;
-      }
-      const batch = this.#sent.shift();
-      // Closing, the worker keeps the process alive until it has said it closed.
-      if (this.#sent.length === 0 && !this.#closed) worker.unref();
-      if (message.error === undefined) this.#written();
-      else if (batch) this.#retry(batch, message.error);
-    });
-    const gone = (why: string): void => {
-      if (this.#worker !== worker) return; // its 'error', then its 'exit'
-      this.#worker = undefined;
-      this.warn(`request log: its writer thread stopped (${why}); writing in the main thread`);
-      // What it had not committed goes first, in order, then what was queued since.
-      this.#queue = this.#sent.flat().concat(this.#queue).slice(0, MAX_QUEUED);
-      this.#sent = [];
-      this.#closed?.();
-      if (this.#queue.length > 0) setImmediate(() => this.flush());
-    };
-    worker.on('error', (err) => gone(err.message));
-    worker.on('exit', (code) => gone(`exit code ${code}`));
     this.#worker = worker;
   }
 }

@@ -106,9 +106,21 @@ export interface ConversationLog {
   list(options?: { limit?: number; search?: string }): ConversationSummary[];
   show(id: string): { summary: ConversationSummary; turns: LoggedTurn[] } | undefined;
   usage(options: { by: 'model' | 'provider' | 'day'; since?: string }): UsageRow[];
-  /** Log gateway requests, each as a one-turn conversation plus its request row, in one transaction. */
-  recordRequests(records: RequestRecord[]): void;
+  /**
+   * Log gateway requests, each as a one-turn conversation plus its request row, in one
+   * transaction. Given the batch's id (`requestBatchId()`), a batch already committed under it
+   * is not written again: a writer that cannot tell whether its last write landed sends it again.
+   */
+  recordRequests(records: RequestRecord[], batchId?: string): void;
   close(): void;
+}
+
+/**
+ * A batch of request records' id, its records' conversation ids after it. Many requests can
+ * start in one millisecond: more randomness than a chat's id needs, drawn once per batch.
+ */
+export function requestBatchId(): string {
+  return `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
 }
 
 /** One request the gateway served (or refused after admission), as the request log keeps it. */
@@ -549,7 +561,7 @@ export class SQLiteConversationLog implements ConversationLog {
     ).map(({ saved, ...r }) => ({ ...r, cost: textFemtoToDollars(r.cost), costFemto: r.cost === null ? null : BigInt(r.cost), savedFemto: BigInt(saved) }));
   }
 
-  recordRequests(records: RequestRecord[]): void {
+  recordRequests(records: RequestRecord[], batchId = requestBatchId()): void {
     const db = this.#db;
     if (!this.#requestsTable) {
       db.exec(REQUESTS);
@@ -561,10 +573,10 @@ export class SQLiteConversationLog implements ConversationLog {
         total_tokens, cost, cost_femto, saved_femto, ttft_ms, latency_ms, tps, error) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const request = db.prepare('INSERT INTO requests (request_id, conversation_id, at, key_id, protocol, status, cost_femto, overhead_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-    // Many requests can start in one millisecond: more randomness than a chat's id needs, drawn
-    // once per batch, with the record's place in the batch after it.
-    const batchId = `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
+    const written = db.prepare('SELECT 1 FROM conversations WHERE id = ?');
     db.transaction(() => {
+      // A record's conversation id is the batch's id, then its place in the batch.
+      if (records.length > 0 && written.get(`${batchId}0`) !== undefined) return;
       for (let i = 0; i < records.length; i++) {
         const r = records[i] as RequestRecord;
         const id = `${batchId}${i.toString(36)}`;

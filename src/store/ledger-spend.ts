@@ -9,9 +9,8 @@
  * together, one transaction per batch; if the batch fails, one by one, so a bad write fails
  * only itself.
  */
-import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { workerScriptURL } from '../worker-script.js';
+import { InOrderWorker, workerScriptURL } from '../worker-thread.js';
 import { LedgerError } from './ledger-error.js';
 import type { FromWorker, ToWorker } from './ledger-worker.js';
 
@@ -173,11 +172,10 @@ type Expected = { t: 'w'; waiters: Waiter[] } | { t: 'b' | 'closed'; resolve: ()
  * and keeps the process alive only while a write or barrier waits on it.
  */
 export class WorkerSpend implements SpendSink {
-  private worker: Worker | undefined;
+  private worker: InOrderWorker<ToWorker, FromWorker, Expected> | undefined;
   private outbox: SpendOp[] = [];
   private outboxWaiters: Waiter[] = [];
   private postScheduled = false;
-  private readonly expected: Expected[] = [];
   /** Why new writes are refused: the ledger is closing, or its worker stopped. */
   private refusal: LedgerError | undefined;
   private closing = false;
@@ -205,9 +203,10 @@ export class WorkerSpend implements SpendSink {
 
   settled(): Promise<void> {
     this.post();
+    const worker = this.worker;
     // Nothing unanswered: every write before this is committed (or has failed) already.
-    if (this.expected.length === 0 || !this.worker) return Promise.resolve();
-    return this.ask('b');
+    if (!worker || worker.waiting === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => worker.send({ t: 'b' }, { t: 'b', resolve, reject }));
   }
 
   close(): Promise<void> | undefined {
@@ -216,10 +215,11 @@ export class WorkerSpend implements SpendSink {
     this.closing = true;
     this.refusal ??= new LedgerError('The ledger is closed: no more spend can be written to it.', 'unavailable');
     if (!worker) return undefined;
-    const exited = new Promise((resolve) => worker.once('exit', resolve));
-    const closed = this.ask('closed');
-    worker.postMessage({ t: 'close' } satisfies ToWorker);
-    return closed.then(() => exited).then(() => undefined);
+    let exited: Promise<void> | undefined;
+    const closed = new Promise<void>((resolve, reject) => {
+      exited = worker.close({ t: 'close' }, { t: 'closed', resolve, reject });
+    });
+    return closed.then(() => exited);
   }
 
   /** Send this turn's writes to the worker (starting it on the first). */
@@ -231,52 +231,33 @@ export class WorkerSpend implements SpendSink {
     this.outbox = [];
     this.outboxWaiters = [];
     const worker = this.worker ?? this.start();
-    this.expect({ t: 'w', waiters });
-    worker.postMessage({ t: 'w', ops } satisfies ToWorker);
+    worker.send({ t: 'w', ops }, { t: 'w', waiters });
   }
 
-  private ask(t: 'b' | 'closed'): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.expect({ t, resolve, reject });
-      if (t === 'b') this.worker?.postMessage({ t: 'b' } satisfies ToWorker);
+  private start(): InOrderWorker<ToWorker, FromWorker, Expected> {
+    const worker: InOrderWorker<ToWorker, FromWorker, Expected> = new InOrderWorker(workerScriptURL('./ledger-worker.js', import.meta.url), { path: this.path }, {
+      answered: (e, message) => {
+        if (e.t === 'w' && message.t === 'w') e.waiters.forEach((w, i) => settleWith(w, message.results[i] as SpendResult));
+        else if (e.t !== 'w') e.resolve();
+      },
+      stopped: (unanswered, why) => this.stopped(worker, unanswered, why),
     });
-  }
-
-  private expect(e: Expected): void {
-    if (this.expected.push(e) === 1) this.worker?.ref();
-  }
-
-  private start(): Worker {
-    const worker = new Worker(workerScriptURL('./ledger-worker.js', import.meta.url), { workerData: { path: this.path } });
-    worker.unref();
-    worker.on('message', (message: FromWorker) => this.answered(message));
-    worker.on('error', (err) => this.stopped(worker, `it failed: ${err.message}`));
-    worker.on('exit', (code) => this.stopped(worker, `it exited with code ${code}`));
     this.worker = worker;
     return worker;
-  }
-
-  private answered(message: FromWorker): void {
-    const e = this.expected.shift();
-    // Closing, the worker keeps the process alive until it has exited (close() waits for that).
-    if (this.expected.length === 0 && !this.closing) this.worker?.unref();
-    if (!e) return;
-    if (e.t === 'w' && message.t === 'w') e.waiters.forEach((w, i) => settleWith(w, message.results[i] as SpendResult));
-    else if (e.t !== 'w') e.resolve();
   }
 
   /**
    * The worker is gone (after a close, nothing waits on it): what waits on it, and every write
    * after, fails with a clear error instead of waiting for ever.
    */
-  private stopped(worker: Worker, why: string): void {
-    if (this.worker !== worker) return; // its 'error' and then its 'exit'
+  private stopped(worker: InOrderWorker<ToWorker, FromWorker, Expected>, unanswered: Expected[], why: string): void {
+    if (this.worker !== worker) return;
     this.worker = undefined;
     const closing = this.closing;
     const later = this.onStopped && !closing ? 'later ones are written on the ledger\'s own connection' : 'later ones are refused';
     const err = new LedgerError(`The ledger's spend writer (a worker thread on ${this.path}) stopped: ${why}. Spend writes still waiting may not be recorded; ${later}.`, 'unavailable');
     this.refusal ??= err;
-    for (const e of this.expected.splice(0)) {
+    for (const e of unanswered) {
       if (e.t === 'w') for (const w of e.waiters) w.reject(err);
       else e.reject(err);
     }
