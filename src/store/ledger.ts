@@ -322,6 +322,27 @@ export function teamFrom(row: TeamRow): TeamRecord {
   return { id: row.id, createdAt: row.created_at, ...limitsFrom(row) };
 }
 
+/** A `spend` row still reserved, as both ledgers' stores return it. */
+export interface ReservedRow {
+  id: string;
+  at: number;
+  key_id: string | null;
+  team_id: string | null;
+  model: string;
+  protocol: string | null;
+  scopes: string;
+  reserved_micros: number;
+  expires_at: number;
+}
+
+export function reservationFrom(r: ReservedRow): ReservationRow {
+  const out: ReservationRow = { id: r.id, at: r.at, model: r.model, scopes: JSON.parse(r.scopes) as ScopeRef[], reservedMicros: r.reserved_micros, expiresAt: r.expires_at };
+  if (r.key_id !== null) out.keyId = r.key_id;
+  if (r.team_id !== null) out.teamId = r.team_id;
+  if (r.protocol !== null) out.protocol = r.protocol;
+  return out;
+}
+
 /** The SQL condition and parameter selecting a scope's rows. */
 function scopeFilter(scope: Scope): { where: string; params: string[] } {
   if (scope === 'total') return { where: '1 = 1', params: [] };
@@ -635,24 +656,8 @@ export class SQLiteLedger implements Ledger {
 
   async pendingReservations(at: number): Promise<ReservationRow[]> {
     await this.spend.settled(); // spend reads see every write before them
-    const rows = this.sql("SELECT * FROM spend WHERE status = 'reserved' AND expires_at > ? ORDER BY expires_at").all(at) as {
-      id: string;
-      at: number;
-      key_id: string | null;
-      team_id: string | null;
-      model: string;
-      protocol: string | null;
-      scopes: string;
-      reserved_micros: number;
-      expires_at: number;
-    }[];
-    return rows.map((r) => {
-      const out: ReservationRow = { id: r.id, at: r.at, model: r.model, scopes: JSON.parse(r.scopes) as ScopeRef[], reservedMicros: r.reserved_micros, expiresAt: r.expires_at };
-      if (r.key_id !== null) out.keyId = r.key_id;
-      if (r.team_id !== null) out.teamId = r.team_id;
-      if (r.protocol !== null) out.protocol = r.protocol;
-      return out;
-    });
+    const rows = this.sql("SELECT * FROM spend WHERE status = 'reserved' AND expires_at > ? ORDER BY expires_at").all(at) as ReservedRow[];
+    return rows.map(reservationFrom);
   }
 
   expireReservations(at: number): Promise<number> {

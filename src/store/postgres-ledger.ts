@@ -57,6 +57,8 @@ import {
   type Limits,
   type NewKey,
   type ReservationRow,
+  reservationFrom,
+  type ReservedRow,
   type Scope,
   type SpendOutcome,
   type TeamPatch,
@@ -64,7 +66,7 @@ import {
   type UsageQuery,
 } from './ledger.js';
 import { createRedisClient, runScript, Script, type RedisClient } from './redis-scripts.js';
-import type { JournalEntry, ScopeRef, SpendJournal } from './shared-state.js';
+import type { JournalEntry, SpendJournal } from './shared-state.js';
 
 /** KEYS: the stream. ARGV: entry ids, written to Postgres: acknowledged and deleted in one round trip. */
 const ACK_AND_DELETE = new Script(`
@@ -781,19 +783,8 @@ export class PostgresLedger implements Ledger, SpendJournal {
   }
 
   async pendingReservations(at: number): Promise<ReservationRow[]> {
-    const rows = (
-      await this.pool.query<{ id: string; at: number; key_id: string | null; team_id: string | null; model: string; protocol: string | null; scopes: string; reserved_micros: number; expires_at: number }>(
-        "SELECT * FROM spend WHERE status = 'reserved' AND expires_at > $1 ORDER BY expires_at",
-        [at],
-      )
-    ).rows;
-    return rows.map((r) => {
-      const out: ReservationRow = { id: r.id, at: r.at, model: r.model, scopes: JSON.parse(r.scopes) as ScopeRef[], reservedMicros: r.reserved_micros, expiresAt: r.expires_at };
-      if (r.key_id !== null) out.keyId = r.key_id;
-      if (r.team_id !== null) out.teamId = r.team_id;
-      if (r.protocol !== null) out.protocol = r.protocol;
-      return out;
-    });
+    const rows = (await this.pool.query<ReservedRow>("SELECT * FROM spend WHERE status = 'reserved' AND expires_at > $1 ORDER BY expires_at", [at])).rows;
+    return rows.map(reservationFrom);
   }
 
   async expireReservations(at: number): Promise<number> {
