@@ -464,23 +464,35 @@ export async function* route(modelString: string, options: RouteOptions, attempt
    * Attempts at one deployment, with retries: `done` when it answered, `next` to move on.
    * `forced` runs a deployment whose breaker is open because nothing else is left.
    */
-  async function* tryDeployment(p: Planned, lastCandidate: boolean, forced: boolean, first?: AttemptOutcome): AsyncGenerator<RouteItem, 'done' | 'next'> {
-    let endpoint: Endpoint;
+  /** The deployment's endpoint, or `next` when it lacks a key and a later candidate may not. */
+  async function endpointOrNext(p: Planned, lastCandidate: boolean): Promise<Endpoint | 'next'> {
     try {
-      endpoint = await endpointFor(p.deployment, options, options.endpoints);
+      return await endpointFor(p.deployment, options, options.endpoints);
     } catch (error) {
+      // The breaker's permission was not used: give it back whatever the error.
+      breakers.release(p.key);
       // No key for this one: the next candidate may not need one. The last one throws the
       // error that says which variable to set (unless an earlier attempt failed otherwise).
       if (!(error instanceof MissingKeyError)) throw error;
-      breakers.release(p.key);
       missingKey ??= error;
       if (lastCandidate) throw missingKey;
       return 'next';
     }
+  }
+
+  /** `first`: the deployment's first attempt, already run (at its endpoint) by the lone-candidate path below. */
+  async function* tryDeployment(
+    p: Planned,
+    lastCandidate: boolean,
+    forced: boolean,
+    first?: { endpoint: Endpoint; outcome: AttemptOutcome },
+  ): AsyncGenerator<RouteItem, 'done' | 'next'> {
+    const endpoint = first?.endpoint ?? (await endpointOrNext(p, lastCandidate));
+    if (endpoint === 'next') return 'next';
     let firstFailure: string | undefined;
     for (let retries = 0; ; retries++) {
       let outcome: AttemptOutcome;
-      if (retries === 0 && first) outcome = first;
+      if (retries === 0 && first) outcome = first.outcome;
       else {
         yield { kind: 'attempt', deployment: p.deployment, endpoint };
         outcome = yield* runAttempt(p, endpoint);
@@ -546,13 +558,8 @@ export async function* route(modelString: string, options: RouteOptions, attempt
             // here, as runAttempt runs it, rather than two generators down (every batch of a
             // reply pays for each generator level it passes); a failure goes on to
             // tryDeployment's retries.
-            let endpoint: Endpoint;
-            try {
-              endpoint = await endpointFor(p.deployment, options, options.endpoints);
-            } catch (error) {
-              breakers.release(p.key);
-              throw error;
-            }
+            const endpoint = await endpointOrNext(p, true);
+            if (endpoint === 'next') continue;
             yield { kind: 'attempt', deployment: p.deployment, endpoint };
             const clock = startAttempt();
             let first: AttemptOutcome;
@@ -571,7 +578,7 @@ export async function* route(modelString: string, options: RouteOptions, attempt
               breakers.success(p.key);
               return;
             }
-            if ((yield* tryDeployment(p, true, false, first)) === 'done') return;
+            if ((yield* tryDeployment(p, true, false, { endpoint, outcome: first })) === 'done') return;
             continue;
           }
           if ((yield* tryDeployment(p, lastCandidate, false)) === 'done') return;
