@@ -357,6 +357,11 @@ export function splitFemto(femto: bigint): { micro: bigint; femto: bigint } {
   return { micro: femto / FEMTO_PER_MICRO, femto: femto % FEMTO_PER_MICRO };
 }
 
+/** A reservation's columns, in the order its insert writes them (id through expires_at). */
+function reservationValues(row: ReservationRow): (string | number | null)[] {
+  return [row.id, row.at, row.keyId ?? null, row.teamId ?? null, row.model, row.protocol ?? null, JSON.stringify(row.scopes), row.reservedMicros, row.expiresAt];
+}
+
 /** A settled row's outcome columns, in the order settle writes them (status through saved_femto). */
 function outcomeValues(outcome: SpendOutcome): (string | number | bigint | null)[] {
   const cost = splitFemto(outcome.costFemto ?? 0n);
@@ -626,7 +631,7 @@ export class SQLiteLedger implements Ledger {
   }
 
   recordReservation(row: ReservationRow): Promise<void> {
-    return this.write(['reserve', row.id, row.at, row.keyId ?? null, row.teamId ?? null, row.model, row.protocol ?? null, JSON.stringify(row.scopes), row.reservedMicros, row.expiresAt]);
+    return this.write(['reserve', ...reservationValues(row)]);
   }
 
   settle(id: string, outcome: SpendOutcome): Promise<void> {
@@ -634,19 +639,7 @@ export class SQLiteLedger implements Ledger {
   }
 
   recordSettlement(row: ReservationRow, outcome: SpendOutcome): Promise<void> {
-    return this.write([
-      'settlement',
-      row.id,
-      row.at,
-      row.keyId ?? null,
-      row.teamId ?? null,
-      row.model,
-      row.protocol ?? null,
-      JSON.stringify(row.scopes),
-      row.reservedMicros,
-      row.expiresAt,
-      ...outcomeValues(outcome),
-    ]);
+    return this.write(['settlement', ...reservationValues(row), ...outcomeValues(outcome)]);
   }
 
   /** A spend write, resolved once committed (see ledger-spend.ts). */
