@@ -97,9 +97,12 @@ function failure(err: unknown): [string, string] {
 }
 
 /** The error a failed write's promise rejects with, as better-sqlite3 names it. */
-export function spendError([message, code]: [string, string]): Error {
+function spendError([message, code]: [string, string]): Error {
   return Object.assign(new Error(message), { name: 'SqliteError', code });
 }
+
+/** A write's promise, settled once the write is committed (or has failed). */
+type Waiter = { resolve: (changes: number) => void; reject: (err: unknown) => void };
 
 /** Where the ledger sends its spend writes: committed in this thread or in a worker. */
 export interface SpendSink {
@@ -117,7 +120,7 @@ export interface SpendSink {
  */
 export class InThreadSpend implements SpendSink {
   private readonly writer: SpendWriter;
-  private pending: { op: SpendOp; resolve: (changes: number) => void; reject: (err: unknown) => void }[] = [];
+  private pending: (Waiter & { op: SpendOp })[] = [];
   private flushScheduled = false;
 
   constructor(db: Database.Database) {
@@ -155,12 +158,11 @@ export class InThreadSpend implements SpendSink {
 }
 
 /** Resolve or reject one write's promise with its result. */
-export function settleWith(w: { resolve: (changes: number) => void; reject: (err: unknown) => void }, result: SpendResult): void {
+function settleWith(w: Waiter, result: SpendResult): void {
   if (typeof result === 'number') w.resolve(result);
   else w.reject(spendError(result));
 }
 
-type Waiter = { resolve: (changes: number) => void; reject: (err: unknown) => void };
 /** What the main thread waits for from the worker, in the order it asked (the worker answers in order). */
 type Expected = { t: 'w'; waiters: Waiter[] } | { t: 'b' | 'closed'; resolve: () => void; reject: (err: unknown) => void };
 
