@@ -52,6 +52,23 @@ describe('one conversation log, several processes', () => {
     }
     log.close();
   });
+  it('opening a new file waits while another process holds its first write, as it waits for any write', async () => {
+    // The moment another process is switching the same new file to WAL: its write lock is
+    // held, and the switch here (a read upgraded to a write) is refused without SQLite's wait.
+    const path = join(mkdtempSync(join(tmpdir(), 'sb-log-convert-')), 'logs.db');
+    const holder = spawn(process.execPath, ['-e', `
+      const db = new (require('better-sqlite3'))(${JSON.stringify(path)});
+      db.exec('BEGIN IMMEDIATE');
+      process.stdout.write('held');
+      setTimeout(() => { db.exec('COMMIT'); db.close(); }, 300);
+    `], { cwd: new URL('..', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise((resolve) => holder.stdout.once('data', resolve));
+    const log = new SQLiteConversationLog({ path });
+    const id = log.create(['sim/llama'], undefined);
+    expect(log.list().map((c) => c.id)).toEqual([id]);
+    log.close();
+    await new Promise((resolve) => holder.on('close', resolve));
+  });
 });
 
 describe('a chat whose log fails for a while', () => {

@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { switchboardHome } from '../paths.js';
+import { useWAL } from '../store/sqlite-wal.js';
 import type { CacheEntry, CacheStats, CacheStore } from './store.js';
 
 /** Default bound of the file: 256 MiB. */
@@ -72,8 +73,7 @@ export class SQLiteCacheStore implements CacheStore {
     const db = new Driver(this.path, { timeout: 1000 });
     this.#db = db;
     try {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
+      useWAL(db, 1000);
       db.exec(SCHEMA);
     } catch (err) {
       db.close();

@@ -19,6 +19,7 @@ import { switchboardHome } from '../paths.js';
 import type { Env } from '../providers/resolve.js';
 import { costToFemto, dollarsToFemto, femtoToDollars } from '../money.js';
 import type { TurnResult } from '../types.js';
+import { isBusy, sleepSync, useWAL } from './sqlite-wal.js';
 
 /**
  * 2 added `turns.cost_femto`, the exact cost every sum reads; 3 added `turns.saved_femto`, what
@@ -297,8 +298,7 @@ export class SQLiteConversationLog implements ConversationLog {
     }
     this.#db = db;
     try {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
+      useWAL(db, options.busyTimeoutMs ?? BUSY_TIMEOUT_MS);
       this.#fts = this.#migrate();
       // A write lock taken and given back at once: a log another program holds fails now, not mid-chat.
       if (!options.readonly) db.exec('BEGIN IMMEDIATE; COMMIT;');
@@ -402,9 +402,8 @@ export class SQLiteConversationLog implements ConversationLog {
       try {
         return run.immediate();
       } catch (err) {
-        const code = (err as { code?: string }).code ?? '';
-        if (attempt >= WRITE_ATTEMPTS || !code.startsWith('SQLITE_BUSY')) throw err;
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20 * attempt);
+        if (attempt >= WRITE_ATTEMPTS || !isBusy(err)) throw err;
+        sleepSync(20 * attempt);
       }
     }
   }

@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { InOrderWorker, workerScriptURL } from '../worker-thread.js';
 import { LedgerError } from './ledger-error.js';
 import type { FromWorker, ToWorker } from './ledger-worker.js';
+import { useWAL } from './sqlite-wal.js';
 
 /**
  * A connection to a ledger file, as the ledger and its spend writer both open it: WAL, and a
@@ -20,10 +21,8 @@ import type { FromWorker, ToWorker } from './ledger-worker.js';
  * lose the last commits).
  */
 export function openLedgerFile(path: string): Database.Database {
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
+  const db = new Database(path, { timeout: 5000 });
+  useWAL(db, 5000);
   return db;
 }
 

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import type Database from 'better-sqlite3';
 import { switchboardHome } from '../paths.js';
+import { useWAL } from './sqlite-wal.js';
 import {
   MemoryMetricsStore,
   type DeploymentStats,
@@ -82,8 +83,7 @@ export class SQLiteMetricsStore implements MetricsStore {
     const Driver = createRequire(import.meta.url)('better-sqlite3') as typeof Database;
     this.#db = new Driver(this.path, { timeout: 250 });
     try {
-      this.#db.pragma('journal_mode = WAL');
-      this.#db.pragma('synchronous = NORMAL');
+      useWAL(this.#db, 250);
       this.#db.exec(SCHEMA);
       const now = (options.now ?? Date.now)();
       this.#db.prepare('DELETE FROM samples WHERE at < ?').run(now - (options.retentionMs ?? 7 * 86_400_000));
