@@ -206,14 +206,18 @@ describe('PostgresLedger only', () => {
     await ledger.createKey({ id: 'sk-sb-burst0001', name: 'burst' }, 'hash-burst', 1);
     await new Promise((r) => setTimeout(r, 200)); // the key's own notification has emptied the cache
     // Hold the table, so every query that reaches Postgres waits where pg_stat_activity shows it.
+    // The count is read on another connection: within one transaction (the lock's) Postgres
+    // answers pg_stat_activity from the snapshot of its first read, which may predate the query.
     const lock = new pg.Client({ connectionString: url });
+    const watch = new pg.Client({ connectionString: url });
     await lock.connect();
+    await watch.connect();
     try {
       await lock.query('BEGIN');
       await lock.query('LOCK TABLE key_secrets IN ACCESS EXCLUSIVE MODE');
       const lookups = Array.from({ length: 50 }, () => ledger.keyBySecretHash('hash-burst', 2));
       const waiting = async (): Promise<number> =>
-        Number((await lock.query<{ n: string }>("SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'SELECT keys.*%'")).rows[0]?.n);
+        Number((await watch.query<{ n: string }>("SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'SELECT keys.*%'")).rows[0]?.n);
       for (let i = 0; i < 100 && (await waiting()) === 0; i++) await new Promise((r) => setTimeout(r, 20));
       // Time for more queries to arrive, were they sent (the pool would run five at once).
       await new Promise((r) => setTimeout(r, 300));
@@ -224,6 +228,7 @@ describe('PostgresLedger only', () => {
       expect(keys.every((k) => k?.name === 'burst')).toBe(true);
     } finally {
       await lock.end();
+      await watch.end();
     }
   });
 
