@@ -111,6 +111,27 @@ describe('bad input', () => {
     expect(upstream.requests.length).toBe(before);
   });
 
+  it('refuses a body nested past 256 levels in each protocol\'s shape, and serves one nested 256 deep', async () => {
+    const nested = (levels: number): unknown => (levels === 0 ? 1 : [nested(levels - 1)]);
+    // The body, tools, a tool, its function, parameters, properties and x are 7 levels; the default adds the rest.
+    const withTool = (arrays: number) => ({ ...chat('house'), tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { x: { type: 'array', default: nested(arrays) } } } } }] });
+    const before = upstream.requests.length;
+    const refused = [
+      await post('/v1/chat/completions', withTool(250)),
+      await post('/v1/messages', { model: 'house', max_tokens: 10, messages: nested(300) }, { 'anthropic-version': '2023-06-01' }),
+      await post('/v1beta/models/house:generateContent', { contents: nested(300) }),
+    ];
+    expect(refused.map((r) => r.status)).toEqual([400, 400, 400]);
+    const [openai, anthropic, gemini] = (await Promise.all(refused.map((r) => r.json()))) as [{ error: { type: string; message: string } }, { type: string; error: { type: string; message: string } }, { error: { status: string; message: string } }];
+    expect(openai.error).toMatchObject({ type: 'invalid_request_error', message: expect.stringMatching(/more than 256 levels deep/) });
+    expect(anthropic).toMatchObject({ type: 'error', error: { type: 'invalid_request_error', message: expect.stringMatching(/more than 256 levels deep/) } });
+    expect(gemini.error).toMatchObject({ status: 'INVALID_ARGUMENT', message: expect.stringMatching(/more than 256 levels deep/) });
+    expect(upstream.requests.length).toBe(before);
+    const served = await post('/v1/chat/completions', withTool(249));
+    expect(served.status).toBe(200);
+    expect(upstream.requests.length).toBe(before + 1);
+  });
+
   it('answers 503 naming the variable when the gateway has no key for a model\'s provider', async () => {
     const res = await post('/v1/chat/completions', chat('openai/gpt-4o-mini'));
     expect(res.status).toBe(503);

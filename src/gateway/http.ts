@@ -91,14 +91,42 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
   });
 }
 
-/** Parse a JSON body; a syntax error is a 400 saying where. */
+/**
+ * How deep a request body may nest arrays and objects. A real request nests a few dozen
+ * levels at most (a message's content parts, a tool's JSON schema); the gateway's own walks
+ * over a body (validation, the cache key, token counts) recurse, and a body nested thousands
+ * deep would overflow the stack in one of them.
+ */
+export const MAX_BODY_DEPTH = 256;
+
+/** Whether `value` nests arrays and objects more than `max` levels deep (walked without recursion). */
+function nestsDeeperThan(value: unknown, max: number): boolean {
+  const pending: { value: object; depth: number }[] = [];
+  if (value !== null && typeof value === 'object') pending.push({ value, depth: 1 });
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    if (next.depth > max) return true;
+    const members = next.value as Record<string, unknown>;
+    for (const key in members) {
+      const member = members[key];
+      if (member !== null && typeof member === 'object') pending.push({ value: member, depth: next.depth + 1 });
+    }
+  }
+  return false;
+}
+
+/** Parse a JSON body; a syntax error, or nesting past MAX_BODY_DEPTH, is a 400 saying so. */
 export function parseJsonBody(text: string): unknown {
   if (text.trim() === '') throw clientError(400, 'The request body is empty; send a JSON object.');
+  let body: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    body = JSON.parse(text) as unknown;
   } catch (err) {
     throw clientError(400, `The request body is not valid JSON: ${(err as Error).message}.`);
   }
+  if (nestsDeeperThan(body, MAX_BODY_DEPTH)) {
+    throw clientError(400, `The request body nests arrays and objects more than ${MAX_BODY_DEPTH} levels deep, the most this gateway accepts.`);
+  }
+  return body;
 }
 
 /** Whether the content type is JSON (a missing one is accepted, as the providers do). */
