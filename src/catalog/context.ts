@@ -29,37 +29,85 @@ let counter: CountTokens | undefined;
  */
 const TOKENIZER_PIECE = 1024;
 
-function countTokens(text: string): number {
+/**
+ * How long one count (a request's messages) may run the tokenizer. Most texts cost well under a
+ * millisecond per 10 KB, but some cost a thousand times that (a long run of random CJK or
+ * punctuation, which the tokenizer merges in quadratic time): a body of them would hold the
+ * process for minutes. Past this time the rest is counted at the rate of tokens per character
+ * measured so far, with a margin; an estimate either way, as every count here is.
+ */
+const EXACT_COUNT_MS = 100;
+const ESTIMATED_MARGIN = 1.1;
+
+/** One count's clock and its tally of what the tokenizer counted. */
+export class CountClock {
+  /** Set by the first look, after the tokenizer has loaded. */
+  #deadline: number | undefined;
+  #late = false;
+  #chars = 0;
+  #tokens = 0;
+
+  /** Whether the tokenizer may still run. */
+  inTime(): boolean {
+    this.#deadline ??= performance.now() + EXACT_COUNT_MS;
+    if (!this.#late && performance.now() > this.#deadline) this.#late = true;
+    return !this.#late;
+  }
+
+  counted(chars: number, tokens: number): number {
+    this.#chars += chars;
+    this.#tokens += tokens;
+    return tokens;
+  }
+
+  /** `chars` characters at the measured rate; with nothing measured, their UTF-8 bytes (a token covers at least one). */
+  estimate(text: string, from: number): number {
+    if (this.#chars === 0) return Buffer.byteLength(from === 0 ? text : text.slice(from));
+    return Math.ceil(((text.length - from) * this.#tokens * ESTIMATED_MARGIN) / this.#chars);
+  }
+}
+
+function countTokens(text: string, clock: CountClock): number {
   if (text === '') return 0;
   if (!counter) {
     const require = createRequire(import.meta.url);
     const mod = require('gpt-tokenizer/encoding/o200k_base') as { countTokens: CountTokens };
     counter = mod.countTokens;
   }
-  if (text.length <= TOKENIZER_PIECE) return counter(text);
+  if (!clock.inTime()) return clock.estimate(text, 0);
+  if (text.length <= TOKENIZER_PIECE) return clock.counted(text.length, counter(text));
   let n = 0;
   for (let start = 0; start < text.length; ) {
+    if (!clock.inTime()) return n + clock.estimate(text, start);
     let end = Math.min(text.length, start + TOKENIZER_PIECE);
     if (end < text.length) {
-      // Cut before a space (the tokenizer joins a space to the word after it), else anywhere but inside a surrogate pair.
-      const space = text.lastIndexOf(' ', end);
-      if (space > start + TOKENIZER_PIECE / 2) end = space;
+      // Cut before a space (the tokenizer joins a space to the word after it), else anywhere but
+      // inside a surrogate pair. The space is looked for in the piece's second half only: a
+      // search back to the start of a text without spaces made the count quadratic in its length.
+      const space = lastSpaceAfter(text, end, start + TOKENIZER_PIECE / 2);
+      if (space >= 0) end = space;
       else if (isHighSurrogate(text.charCodeAt(end - 1))) end -= 1;
     }
-    n += counter(text.slice(start, end));
+    n += clock.counted(end - start, counter(text.slice(start, end)));
     start = end;
   }
   return n;
+}
+
+/** The index of the last space before `end` and after `after`, or -1. */
+function lastSpaceAfter(text: string, end: number, after: number): number {
+  for (let i = end; i > after; i--) if (text.charCodeAt(i) === 32) return i;
+  return -1;
 }
 
 function isHighSurrogate(code: number): boolean {
   return code >= 0xd800 && code <= 0xdbff;
 }
 
-function partTokens(part: ContentPart): number {
+function partTokens(part: ContentPart, clock: CountClock): number {
   switch (part.type) {
     case 'text':
-      return countTokens(part.text);
+      return countTokens(part.text, clock);
     case 'image_url':
       return part.image_url.detail === 'low' ? LOW_DETAIL_IMAGE_TOKENS : IMAGE_TOKENS;
     case 'file':
@@ -71,19 +119,19 @@ function partTokens(part: ContentPart): number {
 }
 
 /** Estimated tokens of one message, framing included. */
-export function messageTokens(message: Message): number {
-  let n = TOKENS_PER_MESSAGE + countTokens(message.role);
+export function messageTokens(message: Message, clock = new CountClock()): number {
+  let n = TOKENS_PER_MESSAGE + countTokens(message.role, clock);
   switch (message.role) {
     case 'system':
     case 'tool':
-      n += countTokens(message.content);
+      n += countTokens(message.content, clock);
       break;
     case 'user':
-      n += typeof message.content === 'string' ? countTokens(message.content) : message.content.reduce((s, p) => s + partTokens(p), 0);
+      n += typeof message.content === 'string' ? countTokens(message.content, clock) : message.content.reduce((s, p) => s + partTokens(p, clock), 0);
       break;
     case 'assistant':
-      n += countTokens(message.content ?? '');
-      for (const call of message.tool_calls ?? []) n += countTokens(call.function.name) + countTokens(call.function.arguments) + TOKENS_PER_MESSAGE;
+      n += countTokens(message.content ?? '', clock);
+      for (const call of message.tool_calls ?? []) n += countTokens(call.function.name, clock) + countTokens(call.function.arguments, clock) + TOKENS_PER_MESSAGE;
       break;
   }
   return n;
@@ -91,8 +139,9 @@ export function messageTokens(message: Message): number {
 
 /** Estimated prompt tokens of a conversation (messages plus the reply's priming). */
 export function estimateTokens(messages: readonly Message[]): number {
+  const clock = new CountClock();
   let n = REPLY_PRIMING;
-  for (const m of messages) n += messageTokens(m);
+  for (const m of messages) n += messageTokens(m, clock);
   return n;
 }
 
@@ -135,7 +184,8 @@ export function fitToContext(
   options: FitOptions = {},
 ): Message[] {
   const budget = contextLength - reserveOutput;
-  const sizes = messages.map(messageTokens);
+  const clock = new CountClock();
+  const sizes = messages.map((m) => messageTokens(m, clock));
   let total = REPLY_PRIMING + sizes.reduce((a, b) => a + b, 0);
   if (total <= budget) return [...messages];
   if (!options.dropOldest) throw new ContextLengthError(total + reserveOutput, contextLength);
