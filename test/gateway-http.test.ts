@@ -144,6 +144,10 @@ describe('bad input', () => {
     expect(a.status).toBe(400);
     expect(ab.type).toBe('error');
     expect(ab.error.type).toBe('invalid_request_error');
+    // A malformed percent-escape in the model's path names no endpoint (it once escaped as a 500).
+    const bad = await post('/v1beta/models/%zz:generateContent', { contents: [{ parts: [{ text: 'Hi' }] }] });
+    expect(bad.status).toBe(404);
+    expect(((await bad.json()) as { error: { status: string; message: string } }).error).toMatchObject({ status: 'NOT_FOUND', message: expect.stringMatching(/not an endpoint/) });
     const g = await post('/v1beta/models/house:generateContent', { contents: 'nope' });
     const gb = (await g.json()) as { error: { code: number; status: string } };
     expect(g.status).toBe(400);

@@ -61,6 +61,13 @@ describe('virtual keys through the gateway', () => {
     const shownCost = Number(response.headers.get('x-switchboard-cost'));
     expect(shownCost).toBeGreaterThan(0);
 
+    // A malformed percent-escape in an admin path is a 404 that says so (it once escaped as a 500).
+    for (const path of ['/admin/keys/%zz', '/admin/%E0%A4%A']) {
+      const bad = await g.admin('GET', path);
+      expect({ path, status: bad.status }).toEqual({ path, status: 404 });
+      expect((bad.body.error as { message: string }).message).toMatch(/malformed percent-escape/);
+    }
+
     // The ticket settles just after the response is written.
     const id = made.body.id as string;
     let shown: Record<string, unknown> = {};

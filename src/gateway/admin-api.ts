@@ -14,6 +14,7 @@ import { LedgerError, USAGE_GROUPS, type Ledger, type UsageGroup } from '../stor
 import { systemClock, type Clock } from '../store/shared-state.js';
 import type { Principal } from './admission.js';
 import { KeyInputError, keyShow, keyView, newKeyFrom, patchFrom, spendView, teamLimitsFrom, teamPatchFrom, teamView, usageView, type KeySpec } from './key-input.js';
+import { apiPathParts } from './http.js';
 import type { VirtualKeys } from './virtual-keys.js';
 
 export interface AdminRequest {
@@ -71,7 +72,8 @@ export function createAdminApi(options: AdminApiOptions): AdminHandler {
   };
 
   const route = async (req: AdminRequest): Promise<AdminResponse> => {
-    const parts = req.path.replace(/\/+$/, '').split('/').slice(2).map(decodeURIComponent);
+    const parts = apiPathParts(req.path);
+    if (!parts) return fail(404, 'not_found', `${req.path} is not an admin endpoint: its path has a malformed percent-escape.`);
     const [resource, id, action] = parts;
     const m = req.method;
     if (resource === 'keys') {

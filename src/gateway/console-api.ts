@@ -22,6 +22,7 @@ import { RequestLogQuery } from '../store/request-log-query.js';
 import type { AdminRequest, AdminResponse } from './admin-api.js';
 import { modelAllowed, type Principal } from './admission.js';
 import type { GatewayConfig } from './config.js';
+import { apiPathParts } from './http.js';
 import { formatFemto, usageView } from './key-input.js';
 import { listedModels } from './models.js';
 
@@ -197,7 +198,8 @@ export function createConsoleApi(options: ConsoleApiOptions): ConsoleApi {
 
   return async (req) => {
     if (req.method !== 'GET') return undefined;
-    const parts = req.path.replace(/\/+$/, '').split('/').slice(2).map(decodeURIComponent);
+    const parts = apiPathParts(req.path);
+    if (!parts) return undefined;
     const [resource, id, extra] = parts;
     if (extra !== undefined) return undefined;
     if (resource === 'whoami' && id === undefined) return whoami(req.principal);

@@ -33,7 +33,7 @@ import { AdmissionError, masterKeyAuthenticator, modelAllowed, openAdmission, op
 import type { GatewayConfig } from './config.js';
 import { ConsoleAssets } from './console-assets.js';
 import { createConsoleApi, type ConsoleApi } from './console-api.js';
-import { clientError, credentialOf, isJsonContentType, parseJsonBody, readBody, requestIdOf, responseId } from './http.js';
+import { clientError, credentialOf, decodePathPart, isJsonContentType, parseJsonBody, readBody, requestIdOf, responseId } from './http.js';
 import { GatewayMetrics } from './metrics.js';
 import { listedModels, routeModelFor } from './models.js';
 import { proxyModelRequest, type ProxyOutcome } from './proxy.js';
@@ -105,8 +105,8 @@ function matchEndpoint(method: string, path: string, req: IncomingMessage): Matc
     if (path === '/v1/messages') return { protocol: 'anthropic', kind: 'generate' };
     if (path === '/v1/messages/count_tokens') return { protocol: 'anthropic', kind: 'count' };
     const g = GEMINI_PATH.exec(path);
-    if (g) {
-      const model = decodeURIComponent(g[1] as string);
+    const model = g ? decodePathPart(g[1] as string) : undefined;
+    if (g && model !== undefined) {
       if (g[2] === 'countTokens') return { protocol: 'gemini', kind: 'count', pathModel: model };
       return { protocol: 'gemini', kind: 'generate', pathModel: model, pathStream: g[2] === 'streamGenerateContent' };
     }

@@ -51,6 +51,21 @@ export function clientError(status: number, message: string): BadRequestError {
   return new BadRequestError({ status, provider: 'gateway', providerMessage: message });
 }
 
+/** A percent-encoded part of a path, decoded; undefined for a malformed escape (`%zz`), which names no endpoint. */
+export function decodePathPart(part: string): string | undefined {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The parts of an API path after `/admin/` or `/console-api/`, decoded; undefined when one is malformed. */
+export function apiPathParts(path: string): string[] | undefined {
+  const parts = path.replace(/\/+$/, '').split('/').slice(2).map(decodePathPart);
+  return parts.includes(undefined) ? undefined : (parts as string[]);
+}
+
 /** Read the whole body as UTF-8, refusing more than `limit` bytes (413) without reading the rest. */
 export function readBody(req: IncomingMessage, limit: number): Promise<string> {
   const declared = Number(req.headers['content-length']);
