@@ -93,6 +93,9 @@ describe('bad input', () => {
     const cases: { path: string; body: unknown; headers?: Record<string, string>; status: number; match: RegExp }[] = [
       { path: '/v1/chat/completions', body: '{"model": "house", "messages": [', status: 400, match: /not valid JSON/ },
       { path: '/v1/chat/completions', body: { model: 'house', messages: 'hello' }, status: 400, match: /messages/ },
+      { path: '/v1/chat/completions', body: { ...chat('house'), stream: 'yes' }, status: 400, match: /Invalid type for 'stream': expected a boolean, but got a string/ },
+      { path: '/v1/responses', body: { model: 'house', input: 'Hi', stream: 1 }, status: 400, match: /expected a boolean, but got a number/ },
+      { path: '/v1/messages', body: { model: 'house', max_tokens: 10, messages: [{ role: 'user', content: 'Hi' }], stream: 'yes' }, status: 400, match: /stream: Input should be a valid boolean/ },
       { path: '/v1/chat/completions', body: chat('house', 'x'.repeat(5000)), status: 413, match: /4096/ },
       { path: '/v1/chat/completions', body: chat('sim/nope'), status: 400, match: /no model "nope"/ },
       { path: '/v1/chat/completions', body: chat('echo@local||'), status: 400, match: /\^/ },

@@ -14,7 +14,7 @@ import { OUTPUT_TOOL } from './anthropic.js';
 import { readAnthropicBreakpoints } from './prompt-cache.js';
 import { writeTimings } from './timings.js';
 import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type ServerRequestContext, type StreamEnd, type StreamWriter } from './protocol.js';
-import { argumentsObject, asRecord, collectEvents, errorMessage, errorStatus, retryHeaders, stopReason, unknownField } from './server-common.js';
+import { argumentsObject, asRecord, collectEvents, errorMessage, errorStatus, readStreamFlag, retryHeaders, stopReason, unknownField } from './server-common.js';
 
 function invalid(message: string): WireRequestError {
   return new WireRequestError(400, 'invalid_request_error', message);
@@ -249,7 +249,7 @@ function parseRequest(body: unknown, ctx: ServerRequestContext): ServerRequest {
     if (params.maxTokens !== undefined && thinking.budget_tokens >= params.maxTokens) throw invalid('`max_tokens` must be greater than `thinking.budget_tokens`.');
     params.reasoning = { maxTokens: thinking.budget_tokens };
   }
-  const stream = record.stream === true;
+  const stream = readStreamFlag(record, () => invalid('stream: Input should be a valid boolean'));
   return { model: record.model, stream, request: { model: record.model, messages, params, stream } };
 }
 

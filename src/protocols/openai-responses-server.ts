@@ -13,7 +13,7 @@ import type { SwitchboardError } from '../errors.js';
 import type { ContentPart, FinishReason, Message, ProtocolEvent, RequestParams, TokenUsage, ToolDefinition } from '../types.js';
 import { openaiErrorObject, openaiServer } from './openai-server.js';
 import { WireRequestError, type ProtocolServer, type ResponseMeta, type ServerRequest, type StreamEnd, type StreamWriter } from './protocol.js';
-import { asRecord, collectEvents, errorStatus, unknownField } from './server-common.js';
+import { asRecord, collectEvents, errorStatus, readStreamFlag, unknownField } from './server-common.js';
 
 function invalid(message: string, param?: string): WireRequestError {
   return new WireRequestError(400, 'invalid_request_error', message, param);
@@ -194,7 +194,7 @@ function parseRequest(body: unknown): ServerRequest {
     if (reasoning.effort === 'low' || reasoning.effort === 'medium' || reasoning.effort === 'high') out.effort = reasoning.effort;
     params.reasoning = out;
   }
-  const stream = record.stream === true;
+  const stream = readStreamFlag(record, (type) => invalid(`Invalid type for 'stream': expected a boolean, but got a ${type} instead.`, 'stream'));
   const out: ServerRequest = { model: record.model, stream, request: { model: record.model, messages, params, stream } };
   if (typeof record.previous_response_id === 'string' && record.previous_response_id !== '') out.previousResponseId = record.previous_response_id;
   return out;

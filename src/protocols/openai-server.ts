@@ -9,7 +9,7 @@ import type { SwitchboardError } from '../errors.js';
 import type { AssistantMessage, ContentPart, FinishReason, Message, ProtocolEvent, RequestParams, TokenUsage, ToolCall, ToolDefinition } from '../types.js';
 import { writeTimings } from './timings.js';
 import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type StreamEnd, type StreamWriter } from './protocol.js';
-import { asRecord, collectEvents, errorMessage, errorStatus, retryHeaders, unknownField, type CollectedResponse } from './server-common.js';
+import { asRecord, collectEvents, errorMessage, errorStatus, readStreamFlag, retryHeaders, unknownField, type CollectedResponse } from './server-common.js';
 
 function invalid(message: string, param?: string): WireRequestError {
   return new WireRequestError(400, 'invalid_request_error', message, param);
@@ -230,7 +230,7 @@ function parseRequest(body: unknown): ServerRequest {
   refuseTopLevel(record);
   if (typeof record.model !== 'string' || record.model === '') throw invalid('you must provide a model parameter', 'model');
   if (!Array.isArray(record.messages) || record.messages.length === 0) throw invalid("'messages' must be a non-empty array", 'messages');
-  const stream = record.stream === true;
+  const stream = readStreamFlag(record, (type) => invalid(`Invalid type for 'stream': expected a boolean, but got a ${type} instead.`, 'stream'));
   const out: ServerRequest = {
     model: record.model,
     stream,

@@ -147,6 +147,17 @@ export function asRecord(value: unknown): Record<string, unknown> | undefined {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }
 
+/**
+ * A request's `stream` flag: true, false, or absent (null reads as absent, as the providers
+ * read it). Anything else is refused: `"stream": "yes"` must not quietly answer in one body.
+ */
+export function readStreamFlag(record: Record<string, unknown>, refuse: (gotType: string) => Error): boolean {
+  const value = record.stream;
+  if (value === undefined || value === null) return false;
+  if (typeof value !== 'boolean') throw refuse(Array.isArray(value) ? 'array' : typeof value);
+  return value;
+}
+
 /** Tool-call arguments (a JSON string) as an object for protocols that carry objects. */
 export function argumentsObject(args: string): unknown {
   if (args.trim() === '') return {};
