@@ -60,7 +60,7 @@ export function decodePathPart(part: string): string | undefined {
   }
 }
 
-/** The parts of an API path after `/admin/` or `/console-api/`, decoded; undefined when one is malformed. */
+/** The parts of an `/admin/...` path (the admin and console APIs) after `/admin/`, decoded; undefined when one is malformed. */
 export function apiPathParts(path: string): string[] | undefined {
   const parts = path.replace(/\/+$/, '').split('/').slice(2).map(decodePathPart);
   return parts.includes(undefined) ? undefined : (parts as string[]);
@@ -112,7 +112,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
  * over a body (validation, the cache key, token counts) recurse, and a body nested thousands
  * deep would overflow the stack in one of them.
  */
-export const MAX_BODY_DEPTH = 256;
+const MAX_BODY_DEPTH = 256;
 
 /** Whether `value` nests arrays and objects more than `max` levels deep (walked without recursion). */
 function nestsDeeperThan(value: unknown, max: number): boolean {

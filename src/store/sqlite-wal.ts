@@ -9,8 +9,10 @@
  */
 import type Database from 'better-sqlite3';
 
+/** Whether an error is SQLite's SQLITE_BUSY (any of its extended codes). */
 export function isBusy(err: unknown): boolean {
-  return ((err as { code?: unknown }).code ?? '').toString().startsWith('SQLITE_BUSY');
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 }
 
 /** Block the thread for `ms` milliseconds (the drivers are synchronous, as SQLite's own busy wait is). */
