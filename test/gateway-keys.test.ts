@@ -68,6 +68,21 @@ describe('virtual keys through the gateway', () => {
       expect((bad.body.error as { message: string }).message).toMatch(/malformed percent-escape/);
     }
 
+    // A body field of the wrong type or an unknown one is a 400 naming it: "admin": "false" must
+    // not make an admin key, a misspelt budget not a key without one, and [{}] not a 500.
+    for (const [body, message] of [
+      [{ name: 'x', admin: 'false' }, /admin takes true or false; got "false"/],
+      [{ name: 'x', buget: 5 }, /Unknown field "buget"/],
+      [{ name: 'x', models: [{}] }, /models takes a list of patterns/],
+      [{ name: 5 }, /name takes a string; got 5/],
+      [{ name: 'x', metadata: { k: 1 } }, /metadata takes an object of strings/],
+    ] as const) {
+      const bad = await g.admin('POST', '/admin/keys', body);
+      expect({ body, status: bad.status }).toEqual({ body, status: 400 });
+      expect((bad.body.error as { message: string }).message).toMatch(message);
+    }
+    expect(((await g.admin('GET', '/admin/keys')).body.data as unknown[]).length).toBe(1);
+
     // The ticket settles just after the response is written.
     const id = made.body.id as string;
     let shown: Record<string, unknown> = {};

@@ -44,10 +44,33 @@ export interface AdminApiOptions {
 
 const fail = (status: number, type: string, message: string): AdminResponse => ({ status, body: { error: { message, type } } });
 
+/** What each field of a key or team body may be: a JSON type check and how to say it. */
+const SPEC_FIELDS: Record<string, [(v: unknown) => boolean, string]> = {
+  name: [(v) => typeof v === 'string', 'a string'],
+  id: [(v) => typeof v === 'string', 'a string'],
+  team: [(v) => v === null || typeof v === 'string', 'a team id or null'],
+  admin: [(v) => typeof v === 'boolean', 'true or false'],
+  budget: [(v) => v === null || typeof v === 'string' || typeof v === 'number', 'dollars as a number or a string, or null'],
+  period: [(v) => typeof v === 'string', 'a string'],
+  rpm: [(v) => v === null || typeof v === 'string' || typeof v === 'number', 'a whole number or null'],
+  tpm: [(v) => v === null || typeof v === 'string' || typeof v === 'number', 'a whole number or null'],
+  models: [(v) => v === null || typeof v === 'string' || (Array.isArray(v) && v.every((m) => typeof m === 'string')), 'a list of patterns (strings), one string of them, or null'],
+  expires: [(v) => v === null || typeof v === 'string', 'a date or null'],
+  expires_at: [(v) => v === null || typeof v === 'string', 'a date or null'],
+  metadata: [(v) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string'), 'an object of strings'],
+  grace_seconds: [(v) => typeof v === 'number', 'a number of seconds'],
+};
+
+/** A key or team body, each field checked for its type; an unknown field is refused (a misspelt budget must not make a key without one). */
 function spec(body: unknown): KeySpec {
   if (body === undefined) return {};
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new KeyInputError('The body must be a JSON object.');
   const b = body as Record<string, unknown>;
+  for (const [field, value] of Object.entries(b)) {
+    const rule = SPEC_FIELDS[field];
+    if (!rule) throw new KeyInputError(`Unknown field "${field}"; the fields are ${Object.keys(SPEC_FIELDS).join(', ')}.`);
+    if (!rule[0](value)) throw new KeyInputError(`${field} takes ${rule[1]}; got ${JSON.stringify(value)}.`);
+  }
   const out: Record<string, unknown> = { ...b };
   // The JSON API spells the expiry as it is shown back.
   if ('expires_at' in b) out.expires = b.expires_at;
