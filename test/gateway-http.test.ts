@@ -95,6 +95,8 @@ describe('bad input', () => {
       { path: '/v1/chat/completions', body: { model: 'house', messages: 'hello' }, status: 400, match: /messages/ },
       { path: '/v1/chat/completions', body: { ...chat('house'), stream: 'yes' }, status: 400, match: /Invalid type for 'stream': expected a boolean, but got a string/ },
       { path: '/v1/responses', body: { model: 'house', input: 'Hi', stream: 1 }, status: 400, match: /expected a boolean, but got a number/ },
+      { path: '/v1/chat/completions', body: { ...chat('house'), response_format: 'json' }, status: 400, match: /Invalid type for 'response_format': expected an object, but got a string/ },
+      { path: '/v1/chat/completions', body: { ...chat('house'), stream: true, stream_options: [] }, status: 400, match: /'stream_options': expected an object, but got an array/ },
       { path: '/v1/messages', body: { model: 'house', max_tokens: 10, messages: [{ role: 'user', content: 'Hi' }], stream: 'yes' }, status: 400, match: /stream: Input should be a valid boolean/ },
       { path: '/v1/chat/completions', body: chat('house', 'x'.repeat(5000)), status: 413, match: /4096/ },
       { path: '/v1/chat/completions', body: chat('sim/nope'), status: 400, match: /no model "nope"/ },

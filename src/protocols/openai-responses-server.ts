@@ -194,7 +194,7 @@ function parseRequest(body: unknown): ServerRequest {
     if (reasoning.effort === 'low' || reasoning.effort === 'medium' || reasoning.effort === 'high') out.effort = reasoning.effort;
     params.reasoning = out;
   }
-  const stream = readStreamFlag(record, (type) => invalid(`Invalid type for 'stream': expected a boolean, but got a ${type} instead.`, 'stream'));
+  const stream = readStreamFlag(record, (got) => invalid(`Invalid type for 'stream': expected a boolean, but got ${got} instead.`, 'stream'));
   const out: ServerRequest = { model: record.model, stream, request: { model: record.model, messages, params, stream } };
   if (typeof record.previous_response_id === 'string' && record.previous_response_id !== '') out.previousResponseId = record.previous_response_id;
   return out;

@@ -9,7 +9,7 @@ import type { SwitchboardError } from '../errors.js';
 import type { AssistantMessage, ContentPart, FinishReason, Message, ProtocolEvent, RequestParams, TokenUsage, ToolCall, ToolDefinition } from '../types.js';
 import { writeTimings } from './timings.js';
 import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type StreamEnd, type StreamWriter } from './protocol.js';
-import { asRecord, collectEvents, errorMessage, errorStatus, readStreamFlag, retryHeaders, unknownField, type CollectedResponse } from './server-common.js';
+import { asRecord, collectEvents, errorMessage, errorStatus, jsonTypeName, readStreamFlag, retryHeaders, unknownField, type CollectedResponse } from './server-common.js';
 
 function invalid(message: string, param?: string): WireRequestError {
   return new WireRequestError(400, 'invalid_request_error', message, param);
@@ -48,9 +48,16 @@ const REFUSED: ReadonlyMap<string, { on: (value: unknown) => boolean; reason: st
 ]);
 
 /** The top level of a body in one pass over its keys: unknown fields and the REFUSED ones that are set. */
+/** Fields that are objects when given (null reads as absent): any other type would be quietly ignored. */
+const OBJECT_FIELDS: ReadonlySet<string> = new Set(['response_format', 'stream_options', 'logit_bias', 'metadata', 'web_search_options']);
+
 function refuseTopLevel(record: Record<string, unknown>): void {
   for (const key in record) {
     if (!REQUEST_FIELDS.has(key)) throw invalid(`Unrecognized request argument supplied: ${key}`);
+    const value = record[key];
+    if (OBJECT_FIELDS.has(key) && value !== null && value !== undefined && !asRecord(value)) {
+      throw invalid(`Invalid type for '${key}': expected an object, but got ${jsonTypeName(value)} instead.`, key);
+    }
     const refused = REFUSED.get(key);
     if (refused && record[key] !== undefined && refused.on(record[key])) throw invalid(refused.reason, key);
   }
@@ -230,7 +237,7 @@ function parseRequest(body: unknown): ServerRequest {
   refuseTopLevel(record);
   if (typeof record.model !== 'string' || record.model === '') throw invalid('you must provide a model parameter', 'model');
   if (!Array.isArray(record.messages) || record.messages.length === 0) throw invalid("'messages' must be a non-empty array", 'messages');
-  const stream = readStreamFlag(record, (type) => invalid(`Invalid type for 'stream': expected a boolean, but got a ${type} instead.`, 'stream'));
+  const stream = readStreamFlag(record, (got) => invalid(`Invalid type for 'stream': expected a boolean, but got ${got} instead.`, 'stream'));
   const out: ServerRequest = {
     model: record.model,
     stream,

@@ -151,11 +151,18 @@ export function asRecord(value: unknown): Record<string, unknown> | undefined {
  * A request's `stream` flag: true, false, or absent (null reads as absent, as the providers
  * read it). Anything else is refused: `"stream": "yes"` must not quietly answer in one body.
  */
-export function readStreamFlag(record: Record<string, unknown>, refuse: (gotType: string) => Error): boolean {
+export function readStreamFlag(record: Record<string, unknown>, refuse: (got: string) => Error): boolean {
   const value = record.stream;
   if (value === undefined || value === null) return false;
-  if (typeof value !== 'boolean') throw refuse(Array.isArray(value) ? 'array' : typeof value);
+  if (typeof value !== 'boolean') throw refuse(jsonTypeName(value));
   return value;
+}
+
+/** A JSON value's type as an error message says it: 'a string', 'an array', 'an object'. */
+export function jsonTypeName(value: unknown): string {
+  if (Array.isArray(value)) return 'an array';
+  if (value === null) return 'null';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 /** Tool-call arguments (a JSON string) as an object for protocols that carry objects. */
