@@ -73,6 +73,7 @@ describe('virtual keys through the gateway', () => {
     for (const [body, message] of [
       [{ name: 'x', admin: 'false' }, /admin takes true or false; got "false"/],
       [{ name: 'x', buget: 5 }, /Unknown field "buget"/],
+      [JSON.parse('{"name":"x","constructor":1}') as Record<string, unknown>, /Unknown field "constructor"/],
       [{ name: 'x', models: [{}] }, /models takes a list of patterns/],
       [{ name: 5 }, /name takes a string; got 5/],
       [{ name: 'x', metadata: { k: 1 } }, /metadata takes an object of strings/],

@@ -45,7 +45,7 @@ export interface AdminApiOptions {
 const fail = (status: number, type: string, message: string): AdminResponse => ({ status, body: { error: { message, type } } });
 
 /** What each field of a key or team body may be: a JSON type check and how to say it. */
-const SPEC_FIELDS: Record<string, [(v: unknown) => boolean, string]> = {
+const SPEC_FIELDS = new Map<string, [(v: unknown) => boolean, string]>(Object.entries({
   name: [(v) => typeof v === 'string', 'a string'],
   id: [(v) => typeof v === 'string', 'a string'],
   team: [(v) => v === null || typeof v === 'string', 'a team id or null'],
@@ -59,7 +59,7 @@ const SPEC_FIELDS: Record<string, [(v: unknown) => boolean, string]> = {
   expires_at: [(v) => v === null || typeof v === 'string', 'a date or null'],
   metadata: [(v) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string'), 'an object of strings'],
   grace_seconds: [(v) => typeof v === 'number', 'a number of seconds'],
-};
+} satisfies Record<string, [(v: unknown) => boolean, string]>));
 
 /** A key or team body, each field checked for its type; an unknown field is refused (a misspelt budget must not make a key without one). */
 function spec(body: unknown): KeySpec {
@@ -67,8 +67,8 @@ function spec(body: unknown): KeySpec {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new KeyInputError('The body must be a JSON object.');
   const b = body as Record<string, unknown>;
   for (const [field, value] of Object.entries(b)) {
-    const rule = SPEC_FIELDS[field];
-    if (!rule) throw new KeyInputError(`Unknown field "${field}"; the fields are ${Object.keys(SPEC_FIELDS).join(', ')}.`);
+    const rule = SPEC_FIELDS.get(field);
+    if (!rule) throw new KeyInputError(`Unknown field "${field}"; the fields are ${[...SPEC_FIELDS.keys()].join(', ')}.`);
     if (!rule[0](value)) throw new KeyInputError(`${field} takes ${rule[1]}; got ${JSON.stringify(value)}.`);
   }
   const out: Record<string, unknown> = { ...b };
