@@ -47,10 +47,10 @@ const REFUSED: ReadonlyMap<string, { on: (value: unknown) => boolean; reason: st
   ['function_call', { on: (v: unknown) => v !== null, reason: 'function_call is deprecated and not supported; send tool_choice instead' }],
 ]);
 
-/** The top level of a body in one pass over its keys: unknown fields and the REFUSED ones that are set. */
 /** Fields that are objects when given (null reads as absent): any other type would be quietly ignored. */
 const OBJECT_FIELDS: ReadonlySet<string> = new Set(['response_format', 'stream_options', 'logit_bias', 'metadata', 'web_search_options']);
 
+/** The top level of a body in one pass over its keys: unknown fields, OBJECT_FIELDS of another type, and the REFUSED ones that are set. */
 function refuseTopLevel(record: Record<string, unknown>): void {
   for (const key in record) {
     if (!REQUEST_FIELDS.has(key)) throw invalid(`Unrecognized request argument supplied: ${key}`);
@@ -59,7 +59,7 @@ function refuseTopLevel(record: Record<string, unknown>): void {
       throw invalid(`Invalid type for '${key}': expected an object, but got ${jsonTypeName(value)} instead.`, key);
     }
     const refused = REFUSED.get(key);
-    if (refused && record[key] !== undefined && refused.on(record[key])) throw invalid(refused.reason, key);
+    if (refused && value !== undefined && refused.on(value)) throw invalid(refused.reason, key);
   }
 }
 
