@@ -180,6 +180,77 @@ describe('Gemini generateContent', () => {
   });
 });
 
+describe('fields of the wrong JSON type', () => {
+  /** POST a raw body (the SDKs' types would not let these through) and read the error message. */
+  async function refusedWith(path: string, headers: Record<string, string>, body: unknown, read: (json: never) => string): Promise<string> {
+    const before = upstream.requests.length;
+    const res = await fetch(`${gw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+    const json = (await res.json()) as never;
+    expect(res.status, JSON.stringify(json)).toBe(400);
+    expect(upstream.requests.length).toBe(before);
+    return read(json);
+  }
+  const openaiMessage = (json: { error: { message: string } }): string => json.error.message;
+  const anthropicMessage = (json: { error: { message: string } }): string => json.error.message;
+  const user = [{ role: 'user', content: 'hi' }];
+
+  it('Chat Completions refuses them with OpenAI\'s "Invalid type" message, null still reading as absent', async () => {
+    const send = (extra: Loose): Promise<string> => refusedWith('/v1/chat/completions', { authorization: `Bearer ${MASTER_KEY}` }, { model: 'house', messages: user, ...extra }, openaiMessage);
+    expect(await send({ user: 42 })).toBe("Invalid type for 'user': expected a string, but got a number instead.");
+    expect(await send({ tool_choice: 7 })).toBe("Invalid type for 'tool_choice': expected a string or an object, but got a number instead.");
+    expect(await send({ parallel_tool_calls: 'yes' })).toBe("Invalid type for 'parallel_tool_calls': expected a boolean, but got a string instead.");
+    expect(await send({ tools: { type: 'function' } })).toBe("Invalid type for 'tools': expected an array, but got an object instead.");
+    const ok = await openai.chat.completions.create({ model: 'house', messages: [{ role: 'user', content: 'hi' }], user: null, tool_choice: null } as Loose as never);
+    expect(JSON.stringify(ok)).toMatch(/heard: hi/);
+  });
+
+  it('Responses refuses a non-string instructions, a non-object text.format and a tool_choice it does not know', async () => {
+    const send = (extra: Loose): Promise<string> => refusedWith('/v1/responses', { authorization: `Bearer ${MASTER_KEY}` }, { model: 'house', input: 'hi', ...extra }, openaiMessage);
+    expect(await send({ instructions: 5 })).toBe("Invalid type for 'instructions': expected a string, but got a number instead.");
+    expect(await send({ text: { format: 'json' } })).toBe("Invalid type for 'text.format': expected an object, but got a string instead.");
+    expect(await send({ text: { format: { type: 'xml' } } })).toMatch(/^Invalid value: "xml"\. Supported values are: 'text', 'json_schema' and 'json_object'\.$/);
+    expect(await send({ tool_choice: 'any' })).toBe("Invalid value: 'any'. Supported values are: 'none', 'auto', and 'required'.");
+    expect(await send({ tool_choice: { type: 'allowed_tools', mode: 'auto', tools: [] } })).toMatch(/tool_choice of type "allowed_tools" is not supported by this server/);
+    const ok = await openai.responses.create({ model: 'house', input: 'hi', instructions: 'Be brief.', text: { format: { type: 'text' } } });
+    expect(ok.output_text).toMatch(/heard: hi/);
+  });
+
+  it('Anthropic refuses a string tool_choice, a non-object metadata and an unknown thinking type, in its validator\'s words', async () => {
+    const headers = { 'x-api-key': MASTER_KEY, 'anthropic-version': '2023-06-01' };
+    const send = (extra: Loose): Promise<string> => refusedWith('/v1/messages', headers, { model: 'house', max_tokens: 50, messages: user, ...extra }, anthropicMessage);
+    expect(await send({ tool_choice: 'any' })).toBe('tool_choice: Input should be a valid dictionary or object to extract fields from');
+    expect(await send({ metadata: 'team-a' })).toBe('metadata: Input should be a valid dictionary or object to extract fields from');
+    expect(await send({ top_k: '5' })).toBe('top_k: Input should be a valid number');
+    expect(await send({ system: 5 })).toBe('system: Input should be a valid string');
+    expect(await send({ thinking: { type: 'enbled', budget_tokens: 2048 } })).toMatch(/^thinking: Input tag "enbled" found using 'type' does not match any of the expected tags/);
+    const ok = await anthropic.messages.create({ model: 'house', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }], metadata: { user_id: 'u1' }, thinking: { type: 'disabled' } });
+    expect(JSON.stringify(ok.content)).toMatch(/heard: hi/);
+  });
+
+  it('Gemini refuses a string systemInstruction, junk safetySettings and an unknown calling mode, as Google\'s parser does', async () => {
+    const send = (body: Loose): Promise<string> =>
+      refusedWith('/v1beta/models/house:generateContent', { 'x-goog-api-key': MASTER_KEY }, { contents: [{ role: 'user', parts: [{ text: 'hi' }] }], ...body }, (json: { error: { message: string } }) => json.error.message);
+    expect(await send({ systemInstruction: 'Be brief.' })).toBe(
+      `Invalid JSON payload received. Invalid value at 'system_instruction' (type.googleapis.com/google.ai.generativelanguage.v1beta.Content), "Be brief."`,
+    );
+    expect(await send({ system_instruction: { parts: 'Be brief.' } })).toBe(`Invalid JSON payload received. Invalid value at 'system_instruction.parts' (a list), "Be brief."`);
+    expect(await send({ generationConfig: [] })).toBe('Invalid JSON payload received. Unknown name "generationConfig": Proto field is not repeating, cannot start list.');
+    expect(await send({ safetySettings: 'off' })).toBe(`Invalid JSON payload received. Invalid value at 'safety_settings' (a list), "off"`);
+    expect(await send({ safetySettings: [{ category: 'HARM_CATEGORY_HARASSMENT', threshold: 'BLOCK_NONE', level: 1 }] })).toBe(
+      `Invalid JSON payload received. Unknown name "level" at 'safety_settings[0]': Cannot find field.`,
+    );
+    expect(await send({ safetySettings: [{ category: 3 }] })).toBe(`Invalid JSON payload received. Invalid value at 'safety_settings[0].category' (TYPE_STRING), 3`);
+    expect(await send({ toolConfig: { functionCallingConfig: { mode: 'SOMETIMES' } } })).toMatch(/Invalid value at 'tool_config\.function_calling_config\.mode'/);
+    const genai = new GoogleGenAI({ apiKey: MASTER_KEY, httpOptions: { baseUrl: gw.url } });
+    const ok = await genai.models.generateContent({
+      model: 'house',
+      contents: 'hi',
+      config: { systemInstruction: 'Be brief.', safetySettings: [{ category: 'HARM_CATEGORY_HARASSMENT' as never, threshold: 'BLOCK_NONE' as never }] },
+    });
+    expect(ok.text).toMatch(/heard: hi/);
+  });
+});
+
 describe('the simulator', () => {
   let sim: RunningSimulator;
   beforeAll(async () => {

@@ -14,7 +14,7 @@ import { OUTPUT_TOOL } from './anthropic.js';
 import { readAnthropicBreakpoints } from './prompt-cache.js';
 import { writeTimings } from './timings.js';
 import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type ServerRequestContext, type StreamEnd, type StreamWriter } from './protocol.js';
-import { argumentsObject, asRecord, collectEvents, errorMessage, errorStatus, readStreamFlag, retryHeaders, stopReason, unknownField } from './server-common.js';
+import { argumentsObject, asRecord, collectEvents, errorMessage, errorStatus, readStreamFlag, retryHeaders, stopReason, unknownField, wrongType, type FieldTypes, type JsonType } from './server-common.js';
 
 function invalid(message: string): WireRequestError {
   return new WireRequestError(400, 'invalid_request_error', message);
@@ -30,6 +30,35 @@ function invalid(message: string): WireRequestError {
 const COUNT_FIELDS = ['model', 'messages', 'system', 'tools', 'tool_choice', 'thinking', 'mcp_servers', 'context_management', 'output_config', 'output_format'];
 const COUNT_REQUEST_FIELDS: ReadonlySet<string> = new Set(COUNT_FIELDS);
 const REQUEST_FIELDS: ReadonlySet<string> = new Set([...COUNT_FIELDS, 'max_tokens', 'stream', 'stop_sequences', 'temperature', 'top_p', 'top_k', 'metadata', 'service_tier', 'container', 'thread', 'anthropic_version']);
+
+/**
+ * The JSON types of the top-level fields read or accepted here that are not checked where they
+ * are read (`temperature`, `max_tokens`, `stop_sequences`, `messages` are): a field of another
+ * type is refused as Anthropic's validator refuses it, not read as absent.
+ */
+const FIELD_TYPES: FieldTypes = new Map<string, readonly JsonType[]>([
+  ...(['tool_choice', 'thinking', 'metadata', 'output_config', 'output_format', 'context_management', 'thread'] as const).map((f) => [f, ['object']] as const),
+  ...(['service_tier', 'anthropic_version', 'model'] as const).map((f) => [f, ['string']] as const),
+  ['system', ['string', 'array']],
+  ['tools', ['array']],
+  ['top_k', ['number']],
+]);
+
+/** How Anthropic's validator says a field is not of its type. */
+const TYPE_REFUSALS: Record<JsonType, string> = {
+  object: 'Input should be a valid dictionary or object to extract fields from',
+  array: 'Input should be a valid list',
+  string: 'Input should be a valid string',
+  number: 'Input should be a valid number',
+  boolean: 'Input should be a valid boolean',
+};
+
+function refuseWrongTypes(record: Record<string, unknown>): void {
+  for (const key in record) {
+    const expected = wrongType(FIELD_TYPES, key, record[key]);
+    if (expected) throw invalid(`${key}: ${TYPE_REFUSALS[expected[0] as JsonType]}`);
+  }
+}
 
 /**
  * The message-threads beta: `thread: { type: 'create' }` sends the whole history and is
@@ -199,6 +228,7 @@ function parseRequest(body: unknown, ctx: ServerRequestContext): ServerRequest {
   const record = asRecord(body);
   if (!record) throw invalid('The request body must be a JSON object.');
   refuseExtra(record, ctx.counting ? COUNT_REQUEST_FIELDS : REQUEST_FIELDS);
+  refuseWrongTypes(record);
   if (record.mcp_servers !== undefined) throw invalid('mcp_servers: MCP servers are not supported by this server; give the tools in tools instead');
   if (record.thread !== undefined && record.thread !== null) refuseThreadContinue(record.thread);
   if (record.container !== undefined) throw invalid('container: code execution containers are not supported by this server; remove container');
@@ -244,6 +274,9 @@ function parseRequest(body: unknown, ctx: ServerRequestContext): ServerRequest {
     params.responseFormat = { type: 'json_schema', json_schema: { name: 'response', schema } };
   }
   const thinking = asRecord(record.thinking);
+  if (thinking && thinking.type !== 'enabled' && thinking.type !== 'disabled' && thinking.type !== 'adaptive') {
+    throw invalid(`thinking: Input tag ${JSON.stringify(thinking.type ?? null)} found using 'type' does not match any of the expected tags: 'enabled', 'disabled', 'adaptive'`);
+  }
   if (thinking?.type === 'enabled') {
     if (typeof thinking.budget_tokens !== 'number' || thinking.budget_tokens < 1024) throw invalid('thinking.enabled.budget_tokens: Input should be greater than or equal to 1024');
     if (params.maxTokens !== undefined && thinking.budget_tokens >= params.maxTokens) throw invalid('`max_tokens` must be greater than `thinking.budget_tokens`.');

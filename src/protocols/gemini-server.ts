@@ -33,6 +33,7 @@ function bothCases(names: readonly string[]): ReadonlySet<string> {
 const REQUEST_FIELDS = bothCases(['model', 'contents', 'tools', 'toolConfig', 'safetySettings', 'systemInstruction', 'generationConfig', 'cachedContent']);
 const COUNT_REQUEST_FIELDS = bothCases(['model', 'contents', 'generateContentRequest']);
 const CONTENT_FIELDS = bothCases(['role', 'parts']);
+const SAFETY_FIELDS = bothCases(['category', 'threshold', 'method']);
 const PART_FIELDS = bothCases(['text', 'inlineData', 'functionCall', 'functionResponse', 'fileData', 'executableCode', 'codeExecutionResult', 'thought', 'thoughtSignature', 'videoMetadata', 'mediaResolution', 'partMetadata']);
 const CONFIG_FIELDS = bothCases([
   'stopSequences', 'responseMimeType', 'responseSchema', 'responseJsonSchema', 'responseModalities', 'candidateCount', 'maxOutputTokens', 'temperature',
@@ -49,6 +50,42 @@ function refuseExtra(record: Record<string, unknown>, known: ReadonlySet<string>
   const path = where === undefined ? '' : index === undefined ? where : `${where}[${index}]`;
   const message = `Invalid JSON payload received. Unknown name ${JSON.stringify(extra)}${path === '' ? '' : ` at '${path}'`}: Cannot find field.`;
   throw new WireRequestError(400, 'INVALID_ARGUMENT', message, path);
+}
+
+/**
+ * Message-typed fields (the proto message each holds) read or accepted here, and the repeated
+ * ones: a value of another JSON type is refused as Google's parser refuses it, not read as absent
+ * (`"systemInstruction": "Be brief"` would otherwise be sent with no system prompt at all).
+ */
+const MESSAGE_FIELDS: ReadonlyMap<string, string> = new Map(
+  (
+    [
+      ['systemInstruction', 'Content'],
+      ['generationConfig', 'GenerationConfig'],
+      ['toolConfig', 'ToolConfig'],
+      ['functionCallingConfig', 'FunctionCallingConfig'],
+      ['thinkingConfig', 'ThinkingConfig'],
+      ['generateContentRequest', 'GenerateContentRequest'],
+    ] as const
+  ).flatMap(([camel, proto]) => [[camel, proto], [camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), proto]] as const),
+);
+const REPEATED_FIELDS = bothCases(['safetySettings', 'stopSequences', 'parts']);
+const STRING_FIELDS = bothCases(['cachedContent', 'mode', 'category', 'threshold']);
+
+/** Google's refusal of a field of `record` whose JSON type its proto field cannot hold. */
+function refuseWrongTypes(record: Record<string, unknown>, where: string): void {
+  for (const key in record) {
+    const value = record[key];
+    if (value === null || value === undefined) continue;
+    const path = `${where === '' ? '' : `${where}.`}${key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`;
+    const proto = MESSAGE_FIELDS.get(key);
+    if (proto !== undefined && !asRecord(value)) {
+      if (Array.isArray(value)) throw invalid(`Invalid JSON payload received. Unknown name ${JSON.stringify(key)}${where === '' ? '' : ` at '${where}'`}: Proto field is not repeating, cannot start list.`);
+      throw invalid(`Invalid JSON payload received. Invalid value at '${path}' (type.googleapis.com/google.ai.generativelanguage.v1beta.${proto}), ${JSON.stringify(value)}`);
+    }
+    if (REPEATED_FIELDS.has(key) && !Array.isArray(value)) throw invalid(`Invalid JSON payload received. Invalid value at '${path}' (a list), ${JSON.stringify(value)}`);
+    if (STRING_FIELDS.has(key) && typeof value !== 'string') throw invalid(`Invalid JSON payload received. Invalid value at '${path}' (TYPE_STRING), ${JSON.stringify(value)}`);
+  }
 }
 
 /** A field under its camelCase or snake_case name. */
@@ -233,6 +270,19 @@ function readConfig(config: Record<string, unknown> | undefined, params: Request
   return candidates;
 }
 
+const CALLING_MODES: ReadonlySet<unknown> = new Set(['MODE_UNSPECIFIED', 'AUTO', 'ANY', 'NONE', 'VALIDATED']);
+
+/** `safetySettings` are not applied here (the upstream's defaults hold) but a malformed one is refused, as Google refuses it. */
+function readSafetySettings(settings: unknown[] | undefined, prefix: string): void {
+  settings?.forEach((raw, i) => {
+    const setting = asRecord(raw);
+    const where = `${prefix}safety_settings[${i}]`;
+    if (!setting) throw invalid(`Invalid JSON payload received. Invalid value at '${where}' (type.googleapis.com/google.ai.generativelanguage.v1beta.SafetySetting), ${JSON.stringify(raw)}`);
+    refuseExtra(setting, SAFETY_FIELDS, `${prefix}safety_settings`, i);
+    refuseWrongTypes(setting, where);
+  });
+}
+
 function parseRequest(body: unknown, ctx: ServerRequestContext): ServerRequest {
   const record = asRecord(body);
   if (!record) throw invalid('Invalid JSON payload received. The request body must be an object.');
@@ -240,28 +290,45 @@ function parseRequest(body: unknown, ctx: ServerRequestContext): ServerRequest {
   if (model === '') throw invalid('* GenerateContentRequest.model: unexpected model name format');
   // countTokens also takes `{ generateContentRequest: { contents, ... } }`.
   refuseExtra(record, ctx.counting ? COUNT_REQUEST_FIELDS : REQUEST_FIELDS);
+  refuseWrongTypes(record, '');
   const inner = ctx.counting ? asRecord(field(record, 'generateContentRequest')) : undefined;
-  if (inner) refuseExtra(inner, REQUEST_FIELDS, 'generate_content_request');
+  if (inner) {
+    refuseExtra(inner, REQUEST_FIELDS, 'generate_content_request');
+    refuseWrongTypes(inner, 'generate_content_request');
+  }
   const source = inner ?? record;
+  const prefix = inner ? 'generate_content_request.' : '';
   const contents = source.contents;
   if (!Array.isArray(contents) || contents.length === 0) throw invalid('* GenerateContentRequest.contents: contents is not specified');
   const messages: Message[] = [];
   const instruction = asRecord(field(source, 'systemInstruction'));
   if (instruction) {
     refuseExtra(instruction, CONTENT_FIELDS, 'system_instruction');
-    const parts = Array.isArray(instruction.parts) ? instruction.parts : [];
-    for (const p of parts) {
-      const t = asRecord(p)?.text;
+    refuseWrongTypes(instruction, `${prefix}system_instruction`);
+    const parts = (instruction.parts ?? []) as unknown[];
+    parts.forEach((p, j) => {
+      const part = asRecord(p);
+      const t = part?.text;
+      if (!part || (t !== undefined && typeof t !== 'string')) throw invalid(`* GenerateContentRequest.system_instruction.parts[${j}]: a system instruction part is { text: string }`);
       if (typeof t === 'string' && t !== '') messages.push({ role: 'system', content: t });
-    }
+    });
   }
   const reader = new ContentsReader();
   contents.forEach((c, i) => reader.read(c, i));
   messages.push(...reader.messages);
   const params: RequestParams = {};
-  const candidates = readConfig(asRecord(field(source, 'generationConfig')), params);
+  const config = asRecord(field(source, 'generationConfig'));
+  if (config) refuseWrongTypes(config, `${prefix}generation_config`);
+  const candidates = readConfig(config, params);
   readTools(source.tools, params);
-  const calling = asRecord(field(asRecord(field(source, 'toolConfig')), 'functionCallingConfig'));
+  readSafetySettings(field(source, 'safetySettings') as unknown[] | undefined, prefix);
+  const toolConfig = asRecord(field(source, 'toolConfig'));
+  if (toolConfig) refuseWrongTypes(toolConfig, `${prefix}tool_config`);
+  const calling = asRecord(field(toolConfig, 'functionCallingConfig'));
+  if (calling) refuseWrongTypes(calling, `${prefix}tool_config.function_calling_config`);
+  if (calling?.mode !== undefined && !CALLING_MODES.has(calling.mode)) {
+    throw invalid(`Invalid JSON payload received. Invalid value at '${prefix}tool_config.function_calling_config.mode' (type.googleapis.com/google.ai.generativelanguage.v1beta.FunctionCallingConfig.Mode), ${JSON.stringify(calling.mode)}`);
+  }
   const allowed = field(calling, 'allowedFunctionNames');
   if (calling?.mode === 'NONE') params.toolChoice = 'none';
   else if (calling?.mode === 'ANY') params.toolChoice = Array.isArray(allowed) && allowed.length === 1 && typeof allowed[0] === 'string' ? { name: allowed[0] } : 'required';

@@ -13,7 +13,7 @@ import type { SwitchboardError } from '../errors.js';
 import type { ContentPart, FinishReason, Message, ProtocolEvent, RequestParams, TokenUsage, ToolDefinition } from '../types.js';
 import { openaiErrorObject, openaiServer } from './openai-server.js';
 import { WireRequestError, type ProtocolServer, type ResponseMeta, type ServerRequest, type StreamEnd, type StreamWriter } from './protocol.js';
-import { asRecord, collectEvents, errorStatus, readStreamFlag, unknownField } from './server-common.js';
+import { asRecord, collectEvents, errorStatus, openAITypeMessage, readStreamFlag, unknownField, wrongType, type FieldTypes, type JsonType } from './server-common.js';
 
 function invalid(message: string, param?: string): WireRequestError {
   return new WireRequestError(400, 'invalid_request_error', message, param);
@@ -40,6 +40,27 @@ const ITEM_FIELDS: ReadonlyMap<unknown, ReadonlySet<string>> = new Map([
 ]);
 const PART_FIELDS: ReadonlySet<string> = new Set(['type', 'text', 'annotations', 'logprobs', 'image_url', 'file_id', 'detail', 'file_data', 'file_url', 'filename']);
 const FUNCTION_TOOL_FIELDS: ReadonlySet<string> = new Set(['type', 'name', 'description', 'parameters', 'strict']);
+
+/** The JSON types of the top-level fields (null reads as absent); a field of another type is refused, not quietly ignored. */
+const FIELD_TYPES: FieldTypes = new Map<string, readonly JsonType[]>([
+  ...(['text', 'reasoning', 'metadata', 'stream_options'] as const).map((f) => [f, ['object']] as const),
+  ...(['instructions', 'previous_response_id', 'service_tier', 'truncation', 'user', 'prompt_cache_key', 'prompt_cache_retention', 'safety_identifier'] as const).map((f) => [f, ['string']] as const),
+  ...(['store', 'parallel_tool_calls', 'background'] as const).map((f) => [f, ['boolean']] as const),
+  ...(['max_tool_calls', 'top_logprobs'] as const).map((f) => [f, ['number']] as const),
+  ['include', ['array']],
+  ['tools', ['array']],
+  ['input', ['string', 'array']],
+  ['tool_choice', ['string', 'object']],
+]);
+
+/** The top level of a body in one pass over its keys: unknown fields and fields of the wrong JSON type. */
+function refuseTopLevel(record: Record<string, unknown>): void {
+  refuseExtra(record, REQUEST_FIELDS);
+  for (const key in record) {
+    const expected = wrongType(FIELD_TYPES, key, record[key]);
+    if (expected) throw invalid(openAITypeMessage(key, expected, record[key]), key);
+  }
+}
 
 /** OpenAI's refusal of a parameter it does not know, `where` being its path (`input[1].metadata`). */
 function refuseExtra(record: Record<string, unknown>, known: ReadonlySet<string>, where?: string): void {
@@ -157,7 +178,7 @@ function readTools(value: unknown, params: RequestParams): void {
 function parseRequest(body: unknown): ServerRequest {
   const record = asRecord(body);
   if (!record) throw invalid('The request body must be a JSON object.');
-  refuseExtra(record, REQUEST_FIELDS);
+  refuseTopLevel(record);
   if (record.conversation !== undefined && record.conversation !== null) throw statelessRefusal('conversation');
   if (record.prompt !== undefined && record.prompt !== null) throw statelessRefusal('prompt');
   if (record.background === true) throw invalid('background responses are not supported by this server: it keeps no responses to poll; send the request with stream: true or wait for the answer.', 'background');
@@ -179,8 +200,20 @@ function parseRequest(body: unknown): ServerRequest {
   readTools(record.tools, params);
   const choice = record.tool_choice;
   if (choice === 'auto' || choice === 'none' || choice === 'required') params.toolChoice = choice;
-  else if (asRecord(choice)?.type === 'function' && typeof asRecord(choice)?.name === 'string') params.toolChoice = { name: asRecord(choice)?.name as string };
-  const format = asRecord(asRecord(record.text)?.format);
+  else if (typeof choice === 'string') throw invalid(`Invalid value: '${choice}'. Supported values are: 'none', 'auto', and 'required'.`, 'tool_choice');
+  else if (choice !== undefined && choice !== null) {
+    const named = choice as Record<string, unknown>;
+    if (named.type !== 'function') throw invalid(`tool_choice of type ${JSON.stringify(named.type ?? null)} is not supported by this server; name a function ({ type: 'function', name }) or send auto, none or required.`, 'tool_choice');
+    if (typeof named.name !== 'string') throw invalid("Missing required parameter: 'tool_choice.name'.", 'tool_choice.name');
+    params.toolChoice = { name: named.name };
+  }
+  const text = record.text as Record<string, unknown> | null | undefined;
+  const rawFormat = text?.format;
+  if (rawFormat !== undefined && rawFormat !== null && !asRecord(rawFormat)) throw invalid(openAITypeMessage('text.format', ['object'], rawFormat), 'text.format');
+  const format = asRecord(rawFormat);
+  if (format && format.type !== 'text' && format.type !== 'json_schema' && format.type !== 'json_object') {
+    throw invalid(`Invalid value: ${JSON.stringify(format.type ?? null)}. Supported values are: 'text', 'json_schema' and 'json_object'.`, 'text.format.type');
+  }
   if (format?.type === 'json_schema') {
     const schema = asRecord(format.schema);
     if (!schema) throw invalid('text.format.schema is required for json_schema', 'text.format.schema');

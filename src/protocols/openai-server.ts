@@ -9,7 +9,7 @@ import type { SwitchboardError } from '../errors.js';
 import type { AssistantMessage, ContentPart, FinishReason, Message, ProtocolEvent, RequestParams, TokenUsage, ToolCall, ToolDefinition } from '../types.js';
 import { writeTimings } from './timings.js';
 import { WireRequestError, type ListedModel, type ProtocolServer, type ResponseMeta, type ServerRequest, type StreamEnd, type StreamWriter } from './protocol.js';
-import { asRecord, collectEvents, errorMessage, errorStatus, jsonTypeName, readStreamFlag, retryHeaders, unknownField, type CollectedResponse } from './server-common.js';
+import { asRecord, collectEvents, errorMessage, errorStatus, openAITypeMessage, readStreamFlag, retryHeaders, unknownField, wrongType, type CollectedResponse, type FieldTypes, type JsonType } from './server-common.js';
 
 function invalid(message: string, param?: string): WireRequestError {
   return new WireRequestError(400, 'invalid_request_error', message, param);
@@ -47,17 +47,24 @@ const REFUSED: ReadonlyMap<string, { on: (value: unknown) => boolean; reason: st
   ['function_call', { on: (v: unknown) => v !== null, reason: 'function_call is deprecated and not supported; send tool_choice instead' }],
 ]);
 
-/** Fields that are objects when given (null reads as absent): any other type would be quietly ignored. */
-const OBJECT_FIELDS: ReadonlySet<string> = new Set(['response_format', 'stream_options', 'logit_bias', 'metadata', 'web_search_options']);
+/** The JSON types of the top-level fields (null reads as absent); a field of another type is refused, not quietly ignored. */
+const FIELD_TYPES: FieldTypes = new Map<string, readonly JsonType[]>([
+  ...(['response_format', 'stream_options', 'logit_bias', 'metadata', 'web_search_options', 'prediction', 'reasoning'] as const).map((f) => [f, ['object']] as const),
+  ...(['user', 'service_tier', 'prompt_cache_key', 'prompt_cache_retention', 'safety_identifier', 'verbosity', 'reasoning_effort'] as const).map((f) => [f, ['string']] as const),
+  ...(['store', 'parallel_tool_calls'] as const).map((f) => [f, ['boolean']] as const),
+  ...(['frequency_penalty', 'presence_penalty', 'n'] as const).map((f) => [f, ['number']] as const),
+  ['tools', ['array']],
+  ['plugins', ['array']],
+  ['tool_choice', ['string', 'object']],
+]);
 
-/** The top level of a body in one pass over its keys: unknown fields, OBJECT_FIELDS of another type, and the REFUSED ones that are set. */
+/** The top level of a body in one pass over its keys: unknown fields, fields of the wrong JSON type, and the REFUSED ones that are set. */
 function refuseTopLevel(record: Record<string, unknown>): void {
   for (const key in record) {
     if (!REQUEST_FIELDS.has(key)) throw invalid(`Unrecognized request argument supplied: ${key}`);
     const value = record[key];
-    if (OBJECT_FIELDS.has(key) && value !== null && value !== undefined && !asRecord(value)) {
-      throw invalid(`Invalid type for '${key}': expected an object, but got ${jsonTypeName(value)} instead.`, key);
-    }
+    const expected = wrongType(FIELD_TYPES, key, value);
+    if (expected) throw invalid(openAITypeMessage(key, expected, value), key);
     const refused = REFUSED.get(key);
     if (refused && value !== undefined && refused.on(value)) throw invalid(refused.reason, key);
   }

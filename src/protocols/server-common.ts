@@ -158,6 +158,37 @@ export function readStreamFlag(record: Record<string, unknown>, refuse: (got: st
   return value;
 }
 
+/** A JSON type a body field may have (null always reads as absent, as the providers read it). */
+export type JsonType = 'object' | 'array' | 'string' | 'number' | 'boolean';
+
+/**
+ * Each server half's map of the top-level fields whose JSON type it checks, to the types each
+ * may have: a field of another type would otherwise be read as absent and quietly ignored
+ * (`"tool_choice": "any"` to Anthropic, `"systemInstruction": "..."` to Gemini).
+ */
+export type FieldTypes = ReadonlyMap<string, readonly JsonType[]>;
+
+/** The expected types of `field` when `value` is none of them (null and undefined never are wrong); undefined when it is right. */
+export function wrongType(types: FieldTypes, field: string, value: unknown): readonly JsonType[] | undefined {
+  if (value === null || value === undefined) return undefined;
+  const expected = types.get(field);
+  if (expected === undefined) return undefined;
+  const type = Array.isArray(value) ? 'array' : typeof value;
+  return expected.includes(type as JsonType) ? undefined : expected;
+}
+
+const TYPE_NAMES: Record<JsonType, string> = { object: 'an object', array: 'an array', string: 'a string', number: 'a number', boolean: 'a boolean' };
+
+/** Expected types as an error message says them: 'an object or a string'. */
+export function typeNames(types: readonly JsonType[]): string {
+  return types.map((t) => TYPE_NAMES[t]).join(' or ');
+}
+
+/** OpenAI's refusal of a field of the wrong JSON type (Chat Completions and Responses word it alike). */
+export function openAITypeMessage(field: string, expected: readonly JsonType[], value: unknown): string {
+  return `Invalid type for '${field}': expected ${typeNames(expected)}, but got ${jsonTypeName(value)} instead.`;
+}
+
 /** A JSON value's type as an error message says it: 'a string', 'an array', 'an object'. */
 export function jsonTypeName(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
