@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APIError, Chat, SQLiteMetricsStore } from '../src/index.js';
+import { APIError, Chat, ConfigError, SQLiteMetricsStore } from '../src/index.js';
 import { runCLI } from './helpers/cli.js';
 import { sendJSON, startStandIn, type StandIn } from './helpers/stand-in.js';
 
@@ -66,6 +66,18 @@ describe('secrets outside apiKey are redacted by construction', () => {
     expect(everywhere(err)).not.toContain(Buffer.from(`alice:${URL_PASSWORD}`).toString('base64'));
     metrics.close();
     expect(readFileSync(metricsPath).toString('latin1')).not.toContain(URL_PASSWORD);
+  });
+
+  it('a base URL password with a malformed percent-escape is a ConfigError that shows neither the password nor the URL', async () => {
+    const port = new URL(echo.url).port;
+    const chat = new Chat('echo-model', { baseURL: `http://alice:${URL_PASSWORD}%zz@127.0.0.1:${port}/v1`, routing: { retry: { maxRetries: 0 } } });
+    const before = echo.requests.length;
+    const err = await failure(chat);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toMatch(/malformed percent-escape .* write a literal % as %25/);
+    expect(everywhere(err)).not.toContain(URL_PASSWORD);
+    expect(echo.requests.length).toBe(before);
+    expect(chat.history).toEqual([]);
   });
 
   it('a key in the base URL query reaches the server after the path, and is redacted everywhere else', async () => {

@@ -184,3 +184,23 @@ describe('simulator control', () => {
     expect(description.models.llama!.providers).toContain('sim-gemini');
   });
 });
+
+describe('simulator input it cannot read', () => {
+  it('answers a path whose percent-escapes do not decode with a 404, never a 500', async () => {
+    const sim = await start({ timeScale: 0 });
+    for (const path of ['/%zz/v1/chat/completions', '/sim-gemini/v1beta/models/%E2%82:generateContent', '/_sim/profiles/%zz', '/api/v1/models/sim/%zz/endpoints']) {
+      const res = await fetch(`${sim.url}${path}`, { method: path.startsWith('/api') ? 'GET' : 'POST', headers: { 'content-type': 'application/json' }, body: path.startsWith('/api') ? null : '{}' });
+      expect(res.status, path).toBe(404);
+      expect(await res.text(), path).toMatch(/percent-escapes do not decode/);
+    }
+  });
+
+  it('counts a percent-encoded data: URI with a malformed escape rather than failing the request', async () => {
+    const sim = await start({ timeScale: 0 });
+    const res = await postJson(`${sim.url}/sim-fast/v1/chat/completions`, {
+      model: 'llama',
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'What is attached?' }, { type: 'file', file: { file_data: 'data:text/plain,100%zz%20sure', filename: 'a.txt' } }] }],
+    });
+    expect(res.status).toBe(200);
+  });
+});

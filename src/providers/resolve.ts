@@ -3,7 +3,7 @@
  * (URL, key, headers). The routing grammar (modes, thresholds, fallbacks) builds on this.
  * The rules are written out in docs/model-strings.md.
  */
-import { MissingKeyError, ModelStringError, UnknownProviderError, registerSecret } from '../errors.js';
+import { ConfigError, MissingKeyError, ModelStringError, UnknownProviderError, registerSecret } from '../errors.js';
 import type { Endpoint } from '../protocols/protocol.js';
 import { needsResponsesAPI } from '../catalog/responses-only.js';
 import { MODES } from '../routing/grammar.js';
@@ -269,8 +269,16 @@ function guardCredentials(endpoint: Endpoint, configured: (Record<string, string
   }
   for (const value of url.searchParams.values()) registerSecret(value);
   if (url.username === '' && url.password === '') return endpoint;
-  const user = decodeURIComponent(url.username);
-  const password = decodeURIComponent(url.password);
+  registerSecret(url.username);
+  registerSecret(url.password);
+  let user: string;
+  let password: string;
+  try {
+    user = decodeURIComponent(url.username);
+    password = decodeURIComponent(url.password);
+  } catch {
+    throw new ConfigError(`The base URL of ${endpoint.provider} has a user name or password with a malformed percent-escape (such as %zz); write a literal % as %25.`);
+  }
   registerSecret(user);
   registerSecret(password);
   const basic = Buffer.from(`${user}:${password}`).toString('base64');

@@ -126,7 +126,9 @@ export function attachmentFromURL(kind: AttachmentKind, url: string, filename?: 
   }
   const [, mediaType, isBase64, payload = ''] = match;
   if (mediaType) out.mediaType = mediaType;
-  out.bytes = isBase64 ? base64Bytes(payload) : decodeURIComponent(payload).length;
+  // A percent-encoded payload: each `%XX` is one byte (counted, not decoded: a malformed escape
+  // such as `%zz` is then literal text rather than an exception).
+  out.bytes = isBase64 ? base64Bytes(payload) : payload.length - 2 * (payload.match(/%[0-9A-Fa-f]{2}/g)?.length ?? 0);
   return out;
 }
 

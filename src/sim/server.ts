@@ -328,6 +328,14 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     const url = new URL(req.url ?? '/', 'http://simulator');
     const path = url.pathname;
     const method = req.method ?? 'GET';
+    // A path whose escapes do not decode (`%zz`, a cut UTF-8 sequence) names nothing. Checked
+    // once here: every part decoded below (a provider, a model) lies between ASCII delimiters,
+    // so it decodes whenever the whole path does.
+    try {
+      decodeURIComponent(path);
+    } catch {
+      throw new HttpError(404, `no route for ${method} ${path}: the path's percent-escapes do not decode; GET ${origin}/ lists what the simulator serves`);
+    }
     if (path === '/' && method === 'GET') return sendJson(res, 200, describe());
     if (path.startsWith('/_sim/')) return control(req, res, path);
     if (path.startsWith(ENDPOINTS_LISTING_PREFIX) && method === 'GET') return sendEndpointsListing(res, path, profiles, timeScale);
