@@ -3,6 +3,7 @@
  * in the caller's own error shape and never sent upstream, the in-flight limit, operations
  * endpoints, the access log and the request log that `switchboard logs` and `usage` read.
  */
+import { connect } from 'node:net';
 import Anthropic from '@anthropic-ai/sdk';
 import { GoogleGenAI } from '@google/genai';
 import OpenAI from 'openai';
@@ -29,6 +30,7 @@ beforeAll(async () => {
       'limits:',
       '  max_body_bytes: 4096',
       '  max_in_flight: 3',
+      '  body_timeout_ms: 400',
     ].join('\n'),
     { env: { UPSTREAM_URL: upstream.url, UPSTREAM_KEY: 'sk-upstream-secret-777777', OPENROUTER_API_KEY: '', OPENAI_API_KEY: '' } },
   );
@@ -135,6 +137,41 @@ describe('bad input', () => {
     const served = await post('/v1/chat/completions', withTool(249));
     expect(served.status).toBe(200);
     expect(upstream.requests.length).toBe(before + 1);
+  });
+
+  it('answers a body that never ends with a 408 in the caller\'s shape after limits.body_timeout_ms, and closes the connection', async () => {
+    const before = upstream.requests.length;
+    const { port } = new URL(gw.url);
+    /** Headers and one chunk of a chunked body that never ends; what comes back, and whether the gateway closed the socket. */
+    const trickle = (path: string, headers: string): Promise<{ text: string; closed: boolean; ms: number }> =>
+      new Promise((resolve, reject) => {
+        const started = performance.now();
+        const socket = connect(Number(port), '127.0.0.1', () => {
+          socket.write(`POST ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nauthorization: Bearer ${MASTER_KEY}\r\n${headers}transfer-encoding: chunked\r\n\r\n5\r\n{"mod\r\n`);
+        });
+        let text = '';
+        socket.setEncoding('utf8').on('data', (d: string) => (text += d));
+        socket.on('end', () => resolve({ text, closed: true, ms: performance.now() - started }));
+        socket.on('error', reject);
+        setTimeout(() => {
+          socket.destroy();
+          resolve({ text, closed: false, ms: performance.now() - started });
+        }, 5000);
+      });
+    const [openai, anthropic, admin] = await Promise.all([
+      trickle('/v1/chat/completions', ''),
+      trickle('/v1/messages', 'anthropic-version: 2023-06-01\r\n'),
+      trickle('/admin/keys', ''),
+    ]);
+    for (const r of [openai, anthropic, admin]) {
+      expect(r.text).toMatch(/^HTTP\/1\.1 408 /);
+      expect(r.text).toMatch(/did not arrive within 400 ms of its headers \(limits\.body_timeout_ms\)/);
+      expect(r.closed).toBe(true);
+      expect(r.ms).toBeLessThan(4000);
+    }
+    expect(openai.text).toMatch(/"type":"invalid_request_error"/);
+    expect(anthropic.text).toMatch(/\{"type":"error","error":\{"type":"[a-z_]+","message":"The request body did not arrive/);
+    expect(upstream.requests.length).toBe(before);
   });
 
   it('answers 503 naming the variable when the gateway has no key for a model\'s provider', async () => {

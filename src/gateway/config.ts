@@ -63,6 +63,7 @@ const schema = z
         max_body_bytes: positiveInt.optional(),
         max_in_flight: positiveInt.optional(),
         request_timeout_ms: positiveInt.optional(),
+        body_timeout_ms: positiveInt.optional(),
         drain_timeout_ms: nonNegativeInt.optional(),
         keep_alive_ms: positiveInt.optional(),
       })
@@ -140,7 +141,7 @@ export interface GatewayConfig {
     onUnavailable: 'fail' | 'wait';
     fallbacks: Map<string, string[]>;
   };
-  limits: { maxBodyBytes: number; maxInFlight: number; requestTimeoutMs: number; drainTimeoutMs: number; keepAliveMs: number };
+  limits: { maxBodyBytes: number; maxInFlight: number; requestTimeoutMs: number; bodyTimeoutMs: number; drainTimeoutMs: number; keepAliveMs: number };
   logging: { requests: boolean; accessLog: boolean; content: boolean };
   /** The response cache (docs/caching.md, "In the gateway"); undefined when the config has no `response_cache`. */
   responseCache: GatewayCacheConfig | undefined;
@@ -187,7 +188,7 @@ export interface GatewayCacheConfig {
 }
 
 export const DEFAULT_PORT = 4000;
-export const DEFAULT_LIMITS = { maxBodyBytes: 10 * 1024 * 1024, maxInFlight: 1024, requestTimeoutMs: 600_000, drainTimeoutMs: 30_000, keepAliveMs: 15_000 };
+export const DEFAULT_LIMITS = { maxBodyBytes: 10 * 1024 * 1024, maxInFlight: 1024, requestTimeoutMs: 600_000, bodyTimeoutMs: 60_000, drainTimeoutMs: 30_000, keepAliveMs: 15_000 };
 
 /** The name of the environment variable that holds a config provider's key inside the gateway. */
 function keyVariable(provider: string): string {
@@ -340,6 +341,7 @@ function buildConfig(raw: RawGatewayConfig, source: string, baseEnv: Record<stri
       maxBodyBytes: limits.max_body_bytes ?? DEFAULT_LIMITS.maxBodyBytes,
       maxInFlight: limits.max_in_flight ?? DEFAULT_LIMITS.maxInFlight,
       requestTimeoutMs: limits.request_timeout_ms ?? DEFAULT_LIMITS.requestTimeoutMs,
+      bodyTimeoutMs: limits.body_timeout_ms ?? DEFAULT_LIMITS.bodyTimeoutMs,
       drainTimeoutMs: limits.drain_timeout_ms ?? DEFAULT_LIMITS.drainTimeoutMs,
       keepAliveMs: limits.keep_alive_ms ?? DEFAULT_LIMITS.keepAliveMs,
     },

@@ -387,6 +387,10 @@ export class Gateway {
       const answer = server.writeError(err);
       const body = JSON.stringify(answer.body);
       const extraHeaders = err instanceof AdmissionError ? err.headers : undefined;
+      // A body that did not arrive in time will not be read to its end (a client trickling it
+      // is not worth the wait): the connection closes once the answer is out. Other refusals
+      // keep it, their unread rest drained, so a client still uploading can read the answer.
+      if (answer.status === 408) res.setHeader('connection', 'close');
       res.writeHead(answer.status, { ...headers, ...extraHeaders, ...answer.headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
       res.end(body);
       this.metrics.rejected.inc({ reason });
@@ -503,7 +507,7 @@ export class Gateway {
         req.resume();
         throw clientError(415, `Content-Type ${String(req.headers['content-type'])} is not supported; send application/json.`);
       }
-      const body = parseJsonBody(await readBody(req, config.limits.maxBodyBytes));
+      const body = parseJsonBody(await readBody(req, config.limits.maxBodyBytes, config.limits.bodyTimeoutMs));
       const ctx: Parameters<ProtocolServer['parseRequest']>[1] = { headers: req.headers };
       if (matched.pathModel !== undefined) ctx.pathModel = matched.pathModel;
       if (matched.pathStream !== undefined) ctx.pathStream = matched.pathStream;
@@ -695,10 +699,13 @@ export class Gateway {
     }
     let body: unknown;
     try {
-      const text = await readBody(req, this.config.limits.maxBodyBytes);
+      const text = await readBody(req, this.config.limits.maxBodyBytes, this.config.limits.bodyTimeoutMs);
       body = text === '' ? undefined : parseJsonBody(text);
     } catch (err) {
-      answer(400, { error: { message: err instanceof Error ? err.message : String(err), type: 'invalid_request_error' } });
+      // Too large (413), too slow (408: the connection closes, as for model requests) or not JSON (400).
+      const status = err instanceof APIError && err.status !== undefined ? err.status : 400;
+      if (status === 408) res.setHeader('connection', 'close');
+      answer(status, { error: { message: err instanceof Error ? err.message : String(err), type: 'invalid_request_error' } });
       return;
     }
     const request = { method: req.method ?? 'GET', path, query, body, principal };

@@ -66,8 +66,13 @@ export function apiPathParts(path: string): string[] | undefined {
   return parts.includes(undefined) ? undefined : (parts as string[]);
 }
 
-/** Read the whole body as UTF-8, refusing more than `limit` bytes (413) without reading the rest. */
-export function readBody(req: IncomingMessage, limit: number): Promise<string> {
+/**
+ * Read the whole body as UTF-8, refusing more than `limit` bytes (413) without reading the rest,
+ * and a body that has not ended `timeoutMs` after its headers (408): a client that trickles its
+ * body, or never ends a chunked one, would otherwise hold its connection and its buffered bytes
+ * until Node's own request timeout (five minutes).
+ */
+export function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<string> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     return Promise.reject(clientError(413, `The request body is ${declared} bytes; this gateway accepts at most ${limit}.`));
@@ -90,19 +95,30 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const stop = (err: Error): void => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.resume();
+      reject(err);
+    };
+    const timer = setTimeout(() => stop(clientError(408, `The request body did not arrive within ${timeoutMs} ms of its headers (limits.body_timeout_ms); nothing was sent upstream.`)), timeoutMs);
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) {
-        req.off('data', onData);
-        req.resume();
-        reject(clientError(413, `The request body is larger than ${limit} bytes, the most this gateway accepts.`));
+        stop(clientError(413, `The request body is larger than ${limit} bytes, the most this gateway accepts.`));
         return;
       }
       chunks.push(chunk);
     };
     req.on('data', onData);
-    req.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8')));
-    req.once('error', reject);
+    req.once('end', () => {
+      clearTimeout(timer);
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+    });
+    req.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
   });
 }
 
