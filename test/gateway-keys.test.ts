@@ -77,12 +77,25 @@ describe('virtual keys through the gateway', () => {
       [{ name: 'x', models: [{}] }, /models takes a list of patterns/],
       [{ name: 5 }, /name takes a string; got 5/],
       [{ name: 'x', metadata: { k: 1 } }, /metadata takes an object of strings/],
+      // Names, ids and labels are shown in `keys list`, logs and the console: bounded, and no terminal escapes.
+      [{ name: 'n'.repeat(129) }, /name is 129 characters long; the most it takes is 128/],
+      [{ name: 'ops\u001b[2J' }, /name must not hold control characters/],
+      [{ name: 'x', team: 'a\nb' }, /team must not hold control characters/],
+      [{ name: 'x', metadata: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])) }, /metadata holds 33 entries; the most it takes is 32/],
+      [{ name: 'x', metadata: { k: 'v'.repeat(513) } }, /metadata "k" is 513 characters long/],
+      [{ name: 'x', models: ['p'.repeat(257)] }, /a models pattern is 257 characters long/],
     ] as const) {
       const bad = await g.admin('POST', '/admin/keys', body);
       expect({ body, status: bad.status }).toEqual({ body, status: 400 });
       expect((bad.body.error as { message: string }).message).toMatch(message);
     }
     expect(((await g.admin('GET', '/admin/keys')).body.data as unknown[]).length).toBe(1);
+    const renamed = await g.admin('PATCH', `/admin/keys/${made.body.id as string}`, { name: '  ' });
+    expect(renamed.status).toBe(400);
+    expect((renamed.body.error as { message: string }).message).toMatch(/name must not be empty/);
+    const team = await g.admin('POST', '/admin/teams', { id: 'x'.repeat(65) });
+    expect(team.status).toBe(400);
+    expect((team.body.error as { message: string }).message).toMatch(/team is 65 characters long; the most it takes is 64/);
 
     // The ticket settles just after the response is written.
     const id = made.body.id as string;

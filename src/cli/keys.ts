@@ -220,7 +220,7 @@ export function registerKeys(program: Command, io: CliIO): void {
   const teams = program.command('teams').description('Teams of virtual keys: a budget and limits shared by all their keys.');
   addLimitOptions(config(teams.command('create').description('Create a team.').argument('<team>', 'its id, used by keys --team').option('--json', 'JSON output'))).action((id: string, flags: LimitFlags) =>
     withLedger(flags, io, async ({ ledger, input }) => {
-      const team = await ledger.createTeam(id, input.teamLimitsFrom(specOf(flags, false)), Date.now());
+      const team = await ledger.createTeam(input.teamId(id), input.teamLimitsFrom(specOf(flags, false)), Date.now());
       io.stdout.write(flags.json ? `${JSON.stringify(input.teamView(team))}\n` : describe(input.teamView(team)));
     }),
   );

@@ -13,7 +13,7 @@
 import { LedgerError, USAGE_GROUPS, type Ledger, type UsageGroup } from '../store/ledger.js';
 import { systemClock, type Clock } from '../store/shared-state.js';
 import type { Principal } from './admission.js';
-import { KeyInputError, keyShow, keyView, newKeyFrom, patchFrom, spendView, teamLimitsFrom, teamPatchFrom, teamView, usageView, type KeySpec } from './key-input.js';
+import { KeyInputError, keyShow, keyView, newKeyFrom, patchFrom, spendView, teamId, teamLimitsFrom, teamPatchFrom, teamView, usageView, type KeySpec } from './key-input.js';
 import { apiPathParts } from './http.js';
 import type { VirtualKeys } from './virtual-keys.js';
 
@@ -129,7 +129,7 @@ export function createAdminApi(options: AdminApiOptions): AdminHandler {
       if (id === undefined && m === 'POST') {
         const s = spec(req.body) as KeySpec & { id?: unknown };
         if (typeof s.id !== 'string' || s.id === '') throw new KeyInputError('A team needs an "id".');
-        const team = await ledger.createTeam(s.id, teamLimitsFrom(s), clock.now());
+        const team = await ledger.createTeam(teamId(s.id), teamLimitsFrom(s), clock.now());
         return { status: 201, body: teamView(team) };
       }
       if (id !== undefined && action === undefined && m === 'GET') return showTeam(id);

@@ -51,6 +51,39 @@ function positiveInt(value: number | string, field: string): number {
   return n;
 }
 
+/** Longest names, ids and metadata the ledger keeps: they are shown in `keys list`, logs and the console. */
+export const LABEL_LIMITS = { name: 128, team: 64, metadataKey: 64, metadataValue: 512, metadataEntries: 32, models: 64, pattern: 256 } as const;
+
+/**
+ * A name or id as the ledger keeps it: trimmed, not empty, at most `max` characters, and no
+ * control characters (a name with a terminal escape in it would repaint `keys list`).
+ */
+function label(value: string, field: string, max: number): string {
+  const text = value.trim();
+  if (text === '') throw new KeyInputError(`${field} must not be empty.`);
+  if (text.length > max) throw new KeyInputError(`${field} is ${text.length} characters long; the most it takes is ${max}.`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(text)) throw new KeyInputError(`${field} must not hold control characters (newlines, tabs, terminal escapes); got ${JSON.stringify(text)}.`);
+  return text;
+}
+
+/** A team's id, as given to `teams create` or a key's `team`. */
+export function teamId(value: string): string {
+  return label(value, 'team', LABEL_LIMITS.team);
+}
+
+function metadataOf(value: Record<string, string>): Record<string, string> {
+  const entries = Object.entries(value);
+  if (entries.length > LABEL_LIMITS.metadataEntries) throw new KeyInputError(`metadata holds ${entries.length} entries; the most it takes is ${LABEL_LIMITS.metadataEntries}.`);
+  const out: Record<string, string> = {};
+  for (const [k, v] of entries) {
+    const key = label(k, 'a metadata key', LABEL_LIMITS.metadataKey);
+    if (v.length > LABEL_LIMITS.metadataValue) throw new KeyInputError(`metadata "${key}" is ${v.length} characters long; the most a value takes is ${LABEL_LIMITS.metadataValue}.`);
+    out[key] = v;
+  }
+  return out;
+}
+
 function period(value: string | undefined): BudgetPeriod {
   const p = value ?? 'month';
   if (!(BUDGET_PERIODS as readonly string[]).includes(p)) throw new KeyInputError(`period takes ${BUDGET_PERIODS.join(', ')}; got "${p}".`);
@@ -66,7 +99,8 @@ function expiry(value: string): number {
 function models(value: string[] | string): string[] {
   const list = (Array.isArray(value) ? value : value.split(',')).map((m) => m.trim()).filter((m) => m !== '');
   if (list.length === 0) throw new KeyInputError('models takes one or more patterns, like "sim/*,openai/gpt-4o*".');
-  return list;
+  if (list.length > LABEL_LIMITS.models) throw new KeyInputError(`models holds ${list.length} patterns; the most it takes is ${LABEL_LIMITS.models}.`);
+  return list.map((m) => label(m, 'a models pattern', LABEL_LIMITS.pattern));
 }
 
 /** The limits in a spec, for a new key or team. */
@@ -81,20 +115,20 @@ function limitsOf(spec: KeySpec): Limits {
 
 export function newKeyFrom(spec: KeySpec): Omit<NewKey, 'id'> {
   if (spec.name === undefined || spec.name.trim() === '') throw new KeyInputError('A key needs a name (--name, or "name" in JSON).');
-  const key: Omit<NewKey, 'id'> = { name: spec.name.trim(), ...limitsOf(spec) };
-  if (spec.team !== undefined && spec.team !== null) key.teamId = spec.team;
+  const key: Omit<NewKey, 'id'> = { name: label(spec.name, 'name', LABEL_LIMITS.name), ...limitsOf(spec) };
+  if (spec.team !== undefined && spec.team !== null) key.teamId = teamId(spec.team);
   if (spec.admin) key.admin = true;
   if (spec.models !== undefined && spec.models !== null) key.models = models(spec.models);
   if (spec.expires !== undefined && spec.expires !== null) key.expiresAt = expiry(spec.expires);
-  if (spec.metadata) key.metadata = spec.metadata;
+  if (spec.metadata) key.metadata = metadataOf(spec.metadata);
   return key;
 }
 
 /** Changes to a key or team; `period` alone changes the period of the budget it has (`current`). */
 export function patchFrom(spec: KeySpec, current?: Limits): KeyPatch {
   const patch: KeyPatch = {};
-  if (spec.name !== undefined) patch.name = spec.name;
-  if (spec.team !== undefined) patch.teamId = spec.team;
+  if (spec.name !== undefined) patch.name = label(spec.name, 'name', LABEL_LIMITS.name);
+  if (spec.team !== undefined) patch.teamId = spec.team === null ? null : teamId(spec.team);
   if (spec.admin !== undefined) patch.admin = spec.admin;
   if (spec.budget === null) patch.budget = null;
   else if (spec.budget !== undefined) patch.budget = { limitMicros: parseDollars(spec.budget), period: period(spec.period ?? current?.budget?.period) };
@@ -106,7 +140,7 @@ export function patchFrom(spec: KeySpec, current?: Limits): KeyPatch {
   if (spec.tpm !== undefined) patch.tpm = spec.tpm === null ? null : positiveInt(spec.tpm, 'tpm');
   if (spec.models !== undefined) patch.models = spec.models === null ? null : models(spec.models);
   if (spec.expires !== undefined) patch.expiresAt = spec.expires === null ? null : expiry(spec.expires);
-  if (spec.metadata !== undefined) patch.metadata = spec.metadata;
+  if (spec.metadata !== undefined) patch.metadata = metadataOf(spec.metadata);
   return patch;
 }
 
