@@ -104,6 +104,7 @@ describe('bad input', () => {
       { path: '/v1/chat/completions', body: chat('sim/nope'), status: 400, match: /no model "nope"/ },
       { path: '/v1/chat/completions', body: chat('echo@local||'), status: 400, match: /\^/ },
       { path: '/v1/chat/completions', body: chat('house'), headers: { 'content-type': 'text/plain' }, status: 415, match: /application\/json/ },
+      { path: '/v1/chat/completions', body: '\u001f\u008b', headers: { 'content-encoding': 'gzip' }, status: 415, match: /Content-Encoding gzip is not supported; send the JSON body uncompressed/ },
       { path: '/v1/chat/completions', body: chat('house', [{ type: 'image_url', image_url: { url: 'file:///etc/passwd' } }]), status: 400, match: /never reads local files/ },
       { path: '/v1/chat/completions', body: chat('house', [{ type: 'image_url', image_url: { url: '/etc/passwd' } }]), status: 400, match: /never reads local files/ },
       { path: '/v1/nothing-here', body: {}, status: 404, match: /not an endpoint/ },

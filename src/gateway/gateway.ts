@@ -507,6 +507,13 @@ export class Gateway {
         req.resume();
         throw clientError(415, `Content-Type ${String(req.headers['content-type'])} is not supported; send application/json.`);
       }
+      // A compressed body would be read as broken JSON; inflating it would let a few kilobytes
+      // expand past max_body_bytes before the limit could see them.
+      const encoding = req.headers['content-encoding'];
+      if (encoding !== undefined && encoding !== '' && encoding.toLowerCase() !== 'identity') {
+        req.resume();
+        throw clientError(415, `Content-Encoding ${encoding} is not supported; send the JSON body uncompressed.`);
+      }
       const body = parseJsonBody(await readBody(req, config.limits.maxBodyBytes, config.limits.bodyTimeoutMs));
       const ctx: Parameters<ProtocolServer['parseRequest']>[1] = { headers: req.headers };
       if (matched.pathModel !== undefined) ctx.pathModel = matched.pathModel;
