@@ -1,4 +1,5 @@
 /** The gateway's YAML config: schema errors with file, line and key; env references; aliases and groups. */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseGatewayConfig } from '../src/gateway/config.js';
 import { routeModelFor } from '../src/gateway/models.js';
@@ -72,6 +73,13 @@ describe('the cors section', () => {
       maxAgeSeconds: 7200,
       exposeHeaders: ['x-trace-id'],
     });
+  });
+
+  it('docs/gateway.md\'s config reference parses, its cors example as documented', () => {
+    const doc = readFileSync(new URL('../docs/gateway.md', import.meta.url), 'utf8');
+    const reference = /### The config file\n\n```yaml\n([\s\S]*?)```/.exec(doc)?.[1] ?? '';
+    const c = parse(reference, { SWITCHBOARD_MASTER_KEY: 'docs-master-key', GPU_BOX_KEY: 'docs-gpu-key', ANTHROPIC_API_KEY: 'docs-anthropic-key' });
+    expect(c.cors).toEqual({ origins: ['https://app.example.com', 'http://localhost:*', 'https://*.preview.example.com'], maxAgeSeconds: 7200, exposeHeaders: ['x-trace-id'] });
   });
 
   it('refuses what is not an origin, naming the line and the entry', () => {
