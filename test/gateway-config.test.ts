@@ -1,4 +1,5 @@
 /** The gateway's YAML config: schema errors with file, line and key; env references; aliases and groups. */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseGatewayConfig } from '../src/gateway/config.js';
 import { routeModelFor } from '../src/gateway/models.js';
@@ -55,6 +56,48 @@ describe('the gateway config', () => {
 
   it('refuses a name that is both an alias and a model group', () => {
     expect(failure('aliases:\n  smart: sim/llama\nmodel_groups:\n  smart:\n    deployments:\n      - model: sim/mini\n')).toMatch(/^gw\.yaml:4: model_groups\.smart: "smart" is also an alias/);
+  });
+});
+
+describe('the cors section', () => {
+  it('is off unless written, and fills in its defaults', () => {
+    expect(parse('').cors).toBeUndefined();
+    expect(parse("cors: { origins: '*' }\n").cors).toEqual({ origins: '*', maxAgeSeconds: 7200, exposeHeaders: [] });
+    expect(parse('cors: { origins: https://app.example.com, max_age_seconds: 0 }\n').cors).toEqual({ origins: ['https://app.example.com'], maxAgeSeconds: 0, exposeHeaders: [] });
+  });
+
+  it('writes each origin as a browser sends it: lower case, no default port', () => {
+    const c = parse('cors:\n  origins: [HTTPS://App.Example.com:443, "http://localhost:*", "http://127.0.0.1:08080", "https://*.preview.example.com", "http://[::1]:5173"]\n  expose_headers: [X-Trace-Id]\n');
+    expect(c.cors).toEqual({
+      origins: ['https://app.example.com', 'http://localhost:*', 'http://127.0.0.1:8080', 'https://*.preview.example.com', 'http://[::1]:5173'],
+      maxAgeSeconds: 7200,
+      exposeHeaders: ['x-trace-id'],
+    });
+  });
+
+  it('docs/gateway.md\'s config reference parses, its cors example as documented', () => {
+    const doc = readFileSync(new URL('../docs/gateway.md', import.meta.url), 'utf8');
+    const reference = /### The config file\n\n```yaml\n([\s\S]*?)```/.exec(doc)?.[1] ?? '';
+    const c = parse(reference, { SWITCHBOARD_MASTER_KEY: 'docs-master-key', GPU_BOX_KEY: 'docs-gpu-key', ANTHROPIC_API_KEY: 'docs-anthropic-key' });
+    expect(c.cors).toEqual({ origins: ['https://app.example.com', 'http://localhost:*', 'https://*.preview.example.com'], maxAgeSeconds: 7200, exposeHeaders: ['x-trace-id'] });
+  });
+
+  it('refuses what is not an origin, naming the line and the entry', () => {
+    const cases: [string, RegExp][] = [
+      ['cors:\n  origins:\n    - https://ok.example.com\n    - https://app.example.com/\n', /^gw\.yaml:4: cors\.origins\[1\]: "https:\/\/app\.example\.com\/" has a path; an origin is only scheme:\/\/host\[:port\]/],
+      ['cors:\n  origins: [app.example.com]\n', /^gw\.yaml:2: cors\.origins\[0\]: "app\.example\.com" is not an origin; write scheme:\/\/host\[:port\]/],
+      ['cors:\n  origins: [null]\n', /^gw\.yaml:2: cors\.origins/],
+      ['cors:\n  origins: ["https://*.com"]\n', /cors\.origins\[0\]: .*"\*\." must stand before a domain of two labels/],
+      ['cors:\n  origins: ["http://localhost:99999"]\n', /cors\.origins\[0\]: .*port outside 1-65535/],
+      ['cors:\n  origins: [https://a.example.com, "*"]\n', /cors\.origins\[1\]: '\*' stands for every origin and must stand alone/],
+      ['cors:\n  origins: []\n', /^gw\.yaml:2: cors\.origins: at least one origin/],
+      ['cors:\n  origins: 42\n', /^gw\.yaml:2: cors\.origins: '\*' or a list of origins/],
+      ['cors:\n  max_age_seconds: 60\n', /^gw\.yaml:1: cors\.origins: is required: '\*' or a list/],
+      ['cors:\n  origins: "*"\n  max_age_seconds: 100000\n', /^gw\.yaml:3: cors\.max_age_seconds: at most 86400/],
+      ['cors:\n  origins: "*"\n  expose_headers: ["x bad"]\n', /^gw\.yaml:3: cors\.expose_headers\[0\]: a header name/],
+      ['cors:\n  origins: "*"\n  allow_credentials: true\n', /^gw\.yaml:3: cors\.allow_credentials: is not a known setting \(known here: origins, max_age_seconds, expose_headers\)/],
+    ];
+    for (const [text, expected] of cases) expect(failure(text)).toMatch(expected);
   });
 });
 

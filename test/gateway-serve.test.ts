@@ -152,6 +152,40 @@ describe('switchboard serve', () => {
     expect(await s.exited).toBe(0);
   });
 
+  it('applies new cors rules on a file change and on SIGHUP, and refuses an invalid origin naming it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-serve-cors-'));
+    const file = join(dir, 'gateway.yaml');
+    writeFileSync(file, 'cors:\n  origins: [https://one.example.com]\n');
+    const s = await serve(['--config', file]);
+    const allowOrigin = async (origin: string): Promise<[number, string | null]> => {
+      const res = await fetch(`${s.url}/v1/chat/completions`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST' } });
+      return [res.status, res.headers.get('access-control-allow-origin')];
+    };
+    expect(await allowOrigin('https://one.example.com')).toEqual([204, 'https://one.example.com']);
+    expect(await allowOrigin('https://two.example.com')).toEqual([403, null]);
+
+    const write = (text: string): void => {
+      writeFileSync(`${file}.tmp`, text);
+      renameSync(`${file}.tmp`, file);
+    };
+    write('cors:\n  origins: [https://two.example.com]\n');
+    await waitFor(() => /reloaded \(file changed\)/.test(s.stderr()), 5000);
+    expect(await allowOrigin('https://one.example.com')).toEqual([403, null]);
+    expect(await allowOrigin('https://two.example.com')).toEqual([204, 'https://two.example.com']);
+
+    write('cors:\n  origins:\n    - https://two.example.com\n    - https://three.example.com/app\n');
+    await waitFor(() => /refused, the old one stays: .*gateway\.yaml:4: cors\.origins\[1\]: "https:\/\/three\.example\.com\/app" has a path/.test(s.stderr()), 5000);
+    expect(await allowOrigin('https://two.example.com')).toEqual([204, 'https://two.example.com']);
+
+    // No cors section: OPTIONS is refused as any other method the gateway does not serve.
+    writeFileSync(file, '{}\n');
+    s.child.kill('SIGHUP');
+    await waitFor(() => /reloaded \(SIGHUP\)/.test(s.stderr()), 5000);
+    expect(await allowOrigin('https://two.example.com')).toEqual([405, null]);
+    s.child.kill('SIGTERM');
+    expect(await s.exited).toBe(0);
+  });
+
   it('drains requests in flight on SIGTERM, then exits', async () => {
     const upstream = await startStandIn();
     try {

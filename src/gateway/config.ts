@@ -9,6 +9,7 @@ import { LineCounter, isMap, isNode, isScalar, isSeq, parseDocument, type Docume
 import { z } from 'zod';
 import { ConfigError, registerSecret } from '../errors.js';
 import { BUILTIN_PROVIDERS, type ProviderConfig } from '../providers/registry.js';
+import { HEADER_NAME, originPatternText, parseOriginPattern } from './cors.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
@@ -101,6 +102,16 @@ const schema = z
       })
       .strict()
       .optional(),
+    cors: z
+      .object({
+        origins: z.union([z.string(), z.array(z.string()).min(1, "at least one origin (or '*' for any)")], {
+          error: (issue) => `${issue.input === undefined ? 'is required: ' : ''}'*' or a list of origins, such as [https://app.example.com, http://localhost:*]`,
+        }),
+        max_age_seconds: nonNegativeInt.max(86_400, 'at most 86400 (a day; browsers cap it lower)').optional(),
+        expose_headers: z.array(z.string().regex(HEADER_NAME, 'a header name')).optional(),
+      })
+      .strict()
+      .optional(),
     logging: z
       .object({
         requests: z.boolean().optional(),
@@ -145,6 +156,8 @@ export interface GatewayConfig {
   logging: { requests: boolean; accessLog: boolean; content: boolean };
   /** The response cache (docs/caching.md, "In the gateway"); undefined when the config has no `response_cache`. */
   responseCache: GatewayCacheConfig | undefined;
+  /** Cross-origin calls from browsers (cors.ts); undefined when the config has no `cors`: no CORS headers at all. */
+  cors: GatewayCorsConfig | undefined;
   /** Virtual keys, budgets and rate limits (docs/keys.md). */
   virtualKeys: {
     /** On by default when there is a master key. */
@@ -185,6 +198,15 @@ export interface GatewayCacheConfig {
   models: Map<string, GatewayCacheRule>;
   /** Rules by virtual key id (`sk-sb-...` id, never the key) or `master`; a key's rule wins over a model's. */
   keys: Map<string, GatewayCacheRule>;
+}
+
+export interface GatewayCorsConfig {
+  /** `*`: any origin; else origins and patterns (`http://localhost:*`, `https://*.example.com`), lower-cased, default ports dropped. */
+  origins: '*' | string[];
+  /** How long a browser may keep a preflight's answer (default 7200, Chromium's own cap). */
+  maxAgeSeconds: number;
+  /** Response headers browser code may read besides the gateway's own (cors.ts EXPOSED_HEADERS), lower-cased. */
+  exposeHeaders: string[];
 }
 
 export const DEFAULT_PORT = 4000;
@@ -321,6 +343,7 @@ function buildConfig(raw: RawGatewayConfig, source: string, baseEnv: Record<stri
   }
   return {
     source,
+    cors: raw.cors ? corsConfig(raw.cors, fail) : undefined,
     responseCache: raw.response_cache ? cacheConfig(raw.response_cache, env, vk.redis_url) : undefined,
     host: raw.listen?.host ?? '127.0.0.1',
     port: raw.listen?.port ?? DEFAULT_PORT,
@@ -383,6 +406,20 @@ function cacheConfig(raw: NonNullable<RawGatewayConfig['response_cache']>, env: 
     models: new Map(Object.entries(raw.models ?? {}).map(([k, v]) => [k, cacheRule(v)])),
     keys: new Map(Object.entries(raw.keys ?? {}).map(([k, v]) => [k, cacheRule(v)])),
   };
+}
+
+/** `cors` with each origin checked (a wrong one names its place in the list) and written as a browser sends it. */
+function corsConfig(raw: NonNullable<RawGatewayConfig['cors']>, fail: (path: PropertyKey[], message: string) => never): GatewayCorsConfig {
+  const exposeHeaders = (raw.expose_headers ?? []).map((h) => h.toLowerCase());
+  const maxAgeSeconds = raw.max_age_seconds ?? 7200;
+  if (typeof raw.origins === 'string' && raw.origins.trim() === '*') return { origins: '*', maxAgeSeconds, exposeHeaders };
+  // A single origin may be written without the list's brackets.
+  const listed = typeof raw.origins === 'string' ? [raw.origins] : raw.origins;
+  const origins = listed.map((text, i) => {
+    const pattern = parseOriginPattern(text);
+    return typeof pattern === 'string' ? fail(typeof raw.origins === 'string' ? ['cors', 'origins'] : ['cors', 'origins', i], pattern) : originPatternText(pattern);
+  });
+  return { origins, maxAgeSeconds, exposeHeaders };
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

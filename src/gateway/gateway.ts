@@ -2,7 +2,8 @@
  * The gateway: one node:http server that speaks the OpenAI, Anthropic and Gemini APIs at
  * once and puts the library's Router behind them.
  *
- * A request goes: in-flight limit (503 past it) -> endpoint by path -> credential (master or
+ * A request goes: a browser's CORS preflight, answered at once when the config has `cors`
+ * (cors.ts) -> in-flight limit (503 past it) -> endpoint by path -> credential (master or
  * virtual key) -> body (size limit, JSON) -> the caller's server half parses it (4xx in the
  * caller's own shape) -> model name to model string (aliases, groups, fallbacks) -> checks
  * (model string, media) -> admission -> proxy.ts (router, streaming) -> metrics, one JSON log
@@ -33,6 +34,7 @@ import { AdmissionError, masterKeyAuthenticator, modelAllowed, openAdmission, op
 import type { GatewayConfig } from './config.js';
 import { ConsoleAssets } from './console-assets.js';
 import { createConsoleApi, type ConsoleApi } from './console-api.js';
+import { CorsPolicy, isPreflight } from './cors.js';
 import { clientError, credentialOf, decodePathPart, isJsonContentType, parseJsonBody, readBody, requestIdOf, responseId } from './http.js';
 import { GatewayMetrics } from './metrics.js';
 import { listedModels, routeModelFor } from './models.js';
@@ -81,6 +83,8 @@ interface Serving {
   routeOptions: Omit<RouteOptions, 'signal' | 'collected'>;
   /** Model strings this configuration has already found valid (checkModelString), so each is checked once. */
   checkedModels: Set<string>;
+  /** The config's `cors` rules; undefined (no CORS headers, OPTIONS refused as before) without one. */
+  cors: CorsPolicy | undefined;
 }
 
 /** Past this many distinct model strings the set of checked ones starts again. */
@@ -116,6 +120,13 @@ function matchEndpoint(method: string, path: string, req: IncomingMessage): Matc
     if (path === '/v1/models') return { protocol: req.headers['anthropic-version'] !== undefined ? 'anthropic' : 'openai', kind: 'models' };
     if (path === '/v1beta/models') return { protocol: 'gemini', kind: 'models' };
   }
+  return undefined;
+}
+
+/** The method a path is served with (what a preflight may ask for); undefined when it is no endpoint. */
+function methodServed(path: string, req: IncomingMessage): 'POST' | 'GET' | undefined {
+  if (matchEndpoint('POST', path, req)) return 'POST';
+  if (matchEndpoint('GET', path, req)) return 'GET';
   return undefined;
 }
 
@@ -227,7 +238,9 @@ export class Gateway {
       traceRedis(() => this.#handle(req, res)).catch((err: unknown) => {
         this.#warn(`internal error: ${redactSecrets(err instanceof Error ? (err.stack ?? err.message) : String(err))}`);
         if (!res.headersSent) {
-          res.writeHead(500, { 'content-type': 'application/json' });
+          const headers: Record<string, string> = { 'content-type': 'application/json' };
+          this.#serving.cors?.addResponseHeaders(headers, req.headers.origin);
+          res.writeHead(500, headers);
           res.end('{"error":{"message":"internal gateway error","type":"server_error"}}');
         } else res.destroy();
       });
@@ -250,6 +263,10 @@ export class Gateway {
     const registry = new ProviderRegistry();
     for (const p of config.providers) registry.register(p);
     const authenticator = this.#customAuthenticator ?? (config.masterKey ? masterKeyAuthenticator(config.masterKey) : openAuthenticator);
+    const cors = config.cors ? new CorsPolicy(config.cors) : undefined;
+    if (cors?.anyOrigin && authenticator === openAuthenticator) {
+      this.#warn("cors.origins is '*' and there is no master key: any web page a visitor opens can use this gateway's models");
+    }
     const retry: NonNullable<RouteOptions['retry']> = {};
     if (config.routing.maxRetries !== undefined) retry.maxRetries = config.routing.maxRetries;
     if (config.routing.retriesBeforeFallback !== undefined) retry.retriesBeforeFallback = config.routing.retriesBeforeFallback;
@@ -258,6 +275,7 @@ export class Gateway {
       registry,
       authenticator,
       checkedModels: new Set(),
+      cors,
       routeOptions: {
         registry,
         env: config.env,
@@ -370,6 +388,18 @@ export class Gateway {
       return;
     }
 
+    // One configuration for the whole request, preflight included.
+    const serving = this.#serving;
+    const headers: Record<string, string> = { 'x-request-id': requestId };
+    if (serving.cors) {
+      const allowedMethod = method === 'OPTIONS' && isPreflight(req.headers) ? methodServed(path, req) : undefined;
+      if (allowedMethod) {
+        this.#preflight(serving.cors, req, res, allowedMethod, path, headers);
+        return;
+      }
+      serving.cors.addResponseHeaders(headers, req.headers.origin);
+    }
+
     let matched = matchEndpoint(method, path, req);
     let server: ProtocolServer;
     try {
@@ -379,7 +409,6 @@ export class Gateway {
       server = getProtocolServer('openai');
       matched = undefined;
     }
-    const headers: Record<string, string> = { 'x-request-id': requestId };
     if (this.#draining) headers.connection = 'close';
     const logBase = { request_id: requestId, method, path, protocol: server.name };
 
@@ -434,7 +463,6 @@ export class Gateway {
       return;
     }
 
-    const serving = this.#serving;
     const limit = serving.config.limits.maxInFlight;
     if (this.#draining || this.#inFlight >= limit) {
       const why = this.#draining ? 'The gateway is shutting down; retry on another instance.' : `The gateway is serving its limit of ${limit} requests; retry shortly.`;
@@ -482,6 +510,20 @@ export class Gateway {
       this.metrics.inFlight.value = this.#inFlight;
       if (this.#inFlight === 0 && this.#idle) this.#idle();
     }
+  }
+
+  /**
+   * A browser's preflight for an endpoint: answered before authentication and the in-flight
+   * limit, outside the request log and the request metrics. A refused origin gets an access-log
+   * line, so an origin missing from `cors.origins` shows where an operator looks.
+   */
+  #preflight(cors: CorsPolicy, req: IncomingMessage, res: ServerResponse, allowedMethod: string, path: string, headers: Record<string, string>): void {
+    if (cors.answerPreflight(req.headers, res, allowedMethod, headers)) {
+      this.metrics.corsPreflights.inc({ result: 'allowed' });
+      return;
+    }
+    this.metrics.corsPreflights.inc({ result: 'refused' });
+    this.#log({ ts: new Date().toISOString(), request_id: headers['x-request-id'], method: 'OPTIONS', path, status: 403, error_type: 'cors_origin_not_allowed', origin: req.headers.origin });
   }
 
   async #modelRequest(

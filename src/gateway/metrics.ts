@@ -287,6 +287,7 @@ export class GatewayMetrics {
   readonly inFlight = new Gauge('switchboard_in_flight_requests', 'Requests being served now.', []);
   readonly rejected = new Counter('switchboard_rejected_total', 'Requests refused before reaching a model, by reason.', ['reason']);
   readonly reloads = new Counter('switchboard_config_reloads_total', 'Configuration reloads by result.', ['result']);
+  readonly corsPreflights = new Counter('switchboard_cors_preflights_total', 'Browser CORS preflights answered, by result (allowed, refused).', ['result']);
   readonly cacheRequests = new Counter('switchboard_response_cache_requests_total', 'Model requests the response cache covered, by result (hit, miss, bypass).', ['result']);
   readonly saved = new Counter(
     'switchboard_cache_saved_usd_total',
@@ -339,7 +340,7 @@ export class GatewayMetrics {
   }
 
   #all(): (Counter | Gauge | Histogram | EventLoopLag)[] {
-    return [this.requests, this.errors, this.duration, this.ttft, this.itl, this.tokens, this.tokensTotal, this.cost, this.overhead, this.inFlight, this.rejected, this.reloads, this.cacheRequests, this.saved, this.extra, this.redisCommands, this.redisRoundTrips, this.eventLoopLag];
+    return [this.requests, this.errors, this.duration, this.ttft, this.itl, this.tokens, this.tokensTotal, this.cost, this.overhead, this.inFlight, this.rejected, this.reloads, this.corsPreflights, this.cacheRequests, this.saved, this.extra, this.redisCommands, this.redisRoundTrips, this.eventLoopLag];
   }
 
   /** This process's series, for a primary process to sum (`serve --workers N`). */
