@@ -20,6 +20,8 @@ const CHROMIUM = '/usr/bin/chromium';
 let site: Server;
 let sitePort: number;
 let gw: RunningGateway;
+/** A gateway without a master key and without cors: what `switchboard serve` is on a laptop. */
+let openGw: RunningGateway;
 let browser: BrowserContext;
 
 /** What the page's script saw of one call. */
@@ -42,6 +44,7 @@ beforeAll(async () => {
   sitePort = (site.address() as AddressInfo).port;
   // Only the page's 127.0.0.1 origin is allowed; the same page reached as localhost is another origin.
   gw = await startGateway(`cors:\n  origins: [http://127.0.0.1:${sitePort}]\n`);
+  openGw = await startGateway('', { open: true });
   browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'sb-chromium-')), {
     executablePath: CHROMIUM,
     headless: true,
@@ -52,6 +55,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await gw?.close();
+  await openGw?.close();
   await new Promise((resolve) => (site ? site.close(resolve) : resolve(undefined)));
 });
 
@@ -107,8 +111,8 @@ function callGateway(page: Page, stream: boolean): Promise<Seen> {
 }
 
 /** A counter's value in the gateway's /metrics (0 when the series is absent). */
-async function metric(series: string): Promise<number> {
-  const text = await (await fetch(`${gw.url}/metrics`)).text();
+async function metric(series: string, of = gw): Promise<number> {
+  const text = await (await fetch(`${of.url}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? 0 : Number(line.split(' ')[1]);
 }
@@ -144,6 +148,22 @@ describe.skipIf(!existsSync(CHROMIUM))('CORS in chromium', () => {
     expect(seen.status).toBeUndefined();
     expect(await metric('switchboard_cors_preflights_total{result="refused"}')).toBe(1);
     expect(await metric('switchboard_requests_total{protocol="openai",status="200"}')).toBe(before);
+    await page.close();
+  }, 30_000);
+
+  it('a page cannot make the browser spend on an open gateway with a blind no-cors POST: refused before any model runs', async () => {
+    const page = await pageAt(`http://localhost:${sitePort}`);
+    // A Blob body sends no Content-Type, so the browser needs no preflight: the request itself goes out.
+    const sent = await page.evaluate(async (gateway) => {
+      const body = new Blob([JSON.stringify({ model: 'sim/llama@sim-fast', messages: [{ role: 'user', content: 'spend the owner\'s money' }] })]);
+      const res = await fetch(`${gateway}/v1/chat/completions`, { method: 'POST', mode: 'no-cors', body });
+      return res.type;
+    }, openGw.url);
+    expect(sent).toBe('opaque');
+    await expect.poll(() => metric('switchboard_rejected_total{reason="cors_origin_not_allowed"}', openGw)).toBe(1);
+    expect(await metric('switchboard_requests_total{protocol="openai",status="200"}', openGw)).toBe(0);
+    // The access log is written in batches (every 100 ms).
+    await expect.poll(() => openGw.accessLog.find((l) => l.error_type === 'cors_origin_not_allowed')?.origin).toBe(`http://localhost:${sitePort}`);
     await page.close();
   }, 30_000);
 });

@@ -6,6 +6,7 @@
  * backed by the simulator (and a local stand-in for an upstream's 429).
  */
 import { mkdtempSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -195,14 +196,16 @@ describe('actual responses', () => {
     expect(await res.text()).toMatch(/data: \[DONE\]/);
   });
 
-  it('another origin, or none, is served without an allow header (the browser keeps the answer from the page)', async () => {
-    for (const origin of ['https://evil.example.net', undefined]) {
-      const res = await chat(gw.url, origin);
-      expect(res.status).toBe(200);
-      expect(corsHeaders(res)).toEqual({});
-      expect(res.headers.get('vary')).toBe('Origin');
-      await res.json();
-    }
+  it('another origin is refused before any model runs (a CORS error alone would come after the spend); no Origin is served', async () => {
+    const refused = await chat(gw.url, 'https://evil.example.net');
+    expect(refused.status).toBe(403);
+    expect(corsHeaders(refused)).toEqual({});
+    expect(refused.headers.get('vary')).toBe('Origin');
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(/Requests from web pages at https:\/\/evil\.example\.net are refused: add the origin to cors\.origins/);
+    const served = await chat(gw.url, undefined);
+    expect(served.status).toBe(200);
+    expect(corsHeaders(served)).toEqual({});
+    await served.json();
   });
 
   it('401s in the OpenAI, Anthropic and Gemini shapes carry the allow headers', async () => {
@@ -323,5 +326,52 @@ describe('reload', () => {
     } finally {
       await g.close();
     }
+  });
+});
+
+describe('pages at other origins, on a gateway without a master key', () => {
+  /** A POST as a browser sends it for a page: its Origin, and the Host it reached (a DNS-rebinding page names its own host). */
+  // node:http, not fetch: fetch sends the Host of the URL whatever the headers say.
+  const post = (url: string, headers: Record<string, string>, path = '/v1/chat/completions', body: unknown = { model: MODEL, messages: [{ role: 'user', content: 'hi' }] }): Promise<{ status: number; json: () => unknown }> =>
+    new Promise((resolve, reject) => {
+      const { hostname, port } = new URL(url);
+      const req = httpRequest({ host: hostname, port, path, method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: () => JSON.parse(text) as unknown }));
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify(body));
+    });
+
+  it('refuses a page from another origin and a rebinding page, in the caller\'s shape, and serves its own console and non-browser clients', async () => {
+    const open = await startGateway('', { open: true });
+    try {
+      const host = new URL(open.url).host;
+      const foreign = await post(open.url, { origin: 'https://evil.example.net' });
+      expect(foreign.status).toBe(403);
+      expect((foreign.json() as { error: { type: string; message: string } }).error).toMatchObject({ type: 'permission_error', message: expect.stringMatching(/add the origin to cors\.origins/) });
+      const anthropic = await post(open.url, { origin: 'https://evil.example.net', 'anthropic-version': '2023-06-01' }, '/v1/messages', { model: MODEL, max_tokens: 20, messages: [{ role: 'user', content: 'hi' }] });
+      expect(anthropic.status).toBe(403);
+      expect(anthropic.json()).toMatchObject({ type: 'error', error: { type: 'permission_error' } });
+      // evil.example rebound to 127.0.0.1: same-origin by its headers, refused by its host name.
+      const rebound = await post(open.url, { origin: `http://evil.example:${new URL(open.url).port}`, host: `evil.example:${new URL(open.url).port}` });
+      expect(rebound.status).toBe(403);
+      // The gateway's own pages (by address or localhost), and clients that send no Origin, are served.
+      for (const headers of <Record<string, string>[]>[{ origin: `http://${host}` }, { origin: `http://localhost:${new URL(open.url).port}`, host: `localhost:${new URL(open.url).port}` }, {}]) {
+        const res = await post(open.url, headers);
+        expect({ headers, status: res.status }).toEqual({ headers, status: 200 });
+      }
+      // The access log is written in batches (every 100 ms).
+      await expect.poll(() => open.accessLog.filter((l) => l.error_type === 'cors_origin_not_allowed').map((l) => l.origin)).toEqual(['https://evil.example.net', 'https://evil.example.net', `http://evil.example:${new URL(open.url).port}`]);
+    } finally {
+      await open.close();
+    }
+  });
+
+  it('with a master key, a same-origin page under any host name goes on to the key check', async () => {
+    const port = new URL(gw.url).port;
+    const named = await post(gw.url, { origin: `http://gateway.internal:${port}`, host: `gateway.internal:${port}`, authorization: `Bearer ${MASTER_KEY}` });
+    expect(named.status).toBe(200);
   });
 });

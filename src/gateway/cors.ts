@@ -16,6 +16,7 @@
  *   headers. Credentials are bearer headers, never cookies: no `Allow-Credentials`.
  */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
 import type { GatewayCorsConfig } from './config.js';
 
 /** Response headers of the gateway's own that browser code may read (on top of the CORS-safelisted ones). */
@@ -194,4 +195,30 @@ export class CorsPolicy {
 /** Whether a request is a CORS preflight (the caller checks the method is OPTIONS). */
 export function isPreflight(headers: IncomingHttpHeaders): boolean {
   return headers.origin !== undefined && headers['access-control-request-method'] !== undefined;
+}
+
+/**
+ * Whether a model request from a web page may be served. A browser names the page's origin in
+ * `Origin` (on every POST, same-origin ones included); other clients send none and are not
+ * concerned. Without this, a page the user happens to open could make the browser POST to a
+ * gateway on the user's machine: a CORS refusal only hides the answer from the page, after
+ * the model has run and been paid for. A page may call when:
+ * - `cors.origins` allows its origin; or
+ * - it is the gateway's own page (the console): its origin is the request's Host. On a gateway
+ *   without a master key that Host must also be an address or `localhost`, never another name:
+ *   a DNS-rebinding page (evil.example resolved to 127.0.0.1) is "same-origin" by every header
+ *   it sends, and only its host name gives it away. With a master key such a page has no key
+ *   to send.
+ */
+export function pageMayCall(cors: CorsPolicy | undefined, headers: IncomingHttpHeaders, openGateway: boolean): boolean {
+  const origin = headers.origin;
+  if (origin === undefined) return true;
+  if (cors?.allowOrigin(origin) !== undefined) return true;
+  const host = headers.host?.toLowerCase();
+  if (host === undefined) return false;
+  const own = origin.toLowerCase();
+  if (own !== `http://${host}` && own !== `https://${host}`) return false;
+  if (!openGateway) return true;
+  const name = host.replace(/:\d+$/, '');
+  return name === 'localhost' || name.endsWith('.localhost') || isIP(name.replace(/^\[(.*)\]$/, '$1')) !== 0;
 }

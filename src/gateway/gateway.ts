@@ -34,7 +34,7 @@ import { AdmissionError, masterKeyAuthenticator, modelAllowed, openAdmission, op
 import type { GatewayConfig } from './config.js';
 import { ConsoleAssets } from './console-assets.js';
 import { createConsoleApi, type ConsoleApi } from './console-api.js';
-import { CorsPolicy, isPreflight } from './cors.js';
+import { CorsPolicy, isPreflight, pageMayCall } from './cors.js';
 import { clientError, credentialOf, decodePathPart, isJsonContentType, parseJsonBody, readBody, requestIdOf, responseId } from './http.js';
 import { GatewayMetrics } from './metrics.js';
 import { listedModels, routeModelFor } from './models.js';
@@ -85,6 +85,8 @@ interface Serving {
   checkedModels: Set<string>;
   /** The config's `cors` rules; undefined (no CORS headers, OPTIONS refused as before) without one. */
   cors: CorsPolicy | undefined;
+  /** No master key and no custom authenticator: any caller is served (cors.ts pageMayCall). */
+  open: boolean;
 }
 
 /** Past this many distinct model strings the set of checked ones starts again. */
@@ -276,6 +278,7 @@ export class Gateway {
       authenticator,
       checkedModels: new Set(),
       cors,
+      open: authenticator === openAuthenticator,
       routeOptions: {
         registry,
         env: config.env,
@@ -460,6 +463,16 @@ export class Gateway {
     if (!matched) {
       const known = method === 'POST' || method === 'GET';
       refuse(clientError(known ? 404 : 405, `${method} ${path} is not an endpoint of this gateway; see GET /v1/models and POST /v1/chat/completions, /v1/responses, /v1/messages, /v1beta/models/{model}:generateContent.`), 'not_found');
+      return;
+    }
+
+    if (req.headers.origin !== undefined && !pageMayCall(serving.cors, req.headers, serving.open)) {
+      const origin = req.headers.origin;
+      refuse(
+        clientError(403, `Requests from web pages at ${origin} are refused: add the origin to cors.origins in the gateway's config to let that page call (docs/gateway.md, "Browsers (CORS)").`),
+        'cors_origin_not_allowed',
+        { origin },
+      );
       return;
     }
 

@@ -20,10 +20,11 @@ export interface RunningGateway {
 }
 
 /** A gateway on 127.0.0.1:0 from a YAML config (the master key is added unless the YAML sets one). */
-export async function startGateway(yaml = '', options: { env?: Record<string, string>; requestLog?: boolean } & Partial<GatewayOptions> = {}): Promise<RunningGateway> {
+/** `open`: no master key (the gateway serves any caller), unless the YAML sets one. */
+export async function startGateway(yaml = '', options: { env?: Record<string, string>; requestLog?: boolean; open?: boolean } & Partial<GatewayOptions> = {}): Promise<RunningGateway> {
   const home = mkdtempSync(join(tmpdir(), 'sb-gw-'));
   const env = { ...process.env, SWITCHBOARD_HOME: home, ...options.env };
-  const text = /master_key:/.test(yaml) ? yaml : `master_key: ${MASTER_KEY}\n${yaml}`;
+  const text = /master_key:/.test(yaml) || options.open ? yaml : `master_key: ${MASTER_KEY}\n${yaml}`;
   const config = parseGatewayConfig(text, 'test.yaml', env);
   const accessLog: Record<string, unknown>[] = [];
   const warnings: string[] = [];
